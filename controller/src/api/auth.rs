@@ -1,0 +1,39 @@
+//! Who is calling, and may they? Every handler's first line.
+
+use crate::error::{Error, Result};
+use crate::state::{Caller, Controller};
+use crate::store::records::Role;
+use porta_proto::AUTHORIZATION_HEADER;
+use tonic::Request;
+
+/// Roles that may call an RPC.
+pub(crate) const ADMIN: &[Role] = &[Role::Admin];
+/// Audit reads: auditors and admins.
+pub(crate) const AUDIT: &[Role] = &[Role::Admin, Role::Auditor];
+/// Enrolled devices.
+pub(crate) const DEVICE: &[Role] = &[Role::Device];
+/// Gateways.
+pub(crate) const GATEWAY: &[Role] = &[Role::Gateway];
+
+/// Authenticates the request's bearer credential and checks that its role
+/// is one of `allowed` for `rpc`.
+pub(crate) fn authorize<M>(ctl: &Controller, request: &Request<M>, rpc: &str, allowed: &[Role]) -> Result<Caller> {
+    let header = request
+        .metadata()
+        .get(AUTHORIZATION_HEADER)
+        .ok_or_else(|| Error::Unauthenticated("no credential was sent; log in first (`portactl login`)".into()))?;
+    let value = header
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| Error::Unauthenticated("the authorization header must be `Bearer <credential>`".into()))?;
+    let caller = ctl.authenticate(value)?;
+    if !allowed.contains(&caller.role) {
+        tracing::warn!(caller = %caller.name, role = caller.role.as_str(), rpc, "permission denied");
+        return Err(Error::PermissionDenied(format!(
+            "the {} role may not call {rpc}",
+            caller.role.as_str()
+        )));
+    }
+    Ok(caller)
+}

@@ -1,0 +1,44 @@
+//! Enrollment: redeem one-time tokens. The only service without a bearer
+//! credential: the token itself is the proof.
+
+use super::{convert, now};
+use crate::error::Error;
+use crate::state::Controller;
+use crate::validate;
+use porta_proto::pb::{self, enrollment_server::Enrollment};
+use porta_proto::PublicKey;
+use tonic::{Request, Response, Status};
+
+/// The Enrollment service.
+pub struct EnrollmentApi(pub(super) Controller);
+
+#[tonic::async_trait]
+impl Enrollment for EnrollmentApi {
+    #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
+    async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
+        let r = request.into_inner();
+        let key: PublicKey = r
+            .public_key
+            .parse()
+            .map_err(|e| Error::invalid(format!("public_key: {e}")))?;
+        let hostname = validate::hostname(&r.hostname)?;
+        let os = validate::text("os", &r.os)?;
+        let (device, credential) = self.0.enroll(&r.token, key, &hostname, &os, now()).await?;
+        let config = self.0.device_config(&device.id)?;
+        Ok(Response::new(pb::EnrollResponse { config: Some(config), credential }))
+    }
+
+    #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+        let r = request.into_inner();
+        let client_name = validate::text("client_name", &r.client_name)?;
+        let (credential, secret) = self.0.login(&r.token, &client_name, now()).await?;
+        tracing::info!(name = %credential.name, role = credential.role.as_str(), "credential activated");
+        Ok(Response::new(pb::LoginResponse {
+            credential: secret,
+            role: convert::role(credential.role) as i32,
+            name: credential.name,
+            credential_id: credential.id,
+        }))
+    }
+}

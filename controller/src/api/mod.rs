@@ -1,0 +1,57 @@
+//! The gRPC services. Each handler authorizes the caller, validates the
+//! message into typed values, calls one [`Controller`] operation with the
+//! current time, and converts the result; errors become `Status` through
+//! the single `From<Error> for Status` in [`crate::error`].
+
+mod admin;
+mod audit;
+mod auth;
+mod convert;
+mod device;
+mod enrollment;
+mod gateway;
+
+pub use admin::AdminApi;
+pub use audit::AuditApi;
+pub use device::DeviceApi;
+pub use enrollment::EnrollmentApi;
+pub use gateway::GatewayApi;
+
+use crate::state::Controller;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Largest message any service accepts, in bytes. The biggest legitimate
+/// request (a group's members, a status report) is far smaller.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The current time in Unix seconds: the one place handlers read the clock.
+pub(crate) fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// All five services over one controller.
+pub struct Apis {
+    /// Enrollment.
+    pub enrollment: EnrollmentApi,
+    /// Device.
+    pub device: DeviceApi,
+    /// Admin.
+    pub admin: AdminApi,
+    /// Audit.
+    pub audit: AuditApi,
+    /// Gateway.
+    pub gateway: GatewayApi,
+}
+
+impl Apis {
+    /// Builds the services over `ctl`.
+    pub fn new(ctl: Controller) -> Self {
+        Self {
+            enrollment: EnrollmentApi(ctl.clone()),
+            device: DeviceApi(ctl.clone()),
+            admin: AdminApi(ctl.clone()),
+            audit: AuditApi(ctl.clone()),
+            gateway: GatewayApi(ctl),
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The controller's error type, and its one mapping onto gRPC statuses.
+//!
+//! Handlers return [`Error`]; `From<Error> for Status` below is the only
+//! place that decides codes and what a caller may see. Internal failures
+//! (store, I/O) reach callers only as "internal error" and are logged in
+//! full on the server.
+
+use tonic::{Code, Status};
+
+/// Everything that can go wrong in a controller operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed: the message says which field and why.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A named thing does not exist.
+    #[error("{kind} {name:?} does not exist")]
+    NotFound {
+        /// e.g. "user", "group", "device".
+        kind: &'static str,
+        /// The name or id the caller gave.
+        name: String,
+    },
+    /// A thing with this name or key exists already.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The operation conflicts with the current state (e.g. a disabled user).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// No credential, or one we do not recognise.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A known caller whose role does not allow this, or who was revoked.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The VPN prefix has no address left.
+    #[error("{0}")]
+    AddressesExhausted(String),
+    /// The RPC is part of the contract but arrives with later work.
+    #[error("{0}")]
+    Unimplemented(&'static str),
+    /// sled failed.
+    #[error("store: {0}")]
+    Store(#[from] sled::Error),
+    /// A stored record could not be decoded: the data directory is damaged.
+    #[error("stored record {key:?} in {tree} is unreadable: {reason}")]
+    Corrupt {
+        /// The tree it came from.
+        tree: &'static str,
+        /// Its key, printable.
+        key: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The controller is shutting down.
+    #[error("the controller is shutting down")]
+    ShuttingDown,
+}
+
+/// Result alias for controller operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidArgument`].
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::InvalidArgument(message.into())
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
+        Self::NotFound { kind, name: name.into() }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        let code = match &error {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::NotFound { .. } => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::AddressesExhausted(_) => Code::ResourceExhausted,
+            Error::Unimplemented(_) => Code::Unimplemented,
+            Error::ShuttingDown => Code::Unavailable,
+            Error::Store(_) | Error::Corrupt { .. } => {
+                tracing::error!(error = %error, "internal error");
+                return Status::internal("internal error; the controller's log has the details");
+            }
+        };
+        Status::new(code, error.to_string())
+    }
+}

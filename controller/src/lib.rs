@@ -1,0 +1,42 @@
+//! The Porta controller: the control plane of a WireGuard VPN for town halls.
+//!
+//! It issues WireGuard peer configurations to staff devices over gRPC (TLS,
+//! pinned by certificate fingerprint), keeps users, groups, devices and
+//! credentials in an embedded sled store, hands out tunnel addresses, and
+//! revokes devices at once.
+//!
+//! # Layout
+//! * [`store`]: sled trees, typed records, schema version, the one atomic
+//!   write path.
+//! * [`state`]: [`Controller`], the cloneable handle with every operation;
+//!   takes `now` as an argument, returns typed [`Error`]s.
+//! * [`api`]: the tonic services (Enrollment, Device, Admin, Audit, Gateway):
+//!   authorize → validate → one `Controller` call → convert.
+//! * [`ipam`], [`secret`], [`validate`]: pure helpers (address allocation,
+//!   hashed constant-time secrets, input checks).
+//! * [`init`], [`server`], [`tls`], [`options`]: the process shell behind the
+//!   `porta-controller` binary.
+//!
+//! # Request path
+//! ```text
+//! TLS (rustls) → tonic service → api::auth::authorize (bearer → credential → role)
+//!   → validate::* → Controller::op(.., now) → Store::write (one sled txn, flushed)
+//!   → watch channel → streams (WatchConfig) recompute and push
+//! ```
+
+pub mod api;
+pub mod error;
+mod files;
+pub mod init;
+pub mod ipam;
+pub mod options;
+pub mod secret;
+pub mod server;
+pub mod settings;
+pub mod state;
+pub mod store;
+pub mod tls;
+pub mod validate;
+
+pub use error::Error;
+pub use state::Controller;

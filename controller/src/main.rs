@@ -1,0 +1,77 @@
+//! `porta-controller`: parse, set up logging, run; errors print their chain.
+
+use anyhow::Result;
+use clap::Parser;
+use porta_controller::init::{self, InitReport};
+use porta_controller::options::{Cli, Command, FileConfig, LogFormat, ServeSettings};
+use porta_controller::server;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("porta-controller: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Init(args) => {
+            init_logging(cli.log_format.unwrap_or(LogFormat::Human), cli.log_level.as_deref().unwrap_or("warn"));
+            let report = init::init(args.to_options(), unix_now()).await?;
+            print_init_report(&report, args.json)
+        }
+        Command::Serve(args) => {
+            let file = args.config.as_deref().map(FileConfig::load).transpose()?.unwrap_or_default();
+            let settings = ServeSettings::resolve(&cli, args, file);
+            init_logging(settings.log_format, &settings.log_level);
+            if args.init && !init::is_initialised(&settings.data) {
+                let report = init::init(init::InitOptions::defaults(settings.data.clone()), unix_now()).await?;
+                print_init_report(&report, false)?;
+            }
+            server::serve(&settings.data, settings.listen, server::termination_signal()).await
+        }
+    }
+}
+
+fn print_init_report(report: &InitReport, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    println!("Initialised Porta in {}", report.data.display());
+    println!("  API endpoint:        {}", report.api_endpoint);
+    println!("  WireGuard endpoint:  {}", report.wg_endpoint);
+    println!("  VPN prefixes:        {}", report.vpn_prefixes.join(", "));
+    println!("  Certificate SHA-256: {}", report.certificate_sha256);
+    println!("  Gateway public key:  {}", report.gateway_public_key);
+    println!();
+    println!("First admin invitation (shown only now; valid until {}):", report.admin_invitation_expires);
+    println!();
+    println!("  {}", report.admin_invitation);
+    println!();
+    println!("Log in with:  portactl login <invitation>");
+    Ok(())
+}
+
+fn init_logging(format: LogFormat, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,197 @@
+//! Command line, environment and config file of `porta-controller`.
+//!
+//! Precedence for `serve`: flag > environment variable > config file
+//! (`--config`, TOML) > built-in default. `init` settings are flags or
+//! environment only: they are written into the store once.
+
+use crate::init::{DEFAULT_VPN_PREFIX, InitOptions};
+use crate::settings::DAY;
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// The default API listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:7443";
+
+/// Porta controller: WireGuard keys and peer configurations for a town's
+/// remote staff, over gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "porta-controller", version, propagate_version = true)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "PORTA_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `porta_controller=debug` (RUST_LOG syntax).
+    #[arg(long, global = true, env = "PORTA_LOG")]
+    pub log_level: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people at a terminal.
+    Human,
+    /// One JSON object per line, for journald/ELK.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a data directory: store, TLS certificate, gateway key, and the
+    /// first admin invitation (printed once).
+    Init(InitArgs),
+    /// Run the API and the embedded gateway.
+    Serve(ServeArgs),
+}
+
+/// `init` flags.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Data directory to create (must not exist or be empty).
+    #[arg(long, env = "PORTA_DATA")]
+    pub data: Option<PathBuf>,
+    /// Public host[:port] staff's WireGuard traffic reaches (UDP; default
+    /// port 51820). Default: this host's first non-loopback IPv4 address.
+    #[arg(long, env = "PORTA_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Public host:port of the API, written into invitations. Default: the
+    /// endpoint's host, port 7443.
+    #[arg(long, env = "PORTA_API_ENDPOINT")]
+    pub api_endpoint: Option<String>,
+    /// IPv4 prefix device addresses come from.
+    #[arg(long, default_value = DEFAULT_VPN_PREFIX)]
+    pub vpn_prefix: Ipv4Net,
+    /// IPv6 ULA prefix for devices (default: a random fdXX:…/64).
+    #[arg(long, conflicts_with = "no_ipv6")]
+    pub vpn_prefix6: Option<Ipv6Net>,
+    /// Give devices IPv4 addresses only.
+    #[arg(long)]
+    pub no_ipv6: bool,
+    /// A town prefix every device may reach (repeatable); groups add more.
+    #[arg(long = "route", value_name = "CIDR")]
+    pub routes: Vec<IpNet>,
+    /// A DNS server for devices (repeatable).
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<IpAddr>,
+    /// A DNS search domain for devices (repeatable).
+    #[arg(long = "search-domain", value_name = "DOMAIN")]
+    pub search_domains: Vec<String>,
+    /// Use this PEM certificate instead of a self-signed one.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How long a revoked device's address is held back (e.g. 30d).
+    #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+    pub address_quarantine: std::time::Duration,
+    /// Default lifetime of invitations (e.g. 72h).
+    #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
+    pub token_ttl: std::time::Duration,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `serve` flags.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// TOML config file (keys: data, listen, log_format, log_level).
+    #[arg(long, env = "PORTA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long, env = "PORTA_DATA")]
+    pub data: Option<PathBuf>,
+    /// Address the API listens on [default: 0.0.0.0:7443].
+    #[arg(long, env = "PORTA_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Initialise the data directory with defaults first if it is empty
+    /// (prints the first admin invitation once).
+    #[arg(long)]
+    pub init: bool,
+}
+
+/// The config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data: Option<PathBuf>,
+    /// Listen address.
+    pub listen: Option<SocketAddr>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// Log filter.
+    pub log_level: Option<String>,
+}
+
+impl FileConfig {
+    /// Reads a TOML config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid config file", path.display()))
+    }
+}
+
+/// `serve`'s settings after merging flags, environment and file.
+#[derive(Debug)]
+pub struct ServeSettings {
+    /// Data directory.
+    pub data: PathBuf,
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter.
+    pub log_level: String,
+}
+
+impl ServeSettings {
+    /// Merges `args` (flags and env) over `file` over defaults.
+    pub fn resolve(cli: &Cli, args: &ServeArgs, file: FileConfig) -> Self {
+        Self {
+            data: args.data.clone().or(file.data).unwrap_or_else(default_data_dir),
+            listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid constant")),
+            log_format: cli.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            log_level: cli.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+        }
+    }
+}
+
+impl InitArgs {
+    /// The init options these flags describe.
+    pub fn to_options(&self) -> InitOptions {
+        InitOptions {
+            data: self.data.clone().unwrap_or_else(default_data_dir),
+            endpoint: self.endpoint.clone(),
+            api_endpoint: self.api_endpoint.clone(),
+            vpn_prefix: self.vpn_prefix,
+            vpn_prefix6: self.vpn_prefix6,
+            no_ipv6: self.no_ipv6,
+            routes: self.routes.clone(),
+            dns: self.dns.clone(),
+            search_domains: self.search_domains.clone(),
+            tls: self.tls_cert.clone().zip(self.tls_key.clone()),
+            address_quarantine_secs: self.address_quarantine.as_secs(),
+            token_ttl_secs: self.token_ttl.as_secs().max(60).min(365 * DAY),
+        }
+    }
+}
+
+/// `/var/lib/porta` for root (as the systemd unit runs it), else
+/// `~/.local/share/porta`.
+pub fn default_data_dir() -> PathBuf {
+    let is_root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    match std::env::var_os("HOME") {
+        Some(home) if !is_root => PathBuf::from(home).join(".local/share/porta"),
+        _ => PathBuf::from("/var/lib/porta"),
+    }
+}

@@ -1,0 +1,792 @@
+//! The controller's operations, over the store.
+//!
+//! [`Controller`] is the one cloneable handle every API handler shares. Its
+//! methods take already-validated inputs and the current time (`now`, Unix
+//! seconds) as arguments — they never read the clock — and return typed
+//! [`Error`]s; the gRPC layer (`api`) does authentication, wire validation and
+//! conversion around them. Every change runs in one store transaction and,
+//! once durable, is announced on a watch channel so that config streams can
+//! react.
+
+use crate::error::{Error, Result};
+use crate::ipam;
+use crate::secret::{self, IssuedSecret, PresentedSecret};
+use crate::settings::Settings;
+use crate::store::records::*;
+use crate::store::{Store, T, Txn, TxError, meta};
+use porta_proto::{CertFingerprint, Invitation, PublicKey, pb};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What a caller's credential says about it.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The credential's role.
+    pub role: Role,
+    /// The credential id.
+    pub credential_id: String,
+    /// A name for logs and audit ("admin", a device name).
+    pub name: String,
+    /// For devices: which one.
+    pub device_id: Option<String>,
+}
+
+/// The shared controller state: store, settings, identity, change feed.
+#[derive(Clone)]
+pub struct Controller {
+    store: Store,
+    settings: Arc<Settings>,
+    fingerprint: CertFingerprint,
+    changes: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Controller {
+    /// Wraps an open, initialised store. `fingerprint` is the TLS
+    /// certificate's, written into the invitations this controller issues.
+    pub fn new(store: Store, fingerprint: CertFingerprint) -> Result<Self> {
+        let settings: Settings = store
+            .get(T::Meta, meta::SETTINGS)?
+            .ok_or_else(|| Error::FailedPrecondition("the data directory is not initialised; run `porta-controller init`".into()))?;
+        let revision = store.meta_u64(meta::REVISION)?;
+        Ok(Self {
+            store,
+            settings: Arc::new(settings),
+            fingerprint,
+            changes: watch::Sender::new(revision),
+            shutdown: watch::Sender::new(false),
+        })
+    }
+
+    /// The settings chosen at init.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store, for the rare caller that needs raw reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A receiver that sees the revision after every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// A receiver that turns `true` when the controller shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells long-lived streams to end.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Runs a write and announces the new revision.
+    async fn write<R>(&self, change: impl Fn(&Txn<'_>) -> Result<R, TxError>) -> Result<R> {
+        let (revision, result) = self.store.write(change).await?;
+        self.changes.send_replace(revision);
+        Ok(result)
+    }
+
+    fn invitation(&self, token: &str, kind: pb::InvitationKind) -> String {
+        Invitation {
+            controller: self.settings.api_endpoint.clone(),
+            fingerprint: self.fingerprint,
+            token: token.to_owned(),
+            kind,
+        }
+        .encode()
+    }
+
+    fn expiry(&self, now: u64, ttl_secs: u64) -> u64 {
+        now + if ttl_secs == 0 { self.settings.token_ttl_secs } else { ttl_secs }
+    }
+
+    // ----- authentication ---------------------------------------------------
+
+    /// Checks a presented credential and returns who it belongs to.
+    /// Unknown, malformed and revoked credentials, revoked devices and
+    /// disabled users are all refused here, so no handler can forget to.
+    pub fn authenticate(&self, presented: &str) -> Result<Caller> {
+        let secret = secret::parse(presented)
+            .ok_or_else(|| Error::Unauthenticated("the credential is malformed".into()))?;
+        let unknown = || Error::Unauthenticated("the credential is not valid (unknown or revoked)".into());
+        let credential: CredentialRecord =
+            self.store.get(T::Credentials, secret.id.as_bytes())?.ok_or_else(unknown)?;
+        let hash = credential.hash.as_ref().ok_or_else(unknown)?;
+        if !secret.matches(hash) || credential.revoked_at.is_some() {
+            return Err(unknown());
+        }
+        if let Some(device_id) = &credential.device_id {
+            let device = self.device_by_id(device_id)?;
+            self.check_device_allowed(&device)?;
+        }
+        Ok(Caller {
+            role: credential.role,
+            credential_id: credential.id,
+            name: credential.name,
+            device_id: credential.device_id,
+        })
+    }
+
+    fn check_device_allowed(&self, device: &DeviceRecord) -> Result<()> {
+        if device.revoked_at.is_some() {
+            return Err(Error::PermissionDenied("this device was revoked by your IT administrator".into()));
+        }
+        let user = self.user(&device.user)?;
+        if user.disabled {
+            return Err(Error::PermissionDenied(format!(
+                "the user {:?} is disabled; ask your IT administrator",
+                user.name
+            )));
+        }
+        Ok(())
+    }
+
+    // ----- users --------------------------------------------------------------
+
+    /// Creates a user, optionally in existing groups.
+    pub async fn create_user(&self, user: UserRecord) -> Result<UserRecord> {
+        self.write(|t| {
+            if t.contains(T::Users, user.name.as_bytes())? {
+                return Err(Error::AlreadyExists(format!("user {:?} already exists", user.name)).into());
+            }
+            for group in &user.groups {
+                require_group(t, group)?;
+            }
+            t.put(T::Users, user.name.as_bytes(), &user)?;
+            Ok(user.clone())
+        })
+        .await
+    }
+
+    /// Every user, by name.
+    pub fn list_users(&self) -> Result<Vec<UserRecord>> {
+        self.store.list(T::Users)
+    }
+
+    /// One user.
+    pub fn user(&self, name: &str) -> Result<UserRecord> {
+        self.store.get(T::Users, name.as_bytes())?.ok_or_else(|| Error::not_found("user", name))
+    }
+
+    /// Disables or enables a user.
+    pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<UserRecord> {
+        self.write(|t| {
+            let mut user = require_user(t, name)?;
+            user.disabled = disabled;
+            t.put(T::Users, name.as_bytes(), &user)?;
+            Ok(user)
+        })
+        .await
+    }
+
+    // ----- groups -------------------------------------------------------------
+
+    /// Creates an empty group.
+    pub async fn create_group(&self, group: GroupRecord) -> Result<GroupRecord> {
+        self.write(|t| {
+            if t.contains(T::Groups, group.name.as_bytes())? {
+                return Err(Error::AlreadyExists(format!("group {:?} already exists", group.name)).into());
+            }
+            t.put(T::Groups, group.name.as_bytes(), &group)?;
+            Ok(group.clone())
+        })
+        .await
+    }
+
+    /// Every group with its members.
+    pub fn list_groups(&self) -> Result<Vec<(GroupRecord, Vec<String>)>> {
+        let mut members = self.members_by_group()?;
+        Ok(self
+            .store
+            .list::<GroupRecord>(T::Groups)?
+            .into_iter()
+            .map(|g| {
+                let m = members.remove(&g.name).unwrap_or_default();
+                (g, m)
+            })
+            .collect())
+    }
+
+    /// One group with its members.
+    pub fn group(&self, name: &str) -> Result<(GroupRecord, Vec<String>)> {
+        let group: GroupRecord =
+            self.store.get(T::Groups, name.as_bytes())?.ok_or_else(|| Error::not_found("group", name))?;
+        let members = self.members_by_group()?.remove(name).unwrap_or_default();
+        Ok((group, members))
+    }
+
+    fn members_by_group(&self) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for user in self.list_users()? {
+            for group in &user.groups {
+                map.entry(group.clone()).or_default().push(user.name.clone());
+            }
+        }
+        Ok(map)
+    }
+
+    /// Deletes a group; its members leave it.
+    pub async fn delete_group(&self, name: &str) -> Result<()> {
+        let users = self.list_users()?;
+        self.write(|t| {
+            require_group(t, name)?;
+            t.remove(T::Groups, name.as_bytes())?;
+            for user in users.iter().filter(|u| u.groups.contains(name)) {
+                // Re-read inside the transaction: the list above may be stale.
+                if let Some(mut current) = t.get::<UserRecord>(T::Users, user.name.as_bytes())? {
+                    current.groups.remove(name);
+                    t.put(T::Users, user.name.as_bytes(), &current)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Adds a destination to a group (no-op if it is there already).
+    pub async fn allow_destination(&self, group: &str, destination: Destination) -> Result<GroupRecord> {
+        self.write(|t| {
+            let mut record = require_group(t, group)?;
+            if !record.destinations.contains(&destination) {
+                if record.destinations.len() >= crate::validate::MAX_DESTINATIONS {
+                    return Err(Error::FailedPrecondition(format!(
+                        "group {group:?} already has {} destinations, the most allowed",
+                        crate::validate::MAX_DESTINATIONS
+                    ))
+                    .into());
+                }
+                record.destinations.push(destination.clone());
+                t.put(T::Groups, group.as_bytes(), &record)?;
+            }
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Removes a destination from a group.
+    pub async fn disallow_destination(&self, group: &str, destination: Destination) -> Result<GroupRecord> {
+        self.write(|t| {
+            let mut record = require_group(t, group)?;
+            let before = record.destinations.len();
+            record.destinations.retain(|d| d != &destination);
+            if record.destinations.len() == before {
+                return Err(Error::not_found("destination", format!("{} in group {group}", destination.cidr)).into());
+            }
+            t.put(T::Groups, group.as_bytes(), &record)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Adds (`join = true`) or removes users from a group, all or none.
+    pub async fn set_membership(&self, group: &str, users: &[String], join: bool) -> Result<()> {
+        self.write(|t| {
+            require_group(t, group)?;
+            for name in users {
+                let mut user = require_user(t, name)?;
+                if join {
+                    user.groups.insert(group.to_owned());
+                } else {
+                    user.groups.remove(group);
+                }
+                t.put(T::Users, name.as_bytes(), &user)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    // ----- enrollment tokens ----------------------------------------------------
+
+    /// Creates a one-time enrollment token for `user`'s device `device_name`
+    /// and returns it with its invitation string.
+    pub async fn create_enrollment_token(
+        &self,
+        actor: &str,
+        user: &str,
+        device_name: &str,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Result<(InviteRecord, String)> {
+        let open_names = self.open_device_tokens(now)?;
+        let expires_at = self.expiry(now, ttl_secs);
+        let (record, secret) = self
+            .write(|t| {
+                let owner = require_user(t, user)?;
+                if owner.disabled {
+                    return Err(Error::FailedPrecondition(format!("user {user:?} is disabled")).into());
+                }
+                if t.contains(T::DeviceNames, device_name.as_bytes())? || open_names.contains(device_name) {
+                    return Err(Error::AlreadyExists(format!(
+                        "a device or open enrollment token named {device_name:?} exists already"
+                    ))
+                    .into());
+                }
+                let secret = secret::issue();
+                let record = InviteRecord {
+                    id: secret.id.clone(),
+                    hash: secret.hash,
+                    purpose: InvitePurpose::Device { user: user.to_owned(), device_name: device_name.to_owned() },
+                    created_at: now,
+                    expires_at,
+                    created_by: actor.to_owned(),
+                    redeemed_at: None,
+                };
+                t.put(T::Invites, record.id.as_bytes(), &record)?;
+                Ok((record, secret))
+            })
+            .await?;
+        Ok((record, self.invitation(&secret.text, pb::InvitationKind::Device)))
+    }
+
+    /// Device names reserved by unredeemed, unexpired tokens.
+    fn open_device_tokens(&self, now: u64) -> Result<BTreeSet<String>> {
+        Ok(self
+            .list_enrollment_tokens(now)?
+            .into_iter()
+            .filter_map(|i| match i.purpose {
+                InvitePurpose::Device { device_name, .. } => Some(device_name),
+                InvitePurpose::Login { .. } => None,
+            })
+            .collect())
+    }
+
+    /// Unredeemed, unexpired device enrollment tokens.
+    pub fn list_enrollment_tokens(&self, now: u64) -> Result<Vec<InviteRecord>> {
+        Ok(self
+            .store
+            .list::<InviteRecord>(T::Invites)?
+            .into_iter()
+            .filter(|i| i.redeemed_at.is_none() && i.expires_at > now)
+            .filter(|i| matches!(i.purpose, InvitePurpose::Device { .. }))
+            .collect())
+    }
+
+    /// Deletes an unredeemed enrollment token.
+    pub async fn delete_enrollment_token(&self, id: &str) -> Result<()> {
+        self.write(|t| {
+            match t.get::<InviteRecord>(T::Invites, id.as_bytes())? {
+                Some(InviteRecord { purpose: InvitePurpose::Device { .. }, redeemed_at: None, .. }) => {
+                    t.remove(T::Invites, id.as_bytes())
+                }
+                _ => Err(Error::not_found("enrollment token", id).into()),
+            }
+        })
+        .await
+    }
+
+    // ----- redeeming tokens -------------------------------------------------------
+
+    /// Redeems a device enrollment token: in one transaction the token is
+    /// consumed, the device recorded, its address leased and its credential
+    /// created. Returns the device and its credential (shown once).
+    pub async fn enroll(
+        &self,
+        token: &str,
+        public_key: PublicKey,
+        hostname: &str,
+        os: &str,
+        now: u64,
+    ) -> Result<(DeviceRecord, String)> {
+        let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
+        let gateway_key = self.settings_gateway_key()?;
+        if public_key.to_base64() == gateway_key {
+            return Err(Error::AlreadyExists("this WireGuard public key is the gateway's own".into()));
+        }
+        let settings = &self.settings;
+        let (device, credential) = self
+            .write(|t| {
+                let invite = redeemable_invite(t, &presented, now)?;
+                let InvitePurpose::Device { user, device_name } = &invite.purpose else {
+                    return Err(Error::invalid(
+                        "this is a login invitation, not a device invitation: use `portactl login`",
+                    )
+                    .into());
+                };
+                let owner = require_user(t, user)?;
+                if owner.disabled {
+                    return Err(Error::PermissionDenied(format!("the user {user:?} is disabled")).into());
+                }
+                if t.contains(T::DeviceNames, device_name.as_bytes())? {
+                    return Err(Error::AlreadyExists(format!("a device named {device_name:?} exists already")).into());
+                }
+                if t.contains(T::DeviceKeys, &public_key.0)? {
+                    return Err(Error::AlreadyExists(
+                        "this WireGuard public key is already in use (or was revoked); generate a new key".into(),
+                    )
+                    .into());
+                }
+                let ipv4 = allocate_ipv4(t, settings, now)?;
+                let ipv6 = settings.vpn_prefix_v6.map(|p6| ipam::paired_v6(settings.vpn_prefix_v4, ipv4, p6));
+                let device_id = secret::new_id();
+                let credential = secret::issue();
+                let device = DeviceRecord {
+                    id: device_id.clone(),
+                    name: device_name.clone(),
+                    user: user.clone(),
+                    public_key: public_key.to_base64(),
+                    ipv4,
+                    ipv6,
+                    hostname: hostname.to_owned(),
+                    os: os.to_owned(),
+                    enrolled_at: now,
+                    last_seen_at: 0,
+                    revoked_at: None,
+                    revoked_by: String::new(),
+                    credential_id: credential.id.clone(),
+                    client_version: String::new(),
+                };
+                t.put(T::Devices, device_id.as_bytes(), &device)?;
+                t.put_raw(T::DeviceNames, device_name.as_bytes(), device_id.as_bytes())?;
+                t.put_raw(T::DeviceKeys, &public_key.0, device_id.as_bytes())?;
+                t.put(T::Addresses, &ipv4.octets(), &AddressLease { device_id: device_id.clone(), released_at: None })?;
+                t.put_raw(T::Meta, meta::IPV4_HINT, &ipv4.octets())?;
+                t.put(
+                    T::Credentials,
+                    credential.id.as_bytes(),
+                    &CredentialRecord {
+                        id: credential.id.clone(),
+                        name: device_name.clone(),
+                        role: Role::Device,
+                        hash: Some(credential.hash),
+                        created_at: now,
+                        created_by: format!("enrollment token {}", invite.id),
+                        revoked_at: None,
+                        client_name: hostname.to_owned(),
+                        device_id: Some(device_id.clone()),
+                    },
+                )?;
+                let mut spent = invite.clone();
+                spent.redeemed_at = Some(now);
+                t.put(T::Invites, spent.id.as_bytes(), &spent)?;
+                Ok((device, credential.text))
+            })
+            .await?;
+        tracing::info!(device = %device.name, user = %device.user, address = %device.ipv4, "device enrolled");
+        Ok((device, credential))
+    }
+
+    fn settings_gateway_key(&self) -> Result<String> {
+        Ok(self.embedded_gateway()?.map(|g| g.public_key).unwrap_or_default())
+    }
+
+    /// Redeems a login token: activates its pending credential and returns
+    /// it with its secret (shown once).
+    pub async fn login(&self, token: &str, client_name: &str, now: u64) -> Result<(CredentialRecord, String)> {
+        let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
+        self.write(|t| {
+            let invite = redeemable_invite(t, &presented, now)?;
+            let InvitePurpose::Login { credential_id } = &invite.purpose else {
+                return Err(Error::invalid("this is a device invitation: use `porta enroll` on the device").into());
+            };
+            let mut credential: CredentialRecord = t
+                .get(T::Credentials, credential_id.as_bytes())?
+                .ok_or_else(|| Error::not_found("credential", credential_id.clone()))?;
+            if credential.revoked_at.is_some() {
+                return Err(Error::PermissionDenied("this credential was revoked".into()).into());
+            }
+            let IssuedSecret { text, hash, .. } = secret::issue_for(credential.id.clone());
+            credential.hash = Some(hash);
+            credential.client_name = client_name.to_owned();
+            t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
+            let mut spent = invite.clone();
+            spent.redeemed_at = Some(now);
+            t.put(T::Invites, spent.id.as_bytes(), &spent)?;
+            Ok((credential, text))
+        })
+        .await
+    }
+
+    // ----- devices ------------------------------------------------------------------
+
+    /// Devices, optionally one user's, optionally with revoked ones.
+    pub fn list_devices(&self, user: Option<&str>, include_revoked: bool) -> Result<Vec<DeviceRecord>> {
+        let mut devices: Vec<DeviceRecord> = self
+            .store
+            .list::<DeviceRecord>(T::Devices)?
+            .into_iter()
+            .filter(|d| user.is_none_or(|u| d.user == u))
+            .filter(|d| include_revoked || d.revoked_at.is_none())
+            .collect();
+        devices.sort_by(|a, b| a.name.cmp(&b.name).then(a.enrolled_at.cmp(&b.enrolled_at)));
+        Ok(devices)
+    }
+
+    fn device_by_id(&self, id: &str) -> Result<DeviceRecord> {
+        self.store.get(T::Devices, id.as_bytes())?.ok_or_else(|| Error::not_found("device", id))
+    }
+
+    /// A device by live name, or by id (which also finds revoked devices).
+    pub fn find_device(&self, name_or_id: &str) -> Result<DeviceRecord> {
+        if let Some(id) = self.store.tree(T::DeviceNames).get(name_or_id.as_bytes())? {
+            return self.device_by_id(&String::from_utf8_lossy(&id));
+        }
+        self.device_by_id(name_or_id).map_err(|_| Error::not_found("device", name_or_id))
+    }
+
+    /// Renames a live device.
+    pub async fn rename_device(&self, name_or_id: &str, new_name: &str, now: u64) -> Result<DeviceRecord> {
+        let device = self.find_device(name_or_id)?;
+        let open_names = self.open_device_tokens(now)?;
+        self.write(|t| {
+            let mut current: DeviceRecord =
+                t.get(T::Devices, device.id.as_bytes())?.ok_or_else(|| Error::not_found("device", name_or_id))?;
+            if current.revoked_at.is_some() {
+                return Err(Error::FailedPrecondition("a revoked device cannot be renamed".into()).into());
+            }
+            if current.name == new_name {
+                return Ok(current);
+            }
+            if t.contains(T::DeviceNames, new_name.as_bytes())? || open_names.contains(new_name) {
+                return Err(Error::AlreadyExists(format!("a device or open token named {new_name:?} exists already")).into());
+            }
+            t.remove(T::DeviceNames, current.name.as_bytes())?;
+            t.put_raw(T::DeviceNames, new_name.as_bytes(), current.id.as_bytes())?;
+            current.name = new_name.to_owned();
+            t.put(T::Devices, current.id.as_bytes(), &current)?;
+            Ok(current)
+        })
+        .await
+    }
+
+    /// Revokes a device: its credential dies, its name is freed, its address
+    /// enters quarantine, its key stays on record so it can never enroll
+    /// again. Streams watching its config end at once.
+    pub async fn revoke_device(&self, actor: &str, name_or_id: &str, now: u64) -> Result<DeviceRecord> {
+        let device = self.find_device(name_or_id)?;
+        let revoked = self
+            .write(|t| {
+                let mut current: DeviceRecord =
+                    t.get(T::Devices, device.id.as_bytes())?.ok_or_else(|| Error::not_found("device", name_or_id))?;
+                if current.revoked_at.is_some() {
+                    return Err(Error::FailedPrecondition(format!("device {:?} is already revoked", current.name)).into());
+                }
+                current.revoked_at = Some(now);
+                current.revoked_by = actor.to_owned();
+                t.put(T::Devices, current.id.as_bytes(), &current)?;
+                t.remove(T::DeviceNames, current.name.as_bytes())?;
+                let lease = AddressLease { device_id: current.id.clone(), released_at: Some(now) };
+                t.put(T::Addresses, &current.ipv4.octets(), &lease)?;
+                if let Some(mut credential) = t.get::<CredentialRecord>(T::Credentials, current.credential_id.as_bytes())? {
+                    credential.revoked_at = Some(now);
+                    t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
+                }
+                Ok(current)
+            })
+            .await?;
+        tracing::info!(device = %revoked.name, user = %revoked.user, by = actor, "device revoked");
+        Ok(revoked)
+    }
+
+    /// Records a device's status report.
+    pub async fn report_status(&self, device_id: &str, report: &pb::DeviceStatusReport, now: u64) -> Result<()> {
+        self.write(|t| {
+            let mut device: DeviceRecord =
+                t.get(T::Devices, device_id.as_bytes())?.ok_or_else(|| Error::not_found("device", device_id))?;
+            device.last_seen_at = now;
+            device.client_version = report.client_version.clone();
+            if !report.hostname.is_empty() {
+                device.hostname = report.hostname.clone();
+            }
+            if !report.os.is_empty() {
+                device.os = report.os.clone();
+            }
+            t.put(T::Devices, device_id.as_bytes(), &device)
+        })
+        .await
+    }
+
+    /// The config a device should run now, or why it may not run one.
+    pub fn device_config(&self, device_id: &str) -> Result<pb::DeviceConfig> {
+        let revision = self.store.meta_u64(meta::REVISION)?;
+        let device = self.device_by_id(device_id)?;
+        self.check_device_allowed(&device)?;
+        let user = self.user(&device.user)?;
+        let mut routes: BTreeSet<ipnet::IpNet> = self.settings.routes.iter().copied().collect();
+        for group in &user.groups {
+            if let Some(record) = self.store.get::<GroupRecord>(T::Groups, group.as_bytes())? {
+                routes.extend(record.destinations.iter().map(|d| d.cidr));
+            }
+        }
+        let mut addresses = vec![format!("{}/32", device.ipv4)];
+        addresses.extend(device.ipv6.map(|a| format!("{a}/128")));
+        let gateways = self
+            .list_gateways()?
+            .into_iter()
+            .map(|g| pb::GatewayPeer { name: g.name, endpoint: g.endpoint, public_key: g.public_key })
+            .collect();
+        Ok(pb::DeviceConfig {
+            device_id: device.id,
+            device_name: device.name,
+            user: device.user,
+            addresses,
+            gateways,
+            routes: routes.iter().map(ToString::to_string).collect(),
+            dns_servers: self.settings.dns.iter().map(ToString::to_string).collect(),
+            search_domains: self.settings.search_domains.clone(),
+            persistent_keepalive: u32::from(self.settings.keepalive_secs),
+            mtu: u32::from(self.settings.mtu),
+            revision,
+        })
+    }
+
+    // ----- API credentials ----------------------------------------------------------
+
+    /// Creates a pending admin/auditor/gateway credential and its login
+    /// invitation (shown once).
+    pub async fn create_api_credential(
+        &self,
+        actor: &str,
+        name: &str,
+        role: Role,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Result<(CredentialRecord, String)> {
+        let expires_at = self.expiry(now, ttl_secs);
+        let (credential, login) = self
+            .write(|t| {
+                let credential = CredentialRecord {
+                    id: secret::new_id(),
+                    name: name.to_owned(),
+                    role,
+                    hash: None,
+                    created_at: now,
+                    created_by: actor.to_owned(),
+                    revoked_at: None,
+                    client_name: String::new(),
+                    device_id: None,
+                };
+                let login = secret::issue();
+                let invite = InviteRecord {
+                    id: login.id.clone(),
+                    hash: login.hash,
+                    purpose: InvitePurpose::Login { credential_id: credential.id.clone() },
+                    created_at: now,
+                    expires_at,
+                    created_by: actor.to_owned(),
+                    redeemed_at: None,
+                };
+                t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
+                t.put(T::Invites, invite.id.as_bytes(), &invite)?;
+                Ok((credential, login))
+            })
+            .await?;
+        let kind = if role == Role::Gateway { pb::InvitationKind::Gateway } else { pb::InvitationKind::Login };
+        Ok((credential, self.invitation(&login.text, kind)))
+    }
+
+    /// Admin and auditor credentials.
+    pub fn list_api_credentials(&self, include_revoked: bool) -> Result<Vec<CredentialRecord>> {
+        Ok(self
+            .store
+            .list::<CredentialRecord>(T::Credentials)?
+            .into_iter()
+            .filter(|c| matches!(c.role, Role::Admin | Role::Auditor))
+            .filter(|c| include_revoked || c.revoked_at.is_none())
+            .collect())
+    }
+
+    /// Revokes an admin or auditor credential by id or (unique) name.
+    pub async fn revoke_api_credential(&self, id_or_name: &str, now: u64) -> Result<CredentialRecord> {
+        let matches: Vec<CredentialRecord> = self
+            .list_api_credentials(false)?
+            .into_iter()
+            .filter(|c| c.id == id_or_name || c.name == id_or_name)
+            .collect();
+        let target = match matches.as_slice() {
+            [one] => one.clone(),
+            [] => return Err(Error::not_found("API credential", id_or_name)),
+            _ => {
+                return Err(Error::FailedPrecondition(format!(
+                    "{} live credentials are named {id_or_name:?}; revoke by id",
+                    matches.len()
+                )));
+            }
+        };
+        self.write(|t| {
+            let mut credential = target.clone();
+            credential.revoked_at = Some(now);
+            t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
+            Ok(credential)
+        })
+        .await
+    }
+
+    // ----- gateways -----------------------------------------------------------------
+
+    /// Known gateways.
+    pub fn list_gateways(&self) -> Result<Vec<GatewayRecord>> {
+        self.store.list(T::Gateways)
+    }
+
+    fn embedded_gateway(&self) -> Result<Option<GatewayRecord>> {
+        Ok(self.list_gateways()?.into_iter().find(|g| g.embedded))
+    }
+}
+
+fn invalid_invitation() -> Error {
+    Error::Unauthenticated("this invitation is not valid (mistyped, or deleted by an administrator)".into())
+}
+
+/// The invite `presented` names, if its secret matches and it is unspent
+/// and unexpired.
+fn redeemable_invite(t: &Txn<'_>, presented: &PresentedSecret<'_>, now: u64) -> Result<InviteRecord, TxError> {
+    let invite: InviteRecord = t.get(T::Invites, presented.id.as_bytes())?.ok_or_else(invalid_invitation)?;
+    // Only a holder of the real secret learns whether it was used or expired.
+    if !presented.matches(&invite.hash) {
+        return Err(invalid_invitation().into());
+    }
+    if invite.redeemed_at.is_some() {
+        return Err(Error::FailedPrecondition(
+            "this invitation was already used; ask your IT administrator for a new one".into(),
+        )
+        .into());
+    }
+    if invite.expires_at <= now {
+        return Err(Error::FailedPrecondition(format!(
+            "this invitation expired at {}; ask your IT administrator for a new one",
+            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(invite.expires_at))
+        ))
+        .into());
+    }
+    Ok(invite)
+}
+
+fn require_user(t: &Txn<'_>, name: &str) -> Result<UserRecord, TxError> {
+    Ok(t.get(T::Users, name.as_bytes())?.ok_or_else(|| Error::not_found("user", name))?)
+}
+
+fn require_group(t: &Txn<'_>, name: &str) -> Result<GroupRecord, TxError> {
+    Ok(t.get(T::Groups, name.as_bytes())?.ok_or_else(|| Error::not_found("group", name))?)
+}
+
+/// Leases the next free IPv4 address: unleased, or released longer ago than
+/// the quarantine.
+fn allocate_ipv4(t: &Txn<'_>, settings: &Settings, now: u64) -> Result<Ipv4Addr, TxError> {
+    let hint = t
+        .get_raw(T::Meta, meta::IPV4_HINT)?
+        .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+        .map(|o| Ipv4Addr::from(u32::from_be_bytes(o).wrapping_add(1)));
+    let prefix = settings.vpn_prefix_v4;
+    let chosen = ipam::allocate(prefix, hint, |address| -> Result<bool, TxError> {
+        Ok(match t.get::<AddressLease>(T::Addresses, &address.octets())? {
+            None => false,
+            Some(AddressLease { released_at: None, .. }) => true,
+            Some(AddressLease { released_at: Some(at), .. }) => at + settings.address_quarantine_secs > now,
+        })
+    })?;
+    chosen.ok_or_else(|| {
+        Error::AddressesExhausted(format!(
+            "the VPN prefix {prefix} has no free address left ({} usable, all leased or in quarantine); \
+             revoke unused devices or re-initialise with a larger --vpn-prefix",
+            ipam::capacity(prefix)
+        ))
+        .into()
+    })
+}

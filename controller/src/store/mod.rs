@@ -1,0 +1,338 @@
+//! The controller's store: sled on disk, one tree per entity.
+//!
+//! # Layout
+//! | tree | key | value |
+//! |---|---|---|
+//! | `meta` | `schema_version`, `settings`, `revision`, `ipv4_hint` | see [`meta`] |
+//! | `users` | name | [`UserRecord`](records::UserRecord) |
+//! | `groups` | name | [`GroupRecord`](records::GroupRecord) |
+//! | `invites` | secret id | [`InviteRecord`](records::InviteRecord) |
+//! | `credentials` | secret id | [`CredentialRecord`](records::CredentialRecord) |
+//! | `devices` | device id | [`DeviceRecord`](records::DeviceRecord) |
+//! | `device_names` | name of a live device | device id |
+//! | `device_keys` | WireGuard public key (32 bytes), live or revoked | device id |
+//! | `addresses` | IPv4 octets | [`AddressLease`](records::AddressLease) |
+//! | `gateways` | gateway id | [`GatewayRecord`](records::GatewayRecord) |
+//!
+//! Every change goes through [`Store::write`]: one sled transaction over all
+//! trees (so invariants that span trees — token consumed, device recorded,
+//! address leased — hold together or not at all), serialised by a process
+//! lock, bumping the `revision` counter, and flushed to disk before it
+//! returns, so an acknowledged change survives `kill -9`.
+//!
+//! The schema version is checked on open and older stores are migrated by
+//! ordered steps ([`MIGRATIONS`]); a store written by a newer Porta is
+//! refused rather than misread.
+
+pub mod records;
+
+use crate::error::{Error, Result};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::{Transactional, Tree};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The schema this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Ordered migrations: entry `i` upgrades a store from version `i + 1` to
+/// `i + 2`. Version 1 is the first schema, so there are none yet; the
+/// mechanism is exercised by the version checks in [`Store::open`].
+const MIGRATIONS: &[fn(&sled::Db) -> Result<()>] = &[];
+
+/// Keys of the `meta` tree.
+pub mod meta {
+    /// u32 big-endian.
+    pub const SCHEMA_VERSION: &[u8] = b"schema_version";
+    /// JSON [`crate::settings::Settings`].
+    pub const SETTINGS: &[u8] = b"settings";
+    /// u64 big-endian; bumped by every write.
+    pub const REVISION: &[u8] = b"revision";
+    /// IPv4 octets: where the next address search starts.
+    pub const IPV4_HINT: &[u8] = b"ipv4_hint";
+}
+
+/// The trees, in the order [`Store::write`] hands them to a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum T {
+    /// Settings and counters.
+    Meta,
+    /// Users by name.
+    Users,
+    /// Groups by name.
+    Groups,
+    /// One-time tokens by id.
+    Invites,
+    /// Credentials by id.
+    Credentials,
+    /// Devices by id.
+    Devices,
+    /// Live device name → id.
+    DeviceNames,
+    /// Public key → device id.
+    DeviceKeys,
+    /// IPv4 → lease.
+    Addresses,
+    /// Gateways by id.
+    Gateways,
+}
+
+const ALL_TREES: [T; 10] = [
+    T::Meta,
+    T::Users,
+    T::Groups,
+    T::Invites,
+    T::Credentials,
+    T::Devices,
+    T::DeviceNames,
+    T::DeviceKeys,
+    T::Addresses,
+    T::Gateways,
+];
+
+impl T {
+    fn name(self) -> &'static str {
+        match self {
+            T::Meta => "meta",
+            T::Users => "users",
+            T::Groups => "groups",
+            T::Invites => "invites",
+            T::Credentials => "credentials",
+            T::Devices => "devices",
+            T::DeviceNames => "device_names",
+            T::DeviceKeys => "device_keys",
+            T::Addresses => "addresses",
+            T::Gateways => "gateways",
+        }
+    }
+}
+
+/// A cheap-to-clone handle on the open store.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    trees: Arc<Vec<Tree>>,
+    write_lock: Arc<Mutex<()>>,
+}
+
+/// Errors inside a transaction: conflicts retry, our errors abort.
+pub type TxError = ConflictableTransactionError<Error>;
+
+impl From<Error> for TxError {
+    fn from(error: Error) -> Self {
+        ConflictableTransactionError::Abort(error)
+    }
+}
+
+/// The view of all trees inside one write transaction.
+pub struct Txn<'a> {
+    trees: &'a [TransactionalTree],
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, checking and migrating
+    /// its schema.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        let trees = ALL_TREES.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
+        let store = Self { db, trees: Arc::new(trees), write_lock: Arc::new(Mutex::new(())) };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<()> {
+        let meta = self.tree(T::Meta);
+        let found = match meta.get(meta::SCHEMA_VERSION)? {
+            None => {
+                meta.insert(meta::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+                return Ok(());
+            }
+            Some(bytes) => u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| Error::Corrupt {
+                tree: "meta",
+                key: "schema_version".into(),
+                reason: "not 4 bytes".into(),
+            })?),
+        };
+        if found > SCHEMA_VERSION {
+            return Err(Error::FailedPrecondition(format!(
+                "this data directory was written by a newer Porta (schema {found}, this build knows \
+                 up to {SCHEMA_VERSION}); upgrade porta-controller"
+            )));
+        }
+        for version in found..SCHEMA_VERSION {
+            MIGRATIONS[(version - 1) as usize](&self.db)?;
+            meta.insert(meta::SCHEMA_VERSION, &(version + 1).to_be_bytes())?;
+            tracing::info!(from = version, to = version + 1, "migrated store schema");
+        }
+        Ok(())
+    }
+
+    /// The sled tree for `t`, for reads.
+    pub fn tree(&self, t: T) -> &Tree {
+        &self.trees[t as usize]
+    }
+
+    /// Reads and decodes one record.
+    pub fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>> {
+        self.tree(t).get(key)?.map(|bytes| decode(t, key, &bytes)).transpose()
+    }
+
+    /// Reads and decodes every record of a tree, in key order.
+    pub fn list<V: DeserializeOwned>(&self, t: T) -> Result<Vec<V>> {
+        self.tree(t)
+            .iter()
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                decode(t, &key, &bytes)
+            })
+            .collect()
+    }
+
+    /// Reads a big-endian u64 from `meta`.
+    pub fn meta_u64(&self, key: &[u8]) -> Result<u64> {
+        Ok(self.tree(T::Meta).get(key)?.map(|b| be_u64(&b)).unwrap_or(0))
+    }
+
+    /// Runs `change` as one atomic transaction over every tree, bumps the
+    /// revision, and flushes to disk before returning the new revision and
+    /// `change`'s result. `change` may run more than once (on conflict), so
+    /// it must only touch the store through `Txn`.
+    pub async fn write<R>(&self, change: impl Fn(&Txn<'_>) -> Result<R, TxError>) -> Result<(u64, R)> {
+        let outcome = {
+            // Writes are serialised; a poisoned lock only means another
+            // writer panicked, and sled's transaction kept the store whole.
+            let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.trees.as_slice().transaction(|trees| {
+                let txn = Txn { trees };
+                let result = change(&txn)?;
+                let revision = be_u64_opt(txn.tree(T::Meta).get(meta::REVISION)?) + 1;
+                txn.tree(T::Meta).insert(meta::REVISION, &revision.to_be_bytes())?;
+                Ok((revision, result))
+            })
+        };
+        let outcome = outcome.map_err(|e| match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => Error::Store(e),
+        })?;
+        self.db.flush_async().await?;
+        Ok(outcome)
+    }
+
+    /// Flushes everything to disk.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+impl Txn<'_> {
+    fn tree(&self, t: T) -> &TransactionalTree {
+        &self.trees[t as usize]
+    }
+
+    /// Reads and decodes one record.
+    pub fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>, TxError> {
+        match self.tree(t).get(key)? {
+            Some(bytes) => Ok(Some(decode(t, key, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// True if `key` exists in `t`.
+    pub fn contains(&self, t: T, key: &[u8]) -> Result<bool, TxError> {
+        Ok(self.tree(t).get(key)?.is_some())
+    }
+
+    /// Reads raw bytes.
+    pub fn get_raw(&self, t: T, key: &[u8]) -> Result<Option<sled::IVec>, TxError> {
+        Ok(self.tree(t).get(key)?)
+    }
+
+    /// Encodes and writes one record.
+    pub fn put<V: Serialize>(&self, t: T, key: &[u8], value: &V) -> Result<(), TxError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::Corrupt {
+            tree: t.name(),
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: e.to_string(),
+        })?;
+        self.tree(t).insert(key, bytes)?;
+        Ok(())
+    }
+
+    /// Writes raw bytes.
+    pub fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> Result<(), TxError> {
+        self.tree(t).insert(key, value)?;
+        Ok(())
+    }
+
+    /// Removes a key.
+    pub fn remove(&self, t: T, key: &[u8]) -> Result<(), TxError> {
+        self.tree(t).remove(key)?;
+        Ok(())
+    }
+}
+
+fn decode<V: DeserializeOwned>(t: T, key: &[u8], bytes: &[u8]) -> Result<V> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
+        tree: t.name(),
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn be_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or(0)
+}
+
+fn be_u64_opt(bytes: Option<sled::IVec>) -> u64 {
+    bytes.map(|b| be_u64(&b)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::records::UserRecord;
+    use super::*;
+
+    fn user(name: &str) -> UserRecord {
+        UserRecord {
+            name: name.into(),
+            display_name: String::new(),
+            email: String::new(),
+            disabled: false,
+            groups: Default::default(),
+            created_at: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_are_atomic_and_bump_the_revision() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let (rev1, ()) = store.write(|t| t.put(T::Users, b"anna", &user("anna"))).await.expect("write");
+        let failed = store
+            .write(|t| {
+                t.put(T::Users, b"bernat", &user("bernat"))?;
+                Err::<(), _>(Error::invalid("no").into())
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(store.get::<UserRecord>(T::Users, b"bernat").expect("read").is_none(), "aborted write left nothing");
+        let (rev2, ()) = store.write(|t| t.put(T::Users, b"carla", &user("carla"))).await.expect("write");
+        assert_eq!(rev2, rev1 + 1);
+        assert_eq!(store.list::<UserRecord>(T::Users).expect("list").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_store_from_a_newer_porta_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.tree(T::Meta).insert(meta::SCHEMA_VERSION, &(SCHEMA_VERSION + 1).to_be_bytes()).expect("insert");
+            store.flush().await.expect("flush");
+        }
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("newer Porta"), "{err}");
+    }
+}

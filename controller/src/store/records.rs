@@ -1,0 +1,241 @@
+//! What the store keeps, one record type per tree. Records are JSON so that
+//! a field added later can default on old data (`#[serde(default)]`) and a
+//! damaged directory can still be read by a person.
+
+use crate::secret::SecretHash;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// A staff member.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// Unique name, the key.
+    pub name: String,
+    /// Name as people write it ("Núria Puig i Solà").
+    #[serde(default)]
+    pub display_name: String,
+    /// Contact address.
+    #[serde(default)]
+    pub email: String,
+    /// A disabled user's devices are refused everywhere.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Groups the user belongs to (membership is kept here only).
+    #[serde(default)]
+    pub groups: BTreeSet<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// A group and what its members may reach.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// Unique name, the key.
+    pub name: String,
+    /// What the group is for.
+    #[serde(default)]
+    pub description: String,
+    /// Allowed town destinations.
+    #[serde(default)]
+    pub destinations: Vec<Destination>,
+    /// Unix seconds.
+    pub created_at: u64,
+}
+
+/// A town destination: a prefix, optionally narrowed to a protocol and ports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Destination {
+    /// The prefix (normalised to its network address).
+    pub cidr: IpNet,
+    /// Which IP protocol.
+    pub protocol: Protocol,
+    /// Port ranges (TCP/UDP only); empty means all.
+    #[serde(default)]
+    pub ports: Vec<PortRange>,
+}
+
+/// An IP protocol a destination may be narrowed to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Every protocol.
+    Any,
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP (and ICMPv6).
+    Icmp,
+}
+
+/// Inclusive port range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port (≥ first).
+    pub last: u16,
+}
+
+/// A one-time token waiting to be redeemed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteRecord {
+    /// The secret's id, the key.
+    pub id: String,
+    /// SHA-256 of the secret's key part.
+    pub hash: SecretHash,
+    /// What redeeming it does.
+    pub purpose: InvitePurpose,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Unix seconds; refused from then on.
+    pub expires_at: u64,
+    /// Name of the credential that created it.
+    pub created_by: String,
+    /// Set when redeemed; a redeemed token is refused.
+    #[serde(default)]
+    pub redeemed_at: Option<u64>,
+}
+
+/// What an invite is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InvitePurpose {
+    /// Enroll one device for a user.
+    Device {
+        /// The user it will belong to.
+        user: String,
+        /// The name it will get.
+        device_name: String,
+    },
+    /// Activate a pending API (or gateway) credential.
+    Login {
+        /// The credential it activates.
+        credential_id: String,
+    },
+}
+
+/// Who a credential speaks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Read and export logs.
+    Auditor,
+    /// One enrolled device, about itself.
+    Device,
+    /// A gateway: peers and reports.
+    Gateway,
+}
+
+impl Role {
+    /// Lower-case name, as shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Auditor => "auditor",
+            Role::Device => "device",
+            Role::Gateway => "gateway",
+        }
+    }
+}
+
+/// A long-lived credential (API, device or gateway).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialRecord {
+    /// The secret's id, the key.
+    pub id: String,
+    /// Human name ("admin", "auditor-2026", or the device name).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// `None` while pending (its login invitation not yet redeemed).
+    pub hash: Option<SecretHash>,
+    /// Unix seconds.
+    pub created_at: u64,
+    /// Who created it.
+    pub created_by: String,
+    /// Set when revoked; then refused everywhere.
+    #[serde(default)]
+    pub revoked_at: Option<u64>,
+    /// Where it was redeemed ("admin laptop").
+    #[serde(default)]
+    pub client_name: String,
+    /// For device credentials: the device.
+    #[serde(default)]
+    pub device_id: Option<String>,
+}
+
+/// An enrolled device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// Random id, the key; stable across renames.
+    pub id: String,
+    /// Unique among live devices.
+    pub name: String,
+    /// Owner.
+    pub user: String,
+    /// WireGuard public key (base64).
+    pub public_key: String,
+    /// Tunnel IPv4 address.
+    pub ipv4: Ipv4Addr,
+    /// Tunnel IPv6 address, if the controller has an IPv6 prefix.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
+    /// As reported by the device.
+    #[serde(default)]
+    pub hostname: String,
+    /// As reported by the device.
+    #[serde(default)]
+    pub os: String,
+    /// Unix seconds.
+    pub enrolled_at: u64,
+    /// Unix seconds of the last status report; 0 if none.
+    #[serde(default)]
+    pub last_seen_at: u64,
+    /// Set when revoked.
+    #[serde(default)]
+    pub revoked_at: Option<u64>,
+    /// Who revoked it.
+    #[serde(default)]
+    pub revoked_by: String,
+    /// The device's credential.
+    pub credential_id: String,
+    /// As reported by the device.
+    #[serde(default)]
+    pub client_version: String,
+}
+
+/// Who holds (or held) a tunnel address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressLease {
+    /// The device.
+    pub device_id: String,
+    /// When the device was revoked; the address is reusable after quarantine.
+    #[serde(default)]
+    pub released_at: Option<u64>,
+}
+
+/// A gateway known to the controller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayRecord {
+    /// Random id, the key.
+    pub id: String,
+    /// Name shown to people.
+    pub name: String,
+    /// WireGuard endpoint staff connect to (host:port, UDP).
+    pub endpoint: String,
+    /// WireGuard public key (base64).
+    pub public_key: String,
+    /// Runs inside the controller process.
+    pub embedded: bool,
+    /// Unix seconds.
+    #[serde(default)]
+    pub last_seen_at: u64,
+    /// Last peer-set revision it confirmed.
+    #[serde(default)]
+    pub applied_revision: u64,
+}

@@ -1,0 +1,133 @@
+//! Input validation: every field a caller sends passes through here before
+//! it can reach the store, so a bad request changes nothing and says which
+//! field was wrong and how to fix it.
+
+use crate::error::{Error, Result};
+use crate::store::records::{Destination, PortRange, Protocol};
+use ipnet::IpNet;
+use porta_proto::pb;
+
+/// Longest name (user, group, device) in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Longest free-text field (display names, descriptions) in characters.
+pub const MAX_TEXT_CHARS: usize = 256;
+/// Most destinations one group may hold.
+pub const MAX_DESTINATIONS: usize = 256;
+
+/// A user, group or device name: 1–64 characters, letters of any script,
+/// digits, `.`, `_`, `-`, `@`; it must start with a letter or digit.
+/// Non-ASCII letters are allowed (names like "núria" are real).
+pub fn name(field: &str, value: &str) -> Result<String> {
+    let count = value.chars().count();
+    let first_ok = value.chars().next().is_some_and(char::is_alphanumeric);
+    let all_ok = value.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if count == 0 || count > MAX_NAME_CHARS || !first_ok || !all_ok {
+        return Err(Error::invalid(format!(
+            "{field} {value:?} is not a valid name: use 1–{MAX_NAME_CHARS} letters, digits, \
+             '.', '_', '-' or '@', starting with a letter or digit"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// Free text shown to people: at most 256 characters, no control characters.
+pub fn text(field: &str, value: &str) -> Result<String> {
+    if value.chars().count() > MAX_TEXT_CHARS {
+        return Err(Error::invalid(format!("{field} is longer than {MAX_TEXT_CHARS} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(format!("{field} contains control characters")));
+    }
+    Ok(value.trim().to_owned())
+}
+
+/// A prefix in CIDR notation, normalised to its network address.
+pub fn cidr(field: &str, value: &str) -> Result<IpNet> {
+    let net: IpNet = value.trim().parse().map_err(|_| {
+        Error::invalid(format!(
+            "{field} {value:?} is not a prefix in CIDR notation (like 10.1.20.0/24 or 10.1.20.5/32)"
+        ))
+    })?;
+    Ok(net.trunc())
+}
+
+/// A destination from the wire.
+pub fn destination(message: Option<&pb::Destination>) -> Result<Destination> {
+    let message = message.ok_or_else(|| Error::invalid("destination is required"))?;
+    let cidr = cidr("destination", &message.cidr)?;
+    let protocol = match pb::Protocol::try_from(message.protocol) {
+        Ok(pb::Protocol::Any) => Protocol::Any,
+        Ok(pb::Protocol::Tcp) => Protocol::Tcp,
+        Ok(pb::Protocol::Udp) => Protocol::Udp,
+        Ok(pb::Protocol::Icmp) => Protocol::Icmp,
+        Err(_) => return Err(Error::invalid(format!("unknown protocol {}", message.protocol))),
+    };
+    if !message.ports.is_empty() && !matches!(protocol, Protocol::Tcp | Protocol::Udp) {
+        return Err(Error::invalid("ports can only be given with protocol tcp or udp"));
+    }
+    let mut ports = Vec::with_capacity(message.ports.len());
+    for range in &message.ports {
+        let valid = (1..=65535).contains(&range.first)
+            && (1..=65535).contains(&range.last)
+            && range.first <= range.last;
+        if !valid {
+            return Err(Error::invalid(format!(
+                "port range {}-{} is invalid: ports run from 1 to 65535, first ≤ last",
+                range.first, range.last
+            )));
+        }
+        // Checked just above: both fit in u16.
+        ports.push(PortRange { first: range.first as u16, last: range.last as u16 });
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    Ok(Destination { cidr, protocol, ports })
+}
+
+/// A host name as a device reports it: up to 253 characters, printable.
+pub fn hostname(value: &str) -> Result<String> {
+    if value.len() > 253 || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::invalid("hostname must be at most 253 printable characters without spaces"));
+    }
+    Ok(value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_allow_any_script_but_not_spaces_or_symbols() {
+        assert!(name("user", "núria.puig").is_ok());
+        assert!(name("user", "anna-laptop_2").is_ok());
+        for bad in ["", "-lead", "has space", "semi;colon", "ñ".repeat(65).as_str(), "tab\t"] {
+            assert!(name("user", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cidrs_are_normalised_and_garbage_rejected() {
+        assert_eq!(cidr("route", "10.1.20.7/24").expect("valid").to_string(), "10.1.20.0/24");
+        for bad in ["10.1.20.0/33", "10.1.20", "fe80::/129", "hello"] {
+            assert!(cidr("route", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn destinations_check_protocol_and_ports() {
+        let ok = pb::Destination {
+            cidr: "10.1.0.0/16".into(),
+            protocol: pb::Protocol::Tcp as i32,
+            ports: vec![pb::PortRange { first: 3389, last: 3389 }, pb::PortRange { first: 445, last: 445 }],
+        };
+        let d = destination(Some(&ok)).expect("valid");
+        assert_eq!(d.ports[0].first, 445, "ports are sorted");
+        let icmp_ports = pb::Destination { protocol: pb::Protocol::Icmp as i32, ..ok.clone() };
+        assert!(destination(Some(&icmp_ports)).is_err());
+        let zero = pb::Destination { ports: vec![pb::PortRange { first: 0, last: 10 }], ..ok.clone() };
+        assert!(destination(Some(&zero)).is_err());
+        let backwards = pb::Destination { ports: vec![pb::PortRange { first: 90, last: 80 }], ..ok };
+        assert!(destination(Some(&backwards)).is_err());
+        assert!(destination(None).is_err());
+    }
+}

@@ -1,0 +1,17 @@
+//! Compiles `proto/porta/v1/porta.proto` with protox (a pure-Rust protobuf
+//! compiler), so building Porta needs no system `protoc`.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto = "proto/porta/v1/porta.proto";
+    println!("cargo:rerun-if-changed={proto}");
+    let descriptors = protox::compile([proto], ["proto"])?;
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("porta_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+    tonic_prost_build::configure()
+        .server_mod_attribute("porta.v1", "#[cfg(feature = \"server\")]")
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Porta's wire contract and the small pieces every Porta program shares.
+//!
+//! # Layout
+//! * [`pb`]: the `porta.v1` messages and services, generated at build time
+//!   from `proto/porta/v1/porta.proto` by protox + tonic-prost-build (no
+//!   system `protoc`). Server stubs sit behind the `server` feature.
+//! * [`invitation`]: the one-word invitation format (`porta1_…`) that carries
+//!   a controller address, its certificate fingerprint and a one-time token.
+//! * [`fingerprint`]: SHA-256 certificate fingerprints, how clients pin the
+//!   controller without any PKI.
+//! * [`keys`]: WireGuard public keys as they travel in messages (base64).
+//! * [`connect`] (feature `client`): a tonic channel over TLS that accepts
+//!   exactly the pinned certificate, plus bearer-credential metadata.
+
+pub mod fingerprint;
+pub mod invitation;
+pub mod keys;
+
+#[cfg(feature = "client")]
+pub mod connect;
+
+/// Generated protobuf messages and gRPC stubs for package `porta.v1`.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("porta.v1");
+
+    /// The encoded `FileDescriptorSet` of the contract, for gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/porta_descriptor.bin"));
+}
+
+pub use fingerprint::CertFingerprint;
+pub use invitation::{Invitation, InvitationError};
+pub use keys::{KeyError, PublicKey};
+
+/// The gRPC metadata key that carries credentials.
+pub const AUTHORIZATION_HEADER: &str = "authorization";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn descriptor_set_decodes_and_names_every_service() {
+        use prost::Message;
+        let set = FileDescriptorSet::decode(super::pb::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set decodes");
+        let services: Vec<String> = set
+            .file
+            .iter()
+            .flat_map(|f| f.service.iter().map(|s| s.name.clone().unwrap_or_default()))
+            .collect();
+        for name in ["Enrollment", "Device", "Admin", "Audit", "Gateway"] {
+            assert!(services.iter().any(|s| s == name), "{name} missing from {services:?}");
+        }
+    }
+
+    // The two fields of FileDescriptorProto the test needs, decoded without
+    // pulling prost-types into the crate.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct FileDescriptorSet {
+        #[prost(message, repeated, tag = "1")]
+        file: Vec<FileDescriptor>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct FileDescriptor {
+        #[prost(message, repeated, tag = "6")]
+        service: Vec<ServiceDescriptor>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct ServiceDescriptor {
+        #[prost(string, optional, tag = "1")]
+        name: Option<String>,
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers for Porta end-to-end tests.
