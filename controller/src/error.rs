@@ -68,7 +68,10 @@ impl Error {
 
     /// Shorthand for [`Error::NotFound`].
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
-        Self::NotFound { kind, name: name.into() }
+        Self::NotFound {
+            kind,
+            name: name.into(),
+        }
     }
 }
 

@@ -119,7 +119,10 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
     let fingerprint = identity.fingerprint()?;
 
     let gateway_key = PrivateKey::generate();
-    crate::files::write_private(&data.join("gateway.key"), format!("{}\n", gateway_key.to_base64()).as_bytes())?;
+    crate::files::write_private(
+        &data.join("gateway.key"),
+        format!("{}\n", gateway_key.to_base64()).as_bytes(),
+    )?;
     let gateway_public_key = gateway_key.public_key().to_base64();
 
     let vpn_prefix6 = match (options.vpn_prefix6, options.no_ipv6) {
@@ -142,7 +145,10 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
         token_ttl_secs: options.token_ttl_secs,
     };
     if crate::ipam::capacity(settings.vpn_prefix_v4) == 0 {
-        bail!("--vpn-prefix {} is too small: it must leave room for the gateway and devices (at most /29)", settings.vpn_prefix_v4);
+        bail!(
+            "--vpn-prefix {} is too small: it must leave room for the gateway and at least one device (at most /30)",
+            settings.vpn_prefix_v4
+        );
     }
 
     let store = Store::open(&data.join("store")).context("creating the store")?;
@@ -164,7 +170,13 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
     let controller = Controller::new(store, fingerprint)?;
     let admin_ttl = 7 * DAY;
     let (_, admin_invitation) = controller
-        .create_api_credential("porta-controller init", "admin", Role::Admin, admin_ttl, now)
+        .create_api_credential(
+            "porta-controller init",
+            "admin",
+            Role::Admin,
+            admin_ttl,
+            now,
+        )
         .await?;
 
     let mut vpn_prefixes = vec![settings.vpn_prefix_v4.to_string()];
@@ -191,7 +203,8 @@ pub fn is_initialised(data: &Path) -> bool {
 
 fn prepare_empty_dir(data: &Path) -> Result<()> {
     if data.exists() {
-        let mut entries = std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))?;
+        let mut entries =
+            std::fs::read_dir(data).with_context(|| format!("reading {}", data.display()))?;
         if entries.next().is_some() {
             bail!(
                 "{} is not empty; Porta will not overwrite it (it may hold an initialised controller: \
@@ -227,7 +240,11 @@ fn with_default_port(address: &str, port: u16) -> Result<String> {
     if address.parse::<std::net::SocketAddr>().is_ok() {
         return Ok(address.to_owned());
     }
-    if let Ok(ip) = address.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = address
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return Ok(format!("{}:{port}", bracket(&ip.to_string())));
     }
     match address.rsplit_once(':') {
@@ -238,7 +255,11 @@ fn with_default_port(address: &str, port: u16) -> Result<String> {
 }
 
 fn bracket(host: &str) -> String {
-    if host.contains(':') { format!("[{host}]") } else { host.to_owned() }
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
 }
 
 fn split_host(address: &str) -> (&str, &str) {
@@ -249,7 +270,11 @@ fn split_host(address: &str) -> (&str, &str) {
 fn default_host() -> String {
     if_addrs::get_if_addrs()
         .ok()
-        .and_then(|ifs| ifs.into_iter().find(|i| !i.is_loopback() && i.ip().is_ipv4()).map(|i| i.ip().to_string()))
+        .and_then(|ifs| {
+            ifs.into_iter()
+                .find(|i| !i.is_loopback() && i.ip().is_ipv4())
+                .map(|i| i.ip().to_string())
+        })
         .unwrap_or_else(|| "127.0.0.1".into())
 }
 
@@ -257,7 +282,11 @@ fn default_host() -> String {
 /// name, and loopback, so `grpcurl` and browsers show something sensible
 /// (Porta's own clients pin the fingerprint and ignore names).
 fn certificate_names(api_endpoint: &str) -> Vec<String> {
-    let host = split_host(api_endpoint).0.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = split_host(api_endpoint)
+        .0
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let mut names = vec![host, "localhost".into(), "127.0.0.1".into()];
     if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
         names.push(h.trim().to_owned());
@@ -284,10 +313,22 @@ mod tests {
 
     #[test]
     fn ports_are_added_only_when_missing() {
-        assert_eq!(with_default_port("vpn.valls.cat", 51820).expect("ok"), "vpn.valls.cat:51820");
-        assert_eq!(with_default_port("vpn.valls.cat:443", 51820).expect("ok"), "vpn.valls.cat:443");
-        assert_eq!(with_default_port("2001:db8::1", 7443).expect("ok"), "[2001:db8::1]:7443");
-        assert_eq!(with_default_port("[2001:db8::1]:9", 7443).expect("ok"), "[2001:db8::1]:9");
+        assert_eq!(
+            with_default_port("vpn.valls.cat", 51820).expect("ok"),
+            "vpn.valls.cat:51820"
+        );
+        assert_eq!(
+            with_default_port("vpn.valls.cat:443", 51820).expect("ok"),
+            "vpn.valls.cat:443"
+        );
+        assert_eq!(
+            with_default_port("2001:db8::1", 7443).expect("ok"),
+            "[2001:db8::1]:7443"
+        );
+        assert_eq!(
+            with_default_port("[2001:db8::1]:9", 7443).expect("ok"),
+            "[2001:db8::1]:9"
+        );
         assert!(with_default_port("bad host", 1).is_err());
         assert!(with_default_port("host:notaport", 1).is_err());
     }

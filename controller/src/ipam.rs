@@ -40,10 +40,13 @@ pub fn allocate<E>(
 ) -> Result<Option<Ipv4Addr>, E> {
     let first = u32::from(gateway_v4(prefix)) + 1;
     let last = u32::from(prefix.broadcast()).saturating_sub(1);
-    if prefix.prefix_len() > 29 || first > last {
+    if first > last {
         return Ok(None);
     }
-    let start = hint.map(u32::from).filter(|h| (first..=last).contains(h)).unwrap_or(first);
+    let start = hint
+        .map(u32::from)
+        .filter(|h| (first..=last).contains(h))
+        .unwrap_or(first);
     let span = last - first + 1;
     for step in 0..span {
         let candidate = first + (start - first + step) % span;
@@ -69,7 +72,9 @@ mod tests {
     fn never_hands_out_network_broadcast_or_gateway() {
         let prefix = net("10.77.0.0/29"); // .0 network, .1 gateway, .7 broadcast
         let mut used = HashSet::new();
-        while let Some(a) = allocate(prefix, None, |a| Ok::<_, Infallible>(used.contains(&a))).expect("infallible") {
+        while let Some(a) =
+            allocate(prefix, None, |a| Ok::<_, Infallible>(used.contains(&a))).expect("infallible")
+        {
             used.insert(a);
         }
         let mut got: Vec<_> = used.into_iter().map(|a| a.octets()[3]).collect();
@@ -87,9 +92,18 @@ mod tests {
     }
 
     #[test]
-    fn tiny_prefixes_have_no_room() {
-        for p in ["10.0.0.0/30", "10.0.0.0/31", "10.0.0.0/32"] {
-            assert_eq!(allocate(net(p), None, |_| Ok::<_, Infallible>(false)).expect("ok"), None, "{p}");
+    fn capacity_and_allocation_agree_on_tiny_prefixes() {
+        let slash30 =
+            allocate(net("10.0.0.0/30"), None, |_| Ok::<_, Infallible>(false)).expect("ok");
+        assert_eq!(slash30, Some("10.0.0.2".parse().expect("ip")));
+        assert_eq!(capacity(net("10.0.0.0/30")), 1);
+        for p in ["10.0.0.0/31", "10.0.0.0/32"] {
+            assert_eq!(
+                allocate(net(p), None, |_| Ok::<_, Infallible>(false)).expect("ok"),
+                None,
+                "{p}"
+            );
+            assert_eq!(capacity(net(p)), 0, "{p}");
         }
     }
 
@@ -97,6 +111,9 @@ mod tests {
     fn ipv6_pairs_share_the_host_offset() {
         let v6: Ipv6Net = "fd00:1234:5678:9abc::/64".parse().expect("prefix");
         let paired = paired_v6(net("10.77.0.0/16"), "10.77.1.2".parse().expect("ip"), v6);
-        assert_eq!(paired, "fd00:1234:5678:9abc::102".parse::<Ipv6Addr>().expect("ip"));
+        assert_eq!(
+            paired,
+            "fd00:1234:5678:9abc::102".parse::<Ipv6Addr>().expect("ip")
+        );
     }
 }

@@ -22,19 +22,36 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Init(args) => {
-            init_logging(cli.log_format.unwrap_or(LogFormat::Human), cli.log_level.as_deref().unwrap_or("warn"));
-            let report = init::init(args.to_options(), unix_now()).await?;
+            init_logging(
+                cli.log_format.unwrap_or(LogFormat::Human),
+                cli.log_level.as_deref().unwrap_or("warn"),
+            );
+            let report = init::init(args.to_options()?, unix_now()).await?;
             print_init_report(&report, args.json)
         }
         Command::Serve(args) => {
-            let file = args.config.as_deref().map(FileConfig::load).transpose()?.unwrap_or_default();
+            let file = args
+                .config
+                .as_deref()
+                .map(FileConfig::load)
+                .transpose()?
+                .unwrap_or_default();
             let settings = ServeSettings::resolve(&cli, args, file);
             init_logging(settings.log_format, &settings.log_level);
             if args.init && !init::is_initialised(&settings.data) {
-                let report = init::init(init::InitOptions::defaults(settings.data.clone()), unix_now()).await?;
+                let report = init::init(
+                    init::InitOptions::defaults(settings.data.clone()),
+                    unix_now(),
+                )
+                .await?;
                 print_init_report(&report, false)?;
             }
-            server::serve(&settings.data, settings.listen, server::termination_signal()).await
+            server::serve(
+                &settings.data,
+                settings.listen,
+                server::termination_signal(),
+            )
+            .await
         }
     }
 }
@@ -51,7 +68,10 @@ fn print_init_report(report: &InitReport, json: bool) -> Result<()> {
     println!("  Certificate SHA-256: {}", report.certificate_sha256);
     println!("  Gateway public key:  {}", report.gateway_public_key);
     println!();
-    println!("First admin invitation (shown only now; valid until {}):", report.admin_invitation_expires);
+    println!(
+        "First admin invitation (shown only now; valid until {}):",
+        report.admin_invitation_expires
+    );
     println!();
     println!("  {}", report.admin_invitation);
     println!();
@@ -62,7 +82,9 @@ fn print_init_report(report: &InitReport, json: bool) -> Result<()> {
 fn init_logging(format: LogFormat, filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),

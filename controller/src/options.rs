@@ -136,8 +136,10 @@ pub struct FileConfig {
 impl FileConfig {
     /// Reads a TOML config file.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a valid config file", path.display()))
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid config file", path.display()))
     }
 }
 
@@ -158,18 +160,39 @@ impl ServeSettings {
     /// Merges `args` (flags and env) over `file` over defaults.
     pub fn resolve(cli: &Cli, args: &ServeArgs, file: FileConfig) -> Self {
         Self {
-            data: args.data.clone().or(file.data).unwrap_or_else(default_data_dir),
-            listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid constant")),
-            log_format: cli.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
-            log_level: cli.log_level.clone().or(file.log_level).unwrap_or_else(|| "info".into()),
+            data: args
+                .data
+                .clone()
+                .or(file.data)
+                .unwrap_or_else(default_data_dir),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid constant")),
+            log_format: cli
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+            log_level: cli
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".into()),
         }
     }
 }
 
 impl InitArgs {
-    /// The init options these flags describe.
-    pub fn to_options(&self) -> InitOptions {
-        InitOptions {
+    /// The init options these flags describe, or why they make no sense.
+    pub fn to_options(&self) -> Result<InitOptions> {
+        let ttl = self.token_ttl.as_secs();
+        if !(60..=365 * DAY).contains(&ttl) {
+            anyhow::bail!(
+                "--token-ttl must be between 1m and 365d, not {}",
+                humantime::format_duration(self.token_ttl)
+            );
+        }
+        Ok(InitOptions {
             data: self.data.clone().unwrap_or_else(default_data_dir),
             endpoint: self.endpoint.clone(),
             api_endpoint: self.api_endpoint.clone(),
@@ -181,15 +204,17 @@ impl InitArgs {
             search_domains: self.search_domains.clone(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
             address_quarantine_secs: self.address_quarantine.as_secs(),
-            token_ttl_secs: self.token_ttl.as_secs().max(60).min(365 * DAY),
-        }
+            token_ttl_secs: ttl,
+        })
     }
 }
 
 /// `/var/lib/porta` for root (as the systemd unit runs it), else
 /// `~/.local/share/porta`.
 pub fn default_data_dir() -> PathBuf {
-    let is_root = std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false);
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
     match std::env::var_os("HOME") {
         Some(home) if !is_root => PathBuf::from(home).join(".local/share/porta"),
         _ => PathBuf::from("/var/lib/porta"),

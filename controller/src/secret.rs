@@ -60,7 +60,11 @@ pub fn issue_for(id: String) -> IssuedSecret {
     rand::rngs::OsRng.fill_bytes(&mut key);
     let key = BASE32_NOPAD.encode(&key).to_ascii_lowercase();
     let hash = hash_key(&key);
-    IssuedSecret { text: format!("{id}.{key}"), id, hash }
+    IssuedSecret {
+        text: format!("{id}.{key}"),
+        id,
+        hash,
+    }
 }
 
 /// Splits `<id>.<key>`; `None` if it does not have that shape.
@@ -92,7 +96,9 @@ mod hex_bytes {
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let text = String::deserialize(d)?;
         let bytes = hex::decode(&text).map_err(serde::de::Error::custom)?;
-        bytes.try_into().map_err(|_| serde::de::Error::custom("expected 32 bytes"))
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("expected 32 bytes"))
     }
 }
 
@@ -123,7 +129,13 @@ mod tests {
 
     #[test]
     fn malformed_secrets_are_rejected_before_lookup() {
-        for bad in ["", "nodot", "short.key", "0123456789abcdeg.key", "0123456789abcdef."] {
+        for bad in [
+            "",
+            "nodot",
+            "short.key",
+            "0123456789abcdeg.key",
+            "0123456789abcdef.",
+        ] {
             assert!(parse(bad).is_none(), "{bad:?}");
         }
     }

@@ -16,16 +16,29 @@ use tonic::transport::{Server, ServerTlsConfig};
 
 /// Opens the data directory and serves on `listen` until `shutdown`
 /// resolves; then ends open streams, drains requests and flushes the store.
-pub async fn serve(data: &Path, listen: SocketAddr, shutdown: impl Future<Output = ()>) -> Result<()> {
-    let identity = Identity::load(&TlsPaths::in_dir(data))
-        .with_context(|| format!("loading the TLS identity from {} (was it initialised?)", data.display()))?;
+pub async fn serve(
+    data: &Path,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let identity = Identity::load(&TlsPaths::in_dir(data)).with_context(|| {
+        format!(
+            "loading the TLS identity from {} (was it initialised?)",
+            data.display()
+        )
+    })?;
     let fingerprint = identity.fingerprint()?;
     let store = Store::open(&data.join("store")).with_context(|| {
-        format!("opening the store in {} (is another porta-controller using it?)", data.display())
+        format!(
+            "opening the store in {} (is another porta-controller using it?)",
+            data.display()
+        )
     })?;
     let controller = Controller::new(store.clone(), fingerprint)?;
 
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let local = listener.local_addr()?;
     tracing::info!(
         addr = %local,
@@ -35,8 +48,16 @@ pub async fn serve(data: &Path, listen: SocketAddr, shutdown: impl Future<Output
     );
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in ["porta.v1.Enrollment", "porta.v1.Device", "porta.v1.Admin", "porta.v1.Audit", "porta.v1.Gateway"] {
-        health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
+    for name in [
+        "porta.v1.Enrollment",
+        "porta.v1.Device",
+        "porta.v1.Admin",
+        "porta.v1.Audit",
+        "porta.v1.Gateway",
+    ] {
+        health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
+            .await;
     }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -45,18 +66,36 @@ pub async fn serve(data: &Path, listen: SocketAddr, shutdown: impl Future<Output
         .context("building the reflection service")?;
 
     let apis = Apis::new(controller.clone());
-    let tls = ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(&identity.cert_pem, &identity.key_pem));
+    let tls = ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
+        &identity.cert_pem,
+        &identity.key_pem,
+    ));
     let stop = controller.clone();
     Server::builder()
         .tls_config(tls)
         .context("TLS configuration")?
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(pb::enrollment_server::EnrollmentServer::new(apis.enrollment).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .add_service(pb::device_server::DeviceServer::new(apis.device).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .add_service(pb::admin_server::AdminServer::new(apis.admin).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .add_service(pb::audit_server::AuditServer::new(apis.audit).max_decoding_message_size(MAX_MESSAGE_BYTES))
-        .add_service(pb::gateway_server::GatewayServer::new(apis.gateway).max_decoding_message_size(MAX_MESSAGE_BYTES))
+        .add_service(
+            pb::enrollment_server::EnrollmentServer::new(apis.enrollment)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::device_server::DeviceServer::new(apis.device)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::admin_server::AdminServer::new(apis.admin)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::audit_server::AuditServer::new(apis.audit)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::gateway_server::GatewayServer::new(apis.gateway)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: ending streams and draining requests");
@@ -72,7 +111,10 @@ pub async fn serve(data: &Path, listen: SocketAddr, shutdown: impl Future<Output
 /// Resolves on SIGTERM or SIGINT.
 pub async fn termination_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

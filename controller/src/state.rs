@@ -13,7 +13,7 @@ use crate::ipam;
 use crate::secret::{self, IssuedSecret, PresentedSecret};
 use crate::settings::Settings;
 use crate::store::records::*;
-use crate::store::{Store, T, Txn, TxError, meta};
+use crate::store::{Store, T, TxError, Txn, meta};
 use porta_proto::{CertFingerprint, Invitation, PublicKey, pb};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -47,9 +47,11 @@ impl Controller {
     /// Wraps an open, initialised store. `fingerprint` is the TLS
     /// certificate's, written into the invitations this controller issues.
     pub fn new(store: Store, fingerprint: CertFingerprint) -> Result<Self> {
-        let settings: Settings = store
-            .get(T::Meta, meta::SETTINGS)?
-            .ok_or_else(|| Error::FailedPrecondition("the data directory is not initialised; run `porta-controller init`".into()))?;
+        let settings: Settings = store.get(T::Meta, meta::SETTINGS)?.ok_or_else(|| {
+            Error::FailedPrecondition(
+                "the data directory is not initialised; run `porta-controller init`".into(),
+            )
+        })?;
         let revision = store.meta_u64(meta::REVISION)?;
         Ok(Self {
             store,
@@ -103,7 +105,11 @@ impl Controller {
     }
 
     fn expiry(&self, now: u64, ttl_secs: u64) -> u64 {
-        now + if ttl_secs == 0 { self.settings.token_ttl_secs } else { ttl_secs }
+        now + if ttl_secs == 0 {
+            self.settings.token_ttl_secs
+        } else {
+            ttl_secs
+        }
     }
 
     // ----- authentication ---------------------------------------------------
@@ -114,9 +120,12 @@ impl Controller {
     pub fn authenticate(&self, presented: &str) -> Result<Caller> {
         let secret = secret::parse(presented)
             .ok_or_else(|| Error::Unauthenticated("the credential is malformed".into()))?;
-        let unknown = || Error::Unauthenticated("the credential is not valid (unknown or revoked)".into());
-        let credential: CredentialRecord =
-            self.store.get(T::Credentials, secret.id.as_bytes())?.ok_or_else(unknown)?;
+        let unknown =
+            || Error::Unauthenticated("the credential is not valid (unknown or revoked)".into());
+        let credential: CredentialRecord = self
+            .store
+            .get(T::Credentials, secret.id.as_bytes())?
+            .ok_or_else(unknown)?;
         let hash = credential.hash.as_ref().ok_or_else(unknown)?;
         if !secret.matches(hash) || credential.revoked_at.is_some() {
             return Err(unknown());
@@ -135,7 +144,9 @@ impl Controller {
 
     fn check_device_allowed(&self, device: &DeviceRecord) -> Result<()> {
         if device.revoked_at.is_some() {
-            return Err(Error::PermissionDenied("this device was revoked by your IT administrator".into()));
+            return Err(Error::PermissionDenied(
+                "this device was revoked by your IT administrator".into(),
+            ));
         }
         let user = self.user(&device.user)?;
         if user.disabled {
@@ -153,7 +164,9 @@ impl Controller {
     pub async fn create_user(&self, user: UserRecord) -> Result<UserRecord> {
         self.write(|t| {
             if t.contains(T::Users, user.name.as_bytes())? {
-                return Err(Error::AlreadyExists(format!("user {:?} already exists", user.name)).into());
+                return Err(
+                    Error::AlreadyExists(format!("user {:?} already exists", user.name)).into(),
+                );
             }
             for group in &user.groups {
                 require_group(t, group)?;
@@ -171,7 +184,9 @@ impl Controller {
 
     /// One user.
     pub fn user(&self, name: &str) -> Result<UserRecord> {
-        self.store.get(T::Users, name.as_bytes())?.ok_or_else(|| Error::not_found("user", name))
+        self.store
+            .get(T::Users, name.as_bytes())?
+            .ok_or_else(|| Error::not_found("user", name))
     }
 
     /// Disables or enables a user.
@@ -191,7 +206,9 @@ impl Controller {
     pub async fn create_group(&self, group: GroupRecord) -> Result<GroupRecord> {
         self.write(|t| {
             if t.contains(T::Groups, group.name.as_bytes())? {
-                return Err(Error::AlreadyExists(format!("group {:?} already exists", group.name)).into());
+                return Err(
+                    Error::AlreadyExists(format!("group {:?} already exists", group.name)).into(),
+                );
             }
             t.put(T::Groups, group.name.as_bytes(), &group)?;
             Ok(group.clone())
@@ -215,8 +232,10 @@ impl Controller {
 
     /// One group with its members.
     pub fn group(&self, name: &str) -> Result<(GroupRecord, Vec<String>)> {
-        let group: GroupRecord =
-            self.store.get(T::Groups, name.as_bytes())?.ok_or_else(|| Error::not_found("group", name))?;
+        let group: GroupRecord = self
+            .store
+            .get(T::Groups, name.as_bytes())?
+            .ok_or_else(|| Error::not_found("group", name))?;
         let members = self.members_by_group()?.remove(name).unwrap_or_default();
         Ok((group, members))
     }
@@ -225,7 +244,9 @@ impl Controller {
         let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for user in self.list_users()? {
             for group in &user.groups {
-                map.entry(group.clone()).or_default().push(user.name.clone());
+                map.entry(group.clone())
+                    .or_default()
+                    .push(user.name.clone());
             }
         }
         Ok(map)
@@ -250,7 +271,11 @@ impl Controller {
     }
 
     /// Adds a destination to a group (no-op if it is there already).
-    pub async fn allow_destination(&self, group: &str, destination: Destination) -> Result<GroupRecord> {
+    pub async fn allow_destination(
+        &self,
+        group: &str,
+        destination: Destination,
+    ) -> Result<GroupRecord> {
         self.write(|t| {
             let mut record = require_group(t, group)?;
             if !record.destinations.contains(&destination) {
@@ -270,13 +295,21 @@ impl Controller {
     }
 
     /// Removes a destination from a group.
-    pub async fn disallow_destination(&self, group: &str, destination: Destination) -> Result<GroupRecord> {
+    pub async fn disallow_destination(
+        &self,
+        group: &str,
+        destination: Destination,
+    ) -> Result<GroupRecord> {
         self.write(|t| {
             let mut record = require_group(t, group)?;
             let before = record.destinations.len();
             record.destinations.retain(|d| d != &destination);
             if record.destinations.len() == before {
-                return Err(Error::not_found("destination", format!("{} in group {group}", destination.cidr)).into());
+                return Err(Error::not_found(
+                    "destination",
+                    format!("{} in group {group}", destination.cidr),
+                )
+                .into());
             }
             t.put(T::Groups, group.as_bytes(), &record)?;
             Ok(record)
@@ -320,9 +353,13 @@ impl Controller {
             .write(|t| {
                 let owner = require_user(t, user)?;
                 if owner.disabled {
-                    return Err(Error::FailedPrecondition(format!("user {user:?} is disabled")).into());
+                    return Err(
+                        Error::FailedPrecondition(format!("user {user:?} is disabled")).into(),
+                    );
                 }
-                if t.contains(T::DeviceNames, device_name.as_bytes())? || open_names.contains(device_name) {
+                if t.contains(T::DeviceNames, device_name.as_bytes())?
+                    || open_names.contains(device_name)
+                {
                     return Err(Error::AlreadyExists(format!(
                         "a device or open enrollment token named {device_name:?} exists already"
                     ))
@@ -332,7 +369,10 @@ impl Controller {
                 let record = InviteRecord {
                     id: secret.id.clone(),
                     hash: secret.hash,
-                    purpose: InvitePurpose::Device { user: user.to_owned(), device_name: device_name.to_owned() },
+                    purpose: InvitePurpose::Device {
+                        user: user.to_owned(),
+                        device_name: device_name.to_owned(),
+                    },
                     created_at: now,
                     expires_at,
                     created_by: actor.to_owned(),
@@ -342,7 +382,10 @@ impl Controller {
                 Ok((record, secret))
             })
             .await?;
-        Ok((record, self.invitation(&secret.text, pb::InvitationKind::Device)))
+        Ok((
+            record,
+            self.invitation(&secret.text, pb::InvitationKind::Device),
+        ))
     }
 
     /// Device names reserved by unredeemed, unexpired tokens.
@@ -370,14 +413,16 @@ impl Controller {
 
     /// Deletes an unredeemed enrollment token.
     pub async fn delete_enrollment_token(&self, id: &str) -> Result<()> {
-        self.write(|t| {
-            match t.get::<InviteRecord>(T::Invites, id.as_bytes())? {
-                Some(InviteRecord { purpose: InvitePurpose::Device { .. }, redeemed_at: None, .. }) => {
-                    t.remove(T::Invites, id.as_bytes())
-                }
+        self.write(
+            |t| match t.get::<InviteRecord>(T::Invites, id.as_bytes())? {
+                Some(InviteRecord {
+                    purpose: InvitePurpose::Device { .. },
+                    redeemed_at: None,
+                    ..
+                }) => t.remove(T::Invites, id.as_bytes()),
                 _ => Err(Error::not_found("enrollment token", id).into()),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -397,7 +442,9 @@ impl Controller {
         let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
         let gateway_key = self.settings_gateway_key()?;
         if public_key.to_base64() == gateway_key {
-            return Err(Error::AlreadyExists("this WireGuard public key is the gateway's own".into()));
+            return Err(Error::AlreadyExists(
+                "this WireGuard public key is the gateway's own".into(),
+            ));
         }
         let settings = &self.settings;
         let (device, credential) = self
@@ -473,17 +520,28 @@ impl Controller {
     }
 
     fn settings_gateway_key(&self) -> Result<String> {
-        Ok(self.embedded_gateway()?.map(|g| g.public_key).unwrap_or_default())
+        Ok(self
+            .embedded_gateway()?
+            .map(|g| g.public_key)
+            .unwrap_or_default())
     }
 
     /// Redeems a login token: activates its pending credential and returns
     /// it with its secret (shown once).
-    pub async fn login(&self, token: &str, client_name: &str, now: u64) -> Result<(CredentialRecord, String)> {
+    pub async fn login(
+        &self,
+        token: &str,
+        client_name: &str,
+        now: u64,
+    ) -> Result<(CredentialRecord, String)> {
         let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
         self.write(|t| {
             let invite = redeemable_invite(t, &presented, now)?;
             let InvitePurpose::Login { credential_id } = &invite.purpose else {
-                return Err(Error::invalid("this is a device invitation: use `porta enroll` on the device").into());
+                return Err(Error::invalid(
+                    "this is a device invitation: use `porta enroll` on the device",
+                )
+                .into());
             };
             let mut credential: CredentialRecord = t
                 .get(T::Credentials, credential_id.as_bytes())?
@@ -506,7 +564,11 @@ impl Controller {
     // ----- devices ------------------------------------------------------------------
 
     /// Devices, optionally one user's, optionally with revoked ones.
-    pub fn list_devices(&self, user: Option<&str>, include_revoked: bool) -> Result<Vec<DeviceRecord>> {
+    pub fn list_devices(
+        &self,
+        user: Option<&str>,
+        include_revoked: bool,
+    ) -> Result<Vec<DeviceRecord>> {
         let mut devices: Vec<DeviceRecord> = self
             .store
             .list::<DeviceRecord>(T::Devices)?
@@ -519,7 +581,9 @@ impl Controller {
     }
 
     fn device_by_id(&self, id: &str) -> Result<DeviceRecord> {
-        self.store.get(T::Devices, id.as_bytes())?.ok_or_else(|| Error::not_found("device", id))
+        self.store
+            .get(T::Devices, id.as_bytes())?
+            .ok_or_else(|| Error::not_found("device", id))
     }
 
     /// A device by live name, or by id (which also finds revoked devices).
@@ -527,24 +591,36 @@ impl Controller {
         if let Some(id) = self.store.tree(T::DeviceNames).get(name_or_id.as_bytes())? {
             return self.device_by_id(&String::from_utf8_lossy(&id));
         }
-        self.device_by_id(name_or_id).map_err(|_| Error::not_found("device", name_or_id))
+        self.device_by_id(name_or_id)
+            .map_err(|_| Error::not_found("device", name_or_id))
     }
 
     /// Renames a live device.
-    pub async fn rename_device(&self, name_or_id: &str, new_name: &str, now: u64) -> Result<DeviceRecord> {
+    pub async fn rename_device(
+        &self,
+        name_or_id: &str,
+        new_name: &str,
+        now: u64,
+    ) -> Result<DeviceRecord> {
         let device = self.find_device(name_or_id)?;
         let open_names = self.open_device_tokens(now)?;
         self.write(|t| {
-            let mut current: DeviceRecord =
-                t.get(T::Devices, device.id.as_bytes())?.ok_or_else(|| Error::not_found("device", name_or_id))?;
+            let mut current: DeviceRecord = t
+                .get(T::Devices, device.id.as_bytes())?
+                .ok_or_else(|| Error::not_found("device", name_or_id))?;
             if current.revoked_at.is_some() {
-                return Err(Error::FailedPrecondition("a revoked device cannot be renamed".into()).into());
+                return Err(
+                    Error::FailedPrecondition("a revoked device cannot be renamed".into()).into(),
+                );
             }
             if current.name == new_name {
                 return Ok(current);
             }
             if t.contains(T::DeviceNames, new_name.as_bytes())? || open_names.contains(new_name) {
-                return Err(Error::AlreadyExists(format!("a device or open token named {new_name:?} exists already")).into());
+                return Err(Error::AlreadyExists(format!(
+                    "a device or open token named {new_name:?} exists already"
+                ))
+                .into());
             }
             t.remove(T::DeviceNames, current.name.as_bytes())?;
             t.put_raw(T::DeviceNames, new_name.as_bytes(), current.id.as_bytes())?;
@@ -558,22 +634,37 @@ impl Controller {
     /// Revokes a device: its credential dies, its name is freed, its address
     /// enters quarantine, its key stays on record so it can never enroll
     /// again. Streams watching its config end at once.
-    pub async fn revoke_device(&self, actor: &str, name_or_id: &str, now: u64) -> Result<DeviceRecord> {
+    pub async fn revoke_device(
+        &self,
+        actor: &str,
+        name_or_id: &str,
+        now: u64,
+    ) -> Result<DeviceRecord> {
         let device = self.find_device(name_or_id)?;
         let revoked = self
             .write(|t| {
-                let mut current: DeviceRecord =
-                    t.get(T::Devices, device.id.as_bytes())?.ok_or_else(|| Error::not_found("device", name_or_id))?;
+                let mut current: DeviceRecord = t
+                    .get(T::Devices, device.id.as_bytes())?
+                    .ok_or_else(|| Error::not_found("device", name_or_id))?;
                 if current.revoked_at.is_some() {
-                    return Err(Error::FailedPrecondition(format!("device {:?} is already revoked", current.name)).into());
+                    return Err(Error::FailedPrecondition(format!(
+                        "device {:?} is already revoked",
+                        current.name
+                    ))
+                    .into());
                 }
                 current.revoked_at = Some(now);
                 current.revoked_by = actor.to_owned();
                 t.put(T::Devices, current.id.as_bytes(), &current)?;
                 t.remove(T::DeviceNames, current.name.as_bytes())?;
-                let lease = AddressLease { device_id: current.id.clone(), released_at: Some(now) };
+                let lease = AddressLease {
+                    device_id: current.id.clone(),
+                    released_at: Some(now),
+                };
                 t.put(T::Addresses, &current.ipv4.octets(), &lease)?;
-                if let Some(mut credential) = t.get::<CredentialRecord>(T::Credentials, current.credential_id.as_bytes())? {
+                if let Some(mut credential) =
+                    t.get::<CredentialRecord>(T::Credentials, current.credential_id.as_bytes())?
+                {
                     credential.revoked_at = Some(now);
                     t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
                 }
@@ -585,10 +676,16 @@ impl Controller {
     }
 
     /// Records a device's status report.
-    pub async fn report_status(&self, device_id: &str, report: &pb::DeviceStatusReport, now: u64) -> Result<()> {
+    pub async fn report_status(
+        &self,
+        device_id: &str,
+        report: &pb::DeviceStatusReport,
+        now: u64,
+    ) -> Result<()> {
         self.write(|t| {
-            let mut device: DeviceRecord =
-                t.get(T::Devices, device_id.as_bytes())?.ok_or_else(|| Error::not_found("device", device_id))?;
+            let mut device: DeviceRecord = t
+                .get(T::Devices, device_id.as_bytes())?
+                .ok_or_else(|| Error::not_found("device", device_id))?;
             device.last_seen_at = now;
             device.client_version = report.client_version.clone();
             if !report.hostname.is_empty() {
@@ -619,7 +716,11 @@ impl Controller {
         let gateways = self
             .list_gateways()?
             .into_iter()
-            .map(|g| pb::GatewayPeer { name: g.name, endpoint: g.endpoint, public_key: g.public_key })
+            .map(|g| pb::GatewayPeer {
+                name: g.name,
+                endpoint: g.endpoint,
+                public_key: g.public_key,
+            })
             .collect();
         Ok(pb::DeviceConfig {
             device_id: device.id,
@@ -666,7 +767,9 @@ impl Controller {
                 let invite = InviteRecord {
                     id: login.id.clone(),
                     hash: login.hash,
-                    purpose: InvitePurpose::Login { credential_id: credential.id.clone() },
+                    purpose: InvitePurpose::Login {
+                        credential_id: credential.id.clone(),
+                    },
                     created_at: now,
                     expires_at,
                     created_by: actor.to_owned(),
@@ -677,7 +780,11 @@ impl Controller {
                 Ok((credential, login))
             })
             .await?;
-        let kind = if role == Role::Gateway { pb::InvitationKind::Gateway } else { pb::InvitationKind::Login };
+        let kind = if role == Role::Gateway {
+            pb::InvitationKind::Gateway
+        } else {
+            pb::InvitationKind::Login
+        };
         Ok((credential, self.invitation(&login.text, kind)))
     }
 
@@ -693,7 +800,11 @@ impl Controller {
     }
 
     /// Revokes an admin or auditor credential by id or (unique) name.
-    pub async fn revoke_api_credential(&self, id_or_name: &str, now: u64) -> Result<CredentialRecord> {
+    pub async fn revoke_api_credential(
+        &self,
+        id_or_name: &str,
+        now: u64,
+    ) -> Result<CredentialRecord> {
         let matches: Vec<CredentialRecord> = self
             .list_api_credentials(false)?
             .into_iter()
@@ -731,13 +842,21 @@ impl Controller {
 }
 
 fn invalid_invitation() -> Error {
-    Error::Unauthenticated("this invitation is not valid (mistyped, or deleted by an administrator)".into())
+    Error::Unauthenticated(
+        "this invitation is not valid (mistyped, or deleted by an administrator)".into(),
+    )
 }
 
 /// The invite `presented` names, if its secret matches and it is unspent
 /// and unexpired.
-fn redeemable_invite(t: &Txn<'_>, presented: &PresentedSecret<'_>, now: u64) -> Result<InviteRecord, TxError> {
-    let invite: InviteRecord = t.get(T::Invites, presented.id.as_bytes())?.ok_or_else(invalid_invitation)?;
+fn redeemable_invite(
+    t: &Txn<'_>,
+    presented: &PresentedSecret<'_>,
+    now: u64,
+) -> Result<InviteRecord, TxError> {
+    let invite: InviteRecord = t
+        .get(T::Invites, presented.id.as_bytes())?
+        .ok_or_else(invalid_invitation)?;
     // Only a holder of the real secret learns whether it was used or expired.
     if !presented.matches(&invite.hash) {
         return Err(invalid_invitation().into());
@@ -751,7 +870,9 @@ fn redeemable_invite(t: &Txn<'_>, presented: &PresentedSecret<'_>, now: u64) -> 
     if invite.expires_at <= now {
         return Err(Error::FailedPrecondition(format!(
             "this invitation expired at {}; ask your IT administrator for a new one",
-            humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(invite.expires_at))
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(invite.expires_at)
+            )
         ))
         .into());
     }
@@ -759,11 +880,13 @@ fn redeemable_invite(t: &Txn<'_>, presented: &PresentedSecret<'_>, now: u64) -> 
 }
 
 fn require_user(t: &Txn<'_>, name: &str) -> Result<UserRecord, TxError> {
-    Ok(t.get(T::Users, name.as_bytes())?.ok_or_else(|| Error::not_found("user", name))?)
+    Ok(t.get(T::Users, name.as_bytes())?
+        .ok_or_else(|| Error::not_found("user", name))?)
 }
 
 fn require_group(t: &Txn<'_>, name: &str) -> Result<GroupRecord, TxError> {
-    Ok(t.get(T::Groups, name.as_bytes())?.ok_or_else(|| Error::not_found("group", name))?)
+    Ok(t.get(T::Groups, name.as_bytes())?
+        .ok_or_else(|| Error::not_found("group", name))?)
 }
 
 /// Leases the next free IPv4 address: unleased, or released longer ago than
@@ -775,11 +898,18 @@ fn allocate_ipv4(t: &Txn<'_>, settings: &Settings, now: u64) -> Result<Ipv4Addr,
         .map(|o| Ipv4Addr::from(u32::from_be_bytes(o).wrapping_add(1)));
     let prefix = settings.vpn_prefix_v4;
     let chosen = ipam::allocate(prefix, hint, |address| -> Result<bool, TxError> {
-        Ok(match t.get::<AddressLease>(T::Addresses, &address.octets())? {
-            None => false,
-            Some(AddressLease { released_at: None, .. }) => true,
-            Some(AddressLease { released_at: Some(at), .. }) => at + settings.address_quarantine_secs > now,
-        })
+        Ok(
+            match t.get::<AddressLease>(T::Addresses, &address.octets())? {
+                None => false,
+                Some(AddressLease {
+                    released_at: None, ..
+                }) => true,
+                Some(AddressLease {
+                    released_at: Some(at),
+                    ..
+                }) => at + settings.address_quarantine_secs > now,
+            },
+        )
     })?;
     chosen.ok_or_else(|| {
         Error::AddressesExhausted(format!(

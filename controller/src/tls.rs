@@ -19,7 +19,10 @@ pub struct TlsPaths {
 impl TlsPaths {
     /// The paths under `data`.
     pub fn in_dir(data: &Path) -> Self {
-        Self { cert: data.join("tls").join("cert.pem"), key: data.join("tls").join("key.pem") }
+        Self {
+            cert: data.join("tls").join("cert.pem"),
+            key: data.join("tls").join("key.pem"),
+        }
     }
 }
 
@@ -37,18 +40,31 @@ impl Identity {
     pub fn self_signed(names: Vec<String>) -> Result<Self> {
         let key = rcgen::KeyPair::generate().context("generating the TLS key")?;
         let mut params = rcgen::CertificateParams::new(names).context("certificate names")?;
-        params.distinguished_name.push(rcgen::DnType::CommonName, "Porta controller");
-        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Porta");
-        let cert = params.self_signed(&key).context("signing the certificate")?;
-        Ok(Self { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Porta controller");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "Porta");
+        let cert = params
+            .self_signed(&key)
+            .context("signing the certificate")?;
+        Ok(Self {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
     }
 
     /// Reads and checks a PEM certificate and key given by the admin.
     pub fn from_files(cert: &Path, key: &Path) -> Result<Self> {
-        let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
-        let key_pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+        let cert_pem =
+            std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let key_pem =
+            std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
         let identity = Self { cert_pem, key_pem };
-        identity.fingerprint().with_context(|| format!("{} holds no PEM certificate", cert.display()))?;
+        identity
+            .fingerprint()
+            .with_context(|| format!("{} holds no PEM certificate", cert.display()))?;
         PrivateKeyDer::from_pem_slice(identity.key_pem.as_bytes())
             .map_err(|e| anyhow::anyhow!("{} holds no PEM private key: {e}", key.display()))?;
         Ok(identity)

@@ -20,7 +20,9 @@ pub const MAX_DESTINATIONS: usize = 256;
 pub fn name(field: &str, value: &str) -> Result<String> {
     let count = value.chars().count();
     let first_ok = value.chars().next().is_some_and(char::is_alphanumeric);
-    let all_ok = value.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    let all_ok = value
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if count == 0 || count > MAX_NAME_CHARS || !first_ok || !all_ok {
         return Err(Error::invalid(format!(
             "{field} {value:?} is not a valid name: use 1–{MAX_NAME_CHARS} letters, digits, \
@@ -33,10 +35,14 @@ pub fn name(field: &str, value: &str) -> Result<String> {
 /// Free text shown to people: at most 256 characters, no control characters.
 pub fn text(field: &str, value: &str) -> Result<String> {
     if value.chars().count() > MAX_TEXT_CHARS {
-        return Err(Error::invalid(format!("{field} is longer than {MAX_TEXT_CHARS} characters")));
+        return Err(Error::invalid(format!(
+            "{field} is longer than {MAX_TEXT_CHARS} characters"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(Error::invalid(format!("{field} contains control characters")));
+        return Err(Error::invalid(format!(
+            "{field} contains control characters"
+        )));
     }
     Ok(value.trim().to_owned())
 }
@@ -60,10 +66,17 @@ pub fn destination(message: Option<&pb::Destination>) -> Result<Destination> {
         Ok(pb::Protocol::Tcp) => Protocol::Tcp,
         Ok(pb::Protocol::Udp) => Protocol::Udp,
         Ok(pb::Protocol::Icmp) => Protocol::Icmp,
-        Err(_) => return Err(Error::invalid(format!("unknown protocol {}", message.protocol))),
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "unknown protocol {}",
+                message.protocol
+            )));
+        }
     };
     if !message.ports.is_empty() && !matches!(protocol, Protocol::Tcp | Protocol::Udp) {
-        return Err(Error::invalid("ports can only be given with protocol tcp or udp"));
+        return Err(Error::invalid(
+            "ports can only be given with protocol tcp or udp",
+        ));
     }
     let mut ports = Vec::with_capacity(message.ports.len());
     for range in &message.ports {
@@ -77,17 +90,26 @@ pub fn destination(message: Option<&pb::Destination>) -> Result<Destination> {
             )));
         }
         // Checked just above: both fit in u16.
-        ports.push(PortRange { first: range.first as u16, last: range.last as u16 });
+        ports.push(PortRange {
+            first: range.first as u16,
+            last: range.last as u16,
+        });
     }
     ports.sort_unstable();
     ports.dedup();
-    Ok(Destination { cidr, protocol, ports })
+    Ok(Destination {
+        cidr,
+        protocol,
+        ports,
+    })
 }
 
 /// A host name as a device reports it: up to 253 characters, printable.
 pub fn hostname(value: &str) -> Result<String> {
     if value.len() > 253 || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(Error::invalid("hostname must be at most 253 printable characters without spaces"));
+        return Err(Error::invalid(
+            "hostname must be at most 253 printable characters without spaces",
+        ));
     }
     Ok(value.to_owned())
 }
@@ -100,14 +122,24 @@ mod tests {
     fn names_allow_any_script_but_not_spaces_or_symbols() {
         assert!(name("user", "núria.puig").is_ok());
         assert!(name("user", "anna-laptop_2").is_ok());
-        for bad in ["", "-lead", "has space", "semi;colon", "ñ".repeat(65).as_str(), "tab\t"] {
+        for bad in [
+            "",
+            "-lead",
+            "has space",
+            "semi;colon",
+            "ñ".repeat(65).as_str(),
+            "tab\t",
+        ] {
             assert!(name("user", bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn cidrs_are_normalised_and_garbage_rejected() {
-        assert_eq!(cidr("route", "10.1.20.7/24").expect("valid").to_string(), "10.1.20.0/24");
+        assert_eq!(
+            cidr("route", "10.1.20.7/24").expect("valid").to_string(),
+            "10.1.20.0/24"
+        );
         for bad in ["10.1.20.0/33", "10.1.20", "fe80::/129", "hello"] {
             assert!(cidr("route", bad).is_err(), "{bad:?}");
         }
@@ -118,15 +150,36 @@ mod tests {
         let ok = pb::Destination {
             cidr: "10.1.0.0/16".into(),
             protocol: pb::Protocol::Tcp as i32,
-            ports: vec![pb::PortRange { first: 3389, last: 3389 }, pb::PortRange { first: 445, last: 445 }],
+            ports: vec![
+                pb::PortRange {
+                    first: 3389,
+                    last: 3389,
+                },
+                pb::PortRange {
+                    first: 445,
+                    last: 445,
+                },
+            ],
         };
         let d = destination(Some(&ok)).expect("valid");
         assert_eq!(d.ports[0].first, 445, "ports are sorted");
-        let icmp_ports = pb::Destination { protocol: pb::Protocol::Icmp as i32, ..ok.clone() };
+        let icmp_ports = pb::Destination {
+            protocol: pb::Protocol::Icmp as i32,
+            ..ok.clone()
+        };
         assert!(destination(Some(&icmp_ports)).is_err());
-        let zero = pb::Destination { ports: vec![pb::PortRange { first: 0, last: 10 }], ..ok.clone() };
+        let zero = pb::Destination {
+            ports: vec![pb::PortRange { first: 0, last: 10 }],
+            ..ok.clone()
+        };
         assert!(destination(Some(&zero)).is_err());
-        let backwards = pb::Destination { ports: vec![pb::PortRange { first: 90, last: 80 }], ..ok };
+        let backwards = pb::Destination {
+            ports: vec![pb::PortRange {
+                first: 90,
+                last: 80,
+            }],
+            ..ok
+        };
         assert!(destination(Some(&backwards)).is_err());
         assert!(destination(None).is_err());
     }

@@ -60,7 +60,10 @@ pub async fn connect(address: &str, pinned: CertFingerprint) -> Result<Channel, 
         .rsplit_once(':')
         .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
         .ok_or_else(|| ConnectError::BadAddress(address.to_owned()))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let server_name = ServerName::try_from(host)
         .map_err(|_| ConnectError::BadAddress(address.to_owned()))?
         .to_owned();
@@ -100,16 +103,20 @@ pub async fn connect(address: &str, pinned: CertFingerprint) -> Result<Channel, 
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true);
-    endpoint.connect_with_connector(connector).await.map_err(|source| {
-        match mismatch.lock().ok().and_then(|slot| *slot) {
+    endpoint
+        .connect_with_connector(connector)
+        .await
+        .map_err(|source| match mismatch.lock().ok().and_then(|slot| *slot) {
             Some(actual) => ConnectError::FingerprintMismatch {
                 address: address.to_owned(),
                 expected: pinned,
                 actual,
             },
-            None => ConnectError::Unreachable { address: address.to_owned(), source },
-        }
-    })
+            None => ConnectError::Unreachable {
+                address: address.to_owned(),
+                source,
+            },
+        })
 }
 
 /// Accepts exactly the pinned certificate; signatures are checked normally.
@@ -172,7 +179,9 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -189,9 +198,14 @@ impl Bearer {
 }
 
 impl Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert(crate::AUTHORIZATION_HEADER, value.clone());
+            request
+                .metadata_mut()
+                .insert(crate::AUTHORIZATION_HEADER, value.clone());
         }
         Ok(request)
     }

@@ -66,7 +66,13 @@ mod tests {
         let shown = fp.to_string();
         assert_eq!(shown.len(), 32 * 3 - 1);
         assert_eq!(shown.parse::<CertFingerprint>(), Ok(fp));
-        assert_eq!(shown.replace(':', "").to_lowercase().parse::<CertFingerprint>(), Ok(fp));
+        assert_eq!(
+            shown
+                .replace(':', "")
+                .to_lowercase()
+                .parse::<CertFingerprint>(),
+            Ok(fp)
+        );
     }
 
     #[test]

@@ -69,11 +69,14 @@ impl Invitation {
             return Err(InvitationError::TooLong);
         }
         let lower = compact.to_ascii_lowercase();
-        let body = lower.strip_prefix(PREFIX).ok_or(InvitationError::NotAnInvitation)?;
+        let body = lower
+            .strip_prefix(PREFIX)
+            .ok_or(InvitationError::NotAnInvitation)?;
         let bytes = BASE32_NOPAD
             .decode(body.to_ascii_uppercase().as_bytes())
             .map_err(|_| InvitationError::Damaged)?;
-        let message = pb::Invitation::decode(bytes.as_slice()).map_err(|_| InvitationError::Damaged)?;
+        let message =
+            pb::Invitation::decode(bytes.as_slice()).map_err(|_| InvitationError::Damaged)?;
         if message.controller.is_empty() {
             return Err(InvitationError::Missing("controller address"));
         }
@@ -82,9 +85,14 @@ impl Invitation {
         }
         let fingerprint = CertFingerprint::from_slice(&message.certificate_sha256)
             .ok_or(InvitationError::Missing("certificate fingerprint"))?;
-        let kind = pb::InvitationKind::try_from(message.kind)
-            .unwrap_or(pb::InvitationKind::Unspecified);
-        Ok(Self { controller: message.controller, fingerprint, token: message.token, kind })
+        let kind =
+            pb::InvitationKind::try_from(message.kind).unwrap_or(pb::InvitationKind::Unspecified);
+        Ok(Self {
+            controller: message.controller,
+            fingerprint,
+            token: message.token,
+            kind,
+        })
     }
 }
 
@@ -124,7 +132,10 @@ mod tests {
     fn round_trips_and_is_one_selectable_word() {
         let text = sample().encode();
         assert!(text.starts_with(PREFIX));
-        assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{text}");
+        assert!(
+            text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{text}"
+        );
         assert_eq!(Invitation::decode(&text), Ok(sample()));
     }
 
@@ -138,13 +149,19 @@ mod tests {
     #[test]
     fn truncated_or_foreign_strings_get_clear_errors() {
         let text = sample().encode();
-        assert_eq!(Invitation::decode("hello"), Err(InvitationError::NotAnInvitation));
+        assert_eq!(
+            Invitation::decode("hello"),
+            Err(InvitationError::NotAnInvitation)
+        );
         let cut = &text[..text.len() - 9];
         assert!(matches!(
             Invitation::decode(cut),
             Err(InvitationError::Damaged | InvitationError::Missing(_))
         ));
-        assert_eq!(Invitation::decode(&"a".repeat(5000)), Err(InvitationError::TooLong));
+        assert_eq!(
+            Invitation::decode(&"a".repeat(5000)),
+            Err(InvitationError::TooLong)
+        );
     }
 
     #[test]

@@ -64,7 +64,13 @@ mod tests {
         let key = PublicKey([7u8; 32]);
         assert_eq!(key.to_base64().parse::<PublicKey>(), Ok(key));
         assert_eq!("not a key".parse::<PublicKey>(), Err(KeyError::Malformed));
-        assert_eq!(STANDARD.encode([1u8; 31]).parse::<PublicKey>(), Err(KeyError::Malformed));
-        assert_eq!(STANDARD.encode([0u8; 32]).parse::<PublicKey>(), Err(KeyError::Degenerate));
+        assert_eq!(
+            STANDARD.encode([1u8; 31]).parse::<PublicKey>(),
+            Err(KeyError::Malformed)
+        );
+        assert_eq!(
+            STANDARD.encode([0u8; 32]).parse::<PublicKey>(),
+            Err(KeyError::Degenerate)
+        );
     }
 }

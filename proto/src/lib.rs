@@ -49,7 +49,10 @@ mod tests {
             .flat_map(|f| f.service.iter().map(|s| s.name.clone().unwrap_or_default()))
             .collect();
         for name in ["Enrollment", "Device", "Admin", "Audit", "Gateway"] {
-            assert!(services.iter().any(|s| s == name), "{name} missing from {services:?}");
+            assert!(
+                services.iter().any(|s| s == name),
+                "{name} missing from {services:?}"
+            );
         }
     }
 

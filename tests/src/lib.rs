@@ -1,1 +1,312 @@
-//! Helpers for Porta end-to-end tests.
+//! Helpers for Porta's end-to-end tests.
+//!
+//! Everything here drives *real* processes: [`TestController`] runs
+//! `porta-controller init` and `porta-controller serve` from the workspace's
+//! target directory on a loopback port, with its data directory (sled store,
+//! TLS key, gateway key) in a fresh temp dir; clients connect over TLS
+//! pinning the fingerprint from the printed admin invitation, exactly as
+//! `portactl` and `porta` do. Nothing is mocked.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use anyhow::{Context, Result, bail};
+use porta_proto::connect::{Bearer, connect};
+use porta_proto::pb;
+use porta_proto::pb::admin_client::AdminClient;
+use porta_proto::pb::device_client::DeviceClient;
+use porta_proto::pb::enrollment_client::EnrollmentClient;
+use porta_proto::{CertFingerprint, Invitation};
+use porta_tunnel::keys::PrivateKey;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub use porta_proto;
+
+/// A channel that sends a bearer credential.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// Path of one of the workspace's binaries (built by `cargo test --workspace`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test-binary> → target/<profile>/<name>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo test --workspace` (it builds every binary)",
+        path.display()
+    );
+    path
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `porta-controller serve` with its own data directory.
+pub struct TestController {
+    pub dir: tempfile::TempDir,
+    pub api: String,
+    pub fingerprint: CertFingerprint,
+    pub admin_invitation: String,
+    child: Option<Child>,
+}
+
+impl TestController {
+    /// `init` with defaults (plus `extra` flags) and `serve`.
+    pub async fn start(extra: &[&str]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let api = format!("127.0.0.1:{}", free_port());
+        let data = dir.path().join("data");
+        let output = Command::new(binary("porta-controller"))
+            .arg("init")
+            .arg("--data")
+            .arg(&data)
+            .args([
+                "--api-endpoint",
+                &api,
+                "--endpoint",
+                "127.0.0.1:51820",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .await?;
+        if !output.status.success() {
+            bail!("init failed: {}", String::from_utf8_lossy(&output.stderr));
+        }
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).context("init --json output")?;
+        let admin_invitation = report["admin_invitation"]
+            .as_str()
+            .context("admin_invitation")?
+            .to_owned();
+        let fingerprint = report["certificate_sha256"]
+            .as_str()
+            .context("fingerprint")?
+            .parse()?;
+        let mut controller = Self {
+            dir,
+            api,
+            fingerprint,
+            admin_invitation,
+            child: None,
+        };
+        controller.serve().await?;
+        Ok(controller)
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts `serve` and waits until it accepts TLS connections.
+    pub async fn serve(&mut self) -> Result<()> {
+        assert!(self.child.is_none(), "already serving");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("serve.log"))?;
+        let child = Command::new(binary("porta-controller"))
+            .arg("serve")
+            .arg("--data")
+            .arg(self.data())
+            .args(["--listen", &self.api, "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        self.child = Some(child);
+        for _ in 0..200 {
+            if connect(&self.api, self.fingerprint).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
+                bail!("serve exited with {status}: {}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("serve did not come up: {}", self.log())
+    }
+
+    /// What `serve` logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM and wait; returns whether it exited successfully.
+    pub async fn stop(&mut self) -> Result<bool> {
+        let mut child = self.child.take().context("not serving")?;
+        let pid = child.id().context("pid")?;
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await?;
+        let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await??;
+        Ok(status.success())
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub async fn kill9(&mut self) -> Result<()> {
+        let mut child = self.child.take().context("not serving")?;
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// A fresh pinned TLS channel.
+    pub async fn channel(&self) -> Channel {
+        connect(&self.api, self.fingerprint)
+            .await
+            .expect("connect to the controller")
+    }
+
+    /// Redeems the admin invitation (once per controller) and returns an
+    /// admin client.
+    pub async fn admin(&self) -> AdminClient<Authed> {
+        let credential = self
+            .login(&self.admin_invitation)
+            .await
+            .expect("admin login")
+            .credential;
+        self.admin_with(&credential).await
+    }
+
+    /// An Admin client sending `credential`.
+    pub async fn admin_with(&self, credential: &str) -> AdminClient<Authed> {
+        AdminClient::with_interceptor(self.channel().await, Bearer::new(credential))
+    }
+
+    /// A Device client sending `credential`.
+    pub async fn device_with(&self, credential: &str) -> DeviceClient<Authed> {
+        DeviceClient::with_interceptor(self.channel().await, Bearer::new(credential))
+    }
+
+    /// An unauthenticated Enrollment client.
+    pub async fn enrollment(&self) -> EnrollmentClient<Channel> {
+        EnrollmentClient::new(self.channel().await)
+    }
+
+    /// Redeems a login invitation.
+    pub async fn login(&self, invitation: &str) -> Result<pb::LoginResponse, tonic::Status> {
+        let invitation = Invitation::decode(invitation).expect("invitation");
+        let request = pb::LoginRequest {
+            token: invitation.token,
+            client_name: "tests".into(),
+        };
+        Ok(self.enrollment().await.login(request).await?.into_inner())
+    }
+}
+
+/// A device's side of enrollment: a key made here, the invitation redeemed.
+pub struct EnrolledDevice {
+    pub key: PrivateKey,
+    pub credential: String,
+    pub config: pb::DeviceConfig,
+}
+
+/// Redeems a device invitation with a fresh key.
+pub async fn enroll(
+    enrollment: &mut EnrollmentClient<Channel>,
+    invitation: &str,
+) -> Result<EnrolledDevice, tonic::Status> {
+    let invitation = Invitation::decode(invitation).expect("invitation");
+    let key = PrivateKey::generate();
+    let response = enrollment
+        .enroll(pb::EnrollRequest {
+            token: invitation.token,
+            public_key: key.public_key().to_base64(),
+            hostname: "laptop".into(),
+            os: "linux".into(),
+        })
+        .await?
+        .into_inner();
+    Ok(EnrolledDevice {
+        key,
+        credential: response.credential,
+        config: response.config.expect("config"),
+    })
+}
+
+/// Creates a user (if missing) and an enrollment token; returns the invitation.
+pub async fn invite(admin: &mut AdminClient<Authed>, user: &str, device: &str) -> String {
+    let created = admin
+        .create_user(pb::CreateUserRequest {
+            name: user.into(),
+            ..Default::default()
+        })
+        .await;
+    if let Err(status) = created {
+        assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status:?}");
+    }
+    admin
+        .create_enrollment_token(pb::CreateEnrollmentTokenRequest {
+            user: user.into(),
+            device_name: device.into(),
+            ttl_seconds: 0,
+        })
+        .await
+        .expect("create token")
+        .into_inner()
+        .invitation
+}
+
+/// Everything an admin can list: compared before and after refused calls
+/// to prove the store did not change.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub users: Vec<pb::User>,
+    pub groups: Vec<pb::Group>,
+    pub tokens: Vec<pb::EnrollmentToken>,
+    pub devices: Vec<pb::DeviceInfo>,
+    pub credentials: Vec<pb::ApiCredential>,
+}
+
+pub async fn snapshot(admin: &mut AdminClient<Authed>) -> Snapshot {
+    Snapshot {
+        users: admin
+            .list_users(pb::ListUsersRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .users,
+        groups: admin
+            .list_groups(pb::ListGroupsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .groups,
+        tokens: admin
+            .list_enrollment_tokens(pb::ListEnrollmentTokensRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .tokens,
+        devices: admin
+            .list_devices(pb::ListDevicesRequest {
+                user: String::new(),
+                include_revoked: true,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .devices,
+        credentials: admin
+            .list_api_credentials(pb::ListApiCredentialsRequest {
+                include_revoked: true,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .credentials,
+    }
+}

@@ -41,7 +41,9 @@ impl PrivateKey {
 
     /// Reads a key in `wg genkey` form (surrounding whitespace ignored).
     pub fn from_base64(text: &str) -> Result<Self, MalformedPrivateKey> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| MalformedPrivateKey)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| MalformedPrivateKey)?;
         let bytes: [u8; 32] = bytes.try_into().map_err(|_| MalformedPrivateKey)?;
         Ok(Self(x25519::StaticSecret::from(bytes)))
     }
@@ -69,9 +71,9 @@ mod tests {
         assert_eq!(key.public_key(), again.public_key());
         // RFC 7748 §6.1 test vector: Alice's private key and public key.
         let alice = PrivateKey(x25519::StaticSecret::from(
-            <[u8; 32]>::try_from(
-                hex_bytes("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a"),
-            )
+            <[u8; 32]>::try_from(hex_bytes(
+                "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+            ))
             .expect("32 bytes"),
         ));
         assert_eq!(
@@ -87,6 +89,9 @@ mod tests {
     }
 
     fn hex_bytes(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
     }
 }

@@ -37,18 +37,31 @@ impl Admin for AdminApi {
         Ok(Response::new(convert::user(user)))
     }
 
-    async fn list_users(&self, request: Request<pb::ListUsersRequest>) -> Reply<pb::ListUsersResponse> {
+    async fn list_users(
+        &self,
+        request: Request<pb::ListUsersRequest>,
+    ) -> Reply<pb::ListUsersResponse> {
         authorize(&self.0, &request, "ListUsers", ADMIN)?;
-        let users = self.0.list_users()?.into_iter().map(convert::user).collect();
+        let users = self
+            .0
+            .list_users()?
+            .into_iter()
+            .map(convert::user)
+            .collect();
         Ok(Response::new(pb::ListUsersResponse { users }))
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Reply<pb::User> {
         authorize(&self.0, &request, "GetUser", ADMIN)?;
-        Ok(Response::new(convert::user(self.0.user(&request.into_inner().name)?)))
+        Ok(Response::new(convert::user(
+            self.0.user(&request.into_inner().name)?,
+        )))
     }
 
-    async fn set_user_disabled(&self, request: Request<pb::SetUserDisabledRequest>) -> Reply<pb::User> {
+    async fn set_user_disabled(
+        &self,
+        request: Request<pb::SetUserDisabledRequest>,
+    ) -> Reply<pb::User> {
         let caller = authorize(&self.0, &request, "SetUserDisabled", ADMIN)?;
         let r = request.into_inner();
         let user = self.0.set_user_disabled(&r.name, r.disabled).await?;
@@ -65,12 +78,23 @@ impl Admin for AdminApi {
             destinations: Vec::new(),
             created_at: now(),
         };
-        Ok(Response::new(convert::group(self.0.create_group(group).await?, Vec::new())))
+        Ok(Response::new(convert::group(
+            self.0.create_group(group).await?,
+            Vec::new(),
+        )))
     }
 
-    async fn list_groups(&self, request: Request<pb::ListGroupsRequest>) -> Reply<pb::ListGroupsResponse> {
+    async fn list_groups(
+        &self,
+        request: Request<pb::ListGroupsRequest>,
+    ) -> Reply<pb::ListGroupsResponse> {
         authorize(&self.0, &request, "ListGroups", ADMIN)?;
-        let groups = self.0.list_groups()?.into_iter().map(|(g, m)| convert::group(g, m)).collect();
+        let groups = self
+            .0
+            .list_groups()?
+            .into_iter()
+            .map(|(g, m)| convert::group(g, m))
+            .collect();
         Ok(Response::new(pb::ListGroupsResponse { groups }))
     }
 
@@ -80,13 +104,19 @@ impl Admin for AdminApi {
         Ok(Response::new(convert::group(group, members)))
     }
 
-    async fn delete_group(&self, request: Request<pb::DeleteGroupRequest>) -> Reply<pb::DeleteGroupResponse> {
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Reply<pb::DeleteGroupResponse> {
         authorize(&self.0, &request, "DeleteGroup", ADMIN)?;
         self.0.delete_group(&request.into_inner().name).await?;
         Ok(Response::new(pb::DeleteGroupResponse {}))
     }
 
-    async fn allow_destination(&self, request: Request<pb::AllowDestinationRequest>) -> Reply<pb::Group> {
+    async fn allow_destination(
+        &self,
+        request: Request<pb::AllowDestinationRequest>,
+    ) -> Reply<pb::Group> {
         authorize(&self.0, &request, "AllowDestination", ADMIN)?;
         let r = request.into_inner();
         let destination = validate::destination(r.destination.as_ref())?;
@@ -95,7 +125,10 @@ impl Admin for AdminApi {
         Ok(Response::new(convert::group(group, members)))
     }
 
-    async fn disallow_destination(&self, request: Request<pb::DisallowDestinationRequest>) -> Reply<pb::Group> {
+    async fn disallow_destination(
+        &self,
+        request: Request<pb::DisallowDestinationRequest>,
+    ) -> Reply<pb::Group> {
         authorize(&self.0, &request, "DisallowDestination", ADMIN)?;
         let r = request.into_inner();
         let destination = validate::destination(r.destination.as_ref())?;
@@ -104,7 +137,10 @@ impl Admin for AdminApi {
         Ok(Response::new(convert::group(group, members)))
     }
 
-    async fn add_group_members(&self, request: Request<pb::GroupMembersRequest>) -> Reply<pb::Group> {
+    async fn add_group_members(
+        &self,
+        request: Request<pb::GroupMembersRequest>,
+    ) -> Reply<pb::Group> {
         authorize(&self.0, &request, "AddGroupMembers", ADMIN)?;
         let r = request.into_inner();
         self.0.set_membership(&r.group, &r.users, true).await?;
@@ -112,7 +148,10 @@ impl Admin for AdminApi {
         Ok(Response::new(convert::group(group, members)))
     }
 
-    async fn remove_group_members(&self, request: Request<pb::GroupMembersRequest>) -> Reply<pb::Group> {
+    async fn remove_group_members(
+        &self,
+        request: Request<pb::GroupMembersRequest>,
+    ) -> Reply<pb::Group> {
         authorize(&self.0, &request, "RemoveGroupMembers", ADMIN)?;
         let r = request.into_inner();
         self.0.set_membership(&r.group, &r.users, false).await?;
@@ -127,8 +166,10 @@ impl Admin for AdminApi {
         let caller = authorize(&self.0, &request, "CreateEnrollmentToken", ADMIN)?;
         let r = request.into_inner();
         let device_name = validate::name("device_name", &r.device_name)?;
-        let (token, invitation) =
-            self.0.create_enrollment_token(&caller.name, &r.user, &device_name, r.ttl_seconds, now()).await?;
+        let (token, invitation) = self
+            .0
+            .create_enrollment_token(&caller.name, &r.user, &device_name, r.ttl_seconds, now())
+            .await?;
         tracing::info!(user = %r.user, device = %device_name, by = %caller.name, "enrollment token created");
         Ok(Response::new(pb::CreateEnrollmentTokenResponse {
             token: Some(convert::enrollment_token(token)),
@@ -141,7 +182,12 @@ impl Admin for AdminApi {
         request: Request<pb::ListEnrollmentTokensRequest>,
     ) -> Reply<pb::ListEnrollmentTokensResponse> {
         authorize(&self.0, &request, "ListEnrollmentTokens", ADMIN)?;
-        let tokens = self.0.list_enrollment_tokens(now())?.into_iter().map(convert::enrollment_token).collect();
+        let tokens = self
+            .0
+            .list_enrollment_tokens(now())?
+            .into_iter()
+            .map(convert::enrollment_token)
+            .collect();
         Ok(Response::new(pb::ListEnrollmentTokensResponse { tokens }))
     }
 
@@ -150,33 +196,56 @@ impl Admin for AdminApi {
         request: Request<pb::DeleteEnrollmentTokenRequest>,
     ) -> Reply<pb::DeleteEnrollmentTokenResponse> {
         authorize(&self.0, &request, "DeleteEnrollmentToken", ADMIN)?;
-        self.0.delete_enrollment_token(&request.into_inner().id).await?;
+        self.0
+            .delete_enrollment_token(&request.into_inner().id)
+            .await?;
         Ok(Response::new(pb::DeleteEnrollmentTokenResponse {}))
     }
 
-    async fn list_devices(&self, request: Request<pb::ListDevicesRequest>) -> Reply<pb::ListDevicesResponse> {
+    async fn list_devices(
+        &self,
+        request: Request<pb::ListDevicesRequest>,
+    ) -> Reply<pb::ListDevicesResponse> {
         authorize(&self.0, &request, "ListDevices", ADMIN)?;
         let r = request.into_inner();
         let user = (!r.user.is_empty()).then_some(r.user.as_str());
-        let devices = self.0.list_devices(user, r.include_revoked)?.into_iter().map(convert::device).collect();
+        let devices = self
+            .0
+            .list_devices(user, r.include_revoked)?
+            .into_iter()
+            .map(convert::device)
+            .collect();
         Ok(Response::new(pb::ListDevicesResponse { devices }))
     }
 
     async fn get_device(&self, request: Request<pb::GetDeviceRequest>) -> Reply<pb::DeviceInfo> {
         authorize(&self.0, &request, "GetDevice", ADMIN)?;
-        Ok(Response::new(convert::device(self.0.find_device(&request.into_inner().name)?)))
+        Ok(Response::new(convert::device(
+            self.0.find_device(&request.into_inner().name)?,
+        )))
     }
 
-    async fn rename_device(&self, request: Request<pb::RenameDeviceRequest>) -> Reply<pb::DeviceInfo> {
+    async fn rename_device(
+        &self,
+        request: Request<pb::RenameDeviceRequest>,
+    ) -> Reply<pb::DeviceInfo> {
         authorize(&self.0, &request, "RenameDevice", ADMIN)?;
         let r = request.into_inner();
         let new_name = validate::name("new_name", &r.new_name)?;
-        Ok(Response::new(convert::device(self.0.rename_device(&r.name, &new_name, now()).await?)))
+        Ok(Response::new(convert::device(
+            self.0.rename_device(&r.name, &new_name, now()).await?,
+        )))
     }
 
-    async fn revoke_device(&self, request: Request<pb::RevokeDeviceRequest>) -> Reply<pb::RevokeDeviceResponse> {
+    async fn revoke_device(
+        &self,
+        request: Request<pb::RevokeDeviceRequest>,
+    ) -> Reply<pb::RevokeDeviceResponse> {
         let caller = authorize(&self.0, &request, "RevokeDevice", ADMIN)?;
-        let device = self.0.revoke_device(&caller.name, &request.into_inner().name, now()).await?;
+        let device = self
+            .0
+            .revoke_device(&caller.name, &request.into_inner().name, now())
+            .await?;
         // Gateways confirm revocations through the Gateway service; until
         // remote gateways exist the embedded one reads the store directly.
         Ok(Response::new(pb::RevokeDeviceResponse {
@@ -198,8 +267,10 @@ impl Admin for AdminApi {
             Ok(pb::Role::Auditor) => Role::Auditor,
             _ => return Err(Error::invalid("role must be ROLE_ADMIN or ROLE_AUDITOR").into()),
         };
-        let (credential, invitation) =
-            self.0.create_api_credential(&caller.name, &name, role, r.ttl_seconds, now()).await?;
+        let (credential, invitation) = self
+            .0
+            .create_api_credential(&caller.name, &name, role, r.ttl_seconds, now())
+            .await?;
         tracing::info!(name = %name, role = role.as_str(), by = %caller.name, "API credential created");
         Ok(Response::new(pb::CreateApiCredentialResponse {
             credential: Some(convert::credential(credential)),
@@ -213,9 +284,15 @@ impl Admin for AdminApi {
     ) -> Reply<pb::ListApiCredentialsResponse> {
         authorize(&self.0, &request, "ListApiCredentials", ADMIN)?;
         let r = request.into_inner();
-        let credentials =
-            self.0.list_api_credentials(r.include_revoked)?.into_iter().map(convert::credential).collect();
-        Ok(Response::new(pb::ListApiCredentialsResponse { credentials }))
+        let credentials = self
+            .0
+            .list_api_credentials(r.include_revoked)?
+            .into_iter()
+            .map(convert::credential)
+            .collect();
+        Ok(Response::new(pb::ListApiCredentialsResponse {
+            credentials,
+        }))
     }
 
     async fn revoke_api_credential(
@@ -223,14 +300,27 @@ impl Admin for AdminApi {
         request: Request<pb::RevokeApiCredentialRequest>,
     ) -> Reply<pb::RevokeApiCredentialResponse> {
         let caller = authorize(&self.0, &request, "RevokeApiCredential", ADMIN)?;
-        let credential = self.0.revoke_api_credential(&request.into_inner().id, now()).await?;
+        let credential = self
+            .0
+            .revoke_api_credential(&request.into_inner().id, now())
+            .await?;
         tracing::info!(name = %credential.name, by = %caller.name, "API credential revoked");
-        Ok(Response::new(pb::RevokeApiCredentialResponse { credential: Some(convert::credential(credential)) }))
+        Ok(Response::new(pb::RevokeApiCredentialResponse {
+            credential: Some(convert::credential(credential)),
+        }))
     }
 
-    async fn list_gateways(&self, request: Request<pb::ListGatewaysRequest>) -> Reply<pb::ListGatewaysResponse> {
+    async fn list_gateways(
+        &self,
+        request: Request<pb::ListGatewaysRequest>,
+    ) -> Reply<pb::ListGatewaysResponse> {
         authorize(&self.0, &request, "ListGateways", ADMIN)?;
-        let gateways = self.0.list_gateways()?.into_iter().map(convert::gateway).collect();
+        let gateways = self
+            .0
+            .list_gateways()?
+            .into_iter()
+            .map(convert::gateway)
+            .collect();
         Ok(Response::new(pb::ListGatewaysResponse { gateways }))
     }
 }

@@ -13,7 +13,8 @@ use tonic::{Request, Response, Status};
 /// The Audit service.
 pub struct AuditApi(pub(super) Controller);
 
-const NOT_YET: &str = "connection and admin-action logs are not recorded by this version of Porta yet";
+const NOT_YET: &str =
+    "connection and admin-action logs are not recorded by this version of Porta yet";
 
 type Rows<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -38,7 +39,10 @@ impl Audit for AuditApi {
         Err(Error::Unimplemented(NOT_YET).into())
     }
 
-    async fn verify_log(&self, request: Request<pb::VerifyLogRequest>) -> Result<Response<pb::VerifyLogResponse>, Status> {
+    async fn verify_log(
+        &self,
+        request: Request<pb::VerifyLogRequest>,
+    ) -> Result<Response<pb::VerifyLogResponse>, Status> {
         authorize(&self.0, &request, "VerifyLog", AUDIT)?;
         Err(Error::Unimplemented(NOT_YET).into())
     }

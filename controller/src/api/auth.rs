@@ -17,16 +17,25 @@ pub(crate) const GATEWAY: &[Role] = &[Role::Gateway];
 
 /// Authenticates the request's bearer credential and checks that its role
 /// is one of `allowed` for `rpc`.
-pub(crate) fn authorize<M>(ctl: &Controller, request: &Request<M>, rpc: &str, allowed: &[Role]) -> Result<Caller> {
+pub(crate) fn authorize<M>(
+    ctl: &Controller,
+    request: &Request<M>,
+    rpc: &str,
+    allowed: &[Role],
+) -> Result<Caller> {
     let header = request
         .metadata()
         .get(AUTHORIZATION_HEADER)
-        .ok_or_else(|| Error::Unauthenticated("no credential was sent; log in first (`portactl login`)".into()))?;
+        .ok_or_else(|| {
+            Error::Unauthenticated("no credential was sent; log in first (`portactl login`)".into())
+        })?;
     let value = header
         .to_str()
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| Error::Unauthenticated("the authorization header must be `Bearer <credential>`".into()))?;
+        .ok_or_else(|| {
+            Error::Unauthenticated("the authorization header must be `Bearer <credential>`".into())
+        })?;
     let caller = ctl.authenticate(value)?;
     if !allowed.contains(&caller.role) {
         tracing::warn!(caller = %caller.name, role = caller.role.as_str(), rpc, "permission denied");

@@ -34,7 +34,14 @@ pub(crate) fn destination(d: Destination) -> pb::Destination {
     pb::Destination {
         cidr: d.cidr.to_string(),
         protocol: protocol as i32,
-        ports: d.ports.into_iter().map(|p| pb::PortRange { first: p.first.into(), last: p.last.into() }).collect(),
+        ports: d
+            .ports
+            .into_iter()
+            .map(|p| pb::PortRange {
+                first: p.first.into(),
+                last: p.last.into(),
+            })
+            .collect(),
     }
 }
 

@@ -27,7 +27,9 @@ impl Device for DeviceApi {
         request: Request<pb::WatchConfigRequest>,
     ) -> Result<Response<Self::WatchConfigStream>, Status> {
         let caller = authorize(&self.0, &request, "WatchConfig", DEVICE)?;
-        let device_id = caller.device_id.ok_or_else(|| Error::PermissionDenied("not a device credential".into()))?;
+        let device_id = caller
+            .device_id
+            .ok_or_else(|| Error::PermissionDenied("not a device credential".into()))?;
         // Fail now (not inside the stream) if there is no config to send.
         let first = self.0.device_config(&device_id)?;
         let (tx, rx) = mpsc::channel(4);
@@ -41,7 +43,9 @@ impl Device for DeviceApi {
         request: Request<pb::DeviceStatusReport>,
     ) -> Result<Response<pb::ReportStatusResponse>, Status> {
         let caller = authorize(&self.0, &request, "ReportStatus", DEVICE)?;
-        let device_id = caller.device_id.ok_or_else(|| Error::PermissionDenied("not a device credential".into()))?;
+        let device_id = caller
+            .device_id
+            .ok_or_else(|| Error::PermissionDenied("not a device credential".into()))?;
         let mut report = request.into_inner();
         report.hostname = validate::hostname(&report.hostname)?;
         report.os = validate::text("os", &report.os)?;
@@ -96,5 +100,8 @@ async fn stream_config(
 }
 
 fn without_revision(config: &pb::DeviceConfig) -> pb::DeviceConfig {
-    pb::DeviceConfig { revision: 0, ..config.clone() }
+    pb::DeviceConfig {
+        revision: 0,
+        ..config.clone()
+    }
 }

@@ -5,8 +5,8 @@ use super::{convert, now};
 use crate::error::Error;
 use crate::state::Controller;
 use crate::validate;
-use porta_proto::pb::{self, enrollment_server::Enrollment};
 use porta_proto::PublicKey;
+use porta_proto::pb::{self, enrollment_server::Enrollment};
 use tonic::{Request, Response, Status};
 
 /// The Enrollment service.
@@ -15,7 +15,10 @@ pub struct EnrollmentApi(pub(super) Controller);
 #[tonic::async_trait]
 impl Enrollment for EnrollmentApi {
     #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
-    async fn enroll(&self, request: Request<pb::EnrollRequest>) -> Result<Response<pb::EnrollResponse>, Status> {
+    async fn enroll(
+        &self,
+        request: Request<pb::EnrollRequest>,
+    ) -> Result<Response<pb::EnrollResponse>, Status> {
         let r = request.into_inner();
         let key: PublicKey = r
             .public_key
@@ -25,11 +28,17 @@ impl Enrollment for EnrollmentApi {
         let os = validate::text("os", &r.os)?;
         let (device, credential) = self.0.enroll(&r.token, key, &hostname, &os, now()).await?;
         let config = self.0.device_config(&device.id)?;
-        Ok(Response::new(pb::EnrollResponse { config: Some(config), credential }))
+        Ok(Response::new(pb::EnrollResponse {
+            config: Some(config),
+            credential,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
         let r = request.into_inner();
         let client_name = validate::text("client_name", &r.client_name)?;
         let (credential, secret) = self.0.login(&r.token, &client_name, now()).await?;

@@ -26,7 +26,10 @@ pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// The current time in Unix seconds: the one place handlers read the clock.
 pub(crate) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// All five services over one controller.

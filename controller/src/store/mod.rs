@@ -32,6 +32,7 @@ use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The schema this build writes.
@@ -115,6 +116,10 @@ pub struct Store {
     db: sled::Db,
     trees: Arc<Vec<Tree>>,
     write_lock: Arc<Mutex<()>>,
+    /// Highest revision committed (maybe not yet durable).
+    committed: Arc<AtomicU64>,
+    /// Highest revision known durable; held while a flush runs.
+    durable: Arc<tokio::sync::Mutex<u64>>,
 }
 
 /// Errors inside a transaction: conflicts retry, our errors abort.
@@ -135,9 +140,21 @@ impl Store {
     /// Opens (creating if needed) the store in `dir`, checking and migrating
     /// its schema.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
-        let trees = ALL_TREES.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
-        let store = Self { db, trees: Arc::new(trees), write_lock: Arc::new(Mutex::new(())) };
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let trees = ALL_TREES
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let store = Self {
+            db,
+            trees: Arc::new(trees),
+            write_lock: Arc::new(Mutex::new(())),
+            committed: Arc::new(AtomicU64::new(0)),
+            durable: Arc::new(tokio::sync::Mutex::new(0)),
+        };
         store.check_schema()?;
         Ok(store)
     }
@@ -149,11 +166,13 @@ impl Store {
                 meta.insert(meta::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
                 return Ok(());
             }
-            Some(bytes) => u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| Error::Corrupt {
-                tree: "meta",
-                key: "schema_version".into(),
-                reason: "not 4 bytes".into(),
-            })?),
+            Some(bytes) => {
+                u32::from_be_bytes(bytes.as_ref().try_into().map_err(|_| Error::Corrupt {
+                    tree: "meta",
+                    key: "schema_version".into(),
+                    reason: "not 4 bytes".into(),
+                })?)
+            }
         };
         if found > SCHEMA_VERSION {
             return Err(Error::FailedPrecondition(format!(
@@ -176,7 +195,10 @@ impl Store {
 
     /// Reads and decodes one record.
     pub fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>> {
-        self.tree(t).get(key)?.map(|bytes| decode(t, key, &bytes)).transpose()
+        self.tree(t)
+            .get(key)?
+            .map(|bytes| decode(t, key, &bytes))
+            .transpose()
     }
 
     /// Reads and decodes every record of a tree, in key order.
@@ -192,37 +214,77 @@ impl Store {
 
     /// Reads a big-endian u64 from `meta`.
     pub fn meta_u64(&self, key: &[u8]) -> Result<u64> {
-        Ok(self.tree(T::Meta).get(key)?.map(|b| be_u64(&b)).unwrap_or(0))
+        Ok(self
+            .tree(T::Meta)
+            .get(key)?
+            .map(|b| be_u64(&b))
+            .unwrap_or(0))
     }
 
     /// Runs `change` as one atomic transaction over every tree, bumps the
     /// revision, and flushes to disk before returning the new revision and
     /// `change`'s result. `change` may run more than once (on conflict), so
     /// it must only touch the store through `Txn`.
-    pub async fn write<R>(&self, change: impl Fn(&Txn<'_>) -> Result<R, TxError>) -> Result<(u64, R)> {
+    pub async fn write<R>(
+        &self,
+        change: impl Fn(&Txn<'_>) -> Result<R, TxError>,
+    ) -> Result<(u64, R)> {
         let outcome = {
             // Writes are serialised; a poisoned lock only means another
             // writer panicked, and sled's transaction kept the store whole.
             let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.trees.as_slice().transaction(|trees| {
-                let txn = Txn { trees };
-                let result = change(&txn)?;
-                let revision = be_u64_opt(txn.tree(T::Meta).get(meta::REVISION)?) + 1;
-                txn.tree(T::Meta).insert(meta::REVISION, &revision.to_be_bytes())?;
-                Ok((revision, result))
-            })
+            self.trees
+                .as_slice()
+                .transaction(|trees| {
+                    let txn = Txn { trees };
+                    let result = change(&txn)?;
+                    let revision = be_u64_opt(txn.tree(T::Meta).get(meta::REVISION)?) + 1;
+                    txn.tree(T::Meta)
+                        .insert(meta::REVISION, &revision.to_be_bytes())?;
+                    Ok((revision, result))
+                })
+                .inspect(|(revision, _)| {
+                    self.committed.fetch_max(*revision, Ordering::SeqCst);
+                })
         };
         let outcome = outcome.map_err(|e| match e {
             sled::transaction::TransactionError::Abort(e) => e,
             sled::transaction::TransactionError::Storage(e) => Error::Store(e),
         })?;
-        self.db.flush_async().await?;
+        self.make_durable(outcome.0).await?;
         Ok(outcome)
     }
 
-    /// Flushes everything to disk.
+    /// Returns once every transaction up to `revision` is on disk.
+    async fn make_durable(&self, revision: u64) -> Result<()> {
+        let mut durable = self.durable.lock().await;
+        if *durable >= revision {
+            return Ok(()); // a flush that started after our commit covered it
+        }
+        let covers = self.committed.load(Ordering::SeqCst);
+        self.blocking_flush().await?;
+        *durable = covers;
+        Ok(())
+    }
+
+    /// Flushes everything to disk, whatever was written.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
+        let mut durable = self.durable.lock().await;
+        let covers = self.committed.load(Ordering::SeqCst);
+        self.blocking_flush().await?;
+        *durable = covers;
+        Ok(())
+    }
+
+    async fn blocking_flush(&self) -> Result<()> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| {
+                Error::Store(sled::Error::ReportableBug(format!(
+                    "flush task failed: {e}"
+                )))
+            })??;
         Ok(())
     }
 }
@@ -310,7 +372,10 @@ mod tests {
     async fn writes_are_atomic_and_bump_the_revision() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let (rev1, ()) = store.write(|t| t.put(T::Users, b"anna", &user("anna"))).await.expect("write");
+        let (rev1, ()) = store
+            .write(|t| t.put(T::Users, b"anna", &user("anna")))
+            .await
+            .expect("write");
         let failed = store
             .write(|t| {
                 t.put(T::Users, b"bernat", &user("bernat"))?;
@@ -318,8 +383,17 @@ mod tests {
             })
             .await;
         assert!(failed.is_err());
-        assert!(store.get::<UserRecord>(T::Users, b"bernat").expect("read").is_none(), "aborted write left nothing");
-        let (rev2, ()) = store.write(|t| t.put(T::Users, b"carla", &user("carla"))).await.expect("write");
+        assert!(
+            store
+                .get::<UserRecord>(T::Users, b"bernat")
+                .expect("read")
+                .is_none(),
+            "aborted write left nothing"
+        );
+        let (rev2, ()) = store
+            .write(|t| t.put(T::Users, b"carla", &user("carla")))
+            .await
+            .expect("write");
         assert_eq!(rev2, rev1 + 1);
         assert_eq!(store.list::<UserRecord>(T::Users).expect("list").len(), 2);
     }
@@ -329,7 +403,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let store = Store::open(dir.path()).expect("open");
-            store.tree(T::Meta).insert(meta::SCHEMA_VERSION, &(SCHEMA_VERSION + 1).to_be_bytes()).expect("insert");
+            store
+                .tree(T::Meta)
+                .insert(meta::SCHEMA_VERSION, &(SCHEMA_VERSION + 1).to_be_bytes())
+                .expect("insert");
             store.flush().await.expect("flush");
         }
         let err = Store::open(dir.path()).err().expect("refused");

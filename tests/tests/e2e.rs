@@ -1,0 +1,9 @@
+//! End-to-end tests against real `porta-controller` processes over TLS.
+//! One test binary (faster to link); one module per area.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+mod bad_input;
+mod flows;
+mod roles;
+mod scale;
