@@ -347,7 +347,6 @@ impl Controller {
         ttl_secs: u64,
         now: u64,
     ) -> Result<(InviteRecord, String)> {
-        let open_names = self.open_device_tokens(now)?;
         let expires_at = self.expiry(now, ttl_secs);
         let (record, secret) = self
             .write(|t| {
@@ -357,9 +356,7 @@ impl Controller {
                         Error::FailedPrecondition(format!("user {user:?} is disabled")).into(),
                     );
                 }
-                if t.contains(T::DeviceNames, device_name.as_bytes())?
-                    || open_names.contains(device_name)
-                {
+                if device_name_taken(t, device_name, now)? {
                     return Err(Error::AlreadyExists(format!(
                         "a device or open enrollment token named {device_name:?} exists already"
                     ))
@@ -379,6 +376,7 @@ impl Controller {
                     redeemed_at: None,
                 };
                 t.put(T::Invites, record.id.as_bytes(), &record)?;
+                t.put_raw(T::TokenNames, device_name.as_bytes(), record.id.as_bytes())?;
                 Ok((record, secret))
             })
             .await?;
@@ -386,18 +384,6 @@ impl Controller {
             record,
             self.invitation(&secret.text, pb::InvitationKind::Device),
         ))
-    }
-
-    /// Device names reserved by unredeemed, unexpired tokens.
-    fn open_device_tokens(&self, now: u64) -> Result<BTreeSet<String>> {
-        Ok(self
-            .list_enrollment_tokens(now)?
-            .into_iter()
-            .filter_map(|i| match i.purpose {
-                InvitePurpose::Device { device_name, .. } => Some(device_name),
-                InvitePurpose::Login { .. } => None,
-            })
-            .collect())
     }
 
     /// Unredeemed, unexpired device enrollment tokens.
@@ -416,10 +402,13 @@ impl Controller {
         self.write(
             |t| match t.get::<InviteRecord>(T::Invites, id.as_bytes())? {
                 Some(InviteRecord {
-                    purpose: InvitePurpose::Device { .. },
+                    purpose: InvitePurpose::Device { device_name, .. },
                     redeemed_at: None,
                     ..
-                }) => t.remove(T::Invites, id.as_bytes()),
+                }) => {
+                    release_token_name(t, &device_name, id)?;
+                    t.remove(T::Invites, id.as_bytes())
+                }
                 _ => Err(Error::not_found("enrollment token", id).into()),
             },
         )
@@ -512,6 +501,7 @@ impl Controller {
                 let mut spent = invite.clone();
                 spent.redeemed_at = Some(now);
                 t.put(T::Invites, spent.id.as_bytes(), &spent)?;
+                release_token_name(t, device_name, &invite.id)?;
                 Ok((device, credential.text))
             })
             .await?;
@@ -603,7 +593,6 @@ impl Controller {
         now: u64,
     ) -> Result<DeviceRecord> {
         let device = self.find_device(name_or_id)?;
-        let open_names = self.open_device_tokens(now)?;
         self.write(|t| {
             let mut current: DeviceRecord = t
                 .get(T::Devices, device.id.as_bytes())?
@@ -616,7 +605,7 @@ impl Controller {
             if current.name == new_name {
                 return Ok(current);
             }
-            if t.contains(T::DeviceNames, new_name.as_bytes())? || open_names.contains(new_name) {
+            if device_name_taken(t, new_name, now)? {
                 return Err(Error::AlreadyExists(format!(
                     "a device or open token named {new_name:?} exists already"
                 ))
@@ -877,6 +866,29 @@ fn redeemable_invite(
         .into());
     }
     Ok(invite)
+}
+
+/// True if a live device has `name`, or an open (unredeemed, unexpired)
+/// enrollment token will give it.
+fn device_name_taken(t: &Txn<'_>, name: &str, now: u64) -> Result<bool, TxError> {
+    if t.contains(T::DeviceNames, name.as_bytes())? {
+        return Ok(true);
+    }
+    let Some(invite_id) = t.get_raw(T::TokenNames, name.as_bytes())? else {
+        return Ok(false);
+    };
+    Ok(t.get::<InviteRecord>(T::Invites, &invite_id)?
+        .is_some_and(|invite| invite.redeemed_at.is_none() && invite.expires_at > now))
+}
+
+/// Drops `name`'s reservation if `invite_id` still holds it.
+fn release_token_name(t: &Txn<'_>, name: &str, invite_id: &str) -> Result<(), TxError> {
+    if t.get_raw(T::TokenNames, name.as_bytes())?
+        .is_some_and(|held| held == invite_id.as_bytes())
+    {
+        t.remove(T::TokenNames, name.as_bytes())?;
+    }
+    Ok(())
 }
 
 fn require_user(t: &Txn<'_>, name: &str) -> Result<UserRecord, TxError> {

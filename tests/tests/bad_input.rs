@@ -274,4 +274,11 @@ async fn reused_and_expired_tokens_are_refused() {
     assert_eq!(expired.code(), Code::FailedPrecondition);
     assert!(expired.message().contains("expired"), "{expired:?}");
     assert_eq!(snapshot(&mut admin).await, before);
+    // An expired token no longer holds its device name.
+    enroll(
+        &mut ctl.enrollment().await,
+        &invite(&mut admin, "marta", "marta-pc").await,
+    )
+    .await
+    .unwrap();
 }

@@ -220,3 +220,33 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_enrollment_and_leaves_none_
         "no address was handed out twice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_tokens_for_one_device_name_let_exactly_one_through() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let mut admin = ctl.admin().await;
+    admin
+        .create_user(pb::CreateUserRequest {
+            name: "anna".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let results = join_all((0..50).map(|_| {
+        let mut admin = admin.clone();
+        async move {
+            admin
+                .create_enrollment_token(pb::CreateEnrollmentTokenRequest {
+                    user: "anna".into(),
+                    device_name: "anna-laptop".into(),
+                    ttl_seconds: 0,
+                })
+                .await
+        }
+    }))
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    for refused in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(refused.code(), Code::AlreadyExists, "{refused:?}");
+    }
+}

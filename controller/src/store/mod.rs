@@ -10,6 +10,7 @@
 //! | `credentials` | secret id | [`CredentialRecord`](records::CredentialRecord) |
 //! | `devices` | device id | [`DeviceRecord`](records::DeviceRecord) |
 //! | `device_names` | name of a live device | device id |
+//! | `token_names` | device name an enrollment token will give | invite id |
 //! | `device_keys` | WireGuard public key (32 bytes), live or revoked | device id |
 //! | `addresses` | IPv4 octets | [`AddressLease`](records::AddressLease) |
 //! | `gateways` | gateway id | [`GatewayRecord`](records::GatewayRecord) |
@@ -72,6 +73,8 @@ pub enum T {
     Devices,
     /// Live device name → id.
     DeviceNames,
+    /// Device name reserved by an enrollment token → invite id.
+    TokenNames,
     /// Public key → device id.
     DeviceKeys,
     /// IPv4 → lease.
@@ -80,7 +83,7 @@ pub enum T {
     Gateways,
 }
 
-const ALL_TREES: [T; 10] = [
+const ALL_TREES: [T; 11] = [
     T::Meta,
     T::Users,
     T::Groups,
@@ -88,6 +91,7 @@ const ALL_TREES: [T; 10] = [
     T::Credentials,
     T::Devices,
     T::DeviceNames,
+    T::TokenNames,
     T::DeviceKeys,
     T::Addresses,
     T::Gateways,
@@ -103,6 +107,7 @@ impl T {
             T::Credentials => "credentials",
             T::Devices => "devices",
             T::DeviceNames => "device_names",
+            T::TokenNames => "token_names",
             T::DeviceKeys => "device_keys",
             T::Addresses => "addresses",
             T::Gateways => "gateways",
