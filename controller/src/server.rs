@@ -96,6 +96,10 @@ pub async fn serve(
             pb::gateway_server::GatewayServer::new(apis.gateway)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
+        .add_service(
+            pb::session_server::SessionServer::new(apis.session)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             tracing::info!("shutting down: ending streams and draining requests");

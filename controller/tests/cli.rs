@@ -153,3 +153,78 @@ fn serve_reads_its_config_file_and_rejects_unknown_keys() {
         stderr(&output)
     );
 }
+
+#[test]
+fn init_adopts_the_towns_own_certificate_and_reports_its_openssl_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("town.crt"), dir.path().join("town.key"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "30",
+        ])
+        .args([
+            "-subj",
+            "/CN=vpn.collegno.example",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    let openssl = Command::new("openssl")
+        .args([
+            "x509",
+            "-noout",
+            "-fingerprint",
+            "-sha256",
+            "-in",
+            cert.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let openssl = String::from_utf8(openssl.stdout).unwrap();
+    let expected = openssl.trim().rsplit('=').next().unwrap().to_owned();
+
+    let data = dir.path().join("data");
+    let output = controller(&[
+        "init",
+        "--data",
+        data.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["certificate_sha256"], expected.as_str());
+
+    // A key file that is not a key is refused before anything is created.
+    let other = dir.path().join("other");
+    let output = controller(&[
+        "init",
+        "--data",
+        other.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("no PEM private key"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -185,6 +185,9 @@ impl ServerCertVerifier for PinnedVerifier {
     }
 }
 
+/// A channel that sends a bearer credential with every call.
+pub type Authed = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
 /// Adds `authorization: Bearer <credential>` to every request.
 #[derive(Clone)]
 pub struct Bearer(Option<AsciiMetadataValue>);

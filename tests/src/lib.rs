@@ -21,13 +21,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub use porta_proto;
 
-/// A channel that sends a bearer credential.
-pub type Authed = InterceptedService<Channel, Bearer>;
+pub use porta_proto::connect::Authed;
 
 /// Path of one of the workspace's binaries (built by `cargo test --workspace`).
 pub fn binary(name: &str) -> PathBuf {

@@ -524,7 +524,66 @@ async fn everything_survives_a_restart() {
     // the next address is not one handed out before.
     let phone = enroll(&mut ctl.enrollment().await, &pending).await.unwrap();
     assert_eq!(phone.config.addresses[0], "10.77.0.3/32");
+
+    // Nothing secret reached the log: not the credentials, not the tokens.
+    let log = ctl.log();
+    let secret_part = |s: &str| s.split_once('.').unwrap().1.to_owned();
+    for secret in [
+        &admin_login.credential,
+        &device.credential,
+        &phone.credential,
+    ] {
+        assert!(
+            !log.contains(&secret_part(secret)),
+            "a credential was logged"
+        );
+    }
+    for invitation in [&invitation, &pending, &ctl.admin_invitation] {
+        let token = Invitation::decode(invitation).unwrap().token;
+        assert!(
+            !log.contains(&secret_part(&token)) && !log.contains(invitation.as_str()),
+            "a token was logged"
+        );
+    }
     admin_login.credential.clear();
+}
+
+#[tokio::test]
+async fn a_revoked_address_returns_to_the_pool_after_its_quarantine() {
+    let ctl = TestController::start(&[
+        "--vpn-prefix",
+        "10.98.0.0/30",
+        "--no-ipv6",
+        "--address-quarantine",
+        "2s",
+    ])
+    .await
+    .unwrap();
+    let mut admin = ctl.admin().await;
+    let first = enroll(
+        &mut ctl.enrollment().await,
+        &invite(&mut admin, "ona", "ona-pc").await,
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.config.addresses, vec!["10.98.0.2/32"]);
+    admin
+        .revoke_device(pb::RevokeDeviceRequest {
+            name: "ona-pc".into(),
+        })
+        .await
+        .unwrap();
+    let invitation = invite(&mut admin, "ona", "ona-new").await;
+    let early = enroll(&mut ctl.enrollment().await, &invitation)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(early.code(), Code::ResourceExhausted, "still in quarantine");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let later = enroll(&mut ctl.enrollment().await, &invitation)
+        .await
+        .unwrap();
+    assert_eq!(later.config.addresses, vec!["10.98.0.2/32"]);
 }
 
 #[tokio::test]

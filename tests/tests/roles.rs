@@ -9,6 +9,7 @@ use porta_proto::pb::admin_client::AdminClient;
 use porta_proto::pb::audit_client::AuditClient;
 use porta_proto::pb::device_client::DeviceClient;
 use porta_proto::pb::gateway_client::GatewayClient;
+use porta_proto::pb::session_client::SessionClient;
 use porta_tests::*;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -69,9 +70,10 @@ enum Rpc {
     AckRevision,
     WatchConfig,
     ReportStatus,
+    WhoAmI,
 }
 
-const ALL: [Rpc; 32] = [
+const ALL: [Rpc; 33] = [
     Rpc::CreateUser,
     Rpc::ListUsers,
     Rpc::GetUser,
@@ -104,6 +106,7 @@ const ALL: [Rpc; 32] = [
     Rpc::AckRevision,
     Rpc::WatchConfig,
     Rpc::ReportStatus,
+    Rpc::WhoAmI,
 ];
 
 impl Rpc {
@@ -117,6 +120,7 @@ impl Rpc {
             }
             WatchPeers | ReportEvents | AckRevision => &[],
             WatchConfig | ReportStatus => &[Who::Device],
+            WhoAmI => &[Who::Device, Who::Auditor, Who::Admin],
             _ => &[Who::Admin],
         }
     }
@@ -142,7 +146,8 @@ async fn call(
     let mut admin = AdminClient::with_interceptor(channel.clone(), bearer.clone());
     let mut audit = AuditClient::with_interceptor(channel.clone(), bearer.clone());
     let mut gateway = GatewayClient::with_interceptor(channel.clone(), bearer.clone());
-    let mut device = DeviceClient::with_interceptor(channel, bearer);
+    let mut device = DeviceClient::with_interceptor(channel.clone(), bearer.clone());
+    let mut session = SessionClient::with_interceptor(channel, bearer);
     let dest = Some(pb::Destination {
         cidr: "10.5.0.0/16".into(),
         protocol: 0,
@@ -328,6 +333,7 @@ async fn call(
             })
             .await
             .map(drop),
+        Rpc::WhoAmI => session.who_am_i(pb::WhoAmIRequest {}).await.map(drop),
     }
 }
 

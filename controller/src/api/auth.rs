@@ -14,6 +14,8 @@ pub(crate) const AUDIT: &[Role] = &[Role::Admin, Role::Auditor];
 pub(crate) const DEVICE: &[Role] = &[Role::Device];
 /// Gateways.
 pub(crate) const GATEWAY: &[Role] = &[Role::Gateway];
+/// Any valid credential.
+pub(crate) const ANY: &[Role] = &[Role::Admin, Role::Auditor, Role::Device, Role::Gateway];
 
 /// Authenticates the request's bearer credential and checks that its role
 /// is one of `allowed` for `rpc`.

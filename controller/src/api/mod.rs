@@ -10,12 +10,14 @@ mod convert;
 mod device;
 mod enrollment;
 mod gateway;
+mod session;
 
 pub use admin::AdminApi;
 pub use audit::AuditApi;
 pub use device::DeviceApi;
 pub use enrollment::EnrollmentApi;
 pub use gateway::GatewayApi;
+pub use session::SessionApi;
 
 use crate::state::Controller;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,7 +34,7 @@ pub(crate) fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// All five services over one controller.
+/// All services over one controller.
 pub struct Apis {
     /// Enrollment.
     pub enrollment: EnrollmentApi,
@@ -44,6 +46,8 @@ pub struct Apis {
     pub audit: AuditApi,
     /// Gateway.
     pub gateway: GatewayApi,
+    /// Session.
+    pub session: SessionApi,
 }
 
 impl Apis {
@@ -54,7 +58,8 @@ impl Apis {
             device: DeviceApi(ctl.clone()),
             admin: AdminApi(ctl.clone()),
             audit: AuditApi(ctl.clone()),
-            gateway: GatewayApi(ctl),
+            gateway: GatewayApi(ctl.clone()),
+            session: SessionApi(ctl),
         }
     }
 }

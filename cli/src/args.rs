@@ -1,0 +1,312 @@
+//! The command line, as clap derive definitions. Doc comments are the help
+//! text, the man pages and the completions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Administer a Porta VPN: staff, groups, devices, credentials.
+///
+/// Exit codes: 0 success, 1 error, 2 usage error, 3 not found,
+/// 4 permission denied (or not logged in).
+#[derive(Debug, Parser)]
+#[command(
+    name = "portactl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Credentials file (default: ~/.config/porta/portactl.toml).
+    #[arg(long, global = true, env = "PORTA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Which saved login to use, or to save under with `login`
+    /// (default: the last one logged in; `default` for a first login).
+    #[arg(long, global = true, env = "PORTA_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Print machine-readable JSON instead of tables and prose.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Do not ask for confirmation (for scripts).
+    #[arg(long, short = 'y', global = true)]
+    pub yes: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log in with an admin or auditor invitation and save the credential.
+    Login(LoginArgs),
+    /// Forget a saved login.
+    Logout,
+    /// Show who the current login is, checked with the controller.
+    Whoami,
+    /// Staff members.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Groups and the town destinations they may reach.
+    #[command(subcommand)]
+    Groups(GroupsCommand),
+    /// Enroll a device (prints an invitation), or many from a CSV file.
+    Enroll(EnrollArgs),
+    /// Enrolled devices.
+    #[command(subcommand)]
+    Devices(DevicesCommand),
+    /// Open enrollment tokens (invitations not yet used).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Admin and auditor credentials.
+    #[command(subcommand, name = "api-tokens")]
+    ApiTokens(ApiTokensCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages into a directory.
+    #[command(hide = true)]
+    Manpages {
+        /// Output directory.
+        dir: PathBuf,
+    },
+}
+
+/// `portactl login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The invitation (porta1_…), as printed by `porta-controller init` or
+    /// `portactl api-tokens create`.
+    pub invitation: String,
+    /// How this machine is named in the controller's credential list.
+    #[arg(long, value_name = "TEXT")]
+    pub client_name: Option<String>,
+}
+
+/// `portactl users …`.
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a staff member.
+    Add {
+        /// Login-style name (letters, digits, . _ - @).
+        name: String,
+        /// Full name, e.g. "Núria Puig i Solà".
+        #[arg(long)]
+        display_name: Option<String>,
+        /// E-mail address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Groups to join, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+    },
+    /// List staff members.
+    List,
+    /// Show one staff member.
+    Show {
+        /// The user.
+        name: String,
+    },
+    /// Disable a user: all of their devices are refused until enabled.
+    Disable {
+        /// The user.
+        name: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        /// The user.
+        name: String,
+    },
+}
+
+/// `portactl groups …`.
+#[derive(Debug, Subcommand)]
+pub enum GroupsCommand {
+    /// Create a group.
+    Add {
+        /// Group name.
+        name: String,
+        /// What the group is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List groups.
+    List,
+    /// Show a group's destinations and members.
+    Show {
+        /// The group.
+        name: String,
+    },
+    /// Delete a group (its members leave it).
+    Delete {
+        /// The group.
+        name: String,
+    },
+    /// Let a group reach a destination.
+    Allow(DestinationArgs),
+    /// Take a destination away from a group.
+    Disallow(DestinationArgs),
+    /// Group membership.
+    #[command(subcommand)]
+    Members(MembersCommand),
+}
+
+/// A destination on the command line.
+#[derive(Debug, Args)]
+pub struct DestinationArgs {
+    /// The group.
+    pub group: String,
+    /// Prefix in CIDR notation, e.g. 10.1.20.0/24.
+    pub cidr: String,
+    /// Only this protocol.
+    #[arg(long, value_enum)]
+    pub proto: Option<Proto>,
+    /// Only these ports (tcp/udp), e.g. 3389,445 or 8000-8100.
+    #[arg(long, value_delimiter = ',')]
+    pub ports: Vec<String>,
+}
+
+/// A protocol a destination may be limited to.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP.
+    Icmp,
+}
+
+/// `portactl groups members …`.
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Add users to a group.
+    Add {
+        /// The group.
+        group: String,
+        /// Users.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users from a group.
+    Remove {
+        /// The group.
+        group: String,
+        /// Users.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+}
+
+/// `portactl enroll`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["user", "csv"])))]
+pub struct EnrollArgs {
+    /// The staff member (created if missing).
+    #[arg(long, requires = "device", conflicts_with = "csv")]
+    pub user: Option<String>,
+    /// The device's name, e.g. anna-laptop.
+    #[arg(long, requires = "user")]
+    pub device: Option<String>,
+    /// Groups the user should be in, comma-separated.
+    #[arg(long, value_delimiter = ',', conflicts_with = "csv")]
+    pub groups: Vec<String>,
+    /// How long the invitation stays valid.
+    #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
+    pub expires: std::time::Duration,
+    /// Also print the invitation as a QR code.
+    #[arg(long)]
+    pub qr: bool,
+    /// Enroll every row of a CSV file (columns: user, device, and optionally
+    /// groups separated by ';', display_name, email).
+    #[arg(long, value_name = "FILE", requires = "out")]
+    pub csv: Option<PathBuf>,
+    /// Where to write the invitations of a CSV run (appended; rows already
+    /// there are skipped when re-run).
+    #[arg(long, value_name = "FILE", requires = "csv")]
+    pub out: Option<PathBuf>,
+}
+
+/// `portactl devices …`.
+#[derive(Debug, Subcommand)]
+pub enum DevicesCommand {
+    /// List devices.
+    List {
+        /// Only this user's devices.
+        #[arg(long)]
+        user: Option<String>,
+        /// Include revoked devices.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a device (by name, or id for revoked ones).
+    Show {
+        /// Device name or id.
+        name: String,
+    },
+    /// Rename a device.
+    Rename {
+        /// Current name or id.
+        name: String,
+        /// New name.
+        new_name: String,
+    },
+    /// Revoke a device at once: it can never connect or enroll again.
+    Revoke {
+        /// Device name or id.
+        name: String,
+    },
+}
+
+/// `portactl tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// List open enrollment tokens.
+    List,
+    /// Revoke (delete) an open enrollment token.
+    Revoke {
+        /// Token id (see `tokens list`).
+        id: String,
+    },
+}
+
+/// `portactl api-tokens …`.
+#[derive(Debug, Subcommand)]
+pub enum ApiTokensCommand {
+    /// Create an admin or auditor credential; prints a login invitation.
+    Create {
+        /// The role.
+        #[arg(long, value_enum)]
+        role: ApiRole,
+        /// A name for it, e.g. auditor-2026.
+        #[arg(long)]
+        name: String,
+        /// How long the invitation stays valid.
+        #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
+        /// Also print the invitation as a QR code.
+        #[arg(long)]
+        qr: bool,
+    },
+    /// List admin and auditor credentials.
+    List {
+        /// Include revoked credentials.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Revoke a credential (by id or name).
+    Revoke {
+        /// Credential id or name.
+        id: String,
+    },
+}
+
+/// Roles an API credential can have.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ApiRole {
+    /// Everything.
+    Admin,
+    /// Read and export logs only.
+    Auditor,
+}

@@ -1,0 +1,161 @@
+//! devices list|show|rename|revoke; tokens list|revoke.
+
+use super::Ctx;
+use crate::args::{DevicesCommand, TokensCommand};
+use crate::output::{self, Listing};
+use anyhow::Result;
+use porta_proto::pb;
+use serde_json::json;
+use std::time::Instant;
+
+pub(super) async fn run(ctx: &Ctx, command: DevicesCommand) -> Result<()> {
+    let mut admin = ctx.admin().await?;
+    let device = match command {
+        DevicesCommand::List { user, all } => {
+            let request = pb::ListDevicesRequest {
+                user: user.unwrap_or_default(),
+                include_revoked: all,
+            };
+            let devices = admin.list_devices(request).await?.into_inner().devices;
+            listing(&devices).print(ctx.json);
+            return Ok(());
+        }
+        DevicesCommand::Show { name } => admin
+            .get_device(pb::GetDeviceRequest { name })
+            .await?
+            .into_inner(),
+        DevicesCommand::Rename { name, new_name } => admin
+            .rename_device(pb::RenameDeviceRequest { name, new_name })
+            .await?
+            .into_inner(),
+        DevicesCommand::Revoke { name } => {
+            // Look it up first so the question names the right device.
+            let device = admin
+                .get_device(pb::GetDeviceRequest { name: name.clone() })
+                .await?
+                .into_inner();
+            ctx.confirm(&format!(
+                "Revoke {} ({}, {})? It can never connect or enroll again",
+                device.name,
+                device.user,
+                device.addresses.join(", ")
+            ))?;
+            let started = Instant::now();
+            let response = admin
+                .revoke_device(pb::RevokeDeviceRequest {
+                    name: device.id.clone(),
+                })
+                .await?
+                .into_inner();
+            let elapsed = started.elapsed();
+            let revoked = response.device.unwrap_or_default();
+            let mut value = output::device_json(&revoked);
+            value["confirmed_gateways"] = json!(response.confirmed_gateways);
+            value["pending_gateways"] = json!(response.pending_gateways);
+            value["elapsed_ms"] = json!(elapsed.as_millis());
+            output::show(ctx.json, value, || {
+                let mut text = format!("Revoked {} in {} ms", revoked.name, elapsed.as_millis());
+                if !response.confirmed_gateways.is_empty() {
+                    text += &format!("; confirmed by {}", response.confirmed_gateways.join(", "));
+                }
+                if !response.pending_gateways.is_empty() {
+                    text += &format!(
+                        "; NOT yet confirmed by {}",
+                        response.pending_gateways.join(", ")
+                    );
+                }
+                text
+            });
+            return Ok(());
+        }
+    };
+    output::show(ctx.json, output::device_json(&device), || describe(&device));
+    Ok(())
+}
+
+pub(super) async fn tokens(ctx: &Ctx, command: TokensCommand) -> Result<()> {
+    let mut admin = ctx.admin().await?;
+    match command {
+        TokensCommand::List => {
+            let tokens = admin
+                .list_enrollment_tokens(pb::ListEnrollmentTokensRequest {})
+                .await?
+                .into_inner()
+                .tokens;
+            Listing {
+                headers: &["id", "user", "device", "expires", "created by"],
+                rows: tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.id.clone(),
+                            t.user.clone(),
+                            t.device_name.clone(),
+                            output::time(t.expires_at),
+                            t.created_by.clone(),
+                        ]
+                    })
+                    .collect(),
+                json: tokens.iter().map(output::token_json).collect(),
+            }
+            .print(ctx.json);
+        }
+        TokensCommand::Revoke { id } => {
+            ctx.confirm(&format!(
+                "Revoke enrollment token {id}? Its invitation stops working"
+            ))?;
+            admin
+                .delete_enrollment_token(pb::DeleteEnrollmentTokenRequest { id: id.clone() })
+                .await?;
+            output::show(ctx.json, json!({"revoked": id}), || {
+                format!("Revoked enrollment token {id}")
+            });
+        }
+    }
+    Ok(())
+}
+
+fn listing(devices: &[pb::DeviceInfo]) -> Listing {
+    Listing {
+        headers: &["name", "user", "address", "last seen", "state"],
+        rows: devices
+            .iter()
+            .map(|d| {
+                vec![
+                    d.name.clone(),
+                    d.user.clone(),
+                    d.addresses.first().cloned().unwrap_or_default(),
+                    output::time(d.last_seen_at),
+                    if d.revoked {
+                        "revoked".into()
+                    } else {
+                        "active".into()
+                    },
+                ]
+            })
+            .collect(),
+        json: devices.iter().map(output::device_json).collect(),
+    }
+}
+
+fn describe(d: &pb::DeviceInfo) -> String {
+    format!(
+        "device: {}\n  id: {}\n  user: {}\n  public key: {}\n  addresses: {}\n  hostname: {}\n  os: {}\n  \
+         client: {}\n  enrolled: {}\n  last seen: {}\n  state: {}",
+        d.name,
+        d.id,
+        d.user,
+        d.public_key,
+        d.addresses.join(", "),
+        d.hostname,
+        d.os,
+        d.client_version,
+        output::time(d.enrolled_at),
+        output::time(d.last_seen_at),
+        if d.revoked {
+            format!("revoked {} by {}", output::time(d.revoked_at), d.revoked_by)
+        } else {
+            "active".into()
+        }
+    )
+}

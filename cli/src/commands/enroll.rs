@@ -1,0 +1,314 @@
+//! enroll: one device, or a CSV of hundreds.
+//!
+//! A CSV run is resumable: every invitation is appended to `--out` (and
+//! flushed) the moment it exists — it cannot be shown again — and a re-run
+//! skips the rows whose user and device are already in `--out`. A bad row
+//! is reported and the run goes on.
+
+use super::{Ctx, print_invitation};
+use crate::args::EnrollArgs;
+use crate::error::{RowsFailed, Usage};
+use anyhow::{Context, Result, bail};
+use porta_proto::connect::Authed;
+use porta_proto::pb;
+use porta_proto::pb::admin_client::AdminClient;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use tonic::Code;
+
+pub(super) async fn run(ctx: &Ctx, args: EnrollArgs) -> Result<()> {
+    let ttl = args.expires.as_secs();
+    if ttl < 60 {
+        bail!(Usage("--expires must be at least 1m".into()));
+    }
+    match (&args.csv, &args.out, &args.user, &args.device) {
+        (Some(csv), Some(out), _, _) => bulk(ctx, csv, out, ttl).await,
+        (None, None, Some(user), Some(device)) => {
+            single(ctx, user, device, &args.groups, ttl, args.qr).await
+        }
+        _ => bail!(Usage("give --user and --device, or --csv and --out".into())),
+    }
+}
+
+async fn single(
+    ctx: &Ctx,
+    user: &str,
+    device: &str,
+    groups: &[String],
+    ttl: u64,
+    qr: bool,
+) -> Result<()> {
+    let mut admin = ctx.admin().await?;
+    let row = Row {
+        user: user.into(),
+        device: device.into(),
+        groups: groups.join(";"),
+        ..Row::default()
+    };
+    ensure_user(&mut admin, &row, None).await?;
+    let created = create_token(&mut admin, &row, ttl).await?;
+    let token = created.token.unwrap_or_default();
+    let expires = crate::output::time(token.expires_at);
+    if ctx.json {
+        println!(
+            "{}",
+            json!({"user": user, "device": device, "token_id": token.id, "expires_at": expires,
+                   "invitation": created.invitation})
+        );
+        return Ok(());
+    }
+    eprintln!("Invitation for {device} ({user}), valid once until {expires}:");
+    print_invitation(&created.invitation, qr)?;
+    eprintln!();
+    eprintln!("Ready to send:");
+    println!("{}", ready_to_send(user, &created.invitation));
+    Ok(())
+}
+
+/// The one line an admin pastes into a mail or chat to the staff member.
+fn ready_to_send(user: &str, invitation: &str) -> String {
+    format!("Hello {user}: install the Porta client, then run:  porta enroll {invitation}")
+}
+
+/// One staff row of the input CSV.
+#[derive(Debug, Default, Deserialize)]
+struct Row {
+    user: String,
+    device: String,
+    #[serde(default)]
+    groups: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    email: String,
+}
+
+impl Row {
+    fn groups(&self) -> Vec<String> {
+        self.groups
+            .split([';', ',', ' '])
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+async fn bulk(ctx: &Ctx, csv_path: &Path, out_path: &Path, ttl: u64) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(csv_path)
+        .with_context(|| format!("opening {}", csv_path.display()))?;
+    let headers = reader.headers()?.clone();
+    for needed in ["user", "device"] {
+        if !headers.iter().any(|h| h == needed) {
+            bail!(Usage(format!(
+                "{} has no {needed:?} column (columns: user, device, groups, display_name, email)",
+                csv_path.display()
+            )));
+        }
+    }
+    let rows: Vec<Result<Row, csv::Error>> = reader.deserialize().collect();
+    let done = already_done(out_path)?;
+    let mut out = open_out(out_path)?;
+    let mut admin = ctx.admin().await?;
+    let mut users: HashSet<String> = admin
+        .list_users(pb::ListUsersRequest {})
+        .await?
+        .into_inner()
+        .users
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+
+    let progress = indicatif::ProgressBar::new(rows.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut enrolled, mut skipped, mut failures) = (0usize, 0usize, Vec::new());
+    for (index, row) in rows.into_iter().enumerate() {
+        let line = index + 2; // 1-based, after the header
+        progress.inc(1);
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                failures.push(json!({"line": line, "error": format!("unreadable row: {e}")}));
+                continue;
+            }
+        };
+        if done.contains(&(row.user.clone(), row.device.clone())) {
+            skipped += 1;
+            continue;
+        }
+        progress.set_message(format!("{} / {}", row.user, row.device));
+        match enroll_row(&mut admin, &row, &mut users, ttl).await {
+            Ok(created) => {
+                let token = created.token.unwrap_or_default();
+                out.write_record([
+                    row.user.as_str(),
+                    row.device.as_str(),
+                    created.invitation.as_str(),
+                    crate::output::time(token.expires_at).as_str(),
+                    ready_to_send(&row.user, &created.invitation).as_str(),
+                ])?;
+                out.flush()?;
+                enrolled += 1;
+            }
+            Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": format!("{e:#}")})),
+        }
+    }
+    progress.finish_and_clear();
+
+    let total = enrolled + skipped + failures.len();
+    if ctx.json {
+        println!(
+            "{}",
+            json!({"enrolled": enrolled, "skipped": skipped, "failed": failures, "out": out_path})
+        );
+    } else {
+        for failure in &failures {
+            eprintln!(
+                "line {}: {} {}: {}",
+                failure["line"],
+                failure["user"].as_str().unwrap_or(""),
+                failure["device"].as_str().unwrap_or(""),
+                failure["error"].as_str().unwrap_or("")
+            );
+        }
+        println!(
+            "{enrolled} enrolled, {skipped} already done (skipped), {} failed; invitations in {}",
+            failures.len(),
+            out_path.display()
+        );
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(RowsFailed {
+            failed: failures.len(),
+            total,
+        }
+        .into())
+    }
+}
+
+async fn enroll_row(
+    admin: &mut AdminClient<Authed>,
+    row: &Row,
+    users: &mut HashSet<String>,
+    ttl: u64,
+) -> Result<pb::CreateEnrollmentTokenResponse> {
+    ensure_user(admin, row, Some(users)).await?;
+    create_token(admin, row, ttl).await
+}
+
+/// Creates the user if missing (with the row's groups), else adds the
+/// row's groups the user is not in yet.
+async fn ensure_user(
+    admin: &mut AdminClient<Authed>,
+    row: &Row,
+    known: Option<&mut HashSet<String>>,
+) -> Result<()> {
+    let groups = row.groups();
+    let exists = match &known {
+        Some(known) => known.contains(&row.user),
+        None => match admin
+            .get_user(pb::GetUserRequest {
+                name: row.user.clone(),
+            })
+            .await
+        {
+            Ok(_) => true,
+            Err(status) if status.code() == Code::NotFound => false,
+            Err(status) => return Err(status.into()),
+        },
+    };
+    if !exists {
+        admin
+            .create_user(pb::CreateUserRequest {
+                name: row.user.clone(),
+                display_name: row.display_name.clone(),
+                email: row.email.clone(),
+                groups,
+            })
+            .await?;
+        if let Some(known) = known {
+            known.insert(row.user.clone());
+        }
+        return Ok(());
+    }
+    let current: BTreeSet<String> = admin
+        .get_user(pb::GetUserRequest {
+            name: row.user.clone(),
+        })
+        .await?
+        .into_inner()
+        .groups
+        .into_iter()
+        .collect();
+    for group in groups.into_iter().filter(|g| !current.contains(g)) {
+        admin
+            .add_group_members(pb::GroupMembersRequest {
+                group,
+                users: vec![row.user.clone()],
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+async fn create_token(
+    admin: &mut AdminClient<Authed>,
+    row: &Row,
+    ttl: u64,
+) -> Result<pb::CreateEnrollmentTokenResponse> {
+    let request = pb::CreateEnrollmentTokenRequest {
+        user: row.user.clone(),
+        device_name: row.device.clone(),
+        ttl_seconds: ttl,
+    };
+    Ok(admin.create_enrollment_token(request).await?.into_inner())
+}
+
+/// (user, device) pairs already in the output file.
+fn already_done(out: &Path) -> Result<HashSet<(String, String)>> {
+    if !out.exists() {
+        return Ok(HashSet::new());
+    }
+    let mut reader =
+        csv::Reader::from_path(out).with_context(|| format!("reading {}", out.display()))?;
+    let mut done = HashSet::new();
+    for record in reader.records() {
+        let record = record.with_context(|| format!("{} is damaged", out.display()))?;
+        if let (Some(user), Some(device)) = (record.get(0), record.get(1)) {
+            done.insert((user.to_owned(), device.to_owned()));
+        }
+    }
+    Ok(done)
+}
+
+/// Opens the output for appending (0600: it holds invitations), writing
+/// the header if the file is new.
+fn open_out(path: &Path) -> Result<csv::Writer<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let fresh = std::fs::metadata(path)
+        .map(|m| m.len() == 0)
+        .unwrap_or(true);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(file);
+    if fresh {
+        writer.write_record(["user", "device", "invitation", "expires", "message"])?;
+        writer.flush()?;
+    }
+    Ok(writer)
+}

@@ -1,0 +1,130 @@
+//! Command implementations.
+
+mod credentials;
+mod devices;
+mod enroll;
+mod groups;
+mod session;
+mod users;
+
+use crate::args::{Cli, Command};
+use crate::error::Usage;
+use crate::profile::{self, Profile, ProfileFile};
+use anyhow::{Context, Result, bail};
+use porta_proto::connect::{Authed, Bearer, connect};
+use porta_proto::pb::admin_client::AdminClient;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+/// What every command needs: flags and the saved logins.
+pub struct Ctx {
+    /// `--json`.
+    pub json: bool,
+    /// `--yes`.
+    pub yes: bool,
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// The credentials file.
+    pub config: PathBuf,
+}
+
+impl Ctx {
+    /// The selected saved login.
+    pub fn login(&self) -> Result<(String, Profile)> {
+        let file = ProfileFile::load(&self.config)?;
+        let (name, profile) = file.select(self.profile.as_deref())?;
+        Ok((name, profile.clone()))
+    }
+
+    /// A pinned, authenticated channel to the selected controller.
+    pub async fn channel(&self) -> Result<Authed> {
+        let (_, profile) = self.login()?;
+        let channel = connect(&profile.controller, profile.pinned()?).await?;
+        Ok(tonic::service::interceptor::InterceptedService::new(
+            channel,
+            Bearer::new(&profile.credential),
+        ))
+    }
+
+    /// An Admin client for the selected login.
+    pub async fn admin(&self) -> Result<AdminClient<Authed>> {
+        Ok(AdminClient::new(self.channel().await?))
+    }
+
+    /// Asks "question [y/N]" on a terminal; without a terminal, requires --yes.
+    pub fn confirm(&self, question: &str) -> Result<()> {
+        if self.yes {
+            return Ok(());
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!(Usage(format!(
+                "{question}: refusing without confirmation; pass --yes in scripts"
+            )));
+        }
+        eprint!("{question} [y/N] ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if matches!(answer.trim(), "y" | "Y" | "yes" | "sí" | "si" | "sì") {
+            Ok(())
+        } else {
+            bail!("cancelled")
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx {
+        json: cli.json,
+        yes: cli.yes,
+        profile: cli.profile,
+        config: cli.config.unwrap_or_else(profile::default_path),
+    };
+    match cli.command {
+        Command::Login(args) => session::login(&ctx, args).await,
+        Command::Logout => session::logout(&ctx),
+        Command::Whoami => session::whoami(&ctx).await,
+        Command::Users(command) => users::run(&ctx, command).await,
+        Command::Groups(command) => groups::run(&ctx, command).await,
+        Command::Enroll(args) => enroll::run(&ctx, args).await,
+        Command::Devices(command) => devices::run(&ctx, command).await,
+        Command::Tokens(command) => devices::tokens(&ctx, command).await,
+        Command::ApiTokens(command) => credentials::run(&ctx, command).await,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "portactl", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Manpages { dir } => write_manpages(&dir),
+    }
+}
+
+/// Writes portactl.1 and one page per subcommand (portactl-users.1, …).
+pub fn write_manpages(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let command = <Cli as clap::CommandFactory>::command();
+    clap_mangen::generate_to(command, dir)
+        .with_context(|| format!("writing man pages to {}", dir.display()))?;
+    Ok(())
+}
+
+/// Prints an invitation, optionally as a QR code too.
+pub fn print_invitation(invitation: &str, qr: bool) -> Result<()> {
+    println!("{invitation}");
+    if qr {
+        // Upper case fits QR's compact alphanumeric mode; invitations
+        // parse case-insensitively.
+        let code = qrcode::QrCode::with_error_correction_level(
+            invitation.to_uppercase(),
+            qrcode::EcLevel::L,
+        )?;
+        let art = code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build();
+        println!("{art}");
+    }
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! What `portactl` exits with, and why.
+//!
+//! 0 success, 1 error, 2 usage (clap's own code, and commands used wrongly),
+//! 3 not found, 4 permission denied or not logged in.
+
+use porta_proto::connect::ConnectError;
+use std::process::ExitCode;
+use tonic::Code;
+
+/// The command was used wrongly (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// No usable saved login (exit 4).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotLoggedIn(pub String);
+
+/// Some rows of a bulk run failed (exit 1, after reporting them).
+#[derive(Debug, thiserror::Error)]
+#[error("{failed} of {total} rows failed (see above)")]
+pub struct RowsFailed {
+    /// Rows that failed.
+    pub failed: usize,
+    /// Rows read.
+    pub total: usize,
+}
+
+/// The exit code for an error chain.
+pub fn exit_code(error: &anyhow::Error) -> ExitCode {
+    for cause in error.chain() {
+        if cause.is::<Usage>() {
+            return ExitCode::from(2);
+        }
+        if cause.is::<NotLoggedIn>() {
+            return ExitCode::from(4);
+        }
+        if let Some(status) = cause.downcast_ref::<tonic::Status>() {
+            return match status.code() {
+                Code::NotFound => ExitCode::from(3),
+                Code::PermissionDenied | Code::Unauthenticated => ExitCode::from(4),
+                _ => ExitCode::from(1),
+            };
+        }
+        if let Some(ConnectError::FingerprintMismatch { .. }) = cause.downcast_ref::<ConnectError>()
+        {
+            return ExitCode::from(4);
+        }
+    }
+    ExitCode::from(1)
+}
+
+/// What to tell a person after the error itself, if anything.
+pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
+    error.chain().find_map(|cause| {
+        let status = cause.downcast_ref::<tonic::Status>()?;
+        match status.code() {
+            Code::Unauthenticated => {
+                Some("log in again with a new invitation: portactl login <invitation>")
+            }
+            Code::PermissionDenied => Some("this needs an admin login; see `portactl whoami`"),
+            Code::Unavailable => {
+                Some("is the controller running and reachable? check with `portactl whoami`")
+            }
+            _ => None,
+        }
+    })
+}

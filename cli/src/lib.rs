@@ -1,0 +1,16 @@
+//! `portactl`: the admin and auditor command line of Porta.
+//!
+//! # Layout
+//! * [`args`]: the clap definitions (also the source of man pages and
+//!   completions).
+//! * [`profile`]: saved logins in a 0600 TOML file.
+//! * [`commands`]: one module per command family; each turns arguments
+//!   into gRPC calls on a pinned-TLS channel and prints the result.
+//! * [`output`]: tables for people, JSON for scripts.
+//! * [`error`]: exit codes (0 ok, 1 error, 2 usage, 3 not found, 4 denied).
+
+pub mod args;
+pub mod commands;
+pub mod error;
+pub mod output;
+pub mod profile;

@@ -1,0 +1,19 @@
+//! `portactl`: parse, run, map errors to exit codes.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = portactl::args::Cli::parse();
+    match portactl::commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("portactl: {error:#}");
+            if let Some(hint) = portactl::error::hint(&error) {
+                eprintln!("hint: {hint}");
+            }
+            portactl::error::exit_code(&error)
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Saved logins ("profiles"): where a controller is, its pinned certificate
+//! fingerprint, and the credential, in one TOML file readable by its owner
+//! only (mode 0600, written atomically).
+
+use anyhow::{Context, Result, bail};
+use porta_proto::CertFingerprint;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// One saved login.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Profile {
+    /// host:port of the controller's API.
+    pub controller: String,
+    /// The pinned certificate fingerprint.
+    pub fingerprint: String,
+    /// The bearer credential. Secret.
+    pub credential: String,
+    /// "admin" or "auditor".
+    pub role: String,
+    /// The credential's name on the controller.
+    pub name: String,
+}
+
+impl Profile {
+    /// The pinned fingerprint, parsed.
+    pub fn pinned(&self) -> Result<CertFingerprint> {
+        self.fingerprint
+            .parse()
+            .context("the saved fingerprint is damaged; log in again")
+    }
+}
+
+/// The whole credentials file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct ProfileFile {
+    /// Used when no --profile is given.
+    #[serde(default)]
+    pub current: Option<String>,
+    /// Saved logins by name.
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+/// Where the file lives unless --config says otherwise.
+pub fn default_path() -> PathBuf {
+    dirs::config_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("porta")
+        .join("portactl.toml")
+}
+
+impl ProfileFile {
+    /// Reads the file; a missing file is an empty one.
+    pub fn load(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Writes the file with mode 0600 (via a temporary file and rename, so a
+    /// crash never leaves half a file).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let temporary = dir.join(format!(".portactl.{}.tmp", std::process::id()));
+        let text = toml::to_string_pretty(self)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .with_context(|| format!("creating {}", temporary.display()))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+
+    /// The profile `wanted` names, or the current one.
+    pub fn select(&self, wanted: Option<&str>) -> Result<(String, &Profile)> {
+        let name = match wanted.or(self.current.as_deref()) {
+            Some(name) => name.to_owned(),
+            None => bail!(crate::error::NotLoggedIn(
+                "no login saved; run `portactl login <invitation>` first".into()
+            )),
+        };
+        match self.profiles.get(&name) {
+            Some(profile) => Ok((name, profile)),
+            None => bail!(crate::error::NotLoggedIn(format!(
+                "no login saved as {name:?}; saved: {}",
+                if self.profiles.is_empty() {
+                    "none".into()
+                } else {
+                    self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                }
+            ))),
+        }
+    }
+}
