@@ -5,5 +5,6 @@
 
 mod bad_input;
 mod flows;
+mod portactl;
 mod roles;
 mod scale;

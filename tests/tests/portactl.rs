@@ -1,0 +1,523 @@
+//! The real `portactl` binary against a real controller.
+
+use porta_proto::Invitation;
+use porta_tests::*;
+use serde_json::Value;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+/// portactl with its own credentials file.
+struct Portactl {
+    config: PathBuf,
+}
+
+impl Portactl {
+    fn new(dir: &Path) -> Self {
+        Self {
+            config: dir.join("portactl.toml"),
+        }
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        tokio::process::Command::new(binary("portactl"))
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap()
+    }
+
+    /// Runs with --json, expects success, parses stdout.
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let output = self.run(&all).await;
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&output.stdout))
+        })
+    }
+
+    /// Runs and returns (exit code, stderr).
+    async fn fails(&self, args: &[&str]) -> (i32, String) {
+        let output = self.run(args).await;
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn login_profiles_whoami_and_logout() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+
+    let (code, stderr) = cli.fails(&["whoami"]).await;
+    assert_eq!(code, 4, "not logged in: {stderr}");
+    assert!(stderr.contains("portactl login"), "{stderr}");
+
+    let login = cli.json(&["login", &ctl.admin_invitation]).await;
+    assert_eq!(login["role"], "admin");
+    assert_eq!(login["profile"], "default");
+    let mode = std::fs::metadata(&cli.config).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the credentials file is private");
+    let me = cli.json(&["whoami"]).await;
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("admin"), Some("admin"))
+    );
+    // A device invitation is not a login.
+    let device_invitation = cli
+        .json(&["enroll", "--user", "anna", "--device", "anna-pc"])
+        .await["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (code, stderr) = cli
+        .fails(&["--profile", "x", "login", &device_invitation])
+        .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("porta enroll"), "{stderr}");
+
+    let created = cli
+        .json(&[
+            "api-tokens",
+            "create",
+            "--role",
+            "auditor",
+            "--name",
+            "auditor-2026",
+        ])
+        .await;
+    assert_eq!(created["pending"], true);
+    let invitation = created["invitation"].as_str().unwrap();
+    cli.json(&["--profile", "audit", "login", invitation]).await;
+    assert_eq!(
+        cli.json(&["whoami"]).await["role"],
+        "auditor",
+        "the last login becomes current"
+    );
+    assert_eq!(
+        cli.json(&["--profile", "default", "whoami"]).await["role"],
+        "admin"
+    );
+    // An invitation works once.
+    let (code, stderr) = cli
+        .fails(&["--profile", "again", "login", invitation])
+        .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("already used"), "{stderr}");
+
+    cli.json(&["--profile", "audit", "logout"]).await;
+    let (code, _) = cli.fails(&["--profile", "audit", "whoami"]).await;
+    assert_eq!(code, 4);
+    assert_eq!(
+        cli.json(&["whoami"]).await["role"],
+        "admin",
+        "the remaining login is current again"
+    );
+}
+
+#[tokio::test]
+async fn every_command_works_and_its_json_parses() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+
+    assert_eq!(
+        cli.json(&["groups", "add", "gis", "--description", "GIS viewers"])
+            .await["name"],
+        "gis"
+    );
+    cli.json(&["groups", "add", "rdp"]).await;
+    let group = cli
+        .json(&[
+            "groups",
+            "allow",
+            "rdp",
+            "10.1.40.0/24",
+            "--proto",
+            "tcp",
+            "--ports",
+            "3389,8000-8100",
+        ])
+        .await;
+    assert_eq!(group["destinations"][0], "10.1.40.0/24 tcp 3389,8000-8100");
+    cli.json(&["groups", "allow", "gis", "10.1.20.0/24"]).await;
+    let user = cli
+        .json(&[
+            "users",
+            "add",
+            "anna",
+            "--display-name",
+            "Anna Ferrer",
+            "--email",
+            "anna@calonge.cat",
+            "--groups",
+            "gis",
+        ])
+        .await;
+    assert_eq!(user["groups"], serde_json::json!(["gis"]));
+    assert_eq!(
+        cli.json(&["users", "list"]).await.as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        cli.json(&["users", "show", "anna"]).await["display_name"],
+        "Anna Ferrer"
+    );
+    assert_eq!(
+        cli.json(&["groups", "members", "add", "rdp", "anna"]).await["members"],
+        serde_json::json!(["anna"])
+    );
+    assert_eq!(
+        cli.json(&["groups", "members", "remove", "rdp", "anna"])
+            .await["members"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        cli.json(&["groups", "list"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let shown = cli
+        .json(&[
+            "groups",
+            "disallow",
+            "rdp",
+            "10.1.40.0/24",
+            "--proto",
+            "tcp",
+            "--ports",
+            "3389,8000-8100",
+        ])
+        .await;
+    assert_eq!(shown["destinations"], serde_json::json!([]));
+    assert_eq!(
+        cli.json(&["groups", "show", "gis"]).await["members"],
+        serde_json::json!(["anna"])
+    );
+    assert_eq!(
+        cli.json(&["--yes", "groups", "delete", "rdp"]).await["deleted"],
+        "rdp"
+    );
+    assert_eq!(
+        cli.json(&["users", "disable", "--yes", "anna"]).await["disabled"],
+        true
+    );
+    assert_eq!(
+        cli.json(&["users", "enable", "anna"]).await["disabled"],
+        false
+    );
+
+    // Enroll: an invitation for a new user in a group, which a device redeems.
+    let enrolled = cli
+        .json(&[
+            "enroll",
+            "--user",
+            "bernat",
+            "--device",
+            "bernat-laptop",
+            "--groups",
+            "gis",
+        ])
+        .await;
+    let invitation = enrolled["invitation"].as_str().unwrap();
+    assert_eq!(Invitation::decode(invitation).unwrap().controller, ctl.api);
+    assert_eq!(
+        cli.json(&["users", "show", "bernat"]).await["groups"],
+        serde_json::json!(["gis"])
+    );
+    let tokens = cli.json(&["tokens", "list"]).await;
+    assert_eq!(tokens[0]["device"], "bernat-laptop");
+    let device = enroll(&mut ctl.enrollment().await, invitation)
+        .await
+        .unwrap();
+    assert!(device.config.routes.contains(&"10.1.20.0/24".to_string()));
+    // Human output: the invitation and a ready-to-send line, with a QR code.
+    let human = cli
+        .run(&[
+            "enroll",
+            "--user",
+            "anna",
+            "--device",
+            "anna-laptop",
+            "--qr",
+            "--expires",
+            "1h",
+        ])
+        .await;
+    assert!(human.status.success());
+    let stdout = String::from_utf8(human.stdout).unwrap();
+    assert!(stdout.contains("porta enroll porta1_"), "{stdout}");
+    assert!(
+        stdout.contains('█') || stdout.contains('▀'),
+        "QR code drawn: {stdout}"
+    );
+
+    let devices = cli.json(&["devices", "list"]).await;
+    assert_eq!(devices.as_array().unwrap().len(), 1);
+    assert_eq!(devices[0]["addresses"][0], "10.77.0.2");
+    assert_eq!(
+        cli.json(&["devices", "show", "bernat-laptop"]).await["user"],
+        "bernat"
+    );
+    assert_eq!(
+        cli.json(&["devices", "rename", "bernat-laptop", "bernat-old"])
+            .await["name"],
+        "bernat-old"
+    );
+    let revoked = cli
+        .json(&["--yes", "devices", "revoke", "bernat-old"])
+        .await;
+    assert_eq!(revoked["revoked"], true);
+    assert!(revoked["elapsed_ms"].is_u64());
+    assert_eq!(
+        cli.json(&["devices", "list"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        cli.json(&["devices", "list", "--all"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let token_id = cli.json(&["tokens", "list"]).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        cli.json(&["--yes", "tokens", "revoke", &token_id]).await["revoked"],
+        token_id.as_str()
+    );
+    assert_eq!(cli.json(&["tokens", "list"]).await, serde_json::json!([]));
+
+    cli.json(&[
+        "api-tokens",
+        "create",
+        "--role",
+        "admin",
+        "--name",
+        "second-admin",
+    ])
+    .await;
+    let credentials = cli.json(&["api-tokens", "list"]).await;
+    assert_eq!(credentials.as_array().unwrap().len(), 2);
+    let revoked = cli
+        .json(&["--yes", "api-tokens", "revoke", "second-admin"])
+        .await;
+    assert_eq!(revoked["revoked"], true);
+    assert_eq!(
+        cli.json(&["api-tokens", "list", "--all"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Tables for people, with headers.
+    let table = cli.run(&["devices", "list", "--all"]).await;
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.contains("NAME") && table.contains("bernat-old") && table.contains("revoked"),
+        "{table}"
+    );
+}
+
+#[tokio::test]
+async fn exit_codes_mean_something() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    let auditor = cli
+        .json(&["api-tokens", "create", "--role", "auditor", "--name", "aud"])
+        .await;
+    cli.json(&[
+        "--profile",
+        "aud",
+        "login",
+        auditor["invitation"].as_str().unwrap(),
+    ])
+    .await;
+    cli.json(&[
+        "--profile",
+        "default",
+        "enroll",
+        "--user",
+        "anna",
+        "--device",
+        "anna-pc",
+    ])
+    .await;
+    let device = cli.json(&["--profile", "default", "tokens", "list"]).await;
+    assert_eq!(device.as_array().unwrap().len(), 1);
+
+    // 3: not found.
+    let (code, stderr) = cli
+        .fails(&["--profile", "default", "users", "show", "nobody"])
+        .await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("\"nobody\" does not exist"), "{stderr}");
+    // 4: permission denied (an auditor trying to revoke).
+    let (code, stderr) = cli
+        .fails(&["--profile", "aud", "--yes", "devices", "revoke", "anna-pc"])
+        .await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(stderr.contains("auditor role may not"), "{stderr}");
+    // 2: usage errors, before anything is sent.
+    for args in [
+        &[
+            "--profile",
+            "default",
+            "groups",
+            "allow",
+            "gis",
+            "10.0.0.0/8",
+            "--ports",
+            "22",
+        ][..],
+        &[
+            "--profile",
+            "default",
+            "groups",
+            "allow",
+            "gis",
+            "10.0.0.0/8",
+            "--proto",
+            "tcp",
+            "--ports",
+            "http",
+        ],
+        &["enroll", "--user", "anna"],
+        &["devices", "frobnicate"],
+        &["login", "not-an-invitation"],
+    ] {
+        let (code, stderr) = cli.fails(args).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+    }
+    // Destructive commands refuse without a terminal unless --yes.
+    let (code, stderr) = cli
+        .fails(&["--profile", "default", "users", "disable", "anna"])
+        .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--yes"), "{stderr}");
+    let shown = cli
+        .json(&["--profile", "default", "users", "show", "anna"])
+        .await;
+    assert_eq!(shown["disabled"], false, "nothing happened");
+    // 1: other errors (a duplicate), with the controller's message.
+    let (code, stderr) = cli
+        .fails(&["--profile", "default", "users", "add", "anna"])
+        .await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+}
+
+#[tokio::test]
+async fn csv_enrollment_reports_bad_rows_and_resumes() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    cli.json(&["groups", "add", "gis"]).await;
+    let staff = dir.path().join("staff.csv");
+    let out = dir.path().join("invitations.csv");
+    std::fs::write(
+        &staff,
+        "user,device,groups,display_name,email\n\
+         anna,anna-laptop,gis,Anna Ferrer,anna@calonge.cat\n\
+         núria.puig,núria-laptop,gis,\"Núria Puig i Solà\",nuria@calonge.cat\n\
+         jordi,jordi-pc,nonexistent,Jordi Roca,\n\
+         anna,anna-laptop,gis,Anna Ferrer,anna@calonge.cat\n\
+         pau,pau-pc,,\"Pau, \"\"el del GIS\"\"\",\n",
+    )
+    .unwrap();
+    let args = [
+        "enroll",
+        "--csv",
+        staff.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+
+    let output = cli.run(&args).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "bad rows make the run fail: {stderr}"
+    );
+    assert!(
+        stderr.contains("line 4") && stderr.contains("nonexistent"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 5") && stderr.contains("already exists"),
+        "{stderr}"
+    );
+    let written = read_out(&out);
+    assert_eq!(written.len(), 3, "good rows were written: {written:?}");
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the invitations file is private");
+    let nuria = cli.json(&["users", "show", "núria.puig"]).await;
+    assert_eq!(nuria["display_name"], "Núria Puig i Solà");
+    assert_eq!(nuria["groups"], serde_json::json!(["gis"]));
+    assert_eq!(
+        cli.json(&["users", "show", "pau"]).await["display_name"],
+        "Pau, \"el del GIS\""
+    );
+
+    // Re-run after fixing the group: done rows are skipped, the fixed one is enrolled.
+    cli.json(&["groups", "add", "nonexistent"]).await;
+    let summary = cli.json(&args).await;
+    assert_eq!(summary["enrolled"], 1);
+    assert_eq!(summary["skipped"], 4, "{summary}");
+    assert_eq!(read_out(&out).len(), 4);
+    assert_eq!(
+        cli.json(&["tokens", "list"])
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+
+    // The invitations in the file work.
+    for row in read_out(&out) {
+        assert!(
+            row[4].contains(&row[2]),
+            "the ready-to-send message carries the invitation"
+        );
+        enroll(&mut ctl.enrollment().await, &row[2]).await.unwrap();
+    }
+}
+
+fn read_out(path: &Path) -> Vec<Vec<String>> {
+    csv::Reader::from_path(path)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect()
+}
