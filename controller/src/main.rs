@@ -38,6 +38,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .unwrap_or_default();
             let settings = ServeSettings::resolve(&cli, args, file);
             init_logging(settings.log_format, &settings.log_level);
+            let stop = server::termination_signal()?;
             if args.init && !init::is_initialised(&settings.data) {
                 let report = init::init(
                     init::InitOptions::defaults(settings.data.clone()),
@@ -46,12 +47,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
                 print_init_report(&report, false)?;
             }
-            server::serve(
-                &settings.data,
-                settings.listen,
-                server::termination_signal(),
-            )
-            .await
+            server::serve(&settings.data, settings.listen, stop).await
         }
     }
 }
