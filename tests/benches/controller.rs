@@ -9,7 +9,7 @@
 
 use futures::StreamExt;
 use futures::future::join_all;
-use porta_proto::{Invitation, pb};
+use porta_proto::pb;
 use porta_tests::*;
 use porta_tunnel::keys::PrivateKey;
 use std::time::{Duration, Instant};
@@ -29,13 +29,6 @@ fn ms(d: Duration) -> String {
 async fn main() {
     let ctl = TestController::start(&[]).await.unwrap();
     let mut admin = ctl.admin().await;
-    admin
-        .create_user(pb::CreateUserRequest {
-            name: "staff".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
 
     // Reference: one durable write straight to sled on the same disk.
     let dir = tempfile::tempdir().unwrap();
@@ -48,15 +41,7 @@ async fn main() {
     let fsync = started.elapsed() / 200;
 
     let started = Instant::now();
-    let tokens: Vec<String> = join_all((0..DEVICES).map(|i| {
-        let mut admin = admin.clone();
-        async move {
-            Invitation::decode(&invite(&mut admin, "staff", &format!("pc-{i:04}")).await)
-                .unwrap()
-                .token
-        }
-    }))
-    .await;
+    let tokens = invite_many(&mut admin, "staff", DEVICES).await;
     let token_rate = DEVICES as f64 / started.elapsed().as_secs_f64();
 
     let enroll = |token: String, channel| async move {

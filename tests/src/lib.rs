@@ -258,6 +258,55 @@ pub async fn invite(admin: &mut AdminClient<Authed>, user: &str, device: &str) -
         .invitation
 }
 
+/// Creates an empty group.
+pub async fn add_group(admin: &mut AdminClient<Authed>, name: &str) {
+    admin
+        .create_group(pb::CreateGroupRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// Creates a user in no group.
+pub async fn add_user(admin: &mut AdminClient<Authed>, name: &str) {
+    admin
+        .create_user(pb::CreateUserRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// Puts users into a group.
+pub async fn join(admin: &mut AdminClient<Authed>, group: &str, users: &[&str]) {
+    let users = users.iter().map(|u| u.to_string()).collect();
+    admin
+        .add_group_members(pb::GroupMembersRequest {
+            group: group.into(),
+            users,
+        })
+        .await
+        .unwrap();
+}
+
+/// Creates `count` enrollment tokens for `user` (created first), devices
+/// `pc-0000`, `pc-0001`, …, concurrently; returns their secret tokens.
+pub async fn invite_many(admin: &mut AdminClient<Authed>, user: &str, count: usize) -> Vec<String> {
+    add_user(admin, user).await;
+    futures::future::join_all((0..count).map(|i| {
+        let mut admin = admin.clone();
+        async move {
+            Invitation::decode(&invite(&mut admin, user, &format!("pc-{i:04}")).await)
+                .unwrap()
+                .token
+        }
+    }))
+    .await
+}
+
 /// Everything an admin can list: compared before and after refused calls
 /// to prove the store did not change.
 #[derive(Debug, PartialEq)]

@@ -20,13 +20,7 @@ fn assert_code<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code,
 async fn bad_requests_are_refused_clearly_and_change_nothing() {
     let ctl = TestController::start(&[]).await.unwrap();
     let mut admin = ctl.admin().await;
-    admin
-        .create_group(pb::CreateGroupRequest {
-            name: "gis".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_group(&mut admin, "gis").await;
     let invitation = invite(&mut admin, "anna", "anna-laptop").await;
     let token = Invitation::decode(&invitation).unwrap().token;
     let before = snapshot(&mut admin).await;
@@ -240,13 +234,7 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
 async fn reused_and_expired_tokens_are_refused() {
     let ctl = TestController::start(&[]).await.unwrap();
     let mut admin = ctl.admin().await;
-    admin
-        .create_user(pb::CreateUserRequest {
-            name: "marta".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_user(&mut admin, "marta").await;
     let short = admin
         .create_enrollment_token(pb::CreateEnrollmentTokenRequest {
             user: "marta".into(),

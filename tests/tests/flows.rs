@@ -126,20 +126,8 @@ async fn enroll_watch_route_change_and_revoke() {
 
     // A change that does not affect this device sends nothing new: the next
     // item after an unrelated change and a related one is the related one.
-    admin
-        .create_group(pb::CreateGroupRequest {
-            name: "rdp".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    admin
-        .add_group_members(pb::GroupMembersRequest {
-            group: "rdp".into(),
-            users: vec!["anna".into()],
-        })
-        .await
-        .unwrap();
+    add_group(&mut admin, "rdp").await;
+    join(&mut admin, "rdp", &["anna"]).await;
     admin
         .allow_destination(pb::AllowDestinationRequest {
             group: "rdp".into(),
@@ -444,20 +432,8 @@ async fn tokens_devices_and_groups_are_managed_by_name() {
         Code::NotFound
     );
 
-    admin
-        .create_group(pb::CreateGroupRequest {
-            name: "files".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    admin
-        .add_group_members(pb::GroupMembersRequest {
-            group: "files".into(),
-            users: vec!["núria".into()],
-        })
-        .await
-        .unwrap();
+    add_group(&mut admin, "files").await;
+    join(&mut admin, "files", &["núria"]).await;
     let group = admin
         .get_group(pb::GetGroupRequest {
             name: "files".into(),
@@ -490,13 +466,7 @@ async fn everything_survives_a_restart() {
     let mut ctl = TestController::start(&[]).await.unwrap();
     let mut admin_login = ctl.login(&ctl.admin_invitation).await.unwrap();
     let mut admin = ctl.admin_with(&admin_login.credential).await;
-    admin
-        .create_group(pb::CreateGroupRequest {
-            name: "gis".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_group(&mut admin, "gis").await;
     let invitation = invite(&mut admin, "pau", "pau-laptop").await;
     let device = enroll(&mut ctl.enrollment().await, &invitation)
         .await

@@ -344,13 +344,7 @@ async fn every_rpc_checks_the_callers_role() {
     let mut admin = ctl.admin_with(&admin_credential).await;
 
     // The world the cells act on.
-    admin
-        .create_group(pb::CreateGroupRequest {
-            name: "gis".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_group(&mut admin, "gis").await;
     admin
         .allow_destination(pb::AllowDestinationRequest {
             group: "gis".into(),
@@ -362,13 +356,7 @@ async fn every_rpc_checks_the_callers_role() {
         })
         .await
         .unwrap();
-    admin
-        .create_user(pb::CreateUserRequest {
-            name: "bernat".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_user(&mut admin, "bernat").await;
     admin
         .create_user(pb::CreateUserRequest {
             name: "anna".into(),

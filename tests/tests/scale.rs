@@ -2,32 +2,11 @@
 
 use futures::future::join_all;
 use porta_proto::pb;
-use porta_proto::{Invitation, PublicKey};
+use porta_proto::PublicKey;
 use porta_tests::*;
 use porta_tunnel::keys::PrivateKey;
 use std::collections::{HashMap, HashSet};
 use tonic::Code;
-
-async fn make_tokens(
-    admin: &mut pb::admin_client::AdminClient<Authed>,
-    count: usize,
-) -> Vec<String> {
-    admin
-        .create_user(pb::CreateUserRequest {
-            name: "staff".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    join_all((0..count).map(|i| {
-        let mut admin = admin.clone();
-        async move {
-            let invitation = invite(&mut admin, "staff", &format!("pc-{i:04}")).await;
-            Invitation::decode(&invitation).unwrap().token
-        }
-    }))
-    .await
-}
 
 fn request(token: &str, key: PublicKey) -> pb::EnrollRequest {
     pb::EnrollRequest {
@@ -42,7 +21,7 @@ fn request(token: &str, key: PublicKey) -> pb::EnrollRequest {
 async fn a_thousand_concurrent_enrollments_get_distinct_addresses_and_each_token_works_once() {
     let ctl = TestController::start(&[]).await.unwrap();
     let mut admin = ctl.admin().await;
-    let tokens = make_tokens(&mut admin, 1000).await;
+    let tokens = invite_many(&mut admin, "staff", 1000).await;
 
     // Every token is presented twice at once, with two different keys.
     let channels = join_all((0..8).map(|_| ctl.channel())).await;
@@ -96,7 +75,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_enrollment_and_leaves_none_
     let mut ctl = TestController::start(&[]).await.unwrap();
     let admin_credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
     let mut admin = ctl.admin_with(&admin_credential).await;
-    let tokens = make_tokens(&mut admin, 400).await;
+    let tokens = invite_many(&mut admin, "staff", 400).await;
     let keys: Vec<PublicKey> = tokens
         .iter()
         .map(|_| PrivateKey::generate().public_key())
@@ -225,13 +204,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_enrollment_and_leaves_none_
 async fn concurrent_tokens_for_one_device_name_let_exactly_one_through() {
     let ctl = TestController::start(&[]).await.unwrap();
     let mut admin = ctl.admin().await;
-    admin
-        .create_user(pb::CreateUserRequest {
-            name: "anna".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    add_user(&mut admin, "anna").await;
     let results = join_all((0..50).map(|_| {
         let mut admin = admin.clone();
         async move {
