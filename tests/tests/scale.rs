@@ -1,8 +1,8 @@
 //! Concurrency and crash safety of enrollment.
 
 use futures::future::join_all;
-use porta_proto::pb;
 use porta_proto::PublicKey;
+use porta_proto::pb;
 use porta_tests::*;
 use porta_tunnel::keys::PrivateKey;
 use std::collections::{HashMap, HashSet};

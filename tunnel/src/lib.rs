@@ -1,10 +1,21 @@
 //! Porta's WireGuard data plane.
 //!
-//! Today this crate holds the key material shared by the controller's
-//! embedded gateway, the staff client and the tests: WireGuard static keys
-//! generated with boringtun's re-export of x25519-dalek, so that exactly one
-//! x25519 version is linked wherever keys meet boringtun. The sans-IO peer
-//! table over `boringtun::noise::Tunn` and the TUN/UDP shell arrive with the
-//! data-plane work (see docs/ARCHITECTURE.md).
+//! # Layout
+//! * [`node`]: the sans-IO core — a peer table over boringtun's
+//!   `noise::Tunn`: routing of incoming datagrams by receiver index (or, for
+//!   handshake initiations, by the initiator's static key), of outgoing
+//!   packets by longest-prefix match over allowed IPs, anti-spoofing, a
+//!   per-peer destination [`filter`], counters and events. Bytes and time
+//!   in, bytes out through a [`node::Sink`]; no sockets, TUN or runtime.
+//! * [`filter`]: packet inspection and the per-peer destination rules that
+//!   make the gateway the security boundary.
+//! * [`keys`]: WireGuard key pairs via boringtun's x25519 re-export, so one
+//!   x25519-dalek version is linked wherever keys meet boringtun.
+//!
+//! The IO shell (TUN device, UDP sockets) that drives a node comes next.
 
+pub mod filter;
 pub mod keys;
+pub mod node;
+
+pub use node::{Event, Node, PeerConfig, PeerId, PeerStats, Sink};

@@ -1,0 +1,453 @@
+//! The sans-IO WireGuard node: a peer table over boringtun's `noise::Tunn`.
+//!
+//! ```text
+//!            handle_tun_packet(packet)            handle_datagram(from, datagram, now)
+//!   TUN ─────────────▶ longest-prefix match ─▶ Tunn::encapsulate ─▶ Sink::send_datagram ─▶ UDP
+//!   UDP ─▶ rate limit ─▶ route by receiver index / handshake key ─▶ Tunn::decapsulate
+//!            ─▶ source must be the peer's allowed IP ─▶ peer filter ─▶ Sink::deliver_packet ─▶ TUN
+//!   handle_timeout(now) ─▶ Tunn::update_timers (keepalives, rekeys) and idle detection
+//! ```
+//!
+//! No sockets, no TUN device, no async runtime: bytes and the current time
+//! go in, bytes come out through a [`Sink`], and what happened is kept as
+//! [`Event`]s and per-peer [`PeerStats`]. The IO shell moves packets; tests
+//! wire two nodes together in memory.
+//!
+//! Time: Porta's own timers (idle detection, rate-limiter reset) use the
+//! `now` passed in. boringtun 0.7 reads the clock inside `Tunn` for its
+//! handshake and rekey timers, which cannot be injected from outside.
+
+use crate::filter::{Filter, inspect};
+use crate::keys::{PrivateKey, PublicKey};
+use boringtun::noise::errors::WireGuardError;
+use boringtun::noise::handshake::parse_handshake_anon;
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Packet, Tunn, TunnResult};
+use boringtun::x25519;
+use ip_network::IpNetwork;
+use ip_network_table::IpNetworkTable;
+use ipnet::IpNet;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A peer's handle in a node (also its boringtun session index).
+pub type PeerId = u32;
+
+/// Handshakes per second a node answers before demanding cookies.
+const HANDSHAKE_RATE_LIMIT: u64 = 100;
+/// Largest datagram or packet handled (WireGuard overhead included).
+const MAX_PACKET: usize = 65_535 + 32;
+
+/// How a peer is configured.
+#[derive(Clone, Debug)]
+pub struct PeerConfig {
+    /// Its WireGuard public key.
+    pub public_key: PublicKey,
+    /// Tunnel addresses it may use as source, and that route to it.
+    pub allowed_ips: Vec<IpNet>,
+    /// Where to send to until it speaks (it roams freely afterwards).
+    pub endpoint: Option<SocketAddr>,
+    /// Keepalive interval in seconds.
+    pub persistent_keepalive: Option<u16>,
+    /// What its packets may reach; `None` lets everything through (a
+    /// client's view of its gateway).
+    pub filter: Option<Filter>,
+}
+
+/// Counters and state of one peer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerStats {
+    /// Where its datagrams come from now.
+    pub endpoint: Option<SocketAddr>,
+    /// When the current session's handshake completed.
+    pub last_handshake: Option<Instant>,
+    /// Bytes of WireGuard datagrams received.
+    pub rx_bytes: u64,
+    /// Bytes of WireGuard datagrams sent.
+    pub tx_bytes: u64,
+    /// Packets dropped: destination not allowed by its filter.
+    pub dropped_filtered: u64,
+    /// Packets dropped: source address not one of its allowed IPs.
+    pub dropped_spoofed: u64,
+}
+
+/// Something that happened that the shell or the control plane cares about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A handshake completed: a session is up (or was renewed).
+    HandshakeCompleted {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The peer's datagrams now come from another address (roaming).
+    EndpointChanged {
+        /// The peer.
+        peer: PeerId,
+        /// Where they came from before, if known.
+        from: Option<SocketAddr>,
+        /// Where they come from now.
+        to: SocketAddr,
+    },
+    /// Nothing received from the peer for the idle threshold.
+    Idle {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// Why an outgoing packet or incoming datagram went nowhere.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drop {
+    /// Not an IP packet we can read.
+    Malformed,
+    /// No peer's allowed IPs cover the destination.
+    NoRoute,
+    /// The peer has never been heard from and has no configured endpoint.
+    NoEndpoint,
+    /// The datagram names no known peer (or a removed one).
+    UnknownPeer,
+    /// The packet's source is not one of the sending peer's allowed IPs.
+    Spoofed,
+    /// The peer's filter does not allow the destination.
+    Filtered,
+    /// boringtun rejected the datagram (bad MAC, replay, rate limit…).
+    Rejected,
+}
+
+/// Where a node's output goes: implemented by the IO shell (sockets and a
+/// TUN device) and by tests (queues).
+pub trait Sink {
+    /// Send `datagram` to `to` over UDP.
+    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]);
+    /// Write a decrypted, allowed IP packet to the tunnel device.
+    fn deliver_packet(&mut self, packet: &[u8]);
+}
+
+struct Peer {
+    config: PeerConfig,
+    tunn: Tunn,
+    stats: PeerStats,
+    last_received: Option<Instant>,
+    idle_reported: bool,
+}
+
+/// A WireGuard node: one private key, many peers.
+pub struct Node {
+    private: x25519::StaticSecret,
+    public: x25519::PublicKey,
+    rate_limiter: Arc<RateLimiter>,
+    peers: HashMap<PeerId, Peer>,
+    by_key: HashMap<[u8; 32], PeerId>,
+    routes: IpNetworkTable<PeerId>,
+    next_id: PeerId,
+    events: VecDeque<Event>,
+    idle_after: Duration,
+    last_rate_reset: Option<Instant>,
+    scratch: Box<[u8]>,
+}
+
+impl Node {
+    /// A node with `key` and no peers. A peer is reported [`Event::Idle`]
+    /// after `idle_after` without a datagram from it.
+    pub fn new(key: &PrivateKey, idle_after: Duration) -> Self {
+        let private = key.as_x25519().clone();
+        let public = x25519::PublicKey::from(&private);
+        Self {
+            rate_limiter: Arc::new(RateLimiter::new(&public, HANDSHAKE_RATE_LIMIT)),
+            private,
+            public,
+            peers: HashMap::new(),
+            by_key: HashMap::new(),
+            routes: IpNetworkTable::new(),
+            next_id: 1,
+            events: VecDeque::new(),
+            idle_after,
+            last_rate_reset: None,
+            scratch: vec![0u8; MAX_PACKET].into_boxed_slice(),
+        }
+    }
+
+    /// Adds a peer, or replaces the one with the same public key (its
+    /// session is then renewed). Other peers are not touched.
+    pub fn upsert_peer(&mut self, config: PeerConfig) -> PeerId {
+        if let Some(&id) = self.by_key.get(&config.public_key.0) {
+            self.remove_peer(id);
+        }
+        // Ids are 24 bits in boringtun's receiver index; wrap, skipping live ones.
+        let mut id = self.next_id;
+        while self.peers.contains_key(&id) || id == 0 {
+            id = (id + 1) & 0x00ff_ffff;
+        }
+        self.next_id = (id + 1) & 0x00ff_ffff;
+        let tunn = Tunn::new(
+            self.private.clone(),
+            x25519::PublicKey::from(config.public_key.0),
+            None,
+            config.persistent_keepalive,
+            id,
+            Some(self.rate_limiter.clone()),
+        );
+        for net in &config.allowed_ips {
+            self.routes.insert(to_network(net), id);
+        }
+        self.by_key.insert(config.public_key.0, id);
+        let stats = PeerStats {
+            endpoint: config.endpoint,
+            ..PeerStats::default()
+        };
+        self.peers.insert(
+            id,
+            Peer {
+                config,
+                tunn,
+                stats,
+                last_received: None,
+                idle_reported: false,
+            },
+        );
+        id
+    }
+
+    /// Removes a peer at once: its session is gone, its datagrams are
+    /// dropped as [`Drop::UnknownPeer`], its routes are withdrawn.
+    pub fn remove_peer(&mut self, id: PeerId) -> bool {
+        let Some(peer) = self.peers.remove(&id) else {
+            return false;
+        };
+        self.by_key.remove(&peer.config.public_key.0);
+        for net in &peer.config.allowed_ips {
+            let network = to_network(net);
+            if self.routes.exact_match(network) == Some(&id) {
+                self.routes.remove(network);
+            }
+        }
+        true
+    }
+
+    /// The peer with this public key.
+    pub fn peer_by_key(&self, key: &PublicKey) -> Option<PeerId> {
+        self.by_key.get(&key.0).copied()
+    }
+
+    /// Every peer id.
+    pub fn peer_ids(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers.keys().copied()
+    }
+
+    /// A peer's configuration.
+    pub fn peer_config(&self, id: PeerId) -> Option<&PeerConfig> {
+        self.peers.get(&id).map(|p| &p.config)
+    }
+
+    /// A peer's counters.
+    pub fn stats(&self, id: PeerId) -> Option<PeerStats> {
+        self.peers.get(&id).map(|p| p.stats.clone())
+    }
+
+    /// The node's own public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.public.to_bytes())
+    }
+
+    /// The next thing that happened, oldest first.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// An IP packet read from the TUN device: encrypt it for the peer
+    /// whose allowed IPs cover its destination (longest prefix wins).
+    pub fn handle_tun_packet(&mut self, packet: &[u8], sink: &mut impl Sink) -> Result<(), Drop> {
+        let dst = Tunn::dst_address(packet).ok_or(Drop::Malformed)?;
+        let id = *self.routes.longest_match(dst).ok_or(Drop::NoRoute)?.1;
+        let peer = self.peers.get_mut(&id).ok_or(Drop::NoRoute)?;
+        match peer.tunn.encapsulate(packet, &mut self.scratch) {
+            TunnResult::WriteToNetwork(datagram) => {
+                let to = peer.stats.endpoint.ok_or(Drop::NoEndpoint)?;
+                peer.stats.tx_bytes += datagram.len() as u64;
+                sink.send_datagram(to, datagram);
+                Ok(())
+            }
+            TunnResult::Done => Ok(()), // queued until the handshake completes
+            TunnResult::Err(_) => Err(Drop::Rejected),
+            TunnResult::WriteToTunnelV4(..) | TunnResult::WriteToTunnelV6(..) => Ok(()),
+        }
+    }
+
+    /// A UDP datagram from `from`: authenticate and decrypt it, check the
+    /// inner packet's source and destination, deliver it.
+    pub fn handle_datagram(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+        sink: &mut impl Sink,
+    ) -> Result<(), Drop> {
+        let packet =
+            match self
+                .rate_limiter
+                .verify_packet(Some(from.ip()), datagram, &mut self.scratch)
+            {
+                Ok(packet) => packet,
+                Err(TunnResult::WriteToNetwork(cookie)) => {
+                    sink.send_datagram(from, cookie);
+                    return Ok(());
+                }
+                Err(_) => return Err(Drop::Rejected),
+            };
+        let id = match packet {
+            Packet::HandshakeInit(init) => {
+                let half = parse_handshake_anon(&self.private, &self.public, &init)
+                    .map_err(|_| Drop::Rejected)?;
+                *self
+                    .by_key
+                    .get(&half.peer_static_public)
+                    .ok_or(Drop::UnknownPeer)?
+            }
+            Packet::HandshakeResponse(p) => p.receiver_idx >> 8,
+            Packet::PacketCookieReply(p) => p.receiver_idx >> 8,
+            Packet::PacketData(p) => p.receiver_idx >> 8,
+        };
+        let peer = self.peers.get_mut(&id).ok_or(Drop::UnknownPeer)?;
+        let handshake_before = peer.tunn.time_since_last_handshake();
+        let mut result = peer
+            .tunn
+            .decapsulate(Some(from.ip()), datagram, &mut self.scratch);
+        let mut outcome = Ok(());
+        let mut authenticated = false;
+        loop {
+            match result {
+                TunnResult::Done => break,
+                TunnResult::Err(_) => {
+                    outcome = Err(Drop::Rejected);
+                    break;
+                }
+                TunnResult::WriteToNetwork(reply) => {
+                    authenticated = true;
+                    peer.stats.tx_bytes += reply.len() as u64;
+                    sink.send_datagram(from, reply);
+                    // Handshake replies may be followed by queued packets.
+                    result = peer.tunn.decapsulate(None, &[], &mut self.scratch);
+                    continue;
+                }
+                TunnResult::WriteToTunnelV4(packet, source) => {
+                    authenticated = true;
+                    outcome = check_and_deliver(
+                        &self.routes,
+                        id,
+                        &mut peer.stats,
+                        &peer.config,
+                        packet,
+                        source.into(),
+                        sink,
+                    );
+                    break;
+                }
+                TunnResult::WriteToTunnelV6(packet, source) => {
+                    authenticated = true;
+                    outcome = check_and_deliver(
+                        &self.routes,
+                        id,
+                        &mut peer.stats,
+                        &peer.config,
+                        packet,
+                        source.into(),
+                        sink,
+                    );
+                    break;
+                }
+            }
+        }
+        if authenticated {
+            peer.stats.rx_bytes += datagram.len() as u64;
+            peer.last_received = Some(now);
+            peer.idle_reported = false;
+            if peer.stats.endpoint != Some(from) {
+                let previous = peer.stats.endpoint.replace(from);
+                self.events.push_back(Event::EndpointChanged {
+                    peer: id,
+                    from: previous,
+                    to: from,
+                });
+            }
+        }
+        let handshake_after = peer.tunn.time_since_last_handshake();
+        if handshake_after.is_some()
+            && (handshake_before.is_none() || handshake_after < handshake_before)
+        {
+            peer.stats.last_handshake = handshake_after.map(|age| now - age);
+            self.events
+                .push_back(Event::HandshakeCompleted { peer: id });
+        }
+        outcome
+    }
+
+    /// Drives timers: handshake retries, rekeys and keepalives (boringtun),
+    /// idle detection and the handshake rate limiter (ours). Call at least
+    /// every 250 ms.
+    pub fn handle_timeout(&mut self, now: Instant, sink: &mut impl Sink) {
+        if self
+            .last_rate_reset
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            self.rate_limiter.reset_count();
+            self.last_rate_reset = Some(now);
+        }
+        for (&id, peer) in &mut self.peers {
+            let had_session = peer.tunn.time_since_last_handshake();
+            match peer.tunn.update_timers(&mut self.scratch) {
+                TunnResult::WriteToNetwork(datagram) => {
+                    if let Some(to) = peer.stats.endpoint {
+                        peer.stats.tx_bytes += datagram.len() as u64;
+                        sink.send_datagram(to, datagram);
+                    }
+                }
+                TunnResult::Err(WireGuardError::ConnectionExpired) if had_session.is_some() => {
+                    tracing::debug!(peer = id, "session expired");
+                }
+                _ => {}
+            }
+            let idle = peer
+                .last_received
+                .is_some_and(|at| now.duration_since(at) >= self.idle_after);
+            if idle && !peer.idle_reported {
+                peer.idle_reported = true;
+                self.events.push_back(Event::Idle { peer: id });
+            }
+        }
+    }
+}
+
+/// Delivers a decrypted packet if its source belongs to the sending peer
+/// and its destination passes the peer's filter.
+fn check_and_deliver(
+    routes: &IpNetworkTable<PeerId>,
+    id: PeerId,
+    stats: &mut PeerStats,
+    config: &PeerConfig,
+    packet: &[u8],
+    source: IpAddr,
+    sink: &mut impl Sink,
+) -> Result<(), Drop> {
+    if routes.longest_match(source).map(|(_, owner)| *owner) != Some(id) {
+        stats.dropped_spoofed += 1;
+        return Err(Drop::Spoofed);
+    }
+    if let Some(filter) = &config.filter {
+        let info = inspect(packet).ok_or(Drop::Malformed)?;
+        if !filter.allows(&info) {
+            stats.dropped_filtered += 1;
+            return Err(Drop::Filtered);
+        }
+    }
+    sink.deliver_packet(packet);
+    Ok(())
+}
+
+fn to_network(net: &IpNet) -> IpNetwork {
+    // ipnet and ip_network both hold valid prefixes; `trunc` zeroes host bits
+    // as ip_network requires.
+    let net = net.trunc();
+    IpNetwork::new(net.network(), net.prefix_len()).expect("a truncated prefix is a valid network")
+}
