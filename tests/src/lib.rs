@@ -25,6 +25,8 @@ use tonic::transport::Channel;
 
 pub use porta_proto;
 
+pub mod netns;
+
 pub use porta_proto::connect::Authed;
 
 /// Path of one of the workspace's binaries (built by `cargo test --workspace`).

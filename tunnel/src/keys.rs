@@ -34,6 +34,11 @@ impl PrivateKey {
         PublicKey(x25519::PublicKey::from(&self.0).to_bytes())
     }
 
+    /// The raw 32 bytes (for the WireGuard control socket, which speaks hex).
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
     /// The key in `wg genkey` form, for a 0600 key file.
     pub fn to_base64(&self) -> String {
         STANDARD.encode(self.0.to_bytes())

@@ -12,10 +12,13 @@
 //! * [`keys`]: WireGuard key pairs via boringtun's x25519 re-export, so one
 //!   x25519-dalek version is linked wherever keys meet boringtun.
 //!
-//! The IO shell (TUN device, UDP sockets) that drives a node comes next.
+//! * [`shell`] (feature `io`): a TUN device and a UDP socket driving a
+//!   node, for the staff client and the gateway.
 
 pub mod filter;
 pub mod keys;
 pub mod node;
+#[cfg(feature = "io")]
+pub mod shell;
 
 pub use node::{Event, Node, PeerConfig, PeerId, PeerStats, Sink};

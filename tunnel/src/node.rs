@@ -383,6 +383,24 @@ impl Node {
         outcome
     }
 
+    /// Starts a handshake with every peer that has a known endpoint, so a
+    /// tunnel is up before the first packet needs it (as WireGuard does
+    /// for peers with a persistent keepalive).
+    pub fn initiate_handshakes(&mut self, sink: &mut impl Sink) {
+        for peer in self.peers.values_mut() {
+            let Some(to) = peer.stats.endpoint else {
+                continue;
+            };
+            if let TunnResult::WriteToNetwork(datagram) = peer
+                .tunn
+                .format_handshake_initiation(&mut self.scratch, false)
+            {
+                peer.stats.tx_bytes += datagram.len() as u64;
+                sink.send_datagram(to, datagram);
+            }
+        }
+    }
+
     /// Drives timers: handshake retries, rekeys and keepalives (boringtun),
     /// idle detection and the handshake rate limiter (ours). Call at least
     /// every 250 ms.

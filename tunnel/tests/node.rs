@@ -180,6 +180,39 @@ fn packets_cross_both_ways_after_a_handshake() {
 }
 
 #[test]
+fn a_client_can_handshake_before_any_traffic() {
+    let (mut lab, gateway, laptop) = town();
+    let now = Instant::now();
+    let mut in_flight = VecDeque::new();
+    let mut delivered = Vec::new();
+    // The gateway knows no endpoint for the laptop yet, so it initiates nothing.
+    lab.node(gateway).initiate_handshakes(&mut Capture {
+        from: gateway,
+        in_flight: &mut in_flight,
+        delivered: &mut delivered,
+    });
+    assert!(in_flight.is_empty());
+    lab.node(laptop).initiate_handshakes(&mut Capture {
+        from: laptop,
+        in_flight: &mut in_flight,
+        delivered: &mut delivered,
+    });
+    assert_eq!(in_flight.len(), 1, "one initiation, to the gateway");
+    lab.in_flight = in_flight;
+    lab.run(now, |a| a);
+    assert!(
+        lab.events(laptop)
+            .contains(&Event::HandshakeCompleted { peer: 1 })
+    );
+    assert!(lab.node(laptop).stats(1).unwrap().last_handshake.is_some());
+    assert_eq!(
+        lab.node(gateway).stats(1).unwrap().endpoint,
+        Some(laptop),
+        "learned from the handshake"
+    );
+}
+
+#[test]
 fn the_gateway_drops_and_counts_what_the_filter_does_not_allow() {
     let (mut lab, gateway, laptop) = town();
     let now = Instant::now();

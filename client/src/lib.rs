@@ -1,0 +1,170 @@
+//! `porta`, the staff client: enroll this computer with an invitation, bring
+//! the tunnel into the town network up, and keep it in step with the
+//! controller.
+//!
+//! # Layout
+//! * [`state`]: the private key and enrollment in a 0700 state directory.
+//! * [`tunnel`]: `porta up` — the WireGuard tunnel (porta-tunnel's node and
+//!   IO shell) plus the controller watch that applies new routes live and
+//!   takes the tunnel down when the device is revoked.
+//! * [`uapi`]: the standard WireGuard control socket, so `wg show` works.
+//! * [`wgconf`]: `porta export-wg`, a wg-quick configuration.
+
+pub mod state;
+pub mod tunnel;
+pub mod uapi;
+pub mod wgconf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use porta_proto::connect::connect;
+use porta_proto::pb;
+use porta_proto::{Invitation, pb::InvitationKind};
+use porta_tunnel::keys::PrivateKey;
+use state::{DeviceState, StateDir};
+use std::path::PathBuf;
+
+/// Porta: connect this computer to your town hall's network.
+#[derive(Debug, Parser)]
+#[command(name = "porta", version, propagate_version = true)]
+pub struct Cli {
+    /// State directory (key and enrollment).
+    #[arg(long, global = true, env = "PORTA_STATE", value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Tunnel interface name.
+    #[arg(long, global = true, env = "PORTA_INTERFACE", default_value = "porta0")]
+    pub interface: String,
+    /// More log output (-v, -vv).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll this computer with the invitation your IT unit sent you.
+    Enroll {
+        /// The invitation (porta1_…).
+        invitation: String,
+    },
+    /// Connect (stays in the foreground; stop with Ctrl-C or `porta down`).
+    Up,
+    /// Disconnect a running `porta up`.
+    Down,
+    /// Show whether the tunnel is up, its last handshake and traffic.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print this device's tunnel as a wg-quick configuration (contains the
+    /// private key).
+    ExportWg,
+}
+
+/// Runs a command.
+pub async fn run(cli: Cli) -> Result<()> {
+    let dir = StateDir(cli.state.clone().unwrap_or_else(StateDir::default_path));
+    match cli.command {
+        Command::Enroll { invitation } => enroll(&dir, &invitation).await,
+        Command::Up => tunnel::up(&dir, &cli.interface).await,
+        Command::Down => tunnel::down(&dir),
+        Command::Status { json } => tunnel::status(&dir, &cli.interface, json),
+        Command::ExportWg => {
+            print!("{}", wgconf::render(&dir.load()?, &dir.key()?));
+            Ok(())
+        }
+    }
+}
+
+async fn enroll(dir: &StateDir, text: &str) -> Result<()> {
+    let invitation = Invitation::decode(text)?;
+    if invitation.kind != InvitationKind::Device {
+        bail!(
+            "this invitation is for an administrator (`portactl login`), not for enrolling a computer"
+        );
+    }
+    if dir.is_enrolled() {
+        bail!(
+            "this computer is already enrolled (state in {}); ask IT to revoke it first",
+            dir.0.display()
+        );
+    }
+    dir.prepare()?;
+    // The private key is made here and never leaves this computer.
+    let key = PrivateKey::generate();
+    let channel = connect(&invitation.controller, invitation.fingerprint).await?;
+    let response = pb::enrollment_client::EnrollmentClient::new(channel)
+        .enroll(pb::EnrollRequest {
+            token: invitation.token,
+            public_key: key.public_key().to_base64(),
+            hostname: hostname(),
+            os: os_name(),
+        })
+        .await
+        .context("the controller refused the enrollment")?
+        .into_inner();
+    let config = response
+        .config
+        .context("the controller sent no configuration")?;
+    dir.write_key(&key)?;
+    let state = DeviceState {
+        controller: invitation.controller,
+        fingerprint: invitation.fingerprint.to_string(),
+        credential: response.credential,
+        config: config.into(),
+    };
+    dir.save(&state)?;
+    println!(
+        "Enrolled {} for {} with address {}. Connect with: porta up",
+        state.config.device_name,
+        state.config.user,
+        state.config.addresses.join(", ")
+    );
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn os_name() -> String {
+    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_else(|| std::env::consts::OS.to_owned())
+}
+
+/// The error chain for a person: gRPC statuses show only their message.
+pub fn describe(error: &anyhow::Error) -> String {
+    error
+        .chain()
+        .map(|cause| match cause.downcast_ref::<tonic::Status>() {
+            Some(status) => status.message().to_owned(),
+            None => cause.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Logs to stderr; `-v` for info, `-vv` for debug.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,17 @@
+//! `porta`: the staff client. Parse, run, print the error chain.
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = porta_client::Cli::parse();
+    porta_client::init_logging(cli.verbose);
+    match porta_client::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("porta: {}", porta_client::describe(&error));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! What the client keeps on disk, in its state directory (0700):
+//!
+//! ```text
+//! private.key    the WireGuard private key, made here, never sent (0600)
+//! device.toml    controller, pinned fingerprint, device credential, last config (0600)
+//! porta.pid      the running `porta up`, for `porta down`
+//! ```
+
+use anyhow::{Context, Result, bail};
+use porta_proto::pb;
+use porta_tunnel::keys::PrivateKey;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// The device's enrollment and last known config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeviceState {
+    /// host:port of the controller.
+    pub controller: String,
+    /// Pinned certificate fingerprint.
+    pub fingerprint: String,
+    /// Device credential (secret).
+    pub credential: String,
+    /// The config the controller last sent.
+    pub config: SavedConfig,
+}
+
+/// A [`pb::DeviceConfig`] as saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedConfig {
+    /// Device id.
+    pub device_id: String,
+    /// Device name.
+    pub device_name: String,
+    /// Owner.
+    pub user: String,
+    /// Tunnel addresses (CIDR).
+    pub addresses: Vec<String>,
+    /// The gateway: name, endpoint, public key.
+    pub gateways: Vec<SavedGateway>,
+    /// Routed prefixes.
+    pub routes: Vec<String>,
+    /// DNS servers.
+    pub dns_servers: Vec<String>,
+    /// DNS search domains.
+    pub search_domains: Vec<String>,
+    /// Keepalive seconds.
+    pub persistent_keepalive: u32,
+    /// MTU.
+    pub mtu: u32,
+}
+
+/// A gateway as saved.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedGateway {
+    /// Name.
+    pub name: String,
+    /// host:port (UDP).
+    pub endpoint: String,
+    /// WireGuard public key.
+    pub public_key: String,
+}
+
+impl From<pb::DeviceConfig> for SavedConfig {
+    fn from(c: pb::DeviceConfig) -> Self {
+        Self {
+            device_id: c.device_id,
+            device_name: c.device_name,
+            user: c.user,
+            addresses: c.addresses,
+            gateways: c
+                .gateways
+                .into_iter()
+                .map(|g| SavedGateway {
+                    name: g.name,
+                    endpoint: g.endpoint,
+                    public_key: g.public_key,
+                })
+                .collect(),
+            routes: c.routes,
+            dns_servers: c.dns_servers,
+            search_domains: c.search_domains,
+            persistent_keepalive: c.persistent_keepalive,
+            mtu: c.mtu,
+        }
+    }
+}
+
+/// The state directory.
+pub struct StateDir(pub PathBuf);
+
+impl StateDir {
+    /// `/var/lib/porta-client` for root, else `~/.local/share/porta-client`.
+    pub fn default_path() -> PathBuf {
+        if nix::unistd::Uid::effective().is_root() {
+            PathBuf::from("/var/lib/porta-client")
+        } else {
+            dirs::data_local_dir()
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("porta-client")
+        }
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// True once `porta enroll` has succeeded here.
+    pub fn is_enrolled(&self) -> bool {
+        self.file("device.toml").exists()
+    }
+
+    /// Creates the directory (0700) for a new enrollment.
+    pub fn prepare(&self) -> Result<()> {
+        std::fs::create_dir_all(&self.0)
+            .with_context(|| format!("creating {}", self.0.display()))?;
+        std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700))?;
+        Ok(())
+    }
+
+    /// Writes a new private key (0600); refuses to replace one.
+    pub fn write_key(&self, key: &PrivateKey) -> Result<()> {
+        write_private(
+            &self.file("private.key"),
+            format!("{}\n", key.to_base64()).as_bytes(),
+            false,
+        )
+    }
+
+    /// Reads the private key.
+    pub fn key(&self) -> Result<PrivateKey> {
+        let path = self.file("private.key");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (has this device been enrolled? `porta enroll`)",
+                path.display()
+            )
+        })?;
+        Ok(PrivateKey::from_base64(&text)?)
+    }
+
+    /// Saves the device state (0600, atomically).
+    pub fn save(&self, state: &DeviceState) -> Result<()> {
+        let temporary = self.file(".device.toml.tmp");
+        let _ = std::fs::remove_file(&temporary);
+        write_private(&temporary, toml::to_string_pretty(state)?.as_bytes(), false)?;
+        std::fs::rename(&temporary, self.file("device.toml"))?;
+        Ok(())
+    }
+
+    /// Loads the device state.
+    pub fn load(&self) -> Result<DeviceState> {
+        let path = self.file("device.toml");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "this device is not enrolled yet ({} is missing): run `porta enroll <invitation>`",
+                path.display()
+            )
+        })?;
+        toml::from_str(&text).with_context(|| format!("{} is damaged", path.display()))
+    }
+
+    /// Where `porta up` records its process id.
+    pub fn pid_file(&self) -> PathBuf {
+        self.file("porta.pid")
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if replace {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!(
+                "{} exists already; this device is enrolled (use another --state to enroll again)",
+                path.display()
+            )
+        }
+        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+    };
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    Ok(())
+}

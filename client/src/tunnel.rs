@@ -1,0 +1,307 @@
+//! `porta up`, `down` and `status`.
+//!
+//! `up` builds the WireGuard node from the saved config, starts the IO
+//! shell and the control socket, then watches the controller. The data
+//! plane does not depend on the controller: when it is unreachable the
+//! tunnel keeps running on the last config and the watch retries.
+
+use crate::state::{DeviceState, SavedConfig, StateDir};
+use crate::uapi;
+use anyhow::{Context, Result, bail};
+use ipnet::IpNet;
+use porta_proto::connect::{Bearer, connect};
+use porta_proto::pb;
+use porta_tunnel::keys::{PrivateKey, PublicKey};
+use porta_tunnel::shell::{Shell, ShellConfig};
+use porta_tunnel::{Node, PeerConfig};
+use serde_json::json;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tonic::Code;
+
+/// A peer is reported idle after this long without traffic.
+const IDLE_AFTER: Duration = Duration::from_secs(180);
+
+/// What the controller watch ended with.
+enum WatchEnd {
+    /// The device may not connect any more; the message is for the person.
+    Refused(String),
+}
+
+pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
+    let state = dir.load()?;
+    let key = dir.key()?;
+    let mut node = Node::new(&key, IDLE_AFTER);
+    node.upsert_peer(gateway_peer(&state.config)?);
+    let shell = Shell::start(
+        node,
+        ShellConfig {
+            interface: interface.to_owned(),
+            addresses: parse_nets(&state.config.addresses)?,
+            mtu: u16::try_from(state.config.mtu)
+                .ok()
+                .filter(|m| *m >= 1280)
+                .unwrap_or(1420),
+            listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            routes: parse_nets(&state.config.routes)?,
+        },
+    )?;
+    let port = shell.local_addr()?.port();
+    let shell = Arc::new(Mutex::new(shell));
+    {
+        let (shell, key) = (shell.clone(), PrivateKey::from_base64(&key.to_base64())?);
+        uapi::serve(interface, move || {
+            let shell = shell.lock().unwrap_or_else(|p| p.into_inner());
+            let node = shell.node();
+            uapi::snapshot(&node, &key, port)
+        })?;
+    }
+    std::fs::write(dir.pid_file(), std::process::id().to_string())?;
+    println!(
+        "Connected {} ({}) as {} through {}; routes: {}",
+        state.config.device_name,
+        interface,
+        state.config.addresses.join(", "),
+        state
+            .config
+            .gateways
+            .first()
+            .map(|g| g.endpoint.as_str())
+            .unwrap_or("-"),
+        state.config.routes.join(", ")
+    );
+
+    let stop = signal()?;
+    let outcome = tokio::select! {
+        () = stop => Ok(()),
+        end = watch(dir, state, shell.clone()) => match end {
+            WatchEnd::Refused(message) => Err(anyhow::anyhow!(message)),
+        },
+    };
+    let _ = std::fs::remove_file(dir.pid_file());
+    let _ = std::fs::remove_file(uapi::socket_path(interface));
+    drop(shell);
+    if outcome.is_ok() {
+        println!("Disconnected.");
+    }
+    outcome
+}
+
+/// Follows the controller: applies every new config; ends when the device
+/// is refused. Reconnects with backoff on any other failure.
+async fn watch(dir: &StateDir, mut state: DeviceState, shell: Arc<Mutex<Shell>>) -> WatchEnd {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match watch_once(dir, &mut state, &shell).await {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::PermissionDenied | Code::Unauthenticated
+                ) =>
+            {
+                let message = if status.message().contains("revoked") {
+                    "This device was revoked by your IT administrator. The tunnel is down."
+                        .to_owned()
+                } else {
+                    format!(
+                        "The controller refused this device: {}. The tunnel is down.",
+                        status.message()
+                    )
+                };
+                return WatchEnd::Refused(message);
+            }
+            Err(status) => {
+                tracing::info!(error = %status.message(), "controller unreachable; keeping the tunnel, retrying")
+            }
+            Ok(()) => {}
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn watch_once(
+    dir: &StateDir,
+    state: &mut DeviceState,
+    shell: &Mutex<Shell>,
+) -> Result<(), tonic::Status> {
+    let pinned = state
+        .fingerprint
+        .parse()
+        .map_err(|_| tonic::Status::internal("damaged fingerprint"))?;
+    let channel = connect(&state.controller, pinned)
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut client =
+        pb::device_client::DeviceClient::with_interceptor(channel, Bearer::new(&state.credential));
+    let mut stream = client
+        .watch_config(pb::WatchConfigRequest {})
+        .await?
+        .into_inner();
+    while let Some(config) = stream.message().await? {
+        let config = SavedConfig::from(config);
+        if config != state.config {
+            if let Err(error) = apply(shell, &config) {
+                tracing::warn!(error = %format!("{error:#}"), "could not apply the new configuration");
+                continue;
+            }
+            state.config = config;
+            if let Err(error) = dir.save(state) {
+                tracing::warn!(error = %format!("{error:#}"), "could not save the new configuration");
+            }
+            tracing::info!(routes = ?state.config.routes, "configuration updated");
+        }
+    }
+    Err(tonic::Status::unavailable(
+        "the controller closed the configuration stream",
+    ))
+}
+
+fn apply(shell: &Mutex<Shell>, config: &SavedConfig) -> Result<()> {
+    let mut shell = shell.lock().unwrap_or_else(|p| p.into_inner());
+    let peer = gateway_peer(config)?;
+    shell.set_routes(&peer.allowed_ips)?;
+    shell.node().upsert_peer(peer);
+    Ok(())
+}
+
+/// The gateway as this device's one peer: everything routed goes to it.
+fn gateway_peer(config: &SavedConfig) -> Result<PeerConfig> {
+    let gateway = config
+        .gateways
+        .first()
+        .context("the configuration names no gateway")?;
+    let public_key: PublicKey = gateway
+        .public_key
+        .parse()
+        .context("the gateway's public key")?;
+    let endpoint = gateway
+        .endpoint
+        .to_socket_addrs()
+        .with_context(|| format!("resolving the gateway {}", gateway.endpoint))?
+        .next();
+    Ok(PeerConfig {
+        public_key,
+        allowed_ips: parse_nets(&config.routes)?,
+        endpoint,
+        persistent_keepalive: u16::try_from(config.persistent_keepalive)
+            .ok()
+            .filter(|k| *k > 0),
+        filter: None,
+    })
+}
+
+fn parse_nets(texts: &[String]) -> Result<Vec<IpNet>> {
+    texts
+        .iter()
+        .map(|t| {
+            t.parse::<IpNet>()
+                .with_context(|| format!("{t:?} is not a prefix"))
+        })
+        .collect()
+}
+
+fn signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+    })
+}
+
+pub(crate) fn down(dir: &StateDir) -> Result<()> {
+    let pid_file = dir.pid_file();
+    let text = std::fs::read_to_string(&pid_file)
+        .context("the tunnel is not up (no `porta up` is running)")?;
+    let pid: i32 = text.trim().parse().context("damaged pid file")?;
+    let pid = nix::unistd::Pid::from_raw(pid);
+    if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
+        let _ = std::fs::remove_file(&pid_file);
+        bail!("the tunnel is not up (its process is gone)");
+    }
+    for _ in 0..50 {
+        if nix::sys::signal::kill(pid, None).is_err() {
+            println!("Disconnected.");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("`porta up` (pid {pid}) did not stop within 5 s")
+}
+
+pub(crate) fn status(dir: &StateDir, interface: &str, json: bool) -> Result<()> {
+    let state = dir.load().ok();
+    let pairs = match uapi::query(interface) {
+        Ok(pairs) => pairs,
+        Err(error) => {
+            if json {
+                println!("{}", json!({"up": false, "interface": interface}));
+            }
+            return Err(error);
+        }
+    };
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let number = |key: &str| get(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let handshake = number("last_handshake_time_sec");
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(handshake))
+        .unwrap_or(0);
+    let config = state.map(|s| s.config).unwrap_or_default();
+    let gateway_key = get("public_key")
+        .and_then(|h| hex::decode(h).ok())
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    let value = json!({
+        "up": true,
+        "interface": interface,
+        "device": config.device_name,
+        "user": config.user,
+        "addresses": config.addresses,
+        "gateway_endpoint": get("endpoint"),
+        "gateway_public_key": gateway_key.map(|k| PublicKey(k).to_base64()),
+        "last_handshake": if handshake == 0 { None } else { Some(handshake) },
+        "rx_bytes": number("rx_bytes"),
+        "tx_bytes": number("tx_bytes"),
+        "routes": pairs.iter().filter(|(k, _)| k == "allowed_ip").map(|(_, v)| v.clone()).collect::<Vec<_>>(),
+    });
+    if json {
+        println!("{value}");
+        return Ok(());
+    }
+    println!("interface: {interface} (up)");
+    println!(
+        "  device: {} ({}), address {}",
+        config.device_name,
+        config.user,
+        config.addresses.join(", ")
+    );
+    println!(
+        "  gateway: {}",
+        get("endpoint").unwrap_or("(not yet heard from)")
+    );
+    if handshake == 0 {
+        println!("  latest handshake: never (is the gateway reachable?)");
+    } else {
+        println!("  latest handshake: {since} seconds ago");
+    }
+    println!(
+        "  transfer: {} B received, {} B sent",
+        number("rx_bytes"),
+        number("tx_bytes")
+    );
+    println!(
+        "  routes: {}",
+        value["routes"].as_array().map(|r| r.len()).unwrap_or(0)
+    );
+    Ok(())
+}

@@ -1,0 +1,319 @@
+//! The data plane end to end, in network namespaces: the real `porta`
+//! client tunnels a laptop (`home`) into the town network (`lan`) through
+//! a wireguard-go gateway configured with `wg` from the controller's own
+//! gateway key — interop with the reference implementation — while the
+//! controller manages the device.
+
+use porta_tests::netns::{Lab, addr};
+use porta_tests::*;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn json(output: std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
+    let mut lab = Lab::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, state, profiles) = (
+        dir.path().join("data"),
+        dir.path().join("client"),
+        dir.path().join("p.toml"),
+    );
+    let (controller, portactl, porta) = (
+        binary("porta-controller"),
+        binary("portactl"),
+        binary("porta"),
+    );
+    let (controller, portactl, porta) = (path(&controller), path(&portactl), path(&porta));
+    let api = format!("{}:7443", addr::TOWN_PUBLIC);
+    let endpoint = format!("{}:51820", addr::TOWN_PUBLIC);
+
+    // The town box: a controller.
+    let init = json(
+        lab.exec(
+            "town",
+            &[
+                controller,
+                "init",
+                "--data",
+                path(&data),
+                "--api-endpoint",
+                &api,
+                "--endpoint",
+                &endpoint,
+                "--no-ipv6",
+                "--json",
+            ],
+        )
+        .unwrap(),
+    );
+    let serve_args = [controller, "serve", "--data", path(&data), "--listen", &api];
+    let serve = lab
+        .spawn("town", &serve_args, &dir.path().join("serve.log"))
+        .unwrap();
+    let admin = |lab: &Lab, args: &[&str]| -> Value {
+        let mut all = vec![portactl, "--config", path(&profiles), "--json", "--yes"];
+        all.extend_from_slice(args);
+        json(lab.exec("town", &all).unwrap())
+    };
+    let invitation = init["admin_invitation"].as_str().unwrap();
+    wait_until("the controller", Duration::from_secs(10), || {
+        lab.run(
+            "town",
+            &[portactl, "--config", path(&profiles), "login", invitation],
+        )
+        .unwrap()
+        .status
+        .success()
+    });
+    admin(&lab, &["groups", "add", "lan"]);
+    admin(&lab, &["groups", "allow", "lan", "172.31.2.0/24"]);
+    let enrolled = admin(
+        &lab,
+        &[
+            "enroll",
+            "--user",
+            "anna",
+            "--device",
+            "anna-laptop",
+            "--groups",
+            "lan",
+        ],
+    );
+
+    // The laptop enrolls; its key never leaves it.
+    lab.exec(
+        "home",
+        &[
+            porta,
+            "--state",
+            path(&state),
+            "enroll",
+            enrolled["invitation"].as_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let device = admin(&lab, &["devices", "show", "anna-laptop"]);
+    let device_key = device["public_key"].as_str().unwrap();
+    let private = std::fs::read_to_string(state.join("private.key")).unwrap();
+    assert!(
+        !serde_json::to_string(&device)
+            .unwrap()
+            .contains(private.trim())
+    );
+
+    // The gateway: wireguard-go with the controller's gateway key, set up with wg.
+    let gateway = lab.iface("gw");
+    lab.wireguard_go("town", &gateway, &dir.path().join("wg-gateway.log"))
+        .unwrap();
+    let gateway_key = path(&data.join("gateway.key")).to_owned();
+    lab.exec(
+        "town",
+        &[
+            "wg",
+            "set",
+            &gateway,
+            "private-key",
+            &gateway_key,
+            "listen-port",
+            "51820",
+            "peer",
+            device_key,
+            "allowed-ips",
+            "10.77.0.2/32",
+        ],
+    )
+    .unwrap();
+    lab.exec(
+        "town",
+        &["ip", "addr", "add", "10.77.0.1/16", "dev", &gateway],
+    )
+    .unwrap();
+    lab.exec("town", &["ip", "link", "set", &gateway, "up"])
+        .unwrap();
+
+    // porta up.
+    let tunnel = lab.iface("c");
+    lab.owns_socket(&tunnel);
+    let status = |lab: &Lab| {
+        lab.run(
+            "home",
+            &[
+                porta,
+                "--state",
+                path(&state),
+                "--interface",
+                &tunnel,
+                "status",
+                "--json",
+            ],
+        )
+        .unwrap()
+    };
+    let up_log = dir.path().join("up.log");
+    let up = lab
+        .spawn(
+            "home",
+            &[porta, "--state", path(&state), "--interface", &tunnel, "up"],
+            &up_log,
+        )
+        .unwrap();
+    wait_until("the first handshake", Duration::from_secs(15), || {
+        let output = status(&lab);
+        output.status.success() && !json(output)["last_handshake"].is_null()
+    });
+
+    // Traffic: ICMP, TCP and UDP to the town server.
+    lab.exec("home", &["ping", "-c", "3", "-W", "2", addr::SERVER])
+        .unwrap();
+    lab.spawn(
+        "lan",
+        &["iperf3", "-s", "-B", addr::SERVER],
+        &dir.path().join("iperf.log"),
+    )
+    .unwrap();
+    wait_until("iperf3 server", Duration::from_secs(5), || {
+        lab.run("home", &["iperf3", "-c", addr::SERVER, "-t", "1", "-J"])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let tcp = json(
+        lab.exec("home", &["iperf3", "-c", addr::SERVER, "-t", "1", "-J"])
+            .unwrap(),
+    );
+    assert!(
+        tcp["end"]["sum_received"]["bytes"].as_u64().unwrap() > 100_000,
+        "TCP moved data"
+    );
+    let udp = json(
+        lab.exec(
+            "home",
+            &[
+                "iperf3",
+                "-c",
+                addr::SERVER,
+                "-u",
+                "-b",
+                "20M",
+                "-t",
+                "1",
+                "-J",
+            ],
+        )
+        .unwrap(),
+    );
+    assert!(
+        udp["end"]["sum"]["bytes"].as_u64().unwrap() > 100_000,
+        "UDP moved data"
+    );
+    assert!(
+        udp["end"]["sum"]["lost_percent"].as_f64().unwrap() < 20.0,
+        "{}",
+        udp["end"]["sum"]
+    );
+
+    // `wg show` reads porta's control socket: right keys, a real handshake.
+    let shown =
+        String::from_utf8(lab.exec("home", &["wg", "show", &tunnel]).unwrap().stdout).unwrap();
+    assert!(
+        shown.contains(init["gateway_public_key"].as_str().unwrap()),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("latest handshake") && shown.contains("seconds ago"),
+        "{shown}"
+    );
+    assert!(!shown.contains("years ago"), "{shown}");
+    let dumped = String::from_utf8(
+        lab.exec("home", &["wg", "show", &tunnel, "public-key"])
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(dumped.trim(), device_key);
+    assert!(json(status(&lab))["rx_bytes"].as_u64().unwrap() > 100_000);
+
+    // `porta export-wg` loads into wireguard-go with wg (via wg-quick strip).
+    let exported = lab
+        .exec("home", &[porta, "--state", path(&state), "export-wg"])
+        .unwrap()
+        .stdout;
+    let conf = dir.path().join(format!("{}.conf", lab.iface("x")));
+    std::fs::write(&conf, exported).unwrap();
+    let stripped = lab
+        .exec("lan", &["wg-quick", "strip", path(&conf)])
+        .unwrap()
+        .stdout;
+    let stripped_path = dir.path().join("stripped.conf");
+    std::fs::write(&stripped_path, stripped).unwrap();
+    let imported = lab.iface("x");
+    lab.wireguard_go("lan", &imported, &dir.path().join("wg-import.log"))
+        .unwrap();
+    lab.exec("lan", &["wg", "setconf", &imported, path(&stripped_path)])
+        .unwrap();
+    let peers = String::from_utf8(
+        lab.exec("lan", &["wg", "show", &imported, "peers"])
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(peers.trim(), init["gateway_public_key"].as_str().unwrap());
+
+    // A route added with portactl reaches the running tunnel.
+    admin(&lab, &["groups", "allow", "lan", "172.31.3.0/24"]);
+    wait_until("the new route", Duration::from_secs(15), || {
+        let routes = lab
+            .exec("home", &["ip", "route", "show", "dev", &tunnel])
+            .unwrap()
+            .stdout;
+        String::from_utf8_lossy(&routes).contains("172.31.3.0/24")
+    });
+
+    // With the controller stopped, the tunnel keeps working.
+    assert_eq!(lab.stop(serve).unwrap(), Some(0));
+    lab.exec("home", &["ping", "-c", "2", "-W", "2", addr::SERVER])
+        .unwrap();
+    lab.spawn("town", &serve_args, &dir.path().join("serve2.log"))
+        .unwrap();
+    wait_until("the controller again", Duration::from_secs(10), || {
+        lab.run("town", &[portactl, "--config", path(&profiles), "whoami"])
+            .unwrap()
+            .status
+            .success()
+    });
+
+    // Revocation takes the tunnel down, with a message a person can read.
+    admin(&lab, &["devices", "revoke", "anna-laptop"]);
+    wait_until("porta up to stop", Duration::from_secs(45), || {
+        lab.exited(up).unwrap().is_some()
+    });
+    assert_eq!(lab.exited(up).unwrap(), Some(1));
+    let log = std::fs::read_to_string(&up_log).unwrap();
+    assert!(
+        log.contains("This device was revoked by your IT administrator"),
+        "{log}"
+    );
+    assert!(
+        !lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
+            .unwrap()
+            .status
+            .success()
+    );
+}

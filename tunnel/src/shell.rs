@@ -1,0 +1,304 @@
+//! The IO shell: a TUN device and a UDP socket driving a [`Node`].
+//!
+//! Three threads: TUN → node → UDP, UDP → node → TUN (or UDP, for
+//! handshakes), and a timer tick every 100 ms. The node sits behind one
+//! mutex; each thread holds it only while the node handles one packet.
+//! This first shell favours being simple and correct; the batched,
+//! offloaded, lock-free paths the benchmark targets come on top of it.
+//!
+//! Routes are set with iproute2 (`ip route replace … dev IFACE`), which a
+//! Linux host running Porta has; addresses and MTU are set on the device
+//! by tun-rs.
+
+use crate::node::{Node, Sink};
+use ipnet::IpNet;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tun_rs::{DeviceBuilder, SyncDevice};
+
+/// UDP socket buffer size: the default 208 KiB drops datagrams under load
+/// (see docs/BENCHMARKS.md and the field notes).
+const SOCKET_BUFFER: usize = 4 << 20;
+/// How often timers run.
+const TICK: Duration = Duration::from_millis(100);
+
+/// What the shell sets up.
+#[derive(Clone, Debug)]
+pub struct ShellConfig {
+    /// TUN interface name (at most 15 bytes on Linux).
+    pub interface: String,
+    /// Addresses of the interface, e.g. 10.77.0.2/32.
+    pub addresses: Vec<IpNet>,
+    /// Interface MTU.
+    pub mtu: u16,
+    /// UDP address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Prefixes routed into the tunnel.
+    pub routes: Vec<IpNet>,
+}
+
+/// Why the shell could not start or change.
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    /// Creating or configuring the TUN device failed.
+    #[error(
+        "could not create the TUN device {interface}: {source} (this needs root or CAP_NET_ADMIN, and /dev/net/tun)"
+    )]
+    Tun {
+        /// The interface name.
+        interface: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Opening the UDP socket failed.
+    #[error("could not listen on UDP {listen}: {source}")]
+    Socket {
+        /// The address.
+        listen: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `ip route` failed.
+    #[error("could not route {route} into {interface}: {message}")]
+    Route {
+        /// The prefix.
+        route: IpNet,
+        /// The interface.
+        interface: String,
+        /// What iproute2 said.
+        message: String,
+    },
+}
+
+/// A running tunnel. Dropping it stops the UDP and timer threads; the
+/// TUN device goes away with the process.
+pub struct Shell {
+    node: Arc<Mutex<Node>>,
+    socket: Arc<UdpSocket>,
+    config: ShellConfig,
+    routes: Vec<IpNet>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Shell {
+    /// Creates the TUN device and socket, sets routes and starts moving
+    /// packets through `node`.
+    pub fn start(node: Node, config: ShellConfig) -> Result<Self, ShellError> {
+        let tun = Arc::new(create_tun(&config)?);
+        let socket = Arc::new(open_socket(config.listen)?);
+        let node = Arc::new(Mutex::new(node));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut shell = Self {
+            node,
+            socket,
+            config,
+            routes: Vec::new(),
+            stop,
+            threads: Vec::new(),
+        };
+        shell.set_routes(&shell.config.routes.clone())?;
+
+        let (node, socket, tun_out) = (shell.node.clone(), shell.socket.clone(), tun.clone());
+        shell.threads.push(spawn("porta-tun-rx", move || {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match tun_out.recv(&mut buf) {
+                    Ok(n) => {
+                        let mut sink = Wires {
+                            socket: &socket,
+                            tun: &tun_out,
+                        };
+                        let _ = lock(&node).handle_tun_packet(&buf[..n], &mut sink);
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, "TUN read failed; stopping");
+                        return;
+                    }
+                }
+            }
+        }));
+        let (node, socket, stop) = (shell.node.clone(), shell.socket.clone(), shell.stop.clone());
+        shell.threads.push(spawn("porta-udp-rx", move || {
+            let mut buf = vec![0u8; 65_536];
+            while !stop.load(Ordering::Relaxed) {
+                match socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        let mut sink = Wires {
+                            socket: &socket,
+                            tun: &tun,
+                        };
+                        let _ =
+                            lock(&node).handle_datagram(from, &buf[..n], Instant::now(), &mut sink);
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(error) => tracing::debug!(%error, "UDP receive failed"),
+                }
+            }
+        }));
+        lock(&shell.node).initiate_handshakes(&mut DatagramsOnly {
+            socket: &shell.socket,
+        });
+        let (node, socket, stop) = (shell.node.clone(), shell.socket.clone(), shell.stop.clone());
+        shell.threads.push(spawn("porta-timers", move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(TICK);
+                let mut sink = DatagramsOnly { socket: &socket };
+                lock(&node).handle_timeout(Instant::now(), &mut sink);
+            }
+        }));
+        Ok(shell)
+    }
+
+    /// The node, for live changes (peers, routes) and for reading counters
+    /// and events. Hold the guard briefly: packets wait meanwhile.
+    pub fn node(&self) -> MutexGuard<'_, Node> {
+        lock(&self.node)
+    }
+
+    /// The UDP address the tunnel listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// The interface name.
+    pub fn interface(&self) -> &str {
+        &self.config.interface
+    }
+
+    /// Makes the kernel route exactly `routes` into the tunnel (adding new
+    /// ones, withdrawing ones no longer wanted).
+    pub fn set_routes(&mut self, routes: &[IpNet]) -> Result<(), ShellError> {
+        for route in routes.iter().filter(|r| !self.routes.contains(r)) {
+            ip_route("replace", route, &self.config.interface)?;
+        }
+        for route in self.routes.iter().filter(|r| !routes.contains(r)) {
+            // Already gone (e.g. with the interface) is fine.
+            let _ = ip_route("del", route, &self.config.interface);
+        }
+        self.routes = routes.to_vec();
+        Ok(())
+    }
+}
+
+impl Drop for Shell {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(1..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Sends datagrams on the socket and delivers packets to the TUN device.
+struct Wires<'a> {
+    socket: &'a UdpSocket,
+    tun: &'a SyncDevice,
+}
+
+impl Sink for Wires<'_> {
+    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
+        if let Err(error) = self.socket.send_to(datagram, to) {
+            tracing::trace!(%error, %to, "UDP send failed");
+        }
+    }
+    fn deliver_packet(&mut self, packet: &[u8]) {
+        if let Err(error) = self.tun.send(packet) {
+            tracing::trace!(%error, "TUN write failed");
+        }
+    }
+}
+
+/// Timers only ever send datagrams.
+struct DatagramsOnly<'a> {
+    socket: &'a UdpSocket,
+}
+
+impl Sink for DatagramsOnly<'_> {
+    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
+        let _ = self.socket.send_to(datagram, to);
+    }
+    fn deliver_packet(&mut self, _packet: &[u8]) {}
+}
+
+fn lock(node: &Mutex<Node>) -> MutexGuard<'_, Node> {
+    // A panic while holding the lock leaves a node that is still
+    // consistent per packet; keep going rather than wedge the tunnel.
+    node.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .expect("spawning a tunnel thread")
+}
+
+fn create_tun(config: &ShellConfig) -> Result<SyncDevice, ShellError> {
+    let mut builder = DeviceBuilder::new().name(&config.interface).mtu(config.mtu);
+    for address in &config.addresses {
+        builder = match address {
+            IpNet::V4(v4) => builder.ipv4(v4.addr(), v4.prefix_len(), None),
+            IpNet::V6(v6) => builder.ipv6(v6.addr(), v6.prefix_len()),
+        };
+    }
+    builder.build_sync().map_err(|source| ShellError::Tun {
+        interface: config.interface.clone(),
+        source,
+    })
+}
+
+fn open_socket(listen: SocketAddr) -> Result<UdpSocket, ShellError> {
+    let fail = |source| ShellError::Socket { listen, source };
+    let socket = Socket::new(
+        Domain::for_address(listen),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )
+    .map_err(fail)?;
+    // Best effort: the kernel caps these at net.core.[rw]mem_max unless
+    // the FORCE variants (root) succeed.
+    if socket.set_recv_buffer_size(SOCKET_BUFFER).is_err() {
+        tracing::debug!("could not enlarge the UDP receive buffer");
+    }
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
+    socket.bind(&listen.into()).map_err(fail)?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(250)))
+        .map_err(fail)?;
+    Ok(socket.into())
+}
+
+fn ip_route(verb: &str, route: &IpNet, interface: &str) -> Result<(), ShellError> {
+    let family = if matches!(route, IpNet::V6(_)) {
+        "-6"
+    } else {
+        "-4"
+    };
+    let output = Command::new("ip")
+        .args([family, "route", verb, &route.to_string(), "dev", interface])
+        .output()
+        .map_err(|e| ShellError::Route {
+            route: *route,
+            interface: interface.into(),
+            message: e.to_string(),
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(ShellError::Route {
+            route: *route,
+            interface: interface.into(),
+            message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        })
+    }
+}
