@@ -14,6 +14,10 @@
 //!   authorize → validate → one `Controller` call → convert.
 //! * [`ipam`], [`secret`], [`validate`]: pure helpers (address allocation,
 //!   hashed constant-time secrets, input checks).
+//! * [`policy`]: groups → destinations, used for client routes and for the
+//!   gateway's filter alike.
+//! * [`gateway`]: the embedded gateway — porta-tunnel's node and IO shell
+//!   kept in step with the store (revocations cut sessions at once).
 //! * [`init`], [`server`], [`tls`], [`options`]: the process shell behind the
 //!   `porta-controller` binary.
 //!
@@ -27,9 +31,11 @@
 pub mod api;
 pub mod error;
 mod files;
+pub mod gateway;
 pub mod init;
 pub mod ipam;
 pub mod options;
+pub mod policy;
 pub mod secret;
 pub mod server;
 pub mod settings;

@@ -47,7 +47,13 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
                 print_init_report(&report, false)?;
             }
-            server::serve(&settings.data, settings.listen, stop).await
+            server::serve(
+                &settings.data,
+                settings.listen,
+                settings.gateway.as_ref(),
+                stop,
+            )
+            .await
         }
     }
 }

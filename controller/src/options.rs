@@ -104,7 +104,8 @@ pub struct InitArgs {
 /// `serve` flags.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML config file (keys: data, listen, log_format, log_level).
+    /// TOML config file (keys: data, listen, log_format, log_level,
+    /// gateway, gateway_interface).
     #[arg(long, env = "PORTA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory.
@@ -117,6 +118,12 @@ pub struct ServeArgs {
     /// (prints the first admin invitation once).
     #[arg(long)]
     pub init: bool,
+    /// Serve the API only, without the embedded WireGuard gateway.
+    #[arg(long, env = "PORTA_NO_GATEWAY")]
+    pub no_gateway: bool,
+    /// TUN interface of the embedded gateway [default: porta-gw].
+    #[arg(long, env = "PORTA_GATEWAY_INTERFACE")]
+    pub gateway_interface: Option<String>,
 }
 
 /// The config file.
@@ -131,6 +138,10 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// Log filter.
     pub log_level: Option<String>,
+    /// Run the embedded gateway (default true).
+    pub gateway: Option<bool>,
+    /// TUN interface of the embedded gateway.
+    pub gateway_interface: Option<String>,
 }
 
 impl FileConfig {
@@ -154,6 +165,8 @@ pub struct ServeSettings {
     pub log_format: LogFormat,
     /// Log filter.
     pub log_level: String,
+    /// The embedded gateway, unless disabled.
+    pub gateway: Option<crate::gateway::GatewayOptions>,
 }
 
 impl ServeSettings {
@@ -178,6 +191,15 @@ impl ServeSettings {
                 .clone()
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".into()),
+            gateway: (!args.no_gateway && file.gateway != Some(false)).then(|| {
+                crate::gateway::GatewayOptions {
+                    interface: args
+                        .gateway_interface
+                        .clone()
+                        .or(file.gateway_interface)
+                        .unwrap_or_else(|| "porta-gw".into()),
+                }
+            }),
         }
     }
 }

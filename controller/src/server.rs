@@ -2,6 +2,7 @@
 //! reflection and graceful shutdown.
 
 use crate::api::{Apis, MAX_MESSAGE_BYTES};
+use crate::gateway::GatewayOptions;
 use crate::state::Controller;
 use crate::store::Store;
 use crate::tls::{Identity, TlsPaths};
@@ -19,6 +20,7 @@ use tonic::transport::{Server, ServerTlsConfig};
 pub async fn serve(
     data: &Path,
     listen: SocketAddr,
+    gateway: Option<&GatewayOptions>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let identity = Identity::load(&TlsPaths::in_dir(data)).with_context(|| {
@@ -35,6 +37,9 @@ pub async fn serve(
         )
     })?;
     let controller = Controller::new(store.clone(), fingerprint)?;
+    let gateway = gateway
+        .map(|options| crate::gateway::start(controller.clone(), data, options))
+        .transpose()?;
 
     let listener = TcpListener::bind(listen)
         .await
@@ -107,6 +112,9 @@ pub async fn serve(
         })
         .await
         .context("serving")?;
+    if let Some(gateway) = gateway {
+        let _ = gateway.await;
+    }
     store.flush().await?;
     tracing::info!("stopped");
     Ok(())

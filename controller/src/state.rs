@@ -33,6 +33,19 @@ pub struct Caller {
     pub device_id: Option<String>,
 }
 
+/// A device as a gateway peer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayPeer {
+    /// The device.
+    pub device_id: String,
+    /// Its WireGuard key.
+    pub public_key: PublicKey,
+    /// Its tunnel addresses.
+    pub allowed_ips: Vec<ipnet::IpNet>,
+    /// What it may reach.
+    pub destinations: Vec<Destination>,
+}
+
 /// The shared controller state: store, settings, identity, change feed.
 #[derive(Clone)]
 pub struct Controller {
@@ -694,12 +707,11 @@ impl Controller {
         let device = self.device_by_id(device_id)?;
         self.check_device_allowed(&device)?;
         let user = self.user(&device.user)?;
-        let mut routes: BTreeSet<ipnet::IpNet> = self.settings.routes.iter().copied().collect();
-        for group in &user.groups {
-            if let Some(record) = self.store.get::<GroupRecord>(T::Groups, group.as_bytes())? {
-                routes.extend(record.destinations.iter().map(|d| d.cidr));
-            }
-        }
+        let groups = self.groups_of(&user)?;
+        let routes: BTreeSet<ipnet::IpNet> = crate::policy::destinations(&self.settings, &groups)
+            .into_iter()
+            .map(|d| d.cidr)
+            .collect();
         let mut addresses = vec![format!("{}/32", device.ipv4)];
         addresses.extend(device.ipv6.map(|a| format!("{a}/128")));
         let gateways = self
@@ -724,6 +736,47 @@ impl Controller {
             mtu: u32::from(self.settings.mtu),
             revision,
         })
+    }
+
+    fn groups_of(&self, user: &UserRecord) -> Result<Vec<GroupRecord>> {
+        let mut groups = Vec::with_capacity(user.groups.len());
+        for name in &user.groups {
+            groups.extend(self.store.get::<GroupRecord>(T::Groups, name.as_bytes())?);
+        }
+        Ok(groups)
+    }
+
+    /// The peers a gateway should have now: every live device of an
+    /// enabled user, with its tunnel addresses and its groups' filter.
+    pub fn gateway_peers(&self) -> Result<Vec<GatewayPeer>> {
+        let users: BTreeMap<String, UserRecord> = self
+            .list_users()?
+            .into_iter()
+            .map(|u| (u.name.clone(), u))
+            .collect();
+        let mut peers = Vec::new();
+        for device in self.list_devices(None, false)? {
+            let Some(user) = users.get(&device.user).filter(|u| !u.disabled) else {
+                continue;
+            };
+            let Ok(public_key) = device.public_key.parse() else {
+                continue;
+            };
+            let mut allowed_ips = vec![ipnet::IpNet::from(std::net::IpAddr::from(device.ipv4))];
+            allowed_ips.extend(
+                device
+                    .ipv6
+                    .map(|a| ipnet::IpNet::from(std::net::IpAddr::from(a))),
+            );
+            let destinations = crate::policy::destinations(&self.settings, &self.groups_of(user)?);
+            peers.push(GatewayPeer {
+                device_id: device.id,
+                public_key,
+                allowed_ips,
+                destinations,
+            });
+        }
+        Ok(peers)
     }
 
     // ----- API credentials ----------------------------------------------------------

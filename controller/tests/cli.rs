@@ -110,7 +110,7 @@ fn serve_reads_its_config_file_and_rejects_unknown_keys() {
     std::fs::write(
         &config,
         format!(
-            "data = {:?}\nlisten = \"127.0.0.1:{port}\"\nlog_format = \"json\"\n",
+            "data = {:?}\nlisten = \"127.0.0.1:{port}\"\nlog_format = \"json\"\ngateway = false\n",
             data.to_str().unwrap()
         ),
     )

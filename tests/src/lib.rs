@@ -120,7 +120,13 @@ impl TestController {
             .arg("serve")
             .arg("--data")
             .arg(self.data())
-            .args(["--listen", &self.api, "--log-format", "json"])
+            .args([
+                "--listen",
+                &self.api,
+                "--log-format",
+                "json",
+                "--no-gateway",
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)

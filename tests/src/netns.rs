@@ -141,9 +141,7 @@ impl Lab {
     /// SIGTERM to a spawned process and wait for it; returns its exit code.
     pub fn stop(&mut self, handle: usize) -> Result<Option<i32>> {
         let child = &mut self.children[handle];
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
+        terminate(child);
         for _ in 0..100 {
             if let Some(status) = child.try_wait()? {
                 return Ok(status.code());
@@ -187,9 +185,9 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for child in &mut self.children {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
+            if matches!(child.try_wait(), Ok(None)) {
+                terminate(child);
+            }
         }
         for child in &mut self.children {
             for _ in 0..40 {
@@ -210,6 +208,14 @@ impl Drop for Lab {
             let _ = std::fs::remove_file(format!("/var/run/wireguard/{name}.sock"));
         }
     }
+}
+
+/// SIGTERM, so programs shut down as they would under systemd.
+fn terminate(child: &Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn checked(output: Output, what: &str) -> Result<()> {

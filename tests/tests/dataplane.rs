@@ -64,7 +64,16 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
         )
         .unwrap(),
     );
-    let serve_args = [controller, "serve", "--data", path(&data), "--listen", &api];
+    // The gateway here is wireguard-go, so the embedded one stays off.
+    let serve_args = [
+        controller,
+        "serve",
+        "--data",
+        path(&data),
+        "--listen",
+        &api,
+        "--no-gateway",
+    ];
     let serve = lab
         .spawn("town", &serve_args, &dir.path().join("serve.log"))
         .unwrap();
@@ -316,4 +325,284 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
             .status
             .success()
     );
+}
+
+#[test]
+fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
+    let mut lab = Lab::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (data, profiles) = (dir.path().join("data"), dir.path().join("p.toml"));
+    let (controller, portactl, porta) = (
+        binary("porta-controller"),
+        binary("portactl"),
+        binary("porta"),
+    );
+    let (controller, portactl, porta) = (path(&controller), path(&portactl), path(&porta));
+    let api = format!("{}:7443", addr::TOWN_PUBLIC);
+    let endpoint = format!("{}:51820", addr::TOWN_PUBLIC);
+    // A second town server address, reachable only by the "web" group on TCP 5201.
+    let lan_if = lab.iface("lantown");
+    lab.exec(
+        "lan",
+        &["ip", "addr", "add", "172.31.2.3/24", "dev", &lan_if],
+    )
+    .unwrap();
+
+    let init = json(
+        lab.exec(
+            "town",
+            &[
+                controller,
+                "init",
+                "--data",
+                path(&data),
+                "--api-endpoint",
+                &api,
+                "--endpoint",
+                &endpoint,
+                "--no-ipv6",
+                "--json",
+            ],
+        )
+        .unwrap(),
+    );
+    let gateway_if = lab.iface("gw");
+    lab.spawn(
+        "town",
+        &[
+            controller,
+            "serve",
+            "--data",
+            path(&data),
+            "--listen",
+            &api,
+            "--gateway-interface",
+            &gateway_if,
+        ],
+        &dir.path().join("serve.log"),
+    )
+    .unwrap();
+    let admin = |lab: &Lab, args: &[&str]| -> Value {
+        let mut all = vec![portactl, "--config", path(&profiles), "--json", "--yes"];
+        all.extend_from_slice(args);
+        json(lab.exec("town", &all).unwrap())
+    };
+    let invitation = init["admin_invitation"].as_str().unwrap();
+    wait_until("the controller", Duration::from_secs(10), || {
+        lab.run(
+            "town",
+            &[portactl, "--config", path(&profiles), "login", invitation],
+        )
+        .unwrap()
+        .status
+        .success()
+    });
+    admin(&lab, &["groups", "add", "lan"]);
+    admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
+    admin(&lab, &["groups", "add", "web"]);
+    admin(
+        &lab,
+        &[
+            "groups",
+            "allow",
+            "web",
+            "172.31.2.3/32",
+            "--proto",
+            "tcp",
+            "--ports",
+            "5201",
+        ],
+    );
+
+    // Anna runs porta; she is in "lan".
+    let anna_state = dir.path().join("anna");
+    let anna = admin(
+        &lab,
+        &[
+            "enroll",
+            "--user",
+            "anna",
+            "--device",
+            "anna-laptop",
+            "--groups",
+            "lan",
+        ],
+    );
+    lab.exec(
+        "home",
+        &[
+            porta,
+            "--state",
+            path(&anna_state),
+            "enroll",
+            anna["invitation"].as_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let anna_if = lab.iface("anna");
+    lab.owns_socket(&anna_if);
+    lab.spawn(
+        "home",
+        &[
+            porta,
+            "--state",
+            path(&anna_state),
+            "--interface",
+            &anna_if,
+            "up",
+        ],
+        &dir.path().join("anna.log"),
+    )
+    .unwrap();
+    wait_until("anna's tunnel", Duration::from_secs(15), || {
+        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
+            .unwrap()
+            .status
+            .success()
+    });
+
+    // Bernat runs wireguard-go, set up from `porta export-wg`; he is in "web".
+    let bernat_state = dir.path().join("bernat");
+    let bernat = admin(
+        &lab,
+        &[
+            "enroll",
+            "--user",
+            "bernat",
+            "--device",
+            "bernat-pc",
+            "--groups",
+            "web",
+        ],
+    );
+    lab.exec(
+        "home",
+        &[
+            porta,
+            "--state",
+            path(&bernat_state),
+            "enroll",
+            bernat["invitation"].as_str().unwrap(),
+        ],
+    )
+    .unwrap();
+    let conf = dir.path().join("bernat.conf");
+    std::fs::write(
+        &conf,
+        lab.exec(
+            "home",
+            &[porta, "--state", path(&bernat_state), "export-wg"],
+        )
+        .unwrap()
+        .stdout,
+    )
+    .unwrap();
+    let stripped = dir.path().join("bernat.stripped");
+    std::fs::write(
+        &stripped,
+        lab.exec("home", &["wg-quick", "strip", path(&conf)])
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bernat_if = lab.iface("bern");
+    lab.wireguard_go("home", &bernat_if, &dir.path().join("bernat-wg.log"))
+        .unwrap();
+    lab.exec("home", &["wg", "setconf", &bernat_if, path(&stripped)])
+        .unwrap();
+    let bernat_address = admin(&lab, &["devices", "show", "bernat-pc"])["addresses"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    lab.exec(
+        "home",
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{bernat_address}/32"),
+            "dev",
+            &bernat_if,
+        ],
+    )
+    .unwrap();
+    lab.exec("home", &["ip", "link", "set", &bernat_if, "up"])
+        .unwrap();
+    // Route more than his group allows through his tunnel: the gateway must say no.
+    lab.exec(
+        "home",
+        &[
+            "wg",
+            "set",
+            &bernat_if,
+            "peer",
+            init["gateway_public_key"].as_str().unwrap(),
+            "allowed-ips",
+            "172.31.2.3/32",
+        ],
+    )
+    .unwrap();
+    lab.exec(
+        "home",
+        &["ip", "route", "add", "172.31.2.3/32", "dev", &bernat_if],
+    )
+    .unwrap();
+
+    lab.spawn(
+        "lan",
+        &["iperf3", "-s", "-B", "172.31.2.3"],
+        &dir.path().join("iperf.log"),
+    )
+    .unwrap();
+    // Bytes a 1-second TCP test moved, or None if it could not run
+    // (iperf3 -J exits 0 even then; its JSON says what happened).
+    let iperf = |lab: &Lab| -> Option<u64> {
+        let output = lab
+            .run(
+                "home",
+                &[
+                    "iperf3",
+                    "-c",
+                    "172.31.2.3",
+                    "-t",
+                    "1",
+                    "--connect-timeout",
+                    "2000",
+                    "-J",
+                ],
+            )
+            .unwrap();
+        let report = json(output);
+        if report.get("error").is_some() {
+            return None;
+        }
+        report["end"]["sum_received"]["bytes"].as_u64()
+    };
+    wait_until("bernat's TCP 5201", Duration::from_secs(15), || {
+        iperf(&lab).is_some()
+    });
+    assert!(iperf(&lab).unwrap() > 100_000);
+    // ICMP to the same server is not in his group: dropped at the gateway.
+    assert!(
+        !lab.run("home", &["ping", "-c", "2", "-W", "1", "172.31.2.3"])
+            .unwrap()
+            .status
+            .success()
+    );
+    // Anna's tunnel never routed there; her group does not allow it either.
+    assert!(
+        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
+            .unwrap()
+            .status
+            .success()
+    );
+
+    // Revoking bernat cuts his traffic at the gateway at once, though his
+    // wireguard-go knows nothing of it.
+    admin(&lab, &["devices", "revoke", "bernat-pc"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(iperf(&lab), None, "a revoked device's packets still pass");
+    // Anna is untouched.
+    lab.exec("home", &["ping", "-c", "1", "-W", "2", addr::SERVER])
+        .unwrap();
 }

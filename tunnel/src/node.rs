@@ -169,11 +169,14 @@ impl Node {
         }
     }
 
-    /// Adds a peer, or replaces the one with the same public key (its
-    /// session is then renewed). Other peers are not touched.
+    /// Adds a peer, or updates the one with the same public key in place:
+    /// its allowed IPs, filter and keepalive change, its session and
+    /// counters stay (a policy change does not cut anyone off). Other
+    /// peers are not touched.
     pub fn upsert_peer(&mut self, config: PeerConfig) -> PeerId {
         if let Some(&id) = self.by_key.get(&config.public_key.0) {
-            self.remove_peer(id);
+            self.update_peer(id, config);
+            return id;
         }
         // Ids are 24 bits in boringtun's receiver index; wrap, skipping live ones.
         let mut id = self.next_id;
@@ -208,6 +211,36 @@ impl Node {
             },
         );
         id
+    }
+
+    fn update_peer(&mut self, id: PeerId, config: PeerConfig) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        for net in &peer.config.allowed_ips {
+            let network = to_network(net);
+            if self.routes.exact_match(network) == Some(&id) {
+                self.routes.remove(network);
+            }
+        }
+        for net in &config.allowed_ips {
+            self.routes.insert(to_network(net), id);
+        }
+        if peer.stats.endpoint.is_none() {
+            peer.stats.endpoint = config.endpoint;
+        }
+        if peer.config.persistent_keepalive != config.persistent_keepalive {
+            // boringtun 0.7 cannot change a session's keepalive: start anew.
+            peer.tunn = Tunn::new(
+                self.private.clone(),
+                x25519::PublicKey::from(config.public_key.0),
+                None,
+                config.persistent_keepalive,
+                id,
+                Some(self.rate_limiter.clone()),
+            );
+        }
+        peer.config = config;
     }
 
     /// Removes a peer at once: its session is gone, its datagrams are

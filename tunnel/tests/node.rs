@@ -323,6 +323,28 @@ fn removing_a_peer_cuts_it_off_and_leaves_the_others_alone() {
 }
 
 #[test]
+fn a_policy_change_keeps_the_session() {
+    let (mut lab, gateway, laptop) = town();
+    let now = Instant::now();
+    lab.send(laptop, &tcp(CLIENT, SERVER, 443)).unwrap();
+    lab.run(now, |a| a);
+    assert_eq!(lab.delivered(gateway).len(), 1);
+    lab.events(gateway);
+    let mut config = lab.node(gateway).peer_config(1).unwrap().clone();
+    config.filter = Some(Filter::new(vec![Rule::any("10.1.0.0/16".parse().unwrap())]));
+    assert_eq!(lab.node(gateway).upsert_peer(config), 1, "same peer");
+    // Port 22 is allowed now, and no new handshake was needed.
+    lab.send(laptop, &tcp(CLIENT, SERVER, 22)).unwrap();
+    lab.run(now, |a| a);
+    assert_eq!(lab.delivered(gateway).len(), 1);
+    assert!(
+        !lab.events(gateway)
+            .iter()
+            .any(|e| matches!(e, Event::HandshakeCompleted { .. }))
+    );
+}
+
+#[test]
 fn silence_past_the_threshold_is_reported_once() {
     let (mut lab, gateway, laptop) = town();
     let now = Instant::now();

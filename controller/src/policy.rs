@@ -1,0 +1,102 @@
+//! Policy: which town destinations a device may reach.
+//!
+//! One function decides, and both sides use it: the client is given the
+//! destinations' prefixes as routes (convenience), and the gateway turns
+//! the same destinations into the per-peer filter (the security boundary).
+
+use crate::settings::Settings;
+use crate::store::records::{Destination, GroupRecord, Protocol};
+use porta_tunnel::filter::{Rule, protocol};
+
+/// The destinations a member of `groups` may reach: the controller's
+/// routes for everyone, then each group's destinations.
+pub fn destinations<'a>(
+    settings: &Settings,
+    groups: impl IntoIterator<Item = &'a GroupRecord>,
+) -> Vec<Destination> {
+    let everyone = settings.routes.iter().map(|&cidr| Destination {
+        cidr,
+        protocol: Protocol::Any,
+        ports: Vec::new(),
+    });
+    everyone
+        .chain(
+            groups
+                .into_iter()
+                .flat_map(|g| g.destinations.iter().cloned()),
+        )
+        .collect()
+}
+
+/// The gateway filter rule for a destination.
+pub fn rule(destination: &Destination) -> Rule {
+    Rule {
+        net: destination.cidr,
+        protocol: match destination.protocol {
+            Protocol::Any => None,
+            Protocol::Tcp => Some(protocol::TCP),
+            Protocol::Udp => Some(protocol::UDP),
+            Protocol::Icmp => Some(protocol::ICMP),
+        },
+        ports: destination
+            .ports
+            .iter()
+            .map(|p| (p.first, p.last))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::PortRange;
+    use porta_tunnel::filter::{Filter, PacketInfo};
+
+    #[test]
+    fn group_destinations_become_an_equivalent_gateway_filter() {
+        let settings = Settings {
+            gateway_name: "g".into(),
+            vpn_prefix_v4: "10.77.0.0/16".parse().expect("prefix"),
+            vpn_prefix_v6: None,
+            wg_endpoint: "x:1".into(),
+            api_endpoint: "x:2".into(),
+            routes: vec!["10.1.0.53/32".parse().expect("prefix")],
+            dns: vec![],
+            search_domains: vec![],
+            keepalive_secs: 25,
+            mtu: 1420,
+            address_quarantine_secs: 0,
+            token_ttl_secs: 60,
+        };
+        let rdp = GroupRecord {
+            name: "rdp".into(),
+            description: String::new(),
+            destinations: vec![Destination {
+                cidr: "10.1.40.0/24".parse().expect("prefix"),
+                protocol: Protocol::Tcp,
+                ports: vec![PortRange {
+                    first: 3389,
+                    last: 3389,
+                }],
+            }],
+            created_at: 0,
+        };
+        let allowed = destinations(&settings, [&rdp]);
+        assert_eq!(allowed.len(), 2);
+        let filter = Filter::new(allowed.iter().map(rule).collect());
+        let packet = |dst: [u8; 4], protocol: u8, port: u16| PacketInfo {
+            src: [10, 77, 0, 2].into(),
+            dst: dst.into(),
+            protocol,
+            dst_port: Some(port),
+            fragmented: false,
+        };
+        assert!(filter.allows(&packet([10, 1, 40, 9], protocol::TCP, 3389)));
+        assert!(!filter.allows(&packet([10, 1, 40, 9], protocol::TCP, 22)));
+        assert!(!filter.allows(&packet([10, 1, 40, 9], protocol::UDP, 3389)));
+        assert!(
+            filter.allows(&packet([10, 1, 0, 53], protocol::UDP, 53)),
+            "routes for everyone"
+        );
+    }
+}
