@@ -83,8 +83,12 @@ pub fn start(
     Ok(tokio::spawn(async move {
         let mut peers = HashMap::new();
         loop {
+            let revision = *changes.borrow_and_update();
             match ctl.gateway_peers() {
-                Ok(wanted) => sync(&shell, &mut peers, wanted),
+                Ok(wanted) => {
+                    sync(&shell, &mut peers, wanted);
+                    ctl.gateway_applied(revision);
+                }
                 Err(error) => {
                     tracing::error!(%error, "cannot read the peer set; keeping the current one")
                 }

@@ -54,6 +54,8 @@ pub struct Controller {
     fingerprint: CertFingerprint,
     changes: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
+    /// The revision the embedded gateway has applied, if it runs.
+    gateway_applied: watch::Sender<Option<u64>>,
 }
 
 impl Controller {
@@ -72,6 +74,7 @@ impl Controller {
             fingerprint,
             changes: watch::Sender::new(revision),
             shutdown: watch::Sender::new(false),
+            gateway_applied: watch::Sender::new(None),
         })
     }
 
@@ -98,6 +101,40 @@ impl Controller {
     /// Tells long-lived streams to end.
     pub fn begin_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// The embedded gateway has applied every change up to `revision`.
+    pub fn gateway_applied(&self, revision: u64) {
+        self.gateway_applied.send_replace(Some(revision));
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    /// Waits until the embedded gateway has applied `revision`, at most
+    /// `timeout`. Returns the names of gateways that confirmed and of those
+    /// that did not.
+    pub async fn wait_for_gateways(
+        &self,
+        revision: u64,
+        timeout: std::time::Duration,
+    ) -> (Vec<String>, Vec<String>) {
+        if self.gateway_applied.borrow().is_none() {
+            return (Vec::new(), Vec::new());
+        }
+        let name = self.settings.gateway_name.clone();
+        let mut applied = self.gateway_applied.subscribe();
+        let reached = tokio::time::timeout(
+            timeout,
+            applied.wait_for(|a| a.is_some_and(|a| a >= revision)),
+        )
+        .await;
+        match reached {
+            Ok(Ok(_)) => (vec![name], Vec::new()),
+            _ => (Vec::new(), vec![name]),
+        }
     }
 
     /// Runs a write and announces the new revision.

@@ -599,8 +599,12 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
 
     // Revoking bernat cuts his traffic at the gateway at once, though his
     // wireguard-go knows nothing of it.
-    admin(&lab, &["devices", "revoke", "bernat-pc"]);
-    std::thread::sleep(Duration::from_millis(500));
+    let revoked = admin(&lab, &["devices", "revoke", "bernat-pc"]);
+    assert_eq!(
+        revoked["confirmed_gateways"],
+        serde_json::json!(["embedded"]),
+        "{revoked}"
+    );
     assert_eq!(iperf(&lab), None, "a revoked device's packets still pass");
     // Anna is untouched.
     lab.exec("home", &["ping", "-c", "1", "-W", "2", addr::SERVER])

@@ -246,12 +246,15 @@ impl Admin for AdminApi {
             .0
             .revoke_device(&caller.name, &request.into_inner().name, now())
             .await?;
-        // Gateways confirm revocations through the Gateway service; until
-        // remote gateways exist the embedded one reads the store directly.
+        // Wait (at most 10 s) until the gateways have dropped its peer.
+        let (confirmed_gateways, pending_gateways) = self
+            .0
+            .wait_for_gateways(self.0.revision(), std::time::Duration::from_secs(10))
+            .await;
         Ok(Response::new(pb::RevokeDeviceResponse {
             device: Some(convert::device(device)),
-            confirmed_gateways: Vec::new(),
-            pending_gateways: Vec::new(),
+            confirmed_gateways,
+            pending_gateways,
         }))
     }
 
