@@ -224,8 +224,11 @@ pub(crate) fn down(dir: &StateDir) -> Result<()> {
         let _ = std::fs::remove_file(&pid_file);
         bail!("the tunnel is not up (its process is gone)");
     }
+    // `porta up` removes its pid file when it has taken the tunnel down.
+    // (Probing the pid alone is not enough: an exited process whose parent
+    // has not reaped it yet still answers.)
     for _ in 0..50 {
-        if nix::sys::signal::kill(pid, None).is_err() {
+        if !pid_file.exists() || nix::sys::signal::kill(pid, None).is_err() {
             println!("Disconnected.");
             return Ok(());
         }

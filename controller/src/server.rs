@@ -11,9 +11,15 @@ use porta_proto::pb;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Server, ServerTlsConfig};
+
+/// How long a shutdown waits for open requests and streams to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
 /// Opens the data directory and serves on `listen` until `shutdown`
 /// resolves; then ends open streams, drains requests and flushes the store.
@@ -75,8 +81,12 @@ pub async fn serve(
         &identity.cert_pem,
         &identity.key_pem,
     ));
-    let stop = controller.clone();
-    Server::builder()
+    let drain = Arc::new(Notify::new());
+    let server = Server::builder()
+        // Reap connections of laptops that vanished (roamed, slept, lost
+        // their network) instead of keeping them until TCP gives up.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tls_config(tls)
         .context("TLS configuration")?
         .add_service(health_service)
@@ -105,13 +115,25 @@ pub async fn serve(
             pb::session_server::SessionServer::new(apis.session)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-            shutdown.await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), {
+            let drain = drain.clone();
+            async move { drain.notified().await }
+        });
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result.context("serving")?,
+        () = shutdown => {
             tracing::info!("shutting down: ending streams and draining requests");
-            stop.begin_shutdown();
-        })
-        .await
-        .context("serving")?;
+            controller.begin_shutdown();
+            drain.notify_one();
+            // Connections whose clients vanished would hold a graceful
+            // drain open until TCP gives up: bound it.
+            match tokio::time::timeout(DRAIN_LIMIT, &mut server).await {
+                Ok(result) => result.context("serving")?,
+                Err(_) => tracing::warn!(limit = ?DRAIN_LIMIT, "connections still open after the drain limit; stopping anyway"),
+            }
+        }
+    }
     if let Some(gateway) = gateway {
         let _ = gateway.await;
     }

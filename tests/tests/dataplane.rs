@@ -27,6 +27,151 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The town box: a controller (with or without its embedded gateway) in
+/// the `town` namespace and a logged-in portactl.
+struct Town {
+    dir: tempfile::TempDir,
+    init: Value,
+    serve_args: Vec<String>,
+    serve: usize,
+}
+
+impl Town {
+    fn start(lab: &mut Lab, embedded_gateway: bool) -> Town {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let api = format!("{}:7443", addr::TOWN_PUBLIC);
+        let endpoint = format!("{}:51820", addr::TOWN_PUBLIC);
+        let controller = binary("porta-controller");
+        let init = json(
+            lab.exec(
+                "town",
+                &[
+                    path(&controller),
+                    "init",
+                    "--data",
+                    path(&data),
+                    "--api-endpoint",
+                    &api,
+                    "--endpoint",
+                    &endpoint,
+                    "--no-ipv6",
+                    "--json",
+                ],
+            )
+            .unwrap(),
+        );
+        let mut serve_args: Vec<String> = [
+            path(&controller),
+            "serve",
+            "--data",
+            path(&data),
+            "--listen",
+            &api,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if embedded_gateway {
+            serve_args.extend(["--gateway-interface".to_string(), lab.iface("gw")]);
+        } else {
+            serve_args.push("--no-gateway".into());
+        }
+        let args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
+        let serve = lab
+            .spawn("town", &args, &dir.path().join("serve.log"))
+            .unwrap();
+        let town = Town {
+            dir,
+            init,
+            serve_args,
+            serve,
+        };
+        let invitation = town.init["admin_invitation"].as_str().unwrap().to_owned();
+        wait_until("the controller", Duration::from_secs(10), || {
+            lab.run(
+                "town",
+                &[
+                    path(&binary("portactl")),
+                    "--config",
+                    path(&town.profiles()),
+                    "login",
+                    &invitation,
+                ],
+            )
+            .unwrap()
+            .status
+            .success()
+        });
+        town
+    }
+
+    fn profiles(&self) -> std::path::PathBuf {
+        self.dir.path().join("p.toml")
+    }
+
+    /// Runs portactl --json --yes in the town namespace.
+    fn admin(&self, lab: &Lab, args: &[&str]) -> Value {
+        let portactl = binary("portactl");
+        let profiles = self.profiles();
+        let mut all = vec![
+            path(&portactl),
+            "--config",
+            path(&profiles),
+            "--json",
+            "--yes",
+        ];
+        all.extend_from_slice(args);
+        json(lab.exec("town", &all).unwrap())
+    }
+
+    /// Stops and starts `serve` again.
+    fn restart(&mut self, lab: &mut Lab) {
+        assert_eq!(lab.stop(self.serve).unwrap(), Some(0), "a clean stop");
+        let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
+        self.serve = lab
+            .spawn("town", &args, &self.dir.path().join("serve-again.log"))
+            .unwrap();
+        wait_until("the controller again", Duration::from_secs(10), || {
+            lab.run(
+                "town",
+                &[
+                    path(&binary("portactl")),
+                    "--config",
+                    path(&self.profiles()),
+                    "whoami",
+                ],
+            )
+            .unwrap()
+            .status
+            .success()
+        });
+    }
+
+    /// Enrolls a laptop in `home` with `porta enroll`; returns its state dir.
+    fn enroll(&self, lab: &Lab, user: &str, device: &str, groups: &str) -> std::path::PathBuf {
+        let state = self.dir.path().join(device);
+        let enrolled = self.admin(
+            lab,
+            &[
+                "enroll", "--user", user, "--device", device, "--groups", groups,
+            ],
+        );
+        lab.exec(
+            "home",
+            &[
+                path(&binary("porta")),
+                "--state",
+                path(&state),
+                "enroll",
+                enrolled["invitation"].as_str().unwrap(),
+            ],
+        )
+        .unwrap();
+        state
+    }
+}
+
 #[test]
 fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     let mut lab = Lab::new().unwrap();
@@ -609,4 +754,90 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
     // Anna is untouched.
     lab.exec("home", &["ping", "-c", "1", "-W", "2", addr::SERVER])
         .unwrap();
+}
+
+#[test]
+fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
+    let mut lab = Lab::new().unwrap();
+    let mut town = Town::start(&mut lab, true);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
+    let state = town.enroll(&lab, "anna", "anna-laptop", "lan");
+    let porta = binary("porta");
+    let tunnel = lab.iface("c");
+    lab.owns_socket(&tunnel);
+    let up_log = town.dir.path().join("up.log");
+    lab.spawn(
+        "home",
+        &[
+            path(&porta),
+            "--state",
+            path(&state),
+            "--interface",
+            &tunnel,
+            "up",
+        ],
+        &up_log,
+    )
+    .unwrap();
+    let reachable = |lab: &Lab| {
+        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
+            .unwrap()
+            .status
+            .success()
+    };
+    wait_until("the tunnel", Duration::from_secs(15), || reachable(&lab));
+
+    // The laptop moves to another address on its network.
+    let home_if = lab.iface("hometown");
+    lab.exec(
+        "home",
+        &["ip", "addr", "del", "172.31.1.2/24", "dev", &home_if],
+    )
+    .unwrap();
+    lab.exec(
+        "home",
+        &["ip", "addr", "add", "172.31.1.20/24", "dev", &home_if],
+    )
+    .unwrap();
+    wait_until("the tunnel after roaming", Duration::from_secs(15), || {
+        reachable(&lab)
+    });
+
+    // The gateway restarts (with the controller): sessions are gone on its
+    // side; the client notices and handshakes again.
+    town.restart(&mut lab);
+    wait_until(
+        "the tunnel after a gateway restart",
+        Duration::from_secs(60),
+        || reachable(&lab),
+    );
+
+    // porta down disconnects the running tunnel.
+    let down = lab
+        .exec("home", &[path(&porta), "--state", path(&state), "down"])
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\nporta up log:\n{}",
+                std::fs::read_to_string(&up_log).unwrap_or_default()
+            )
+        });
+    assert!(String::from_utf8_lossy(&down.stdout).contains("Disconnected"));
+    let status = lab
+        .run(
+            "home",
+            &[
+                path(&porta),
+                "--state",
+                path(&state),
+                "--interface",
+                &tunnel,
+                "status",
+                "--json",
+            ],
+        )
+        .unwrap();
+    assert!(!status.status.success());
+    assert_eq!(json(status)["up"], false);
+    assert!(!reachable(&lab));
 }
