@@ -125,9 +125,23 @@ impl Town {
         json(lab.exec("town", &all).unwrap())
     }
 
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops `serve` (SIGTERM) and checks it exited cleanly.
+    fn stop(&mut self, lab: &mut Lab) {
+        assert_eq!(lab.stop(self.serve).unwrap(), Some(0), "a clean stop");
+    }
+
     /// Stops and starts `serve` again.
     fn restart(&mut self, lab: &mut Lab) {
-        assert_eq!(lab.stop(self.serve).unwrap(), Some(0), "a clean stop");
+        self.stop(lab);
+        self.start_again(lab);
+    }
+
+    /// Starts `serve` again after [`Town::stop`].
+    fn start_again(&mut self, lab: &mut Lab) {
         let args: Vec<&str> = self.serve_args.iter().map(String::as_str).collect();
         self.serve = lab
             .spawn("town", &args, &self.dir.path().join("serve-again.log"))
@@ -175,96 +189,16 @@ impl Town {
 #[test]
 fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     let mut lab = Lab::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (data, state, profiles) = (
-        dir.path().join("data"),
-        dir.path().join("client"),
-        dir.path().join("p.toml"),
-    );
-    let (controller, portactl, porta) = (
-        binary("porta-controller"),
-        binary("portactl"),
-        binary("porta"),
-    );
-    let (controller, portactl, porta) = (path(&controller), path(&portactl), path(&porta));
-    let api = format!("{}:7443", addr::TOWN_PUBLIC);
-    let endpoint = format!("{}:51820", addr::TOWN_PUBLIC);
-
-    // The town box: a controller.
-    let init = json(
-        lab.exec(
-            "town",
-            &[
-                controller,
-                "init",
-                "--data",
-                path(&data),
-                "--api-endpoint",
-                &api,
-                "--endpoint",
-                &endpoint,
-                "--no-ipv6",
-                "--json",
-            ],
-        )
-        .unwrap(),
-    );
     // The gateway here is wireguard-go, so the embedded one stays off.
-    let serve_args = [
-        controller,
-        "serve",
-        "--data",
-        path(&data),
-        "--listen",
-        &api,
-        "--no-gateway",
-    ];
-    let serve = lab
-        .spawn("town", &serve_args, &dir.path().join("serve.log"))
-        .unwrap();
-    let admin = |lab: &Lab, args: &[&str]| -> Value {
-        let mut all = vec![portactl, "--config", path(&profiles), "--json", "--yes"];
-        all.extend_from_slice(args);
-        json(lab.exec("town", &all).unwrap())
-    };
-    let invitation = init["admin_invitation"].as_str().unwrap();
-    wait_until("the controller", Duration::from_secs(10), || {
-        lab.run(
-            "town",
-            &[portactl, "--config", path(&profiles), "login", invitation],
-        )
-        .unwrap()
-        .status
-        .success()
-    });
-    admin(&lab, &["groups", "add", "lan"]);
-    admin(&lab, &["groups", "allow", "lan", "172.31.2.0/24"]);
-    let enrolled = admin(
-        &lab,
-        &[
-            "enroll",
-            "--user",
-            "anna",
-            "--device",
-            "anna-laptop",
-            "--groups",
-            "lan",
-        ],
-    );
+    let mut town = Town::start(&mut lab, false);
+    let (init, porta) = (town.init.clone(), binary("porta"));
+    let porta = path(&porta);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(&lab, &["groups", "allow", "lan", "172.31.2.0/24"]);
 
     // The laptop enrolls; its key never leaves it.
-    lab.exec(
-        "home",
-        &[
-            porta,
-            "--state",
-            path(&state),
-            "enroll",
-            enrolled["invitation"].as_str().unwrap(),
-        ],
-    )
-    .unwrap();
-    let device = admin(&lab, &["devices", "show", "anna-laptop"]);
+    let state = town.enroll(&lab, "anna", "anna-laptop", "lan");
+    let device = town.admin(&lab, &["devices", "show", "anna-laptop"]);
     let device_key = device["public_key"].as_str().unwrap();
     let private = std::fs::read_to_string(state.join("private.key")).unwrap();
     assert!(
@@ -275,9 +209,9 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
 
     // The gateway: wireguard-go with the controller's gateway key, set up with wg.
     let gateway = lab.iface("gw");
-    lab.wireguard_go("town", &gateway, &dir.path().join("wg-gateway.log"))
+    lab.wireguard_go("town", &gateway, &town.dir.path().join("wg-gateway.log"))
         .unwrap();
-    let gateway_key = path(&data.join("gateway.key")).to_owned();
+    let gateway_key = path(&town.data().join("gateway.key")).to_owned();
     lab.exec(
         "town",
         &[
@@ -321,7 +255,7 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
         )
         .unwrap()
     };
-    let up_log = dir.path().join("up.log");
+    let up_log = town.dir.path().join("up.log");
     let up = lab
         .spawn(
             "home",
@@ -340,7 +274,7 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     lab.spawn(
         "lan",
         &["iperf3", "-s", "-B", addr::SERVER],
-        &dir.path().join("iperf.log"),
+        &town.dir.path().join("iperf.log"),
     )
     .unwrap();
     wait_until("iperf3 server", Duration::from_secs(5), || {
@@ -409,16 +343,16 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
         .exec("home", &[porta, "--state", path(&state), "export-wg"])
         .unwrap()
         .stdout;
-    let conf = dir.path().join(format!("{}.conf", lab.iface("x")));
+    let conf = town.dir.path().join(format!("{}.conf", lab.iface("x")));
     std::fs::write(&conf, exported).unwrap();
     let stripped = lab
         .exec("lan", &["wg-quick", "strip", path(&conf)])
         .unwrap()
         .stdout;
-    let stripped_path = dir.path().join("stripped.conf");
+    let stripped_path = town.dir.path().join("stripped.conf");
     std::fs::write(&stripped_path, stripped).unwrap();
     let imported = lab.iface("x");
-    lab.wireguard_go("lan", &imported, &dir.path().join("wg-import.log"))
+    lab.wireguard_go("lan", &imported, &town.dir.path().join("wg-import.log"))
         .unwrap();
     lab.exec("lan", &["wg", "setconf", &imported, path(&stripped_path)])
         .unwrap();
@@ -431,7 +365,7 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     assert_eq!(peers.trim(), init["gateway_public_key"].as_str().unwrap());
 
     // A route added with portactl reaches the running tunnel.
-    admin(&lab, &["groups", "allow", "lan", "172.31.3.0/24"]);
+    town.admin(&lab, &["groups", "allow", "lan", "172.31.3.0/24"]);
     wait_until("the new route", Duration::from_secs(15), || {
         let routes = lab
             .exec("home", &["ip", "route", "show", "dev", &tunnel])
@@ -441,20 +375,13 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     });
 
     // With the controller stopped, the tunnel keeps working.
-    assert_eq!(lab.stop(serve).unwrap(), Some(0));
+    town.stop(&mut lab);
     lab.exec("home", &["ping", "-c", "2", "-W", "2", addr::SERVER])
         .unwrap();
-    lab.spawn("town", &serve_args, &dir.path().join("serve2.log"))
-        .unwrap();
-    wait_until("the controller again", Duration::from_secs(10), || {
-        lab.run("town", &[portactl, "--config", path(&profiles), "whoami"])
-            .unwrap()
-            .status
-            .success()
-    });
+    town.start_again(&mut lab);
 
     // Revocation takes the tunnel down, with a message a person can read.
-    admin(&lab, &["devices", "revoke", "anna-laptop"]);
+    town.admin(&lab, &["devices", "revoke", "anna-laptop"]);
     wait_until("porta up to stop", Duration::from_secs(45), || {
         lab.exited(up).unwrap().is_some()
     });
@@ -475,16 +402,6 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
 #[test]
 fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
     let mut lab = Lab::new().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (data, profiles) = (dir.path().join("data"), dir.path().join("p.toml"));
-    let (controller, portactl, porta) = (
-        binary("porta-controller"),
-        binary("portactl"),
-        binary("porta"),
-    );
-    let (controller, portactl, porta) = (path(&controller), path(&portactl), path(&porta));
-    let api = format!("{}:7443", addr::TOWN_PUBLIC);
-    let endpoint = format!("{}:51820", addr::TOWN_PUBLIC);
     // A second town server address, reachable only by the "web" group on TCP 5201.
     let lan_if = lab.iface("lantown");
     lab.exec(
@@ -493,59 +410,13 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
     )
     .unwrap();
 
-    let init = json(
-        lab.exec(
-            "town",
-            &[
-                controller,
-                "init",
-                "--data",
-                path(&data),
-                "--api-endpoint",
-                &api,
-                "--endpoint",
-                &endpoint,
-                "--no-ipv6",
-                "--json",
-            ],
-        )
-        .unwrap(),
-    );
-    let gateway_if = lab.iface("gw");
-    lab.spawn(
-        "town",
-        &[
-            controller,
-            "serve",
-            "--data",
-            path(&data),
-            "--listen",
-            &api,
-            "--gateway-interface",
-            &gateway_if,
-        ],
-        &dir.path().join("serve.log"),
-    )
-    .unwrap();
-    let admin = |lab: &Lab, args: &[&str]| -> Value {
-        let mut all = vec![portactl, "--config", path(&profiles), "--json", "--yes"];
-        all.extend_from_slice(args);
-        json(lab.exec("town", &all).unwrap())
-    };
-    let invitation = init["admin_invitation"].as_str().unwrap();
-    wait_until("the controller", Duration::from_secs(10), || {
-        lab.run(
-            "town",
-            &[portactl, "--config", path(&profiles), "login", invitation],
-        )
-        .unwrap()
-        .status
-        .success()
-    });
-    admin(&lab, &["groups", "add", "lan"]);
-    admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
-    admin(&lab, &["groups", "add", "web"]);
-    admin(
+    let town = Town::start(&mut lab, true);
+    let (init, porta) = (town.init.clone(), binary("porta"));
+    let porta = path(&porta);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
+    town.admin(&lab, &["groups", "add", "web"]);
+    town.admin(
         &lab,
         &[
             "groups",
@@ -560,30 +431,7 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
     );
 
     // Anna runs porta; she is in "lan".
-    let anna_state = dir.path().join("anna");
-    let anna = admin(
-        &lab,
-        &[
-            "enroll",
-            "--user",
-            "anna",
-            "--device",
-            "anna-laptop",
-            "--groups",
-            "lan",
-        ],
-    );
-    lab.exec(
-        "home",
-        &[
-            porta,
-            "--state",
-            path(&anna_state),
-            "enroll",
-            anna["invitation"].as_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let anna_state = town.enroll(&lab, "anna", "anna-laptop", "lan");
     let anna_if = lab.iface("anna");
     lab.owns_socket(&anna_if);
     lab.spawn(
@@ -596,7 +444,7 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
             &anna_if,
             "up",
         ],
-        &dir.path().join("anna.log"),
+        &town.dir.path().join("anna.log"),
     )
     .unwrap();
     wait_until("anna's tunnel", Duration::from_secs(15), || {
@@ -607,31 +455,8 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
     });
 
     // Bernat runs wireguard-go, set up from `porta export-wg`; he is in "web".
-    let bernat_state = dir.path().join("bernat");
-    let bernat = admin(
-        &lab,
-        &[
-            "enroll",
-            "--user",
-            "bernat",
-            "--device",
-            "bernat-pc",
-            "--groups",
-            "web",
-        ],
-    );
-    lab.exec(
-        "home",
-        &[
-            porta,
-            "--state",
-            path(&bernat_state),
-            "enroll",
-            bernat["invitation"].as_str().unwrap(),
-        ],
-    )
-    .unwrap();
-    let conf = dir.path().join("bernat.conf");
+    let bernat_state = town.enroll(&lab, "bernat", "bernat-pc", "web");
+    let conf = town.dir.path().join("bernat.conf");
     std::fs::write(
         &conf,
         lab.exec(
@@ -642,7 +467,7 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
         .stdout,
     )
     .unwrap();
-    let stripped = dir.path().join("bernat.stripped");
+    let stripped = town.dir.path().join("bernat.stripped");
     std::fs::write(
         &stripped,
         lab.exec("home", &["wg-quick", "strip", path(&conf)])
@@ -651,11 +476,11 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
     )
     .unwrap();
     let bernat_if = lab.iface("bern");
-    lab.wireguard_go("home", &bernat_if, &dir.path().join("bernat-wg.log"))
+    lab.wireguard_go("home", &bernat_if, &town.dir.path().join("bernat-wg.log"))
         .unwrap();
     lab.exec("home", &["wg", "setconf", &bernat_if, path(&stripped)])
         .unwrap();
-    let bernat_address = admin(&lab, &["devices", "show", "bernat-pc"])["addresses"][0]
+    let bernat_address = town.admin(&lab, &["devices", "show", "bernat-pc"])["addresses"][0]
         .as_str()
         .unwrap()
         .to_owned();
@@ -696,7 +521,7 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
     lab.spawn(
         "lan",
         &["iperf3", "-s", "-B", "172.31.2.3"],
-        &dir.path().join("iperf.log"),
+        &town.dir.path().join("iperf.log"),
     )
     .unwrap();
     // Bytes a 1-second TCP test moved, or None if it could not run
@@ -744,7 +569,7 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
 
     // Revoking bernat cuts his traffic at the gateway at once, though his
     // wireguard-go knows nothing of it.
-    let revoked = admin(&lab, &["devices", "revoke", "bernat-pc"]);
+    let revoked = town.admin(&lab, &["devices", "revoke", "bernat-pc"]);
     assert_eq!(
         revoked["confirmed_gateways"],
         serde_json::json!(["embedded"]),

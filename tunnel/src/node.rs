@@ -184,14 +184,7 @@ impl Node {
             id = (id + 1) & 0x00ff_ffff;
         }
         self.next_id = (id + 1) & 0x00ff_ffff;
-        let tunn = Tunn::new(
-            self.private.clone(),
-            x25519::PublicKey::from(config.public_key.0),
-            None,
-            config.persistent_keepalive,
-            id,
-            Some(self.rate_limiter.clone()),
-        );
+        let tunn = self.new_session(&config, id);
         for net in &config.allowed_ips {
             self.routes.insert(to_network(net), id);
         }
@@ -213,7 +206,25 @@ impl Node {
         id
     }
 
+    fn new_session(&self, config: &PeerConfig, id: PeerId) -> Tunn {
+        Tunn::new(
+            self.private.clone(),
+            x25519::PublicKey::from(config.public_key.0),
+            None,
+            config.persistent_keepalive,
+            id,
+            Some(self.rate_limiter.clone()),
+        )
+    }
+
     fn update_peer(&mut self, id: PeerId, config: PeerConfig) {
+        // boringtun 0.7 cannot change a session's keepalive: that alone
+        // starts a new session.
+        let keepalive_changed = self
+            .peers
+            .get(&id)
+            .is_some_and(|p| p.config.persistent_keepalive != config.persistent_keepalive);
+        let fresh_session = keepalive_changed.then(|| self.new_session(&config, id));
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -229,16 +240,8 @@ impl Node {
         if peer.stats.endpoint.is_none() {
             peer.stats.endpoint = config.endpoint;
         }
-        if peer.config.persistent_keepalive != config.persistent_keepalive {
-            // boringtun 0.7 cannot change a session's keepalive: start anew.
-            peer.tunn = Tunn::new(
-                self.private.clone(),
-                x25519::PublicKey::from(config.public_key.0),
-                None,
-                config.persistent_keepalive,
-                id,
-                Some(self.rate_limiter.clone()),
-            );
+        if let Some(tunn) = fresh_session {
+            peer.tunn = tunn;
         }
         peer.config = config;
     }
@@ -366,28 +369,12 @@ impl Node {
                 }
                 TunnResult::WriteToTunnelV4(packet, source) => {
                     authenticated = true;
-                    outcome = check_and_deliver(
-                        &self.routes,
-                        id,
-                        &mut peer.stats,
-                        &peer.config,
-                        packet,
-                        source.into(),
-                        sink,
-                    );
+                    outcome = deliver(&self.routes, id, peer, packet, source.into(), sink);
                     break;
                 }
                 TunnResult::WriteToTunnelV6(packet, source) => {
                     authenticated = true;
-                    outcome = check_and_deliver(
-                        &self.routes,
-                        id,
-                        &mut peer.stats,
-                        &peer.config,
-                        packet,
-                        source.into(),
-                        sink,
-                    );
+                    outcome = deliver(&self.routes, id, peer, packet, source.into(), sink);
                     break;
                 }
             }
@@ -472,23 +459,22 @@ impl Node {
 
 /// Delivers a decrypted packet if its source belongs to the sending peer
 /// and its destination passes the peer's filter.
-fn check_and_deliver(
+fn deliver(
     routes: &IpNetworkTable<PeerId>,
     id: PeerId,
-    stats: &mut PeerStats,
-    config: &PeerConfig,
+    peer: &mut Peer,
     packet: &[u8],
     source: IpAddr,
     sink: &mut impl Sink,
 ) -> Result<(), Drop> {
     if routes.longest_match(source).map(|(_, owner)| *owner) != Some(id) {
-        stats.dropped_spoofed += 1;
+        peer.stats.dropped_spoofed += 1;
         return Err(Drop::Spoofed);
     }
-    if let Some(filter) = &config.filter {
+    if let Some(filter) = &peer.config.filter {
         let info = inspect(packet).ok_or(Drop::Malformed)?;
         if !filter.allows(&info) {
-            stats.dropped_filtered += 1;
+            peer.stats.dropped_filtered += 1;
             return Err(Drop::Filtered);
         }
     }
