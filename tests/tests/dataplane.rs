@@ -426,7 +426,7 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
             "--proto",
             "tcp",
             "--ports",
-            "5201",
+            "5201,7000",
         ],
     );
 
@@ -569,6 +569,61 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
 
     // Revoking bernat cuts his traffic at the gateway at once, though his
     // wireguard-go knows nothing of it.
+    // An established TCP connection of bernat's, to an echo server on
+    // 172.31.2.3:7000 (allowed for his group)…
+    let echo = [
+        "import socket",
+        "s = socket.create_server(('172.31.2.3', 7000))",
+        "while True:",
+        "    c, _ = s.accept()",
+        "    while (d := c.recv(100)):",
+        "        c.sendall(d)",
+    ]
+    .join("\n");
+    lab.spawn(
+        "lan",
+        &["python3", "-c", &echo],
+        &town.dir.path().join("echo.log"),
+    )
+    .unwrap();
+    wait_until("the echo server", Duration::from_secs(10), || {
+        let probe = "import socket; socket.create_connection(('172.31.2.3', 7000), timeout=1)";
+        lab.run("home", &["python3", "-c", probe])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let conversation = [
+        "import socket, os, sys, time",
+        "c = socket.create_connection(('172.31.2.3', 7000), timeout=5)",
+        "c.sendall(b'before')",
+        "assert c.recv(100) == b'before'",
+        "print('connected', flush=True)",
+        "while not os.path.exists(sys.argv[1]): time.sleep(0.05)",
+        "c.sendall(b'after')",
+        "c.settimeout(3)",
+        "try:",
+        "    print('echo' if c.recv(100) else 'closed', flush=True)",
+        "except socket.timeout:",
+        "    print('cut', flush=True)",
+    ]
+    .join("\n");
+    let (go, conversation_log) = (
+        town.dir.path().join("go"),
+        town.dir.path().join("conversation.log"),
+    );
+    let talker = lab
+        .spawn(
+            "home",
+            &["python3", "-c", &conversation, path(&go)],
+            &conversation_log,
+        )
+        .unwrap();
+    wait_until("the connection", Duration::from_secs(10), || {
+        std::fs::read_to_string(&conversation_log)
+            .unwrap_or_default()
+            .contains("connected")
+    });
+
     let revoked = town.admin(&lab, &["devices", "revoke", "bernat-pc"]);
     assert_eq!(
         revoked["confirmed_gateways"],
@@ -576,6 +631,16 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
         "{revoked}"
     );
     assert_eq!(iperf(&lab), None, "a revoked device's packets still pass");
+    // …is cut: its next message gets no answer.
+    std::fs::write(&go, b"").unwrap();
+    wait_until("the conversation to end", Duration::from_secs(10), || {
+        lab.exited(talker).unwrap().is_some()
+    });
+    let said = std::fs::read_to_string(&conversation_log).unwrap();
+    assert!(
+        said.contains("cut"),
+        "the established connection survived revocation: {said}"
+    );
     // Anna is untouched.
     lab.exec("home", &["ping", "-c", "1", "-W", "2", addr::SERVER])
         .unwrap();
