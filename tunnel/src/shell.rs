@@ -2,7 +2,8 @@
 //!
 //! Three threads: TUN → node → UDP, UDP → node → TUN (or UDP, for
 //! handshakes), and a timer tick every 100 ms. The node sits behind one
-//! mutex; each thread holds it only while the node handles one packet.
+//! mutex; each thread holds it only while the node handles one packet, and
+//! sends the result after releasing it.
 //! This first shell favours being simple and correct; the batched,
 //! offloaded, lock-free paths the benchmark targets come on top of it.
 //!
@@ -107,14 +108,12 @@ impl Shell {
         let (node, socket, tun_out) = (shell.node.clone(), shell.socket.clone(), tun.clone());
         shell.threads.push(spawn("porta-tun-rx", move || {
             let mut buf = vec![0u8; 65_536];
+            let mut outbox = Outbox::default();
             loop {
                 match tun_out.recv(&mut buf) {
                     Ok(n) => {
-                        let mut sink = Wires {
-                            socket: &socket,
-                            tun: &tun_out,
-                        };
-                        let _ = lock(&node).handle_tun_packet(&buf[..n], &mut sink);
+                        let _ = lock(&node).handle_tun_packet(&buf[..n], &mut outbox);
+                        outbox.send(&socket, &tun_out);
                     }
                     Err(error) => {
                         tracing::debug!(%error, "TUN read failed; stopping");
@@ -126,15 +125,17 @@ impl Shell {
         let (node, socket, stop) = (shell.node.clone(), shell.socket.clone(), shell.stop.clone());
         shell.threads.push(spawn("porta-udp-rx", move || {
             let mut buf = vec![0u8; 65_536];
+            let mut outbox = Outbox::default();
             while !stop.load(Ordering::Relaxed) {
                 match socket.recv_from(&mut buf) {
                     Ok((n, from)) => {
-                        let mut sink = Wires {
-                            socket: &socket,
-                            tun: &tun,
-                        };
-                        let _ =
-                            lock(&node).handle_datagram(from, &buf[..n], Instant::now(), &mut sink);
+                        let _ = lock(&node).handle_datagram(
+                            from,
+                            &buf[..n],
+                            Instant::now(),
+                            &mut outbox,
+                        );
+                        outbox.send(&socket, &tun);
                     }
                     Err(e)
                         if matches!(
@@ -199,22 +200,44 @@ impl Drop for Shell {
     }
 }
 
-/// Sends datagrams on the socket and delivers packets to the TUN device.
-struct Wires<'a> {
-    socket: &'a UdpSocket,
-    tun: &'a SyncDevice,
+/// What the node produced for one input, copied out so that the system
+/// calls that send it happen after the node's lock is released (the two
+/// directions then overlap instead of queueing on each other's I/O). The
+/// buffers are reused: no allocation per packet once warm.
+#[derive(Default)]
+struct Outbox {
+    bytes: Vec<u8>,
+    items: Vec<(Option<SocketAddr>, std::ops::Range<usize>)>,
 }
 
-impl Sink for Wires<'_> {
+impl Sink for Outbox {
     fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
-        if let Err(error) = self.socket.send_to(datagram, to) {
-            tracing::trace!(%error, %to, "UDP send failed");
-        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(datagram);
+        self.items.push((Some(to), start..self.bytes.len()));
     }
     fn deliver_packet(&mut self, packet: &[u8]) {
-        if let Err(error) = self.tun.send(packet) {
-            tracing::trace!(%error, "TUN write failed");
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(packet);
+        self.items.push((None, start..self.bytes.len()));
+    }
+}
+
+impl Outbox {
+    /// Sends everything collected: datagrams on the socket, packets to the
+    /// TUN device.
+    fn send(&mut self, socket: &UdpSocket, tun: &SyncDevice) {
+        for (to, range) in self.items.drain(..) {
+            let bytes = &self.bytes[range];
+            let result = match to {
+                Some(to) => socket.send_to(bytes, to).map(drop),
+                None => tun.send(bytes).map(drop),
+            };
+            if let Err(error) = result {
+                tracing::trace!(%error, "send failed");
+            }
         }
+        self.bytes.clear();
     }
 }
 
