@@ -23,12 +23,6 @@ use tonic::Code;
 /// A peer is reported idle after this long without traffic.
 const IDLE_AFTER: Duration = Duration::from_secs(180);
 
-/// What the controller watch ended with.
-enum WatchEnd {
-    /// The device may not connect any more; the message is for the person.
-    Refused(String),
-}
-
 pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
     let state = dir.load()?;
     let key = dir.key()?;
@@ -75,9 +69,7 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
     let stop = signal()?;
     let outcome = tokio::select! {
         () = stop => Ok(()),
-        end = watch(dir, state, shell.clone()) => match end {
-            WatchEnd::Refused(message) => Err(anyhow::anyhow!(message)),
-        },
+        refusal = watch(dir, state, shell.clone()) => Err(anyhow::anyhow!(refusal)),
     };
     let _ = std::fs::remove_file(dir.pid_file());
     let _ = std::fs::remove_file(uapi::socket_path(interface));
@@ -88,9 +80,10 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
     outcome
 }
 
-/// Follows the controller: applies every new config; ends when the device
-/// is refused. Reconnects with backoff on any other failure.
-async fn watch(dir: &StateDir, mut state: DeviceState, shell: Arc<Mutex<Shell>>) -> WatchEnd {
+/// Follows the controller: applies every new config; ends, with a message
+/// for the person, when the device is refused. Reconnects with backoff on
+/// any other failure.
+async fn watch(dir: &StateDir, mut state: DeviceState, shell: Arc<Mutex<Shell>>) -> String {
     let mut backoff = Duration::from_secs(1);
     loop {
         match watch_once(dir, &mut state, &shell).await {
@@ -109,7 +102,7 @@ async fn watch(dir: &StateDir, mut state: DeviceState, shell: Arc<Mutex<Shell>>)
                         status.message()
                     )
                 };
-                return WatchEnd::Refused(message);
+                return message;
             }
             Err(status) => {
                 tracing::info!(error = %status.message(), "controller unreachable; keeping the tunnel, retrying")

@@ -479,7 +479,7 @@ impl Controller {
         now: u64,
     ) -> Result<(DeviceRecord, String)> {
         let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
-        let gateway_key = self.settings_gateway_key()?;
+        let gateway_key = self.embedded_gateway_key()?;
         if public_key.to_base64() == gateway_key {
             return Err(Error::AlreadyExists(
                 "this WireGuard public key is the gateway's own".into(),
@@ -559,7 +559,7 @@ impl Controller {
         Ok((device, credential))
     }
 
-    fn settings_gateway_key(&self) -> Result<String> {
+    fn embedded_gateway_key(&self) -> Result<String> {
         Ok(self
             .embedded_gateway()?
             .map(|g| g.public_key)
