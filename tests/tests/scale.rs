@@ -75,7 +75,7 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_enrollment_and_leaves_none_
     let mut ctl = TestController::start(&[]).await.unwrap();
     let admin_credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
     let mut admin = ctl.admin_with(&admin_credential).await;
-    let tokens = invite_many(&mut admin, "staff", 400).await;
+    let tokens = invite_many(&mut admin, "staff", 1000).await;
     let keys: Vec<PublicKey> = tokens
         .iter()
         .map(|_| PrivateKey::generate().public_key())
