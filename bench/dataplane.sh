@@ -21,6 +21,7 @@ PIDS=()
 
 cleanup() {
     for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done
+    [ -f "$WORK/iperf.pid" ] && kill "$(cat "$WORK/iperf.pid")" 2>/dev/null || true
     sleep 0.5
     ip netns del $A 2>/dev/null || true
     ip netns del $B 2>/dev/null || true
@@ -46,7 +47,7 @@ ip link set pb-a netns $A; ip link set pb-b netns $B
 ip -n $A addr add 10.200.0.1/24 dev pb-a; ip -n $B addr add 10.200.0.2/24 dev pb-b
 for ns in $A $B; do ip -n $ns link set lo up; done
 ip -n $A link set pb-a up; ip -n $B link set pb-b up
-ip netns exec $B iperf3 -s -D --logfile "$WORK/iperf-server.log"
+ip netns exec $B iperf3 -s -D -I "$WORK/iperf.pid" --logfile "$WORK/iperf-server.log"
 sleep 0.5
 
 cpu_ticks() { # total utime+stime of the given pids, in clock ticks
