@@ -122,7 +122,12 @@ impl Shell {
                 }
             }
         }));
-        let (node, socket, stop) = (shell.node.clone(), shell.socket.clone(), shell.stop.clone());
+        let (node, socket, stop, tun_in) = (
+            shell.node.clone(),
+            shell.socket.clone(),
+            shell.stop.clone(),
+            tun.clone(),
+        );
         shell.threads.push(spawn("porta-udp-rx", move || {
             let mut buf = vec![0u8; 65_536];
             let mut outbox = Outbox::default();
@@ -135,7 +140,7 @@ impl Shell {
                             Instant::now(),
                             &mut outbox,
                         );
-                        outbox.send(&socket, &tun);
+                        outbox.send(&socket, &tun_in);
                     }
                     Err(e)
                         if matches!(
@@ -146,15 +151,15 @@ impl Shell {
                 }
             }
         }));
-        lock(&shell.node).initiate_handshakes(&mut DatagramsOnly {
-            socket: &shell.socket,
-        });
+        let mut outbox = Outbox::default();
+        lock(&shell.node).initiate_handshakes(&mut outbox);
+        outbox.send(&shell.socket, &tun);
         let (node, socket, stop) = (shell.node.clone(), shell.socket.clone(), shell.stop.clone());
         shell.threads.push(spawn("porta-timers", move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(TICK);
-                let mut sink = DatagramsOnly { socket: &socket };
-                lock(&node).handle_timeout(Instant::now(), &mut sink);
+                lock(&node).handle_timeout(Instant::now(), &mut outbox);
+                outbox.send(&socket, &tun);
             }
         }));
         Ok(shell)
@@ -239,18 +244,6 @@ impl Outbox {
         }
         self.bytes.clear();
     }
-}
-
-/// Timers only ever send datagrams.
-struct DatagramsOnly<'a> {
-    socket: &'a UdpSocket,
-}
-
-impl Sink for DatagramsOnly<'_> {
-    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
-        let _ = self.socket.send_to(datagram, to);
-    }
-    fn deliver_packet(&mut self, _packet: &[u8]) {}
 }
 
 fn lock(node: &Mutex<Node>) -> MutexGuard<'_, Node> {
