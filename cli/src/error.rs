@@ -51,20 +51,6 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// The error chain as one line for a person: like `{:#}`, but a gRPC
-/// status shows only the controller's message, not its code's prose.
-pub fn describe(error: &anyhow::Error) -> String {
-    error
-        .chain()
-        .map(|cause| match cause.downcast_ref::<tonic::Status>() {
-            Some(status) if !status.message().is_empty() => status.message().to_owned(),
-            Some(status) => format!("{:?}", status.code()),
-            None => cause.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 /// What to tell a person after the error itself, if anything.
 pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
     error.chain().find_map(|cause| {

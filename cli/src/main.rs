@@ -9,7 +9,7 @@ async fn main() -> ExitCode {
     match portactl::commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("portactl: {}", portactl::error::describe(&error));
+            eprintln!("portactl: {}", porta_proto::describe_chain(error.chain()));
             if let Some(hint) = portactl::error::hint(&error) {
                 eprintln!("hint: {hint}");
             }

@@ -142,18 +142,6 @@ fn os_name() -> String {
         .unwrap_or_else(|| std::env::consts::OS.to_owned())
 }
 
-/// The error chain for a person: gRPC statuses show only their message.
-pub fn describe(error: &anyhow::Error) -> String {
-    error
-        .chain()
-        .map(|cause| match cause.downcast_ref::<tonic::Status>() {
-            Some(status) => status.message().to_owned(),
-            None => cause.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
-}
-
 /// Logs to stderr; `-v` for info, `-vv` for debug.
 pub fn init_logging(verbose: u8) {
     let level = match verbose {

@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
     match porta_client::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("porta: {}", porta_client::describe(&error));
+            eprintln!("porta: {}", porta_proto::describe_chain(error.chain()));
             ExitCode::FAILURE
         }
     }

@@ -36,6 +36,22 @@ pub use keys::{KeyError, PublicKey};
 /// The gRPC metadata key that carries credentials.
 pub const AUTHORIZATION_HEADER: &str = "authorization";
 
+/// An error chain as one line for a person, each cause joined by ": ". A
+/// gRPC status shows only the controller's message (its code's prose is
+/// for programs), or its code if the message is empty.
+pub fn describe_chain<'a>(
+    chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    chain
+        .map(|cause| match cause.downcast_ref::<tonic::Status>() {
+            Some(status) if !status.message().is_empty() => status.message().to_owned(),
+            Some(status) => format!("{:?}", status.code()),
+            None => cause.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
