@@ -60,6 +60,9 @@ pub enum Command {
     /// Admin and auditor credentials.
     #[command(subcommand, name = "api-tokens")]
     ApiTokens(ApiTokensCommand),
+    /// Gateways: the controller's own and remote ones.
+    #[command(subcommand)]
+    Gateways(GatewaysCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -218,8 +221,12 @@ pub struct EnrollArgs {
     /// Also print the invitation as a QR code.
     #[arg(long)]
     pub qr: bool,
+    /// The gateway the device(s) will connect through (see `gateways
+    /// list`); default: the controller's own. A CSV `gateway` column wins.
+    #[arg(long)]
+    pub gateway: Option<String>,
     /// Enroll every row of a CSV file (columns: user, device, and optionally
-    /// groups separated by ';', display_name, email).
+    /// groups separated by ';', display_name, email, gateway).
     #[arg(long, value_name = "FILE", requires = "out")]
     pub csv: Option<PathBuf>,
     /// Where to write the invitations of a CSV run (appended; rows already
@@ -268,6 +275,25 @@ pub enum TokensCommand {
     Revoke {
         /// Token id (see `tokens list`).
         id: String,
+    },
+}
+
+/// `portactl gateways …`.
+#[derive(Debug, Subcommand)]
+pub enum GatewaysCommand {
+    /// List gateways, with the peer revision each confirmed.
+    List,
+    /// Add a remote gateway; prints the invitation for
+    /// `porta-controller gateway --controller <invitation>` on its host.
+    Add {
+        /// A name for it, e.g. library-annex.
+        name: String,
+        /// host:port (UDP) staff devices will connect to.
+        #[arg(long)]
+        endpoint: String,
+        /// How long the invitation stays valid.
+        #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
+        expires: std::time::Duration,
     },
 }
 

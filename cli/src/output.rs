@@ -56,7 +56,8 @@ pub fn time(unix: u64) -> String {
         .to_string()
 }
 
-fn time_json(unix: u64) -> Value {
+/// A Unix time as JSON: an ISO 8601 UTC string, or null for "never".
+pub fn time_json(unix: u64) -> Value {
     if unix == 0 {
         Value::Null
     } else {

@@ -19,3 +19,18 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all()?;
     Ok(())
 }
+
+/// Replaces `path` with `bytes` atomically (a synced temporary file renamed
+/// over it), owner-only: a crash leaves the old content or the new, never
+/// a mix.
+pub(crate) fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&temporary);
+    write_private(&temporary, bytes)?;
+    std::fs::rename(&temporary, path)
+        .with_context(|| format!("replacing {}", path.display()))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -160,6 +160,7 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
         embedded: true,
         last_seen_at: 0,
         applied_revision: 0,
+        credential_id: None,
     };
     store
         .write(|t| {

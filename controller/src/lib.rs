@@ -35,6 +35,7 @@ pub mod gateway;
 pub mod init;
 pub mod ipam;
 pub mod options;
+pub mod peers;
 pub mod policy;
 pub mod secret;
 pub mod server;

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::Parser;
+use porta_controller::gateway::remote;
 use porta_controller::init::{self, InitReport};
 use porta_controller::options::{Cli, Command, FileConfig, LogFormat, ServeSettings};
 use porta_controller::server;
@@ -51,6 +52,22 @@ async fn run(cli: Cli) -> Result<()> {
                 &settings.data,
                 settings.listen,
                 settings.gateway.as_ref(),
+                stop,
+            )
+            .await
+        }
+        Command::Gateway(args) => {
+            init_logging(
+                cli.log_format.unwrap_or(LogFormat::Human),
+                cli.log_level.as_deref().unwrap_or("info"),
+            );
+            let stop = server::termination_signal()?;
+            remote::run(
+                remote::RemoteOptions {
+                    data: args.data.clone(),
+                    invitation: args.invitation.clone(),
+                    interface: args.interface.clone(),
+                },
                 stop,
             )
             .await

@@ -50,6 +50,24 @@ pub enum Command {
     Init(InitArgs),
     /// Run the API and the embedded gateway.
     Serve(ServeArgs),
+    /// Run a remote gateway on this host, following a controller elsewhere.
+    Gateway(GatewayArgs),
+}
+
+/// `gateway` flags.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The gateway invitation from `portactl gateways add` (needed on the
+    /// first start only; afterwards the data directory holds the
+    /// credential).
+    #[arg(long = "controller", value_name = "INVITATION", env = "PORTA_GATEWAY_INVITATION")]
+    pub invitation: Option<String>,
+    /// Data directory: key, credential, last peer set.
+    #[arg(long, env = "PORTA_DATA", default_value = "/var/lib/porta-gateway")]
+    pub data: PathBuf,
+    /// TUN interface name.
+    #[arg(long, env = "PORTA_GATEWAY_INTERFACE", default_value = "porta-gw")]
+    pub interface: String,
 }
 
 /// `init` flags.

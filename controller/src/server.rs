@@ -43,6 +43,7 @@ pub async fn serve(
         )
     })?;
     let controller = Controller::new(store.clone(), fingerprint)?;
+    tokio::spawn(controller.clone().run_peer_journal());
     let gateway = gateway
         .map(|options| crate::gateway::start(controller.clone(), data, options))
         .transpose()?;

@@ -39,3 +39,24 @@ pub struct Settings {
     /// Default lifetime of enrollment and login tokens, seconds.
     pub token_ttl_secs: u64,
 }
+
+impl Settings {
+    /// A gateway's tunnel interface addresses: the first host of each VPN
+    /// prefix, with the prefix's length. Every gateway uses them; they only
+    /// name the gateway's own end of its tunnels and never leave its host.
+    pub fn gateway_addresses(&self) -> Vec<IpNet> {
+        let gateway_v4 = crate::ipam::gateway_v4(self.vpn_prefix_v4);
+        let mut addresses = vec![IpNet::V4(
+            Ipv4Net::new(gateway_v4, self.vpn_prefix_v4.prefix_len())
+                .expect("a prefix length from a valid prefix"),
+        )];
+        if let Some(v6) = self.vpn_prefix_v6 {
+            let gateway_v6 = crate::ipam::paired_v6(self.vpn_prefix_v4, gateway_v4, v6);
+            addresses.push(IpNet::V6(
+                Ipv6Net::new(gateway_v6, v6.prefix_len())
+                    .expect("a prefix length from a valid prefix"),
+            ));
+        }
+        addresses
+    }
+}

@@ -17,7 +17,8 @@ use crate::store::{Store, T, TxError, Txn, meta};
 use porta_proto::{CertFingerprint, Invitation, PublicKey, pb};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use crate::peers::{HISTORY, PeerJournal, Update};
+use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 /// What a caller's credential says about it.
@@ -38,6 +39,8 @@ pub struct Caller {
 pub struct GatewayPeer {
     /// The device.
     pub device_id: String,
+    /// The gateway (by name) the device connects through.
+    pub gateway: String,
     /// Its WireGuard key.
     pub public_key: PublicKey,
     /// Its tunnel addresses.
@@ -54,8 +57,24 @@ pub struct Controller {
     fingerprint: CertFingerprint,
     changes: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
-    /// The revision the embedded gateway has applied, if it runs.
-    gateway_applied: watch::Sender<Option<u64>>,
+    /// What every gateway should have, as revisioned changes.
+    journal: Arc<Mutex<PeerJournal>>,
+    /// The journal's latest revision, for gateways waiting on it.
+    journal_revision: watch::Sender<u64>,
+    /// Gateways running since this process started, by name: the revision
+    /// each last confirmed and when.
+    gateway_acks: watch::Sender<BTreeMap<String, GatewayAck>>,
+}
+
+/// A gateway's last confirmation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GatewayAck {
+    /// Every peer change up to this revision is applied.
+    pub revision: u64,
+    /// Unix seconds.
+    pub at: u64,
+    /// Whether it is connected now (the embedded gateway always is).
+    pub connected: bool,
 }
 
 impl Controller {
@@ -68,14 +87,22 @@ impl Controller {
             )
         })?;
         let revision = store.meta_u64(meta::REVISION)?;
-        Ok(Self {
+        let mut ctl = Self {
             store,
             settings: Arc::new(settings),
             fingerprint,
             changes: watch::Sender::new(revision),
             shutdown: watch::Sender::new(false),
-            gateway_applied: watch::Sender::new(None),
-        })
+            journal: Arc::new(Mutex::new(PeerJournal::new(revision, Vec::new(), HISTORY))),
+            journal_revision: watch::Sender::new(revision),
+            gateway_acks: watch::Sender::new(BTreeMap::new()),
+        };
+        ctl.journal = Arc::new(Mutex::new(PeerJournal::new(
+            revision,
+            ctl.gateway_peers()?,
+            HISTORY,
+        )));
+        Ok(ctl)
     }
 
     /// The settings chosen at init.
@@ -103,9 +130,65 @@ impl Controller {
         self.shutdown.send_replace(true);
     }
 
-    /// The embedded gateway has applied every change up to `revision`.
-    pub fn gateway_applied(&self, revision: u64) {
-        self.gateway_applied.send_replace(Some(revision));
+    /// Keeps the peer journal in step with the store until shutdown: after
+    /// each change, the peer set is computed once for all gateways.
+    pub async fn run_peer_journal(self) {
+        let mut changes = self.subscribe();
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            let revision = *changes.borrow_and_update();
+            match self.gateway_peers() {
+                Ok(peers) => {
+                    self.lock_journal().advance(revision, peers);
+                    self.journal_revision.send_replace(revision);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the peer set; gateways keep theirs")
+                }
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break },
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    fn lock_journal(&self) -> std::sync::MutexGuard<'_, PeerJournal> {
+        self.journal.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What `gateway` must apply after revision `after` (see
+    /// [`PeerJournal::updates`]).
+    pub fn peer_updates(&self, gateway: &str, after: u64) -> Vec<Update> {
+        self.lock_journal().updates(gateway, after)
+    }
+
+    /// A receiver that sees the peer journal's revision after every change.
+    pub fn peer_revisions(&self) -> watch::Receiver<u64> {
+        self.journal_revision.subscribe()
+    }
+
+    /// `gateway` has applied every peer change up to `revision`.
+    pub fn gateway_applied(&self, gateway: &str, revision: u64, now: u64) {
+        self.gateway_acks.send_modify(|acks| {
+            acks.insert(
+                gateway.to_owned(),
+                GatewayAck {
+                    revision,
+                    at: now,
+                    connected: true,
+                },
+            );
+        });
+    }
+
+    /// A remote gateway's peer stream ended.
+    pub fn gateway_disconnected(&self, gateway: &str) {
+        self.gateway_acks.send_modify(|acks| {
+            if let Some(ack) = acks.get_mut(gateway) {
+                ack.connected = false;
+            }
+        });
     }
 
     /// The current revision.
@@ -113,28 +196,39 @@ impl Controller {
         *self.changes.borrow()
     }
 
-    /// Waits until the embedded gateway has applied `revision`, at most
-    /// `timeout`. Returns the names of gateways that confirmed and of those
+    /// Waits, at most `timeout`, until every gateway has applied
+    /// `revision`: each registered remote gateway, and the embedded one if
+    /// it runs. Returns the names of gateways that confirmed and of those
     /// that did not.
     pub async fn wait_for_gateways(
         &self,
         revision: u64,
         timeout: std::time::Duration,
-    ) -> (Vec<String>, Vec<String>) {
-        if self.gateway_applied.borrow().is_none() {
-            return (Vec::new(), Vec::new());
-        }
-        let name = self.settings.gateway_name.clone();
-        let mut applied = self.gateway_applied.subscribe();
-        let reached = tokio::time::timeout(
-            timeout,
-            applied.wait_for(|a| a.is_some_and(|a| a >= revision)),
-        )
-        .await;
-        match reached {
-            Ok(Ok(_)) => (vec![name], Vec::new()),
-            _ => (Vec::new(), vec![name]),
-        }
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let embedded_runs = self
+            .gateway_acks
+            .borrow()
+            .contains_key(&self.settings.gateway_name);
+        let expected: Vec<String> = self
+            .list_gateways()?
+            .into_iter()
+            .filter(|g| if g.embedded { embedded_runs } else { !g.public_key.is_empty() })
+            .map(|g| g.name)
+            .collect();
+        // A disconnected gateway cannot confirm now; it catches up (and
+        // drops what it must) before it serves again after reconnecting.
+        let confirmed_or_away = |acks: &BTreeMap<String, GatewayAck>| {
+            expected.iter().all(|g| {
+                acks.get(g)
+                    .is_none_or(|a| !a.connected || a.revision >= revision)
+            })
+        };
+        let mut acks = self.gateway_acks.subscribe();
+        let _ = tokio::time::timeout(timeout, acks.wait_for(confirmed_or_away)).await;
+        let acks = acks.borrow();
+        Ok(expected
+            .into_iter()
+            .partition(|g| acks.get(g).is_some_and(|a| a.revision >= revision)))
     }
 
     /// Runs a write and announces the new revision.
@@ -394,10 +488,14 @@ impl Controller {
         actor: &str,
         user: &str,
         device_name: &str,
+        gateway: Option<&str>,
         ttl_secs: u64,
         now: u64,
     ) -> Result<(InviteRecord, String)> {
         let expires_at = self.expiry(now, ttl_secs);
+        if let Some(name) = gateway {
+            self.remote_gateway_ready(name)?;
+        }
         let (record, secret) = self
             .write(|t| {
                 let owner = require_user(t, user)?;
@@ -419,6 +517,7 @@ impl Controller {
                     purpose: InvitePurpose::Device {
                         user: user.to_owned(),
                         device_name: device_name.to_owned(),
+                        gateway: gateway.map(str::to_owned),
                     },
                     created_at: now,
                     expires_at,
@@ -479,17 +578,17 @@ impl Controller {
         now: u64,
     ) -> Result<(DeviceRecord, String)> {
         let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
-        let gateway_key = self.embedded_gateway_key()?;
-        if public_key.to_base64() == gateway_key {
+        let key_text = public_key.to_base64();
+        if self.list_gateways()?.iter().any(|g| g.public_key == key_text) {
             return Err(Error::AlreadyExists(
-                "this WireGuard public key is the gateway's own".into(),
+                "this WireGuard public key is a gateway's own".into(),
             ));
         }
         let settings = &self.settings;
         let (device, credential) = self
             .write(|t| {
                 let invite = redeemable_invite(t, &presented, now)?;
-                let InvitePurpose::Device { user, device_name } = &invite.purpose else {
+                let InvitePurpose::Device { user, device_name, gateway } = &invite.purpose else {
                     return Err(Error::invalid(
                         "this is a login invitation, not a device invitation: use `portactl login`",
                     )
@@ -527,6 +626,7 @@ impl Controller {
                     revoked_by: String::new(),
                     credential_id: credential.id.clone(),
                     client_version: String::new(),
+                    gateway: gateway.clone(),
                 };
                 t.put(T::Devices, device_id.as_bytes(), &device)?;
                 t.put_raw(T::DeviceNames, device_name.as_bytes(), device_id.as_bytes())?;
@@ -557,13 +657,6 @@ impl Controller {
             .await?;
         tracing::info!(device = %device.name, user = %device.user, address = %device.ipv4, "device enrolled");
         Ok((device, credential))
-    }
-
-    fn embedded_gateway_key(&self) -> Result<String> {
-        Ok(self
-            .embedded_gateway()?
-            .map(|g| g.public_key)
-            .unwrap_or_default())
     }
 
     /// Redeems a login token: activates its pending credential and returns
@@ -754,6 +847,10 @@ impl Controller {
         let gateways = self
             .list_gateways()?
             .into_iter()
+            .filter(|g| match &device.gateway {
+                Some(name) => g.name == *name,
+                None => g.embedded,
+            })
             .map(|g| pb::GatewayPeer {
                 name: g.name,
                 endpoint: g.endpoint,
@@ -791,6 +888,7 @@ impl Controller {
             .into_iter()
             .map(|u| (u.name.clone(), u))
             .collect();
+        let embedded = &self.settings.gateway_name;
         let mut peers = Vec::new();
         for device in self.list_devices(None, false)? {
             let Some(user) = users.get(&device.user).filter(|u| !u.disabled) else {
@@ -808,6 +906,7 @@ impl Controller {
             let destinations = crate::policy::destinations(&self.settings, &self.groups_of(user)?);
             peers.push(GatewayPeer {
                 device_id: device.id,
+                gateway: device.gateway.unwrap_or_else(|| embedded.clone()),
                 public_key,
                 allowed_ips,
                 destinations,
@@ -910,13 +1009,120 @@ impl Controller {
 
     // ----- gateways -----------------------------------------------------------------
 
-    /// Known gateways.
+    /// Known gateways, with what they confirmed since this process started.
     pub fn list_gateways(&self) -> Result<Vec<GatewayRecord>> {
-        self.store.list(T::Gateways)
+        let mut gateways: Vec<GatewayRecord> = self.store.list(T::Gateways)?;
+        let acks = self.gateway_acks.borrow();
+        for gateway in &mut gateways {
+            if let Some(ack) = acks.get(&gateway.name) {
+                gateway.applied_revision = ack.revision;
+                gateway.last_seen_at = ack.at;
+            }
+        }
+        gateways.sort_by(|a, b| b.embedded.cmp(&a.embedded).then(a.name.cmp(&b.name)));
+        Ok(gateways)
     }
 
-    fn embedded_gateway(&self) -> Result<Option<GatewayRecord>> {
-        Ok(self.list_gateways()?.into_iter().find(|g| g.embedded))
+    /// Records a remote gateway and creates its gateway credential, returned
+    /// as a one-time gateway invitation.
+    pub async fn create_gateway(
+        &self,
+        actor: &str,
+        name: &str,
+        endpoint: &str,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Result<(GatewayRecord, String)> {
+        if self.list_gateways()?.iter().any(|g| g.name == name) {
+            return Err(Error::AlreadyExists(format!(
+                "a gateway named {name:?} exists already"
+            )));
+        }
+        let (credential, invitation) = self
+            .create_api_credential(actor, name, Role::Gateway, ttl_secs, now)
+            .await?;
+        let gateway = GatewayRecord {
+            id: secret::new_id(),
+            name: name.to_owned(),
+            endpoint: endpoint.to_owned(),
+            public_key: String::new(),
+            embedded: false,
+            last_seen_at: 0,
+            applied_revision: 0,
+            credential_id: Some(credential.id),
+        };
+        self.write(|t| {
+            if t.contains(T::Gateways, gateway.id.as_bytes())? {
+                return Err(Error::AlreadyExists("gateway id collision".into()).into());
+            }
+            t.put(T::Gateways, gateway.id.as_bytes(), &gateway)
+        })
+        .await?;
+        tracing::info!(gateway = name, endpoint, by = actor, "remote gateway created");
+        Ok((gateway, invitation))
+    }
+
+    /// The remote gateway a gateway-role caller speaks for.
+    pub fn gateway_of(&self, caller: &Caller) -> Result<GatewayRecord> {
+        self.store
+            .list::<GatewayRecord>(T::Gateways)?
+            .into_iter()
+            .find(|g| g.credential_id.as_deref() == Some(caller.credential_id.as_str()))
+            .ok_or_else(|| {
+                Error::PermissionDenied("this credential belongs to no gateway".into())
+            })
+    }
+
+    /// A remote gateway announces the public key it generated.
+    pub async fn register_gateway(
+        &self,
+        caller: &Caller,
+        public_key: PublicKey,
+    ) -> Result<GatewayRecord> {
+        let gateway = self.gateway_of(caller)?;
+        let key_text = public_key.to_base64();
+        let in_use = || {
+            Error::AlreadyExists("this WireGuard public key is already in use; generate a new key".into())
+        };
+        if self
+            .list_gateways()?
+            .iter()
+            .any(|g| g.id != gateway.id && g.public_key == key_text)
+        {
+            return Err(in_use());
+        }
+        let registered = self
+            .write(|t| {
+                if t.contains(T::DeviceKeys, &public_key.0)? {
+                    return Err(in_use().into());
+                }
+                let mut current: GatewayRecord = t
+                    .get(T::Gateways, gateway.id.as_bytes())?
+                    .ok_or_else(|| Error::not_found("gateway", gateway.name.clone()))?;
+                current.public_key = key_text.clone();
+                t.put(T::Gateways, current.id.as_bytes(), &current)?;
+                Ok(current)
+            })
+            .await?;
+        tracing::info!(gateway = %registered.name, "remote gateway registered its key");
+        Ok(registered)
+    }
+
+    /// Fails unless `name` is a remote gateway that has registered its key
+    /// (devices need that key in their configuration).
+    fn remote_gateway_ready(&self, name: &str) -> Result<()> {
+        let gateway = self
+            .list_gateways()?
+            .into_iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| Error::not_found("gateway", name))?;
+        if gateway.public_key.is_empty() {
+            return Err(Error::FailedPrecondition(format!(
+                "the gateway {name:?} has not connected yet; start it with \
+                 `porta-controller gateway --controller <invitation>` first"
+            )));
+        }
+        Ok(())
     }
 }
 

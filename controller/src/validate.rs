@@ -104,6 +104,28 @@ pub fn destination(message: Option<&pb::Destination>) -> Result<Destination> {
     })
 }
 
+/// A UDP endpoint staff devices connect to: `host:port`, with a DNS name
+/// or an IP address (IPv6 in brackets) and a port from 1 to 65535.
+pub fn endpoint(field: &str, value: &str) -> Result<String> {
+    let problem = || {
+        Error::invalid(format!(
+            "{field} must be host:port, e.g. vpn2.example.org:51820 or 192.0.2.7:51820 (got {value:?})"
+        ))
+    };
+    let (host, port) = value.rsplit_once(':').ok_or_else(problem)?;
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty()
+            && host.len() <= 253
+            && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'),
+    };
+    if !(port_ok && host_ok) {
+        return Err(problem());
+    }
+    Ok(value.to_owned())
+}
+
 /// A host name as a device reports it: up to 253 characters, printable.
 pub fn hostname(value: &str) -> Result<String> {
     if value.len() > 253 || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -117,6 +139,16 @@ pub fn hostname(value: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_need_a_host_and_a_port() {
+        for good in ["vpn2.example.org:51820", "192.0.2.7:1", "[2001:db8::1]:51820"] {
+            assert_eq!(endpoint("endpoint", good).unwrap(), good);
+        }
+        for bad in ["", "vpn2.example.org", "host:0", "host:70000", ":51820", "a b:1", "2001:db8::1:51820"] {
+            assert!(endpoint("endpoint", bad).is_err(), "{bad:?} was accepted");
+        }
+    }
 
     #[test]
     fn names_allow_any_script_but_not_spaces_or_symbols() {

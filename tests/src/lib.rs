@@ -259,6 +259,7 @@ pub async fn invite(admin: &mut AdminClient<Authed>, user: &str, device: &str) -
             user: user.into(),
             device_name: device.into(),
             ttl_seconds: 0,
+            ..Default::default()
         })
         .await
         .expect("create token")
@@ -324,6 +325,7 @@ pub struct Snapshot {
     pub tokens: Vec<pb::EnrollmentToken>,
     pub devices: Vec<pb::DeviceInfo>,
     pub credentials: Vec<pb::ApiCredential>,
+    pub gateways: Vec<pb::GatewayInfo>,
 }
 
 pub async fn snapshot(admin: &mut AdminClient<Authed>) -> Snapshot {
@@ -363,5 +365,11 @@ pub async fn snapshot(admin: &mut AdminClient<Authed>) -> Snapshot {
             .unwrap()
             .into_inner()
             .credentials,
+        gateways: admin
+            .list_gateways(pb::ListGatewaysRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .gateways,
     }
 }

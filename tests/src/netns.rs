@@ -3,6 +3,11 @@
 //! ```text
 //!   home ──(veth 172.31.1.0/24)── town ──(veth 172.31.2.0/24)── lan
 //!  laptop                    controller, gateway             town server
+//!                                  │
+//!                          (veth 172.31.3.0/24, with [`Lab::add_branch`])
+//!                                  │
+//!                               branch: a remote gateway, and a branch
+//!                                       server on 172.31.4.1 behind it
 //! ```
 //!
 //! `town` forwards between its links; `lan` routes the VPN prefix back to
@@ -17,12 +22,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// The three namespaces and everything started in them.
+/// The namespaces and everything started in them.
 pub struct Lab {
     /// Unique short prefix for names.
     pub tag: String,
     children: Vec<Child>,
     sockets: Vec<String>,
+    namespaces: Vec<&'static str>,
 }
 
 /// Addresses in the lab.
@@ -35,6 +41,10 @@ pub mod addr {
     pub const TOWN_LAN: &str = "172.31.2.1";
     /// The town server.
     pub const SERVER: &str = "172.31.2.2";
+    /// The branch box, as seen from home (its gateway's endpoint).
+    pub const BRANCH_PUBLIC: &str = "172.31.3.2";
+    /// The server behind the branch gateway.
+    pub const BRANCH_SERVER: &str = "172.31.4.1";
 }
 
 impl Lab {
@@ -50,14 +60,14 @@ impl Lab {
             std::process::id() % 10_000,
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let lab = Self {
+        let mut lab = Self {
             tag,
             children: Vec::new(),
             sockets: Vec::new(),
+            namespaces: Vec::new(),
         };
         for ns in ["home", "town", "lan"] {
-            lab.ip(&["netns", "add", &lab.ns(ns)])?;
-            lab.ip(&["-n", &lab.ns(ns), "link", "set", "lo", "up"])?;
+            lab.add_namespace(ns)?;
         }
         lab.link("home", "172.31.1.2/24", "town", "172.31.1.1/24")?;
         lab.link("lan", "172.31.2.2/24", "town", "172.31.2.1/24")?;
@@ -72,6 +82,26 @@ impl Lab {
         ])?;
         lab.exec("town", &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         Ok(lab)
+    }
+
+    fn add_namespace(&mut self, ns: &'static str) -> Result<()> {
+        self.ip(&["netns", "add", &self.ns(ns)])?;
+        self.namespaces.push(ns);
+        self.ip(&["-n", &self.ns(ns), "link", "set", "lo", "up"])
+    }
+
+    /// Adds the fourth namespace, `branch`, linked to `town` (which
+    /// forwards between home and branch), with a server address behind
+    /// its gateway.
+    pub fn add_branch(&mut self) -> Result<()> {
+        self.add_namespace("branch")?;
+        self.link("branch", "172.31.3.2/24", "town", "172.31.3.1/24")?;
+        let branch = self.ns("branch");
+        let home = self.ns("home");
+        self.ip(&["-n", &branch, "route", "add", "172.31.1.0/24", "via", "172.31.3.1"])?;
+        self.ip(&["-n", &home, "route", "add", "172.31.3.0/24", "via", addr::TOWN_PUBLIC])?;
+        // On loopback: the kernels tests run on may lack the dummy driver.
+        self.ip(&["-n", &branch, "addr", "add", "172.31.4.1/32", "dev", "lo"])
     }
 
     /// The full name of namespace `short`.
@@ -199,7 +229,7 @@ impl Drop for Lab {
             let _ = child.kill();
             let _ = child.wait();
         }
-        for ns in ["home", "town", "lan"] {
+        for ns in &self.namespaces {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(ns)])
                 .status();

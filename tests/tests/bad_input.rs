@@ -201,6 +201,7 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
             user: "nobody".into(),
             device_name: "x".into(),
             ttl_seconds: 0,
+            ..Default::default()
         })
         .await;
     assert_code(r, Code::NotFound, "nobody");
@@ -240,6 +241,7 @@ async fn reused_and_expired_tokens_are_refused() {
             user: "marta".into(),
             device_name: "marta-pc".into(),
             ttl_seconds: 1,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -164,13 +164,26 @@ impl Town {
 
     /// Enrolls a laptop in `home` with `porta enroll`; returns its state dir.
     fn enroll(&self, lab: &Lab, user: &str, device: &str, groups: &str) -> std::path::PathBuf {
+        self.enroll_through(lab, user, device, groups, None)
+    }
+
+    /// Like [`Town::enroll`], for a device of the gateway named `gateway`.
+    fn enroll_through(
+        &self,
+        lab: &Lab,
+        user: &str,
+        device: &str,
+        groups: &str,
+        gateway: Option<&str>,
+    ) -> std::path::PathBuf {
         let state = self.dir.path().join(device);
-        let enrolled = self.admin(
-            lab,
-            &[
-                "enroll", "--user", user, "--device", device, "--groups", groups,
-            ],
-        );
+        let mut args = vec![
+            "enroll", "--user", user, "--device", device, "--groups", groups,
+        ];
+        if let Some(gateway) = gateway {
+            args.extend(["--gateway", gateway]);
+        }
+        let enrolled = self.admin(lab, &args);
         lab.exec(
             "home",
             &[
@@ -730,4 +743,147 @@ fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
     assert!(!status.status.success());
     assert_eq!(json(status)["up"], false);
     assert!(!reachable(&lab));
+}
+
+#[test]
+fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
+    let mut lab = Lab::new().unwrap();
+    lab.add_branch().unwrap();
+    // Both kinds of gateway: the embedded one in town, a remote one in branch.
+    let mut town = Town::start(&mut lab, true);
+    let endpoint = format!("{}:51820", addr::BRANCH_PUBLIC);
+    let added = town.admin(&lab, &["gateways", "add", "annex", "--endpoint", &endpoint]);
+    let invitation = added["invitation"].as_str().unwrap().to_owned();
+
+    // Until it has connected, no device can be enrolled through it.
+    let early = lab
+        .run(
+            "town",
+            &[
+                path(&binary("portactl")),
+                "--config",
+                path(&town.profiles()),
+                "enroll",
+                "--user",
+                "pau",
+                "--device",
+                "pau-early",
+                "--gateway",
+                "annex",
+            ],
+        )
+        .unwrap();
+    assert!(!early.status.success());
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains("has not connected yet"),
+        "{}",
+        String::from_utf8_lossy(&early.stderr)
+    );
+
+    // The remote gateway redeems its invitation, makes its own key and
+    // announces only the public half.
+    let gateway_data = town.dir.path().join("annex");
+    let gateway_if = lab.iface("rgw");
+    let controller = binary("porta-controller");
+    let logs = town.dir.path().to_owned();
+    let start_gateway = |lab: &mut Lab, invitation: Option<&str>, log: &str| {
+        let mut args = vec![
+            path(&controller),
+            "gateway",
+            "--data",
+            path(&gateway_data),
+            "--interface",
+            &gateway_if,
+        ];
+        if let Some(invitation) = invitation {
+            args.extend(["--controller", invitation]);
+        }
+        lab.spawn("branch", &args, &logs.join(log)).unwrap()
+    };
+    let remote = start_gateway(&mut lab, Some(&invitation), "annex.log");
+    wait_until("the remote gateway's key", Duration::from_secs(15), || {
+        town.admin(&lab, &["gateways", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "annex" && g["public_key"].as_str() != Some(""))
+    });
+    let private = std::fs::read_to_string(gateway_data.join("gateway.key")).unwrap();
+    let listed = serde_json::to_string(&town.admin(&lab, &["gateways", "list"])).unwrap();
+    assert!(!listed.contains(private.trim()), "the private key stayed on the gateway");
+
+    // A second laptop, enrolled through the annex, reaches the server behind it.
+    town.admin(&lab, &["groups", "add", "annex-staff"]);
+    town.admin(&lab, &["groups", "allow", "annex-staff", "172.31.4.0/24"]);
+    let state = town.enroll_through(&lab, "pau", "pau-laptop", "annex-staff", Some("annex"));
+    let porta = binary("porta");
+    let tunnel = lab.iface("c2");
+    lab.owns_socket(&tunnel);
+    lab.spawn(
+        "home",
+        &[path(&porta), "--state", path(&state), "--interface", &tunnel, "up"],
+        &town.dir.path().join("up2.log"),
+    )
+    .unwrap();
+    let reachable = |lab: &Lab| {
+        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::BRANCH_SERVER])
+            .unwrap()
+            .status
+            .success()
+    };
+    wait_until("the branch server through the annex", Duration::from_secs(15), || {
+        reachable(&lab)
+    });
+    lab.spawn(
+        "branch",
+        &["iperf3", "-s", "-1", "-B", addr::BRANCH_SERVER],
+        &town.dir.path().join("iperf-branch.log"),
+    )
+    .unwrap();
+    let mut tcp = Value::Null;
+    wait_until("TCP through the annex", Duration::from_secs(10), || {
+        tcp = json(
+            lab.run("home", &["iperf3", "-c", addr::BRANCH_SERVER, "-t", "1", "-J"])
+                .unwrap(),
+        );
+        tcp["error"].is_null()
+    });
+    assert!(tcp["end"]["sum_received"]["bytes"].as_u64().unwrap() > 100_000);
+    let status = json(
+        lab.run(
+            "home",
+            &[path(&porta), "--state", path(&state), "--interface", &tunnel, "status", "--json"],
+        )
+        .unwrap(),
+    );
+    assert_eq!(status["gateway_endpoint"], endpoint.as_str(), "{status}");
+
+    // The controller goes away and the annex gateway restarts meanwhile:
+    // it serves its peer set from disk.
+    town.stop(&mut lab);
+    assert_eq!(lab.stop(remote).unwrap(), Some(0), "a clean stop");
+    start_gateway(&mut lab, None, "annex-again.log");
+    wait_until(
+        "the annex serving from disk without its controller",
+        Duration::from_secs(30),
+        || reachable(&lab),
+    );
+
+    // The controller comes back; revoking the laptop is confirmed by the
+    // annex (and the embedded gateway), and the laptop is cut off.
+    town.start_again(&mut lab);
+    wait_until("the annex to reconnect", Duration::from_secs(20), || {
+        town.admin(&lab, &["gateways", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
+    });
+    let revoked = town.admin(&lab, &["devices", "revoke", "pau-laptop"]);
+    let confirmed = revoked["confirmed_gateways"].as_array().unwrap();
+    assert!(confirmed.contains(&Value::from("annex")), "{revoked}");
+    assert_eq!(revoked["pending_gateways"], serde_json::json!([]), "{revoked}");
+    wait_until("the laptop to be cut off", Duration::from_secs(5), || {
+        !reachable(&lab)
+    });
 }

@@ -273,6 +273,7 @@ async fn a_disabled_user_is_refused_until_enabled() {
             user: "jordi".into(),
             device_name: "jordi-phone".into(),
             ttl_seconds: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -373,6 +374,7 @@ async fn tokens_devices_and_groups_are_managed_by_name() {
             user: "núria".into(),
             device_name: "núria-laptop".into(),
             ttl_seconds: 0,
+            ..Default::default()
         })
         .await
         .unwrap_err();

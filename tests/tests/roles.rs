@@ -23,15 +23,17 @@ enum Who {
     RevokedDevice,
     Auditor,
     Admin,
+    Gateway,
 }
 
-const EVERYONE: [Who; 6] = [
+const EVERYONE: [Who; 7] = [
     Who::Anonymous,
     Who::Forged,
     Who::Device,
     Who::RevokedDevice,
     Who::Auditor,
     Who::Admin,
+    Who::Gateway,
 ];
 
 /// Every RPC that takes a credential, with a request that would change the
@@ -68,12 +70,14 @@ enum Rpc {
     WatchPeers,
     ReportEvents,
     AckRevision,
+    Register,
+    CreateGateway,
     WatchConfig,
     ReportStatus,
     WhoAmI,
 }
 
-const ALL: [Rpc; 33] = [
+const ALL: [Rpc; 35] = [
     Rpc::CreateUser,
     Rpc::ListUsers,
     Rpc::GetUser,
@@ -104,23 +108,24 @@ const ALL: [Rpc; 33] = [
     Rpc::WatchPeers,
     Rpc::ReportEvents,
     Rpc::AckRevision,
+    Rpc::Register,
+    Rpc::CreateGateway,
     Rpc::WatchConfig,
     Rpc::ReportStatus,
     Rpc::WhoAmI,
 ];
 
 impl Rpc {
-    /// Who may call it (the gateway role is not part of this matrix: no
-    /// gateway credential can be created yet).
+    /// Who may call it.
     fn allowed(self) -> &'static [Who] {
         use Rpc::*;
         match self {
             ExportConnections | ExportAdminActions | VerifyLog | ListSessions => {
                 &[Who::Auditor, Who::Admin]
             }
-            WatchPeers | ReportEvents | AckRevision => &[],
+            WatchPeers | ReportEvents | AckRevision | Register => &[Who::Gateway],
             WatchConfig | ReportStatus => &[Who::Device],
-            WhoAmI => &[Who::Device, Who::Auditor, Who::Admin],
+            WhoAmI => &[Who::Device, Who::Auditor, Who::Admin, Who::Gateway],
             _ => &[Who::Admin],
         }
     }
@@ -228,6 +233,7 @@ async fn call(
                 user: "anna".into(),
                 device_name: "evil-pc".into(),
                 ttl_seconds: 0,
+                ..Default::default()
             })
             .await
             .map(drop),
@@ -319,6 +325,20 @@ async fn call(
             .ack_revision(pb::AckRevisionRequest { revision: 99 })
             .await
             .map(drop),
+        Rpc::Register => gateway
+            .register(pb::RegisterGatewayRequest {
+                public_key: "bWFsbG9yeS1tYWxsb3J5LW1hbGxvcnktbWFsbG9yeSE=".into(),
+            })
+            .await
+            .map(drop),
+        Rpc::CreateGateway => admin
+            .create_gateway(pb::CreateGatewayRequest {
+                name: "mallory-gw".into(),
+                endpoint: "192.0.2.66:51820".into(),
+                ttl_seconds: 0,
+            })
+            .await
+            .map(drop),
         Rpc::WatchConfig => {
             let mut stream = device
                 .watch_config(pb::WatchConfigRequest {})
@@ -394,6 +414,16 @@ async fn every_rpc_checks_the_callers_role() {
         .unwrap()
         .into_inner();
     let auditor_credential = ctl.login(&auditor.invitation).await.unwrap().credential;
+    let annex = admin
+        .create_gateway(pb::CreateGatewayRequest {
+            name: "annex".into(),
+            endpoint: "192.0.2.7:51820".into(),
+            ttl_seconds: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let gateway_credential = ctl.login(&annex.invitation).await.unwrap().credential;
     let fixture = Fixture {
         device_id: device.config.device_id.clone(),
         token_id: admin
@@ -415,6 +445,7 @@ async fn every_rpc_checks_the_callers_role() {
             Who::RevokedDevice => Some(old.credential.clone()),
             Who::Auditor => Some(auditor_credential.clone()),
             Who::Admin => Some(admin_credential.clone()),
+            Who::Gateway => Some(gateway_credential.clone()),
         }
     };
 

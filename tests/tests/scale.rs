@@ -213,6 +213,7 @@ async fn concurrent_tokens_for_one_device_name_let_exactly_one_through() {
                     user: "anna".into(),
                     device_name: "anna-laptop".into(),
                     ttl_seconds: 0,
+                    ..Default::default()
                 })
                 .await
         }

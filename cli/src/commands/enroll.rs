@@ -24,29 +24,24 @@ pub(super) async fn run(ctx: &Ctx, args: EnrollArgs) -> Result<()> {
         bail!(Usage("--expires must be at least 1m".into()));
     }
     match (&args.csv, &args.out, &args.user, &args.device) {
-        (Some(csv), Some(out), _, _) => bulk(ctx, csv, out, ttl).await,
+        (Some(csv), Some(out), _, _) => bulk(ctx, csv, out, args.gateway.as_deref(), ttl).await,
         (None, None, Some(user), Some(device)) => {
-            single(ctx, user, device, &args.groups, ttl, args.qr).await
+            let row = Row {
+                user: user.clone(),
+                device: device.clone(),
+                groups: args.groups.join(";"),
+                gateway: args.gateway.clone().unwrap_or_default(),
+                ..Row::default()
+            };
+            single(ctx, row, ttl, args.qr).await
         }
         _ => bail!(Usage("give --user and --device, or --csv and --out".into())),
     }
 }
 
-async fn single(
-    ctx: &Ctx,
-    user: &str,
-    device: &str,
-    groups: &[String],
-    ttl: u64,
-    qr: bool,
-) -> Result<()> {
+async fn single(ctx: &Ctx, row: Row, ttl: u64, qr: bool) -> Result<()> {
+    let (user, device) = (&row.user, &row.device);
     let mut admin = ctx.admin().await?;
-    let row = Row {
-        user: user.into(),
-        device: device.into(),
-        groups: groups.join(";"),
-        ..Row::default()
-    };
     ensure_user(&mut admin, &row, None).await?;
     let created = create_token(&mut admin, &row, ttl).await?;
     let token = created.token.unwrap_or_default();
@@ -83,6 +78,9 @@ struct Row {
     display_name: String,
     #[serde(default)]
     email: String,
+    /// The gateway the device connects through; empty for the controller's.
+    #[serde(default)]
+    gateway: String,
 }
 
 impl Row {
@@ -96,7 +94,13 @@ impl Row {
     }
 }
 
-async fn bulk(ctx: &Ctx, csv_path: &Path, out_path: &Path, ttl: u64) -> Result<()> {
+async fn bulk(
+    ctx: &Ctx,
+    csv_path: &Path,
+    out_path: &Path,
+    gateway: Option<&str>,
+    ttl: u64,
+) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(csv_path)
@@ -132,7 +136,7 @@ async fn bulk(ctx: &Ctx, csv_path: &Path, out_path: &Path, ttl: u64) -> Result<(
     for (index, row) in rows.into_iter().enumerate() {
         let line = index + 2; // 1-based, after the header
         progress.inc(1);
-        let row = match row {
+        let mut row = match row {
             Ok(row) => row,
             Err(e) => {
                 failures.push(json!({"line": line, "error": format!("unreadable row: {e}")}));
@@ -142,6 +146,9 @@ async fn bulk(ctx: &Ctx, csv_path: &Path, out_path: &Path, ttl: u64) -> Result<(
         if done.contains(&(row.user.clone(), row.device.clone())) {
             skipped += 1;
             continue;
+        }
+        if row.gateway.is_empty() {
+            row.gateway = gateway.unwrap_or_default().to_owned();
         }
         progress.set_message(format!("{} / {}", row.user, row.device));
         match enroll_row(&mut admin, &row, &mut users, ttl).await {
@@ -269,6 +276,7 @@ async fn create_token(
         user: row.user.clone(),
         device_name: row.device.clone(),
         ttl_seconds: ttl,
+        gateway: row.gateway.clone(),
     };
     Ok(admin.create_enrollment_token(request).await?.into_inner())
 }

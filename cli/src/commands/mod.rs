@@ -3,6 +3,7 @@
 mod credentials;
 mod devices;
 mod enroll;
+mod gateways;
 mod groups;
 mod session;
 mod users;
@@ -91,6 +92,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Devices(command) => devices::run(&ctx, command).await,
         Command::Tokens(command) => devices::tokens(&ctx, command).await,
         Command::ApiTokens(command) => credentials::run(&ctx, command).await,
+        Command::Gateways(command) => gateways::run(&ctx, command).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "portactl", &mut std::io::stdout());

@@ -166,9 +166,17 @@ impl Admin for AdminApi {
         let caller = authorize(&self.0, &request, "CreateEnrollmentToken", ADMIN)?;
         let r = request.into_inner();
         let device_name = validate::name("device_name", &r.device_name)?;
+        let gateway = Some(r.gateway.as_str()).filter(|g| !g.is_empty());
         let (token, invitation) = self
             .0
-            .create_enrollment_token(&caller.name, &r.user, &device_name, r.ttl_seconds, now())
+            .create_enrollment_token(
+                &caller.name,
+                &r.user,
+                &device_name,
+                gateway,
+                r.ttl_seconds,
+                now(),
+            )
             .await?;
         tracing::info!(user = %r.user, device = %device_name, by = %caller.name, "enrollment token created");
         Ok(Response::new(pb::CreateEnrollmentTokenResponse {
@@ -250,7 +258,7 @@ impl Admin for AdminApi {
         let (confirmed_gateways, pending_gateways) = self
             .0
             .wait_for_gateways(self.0.revision(), std::time::Duration::from_secs(10))
-            .await;
+            .await?;
         Ok(Response::new(pb::RevokeDeviceResponse {
             device: Some(convert::device(device)),
             confirmed_gateways,
@@ -325,5 +333,23 @@ impl Admin for AdminApi {
             .map(convert::gateway)
             .collect();
         Ok(Response::new(pb::ListGatewaysResponse { gateways }))
+    }
+
+    async fn create_gateway(
+        &self,
+        request: Request<pb::CreateGatewayRequest>,
+    ) -> Reply<pb::CreateGatewayResponse> {
+        let caller = authorize(&self.0, &request, "CreateGateway", ADMIN)?;
+        let r = request.into_inner();
+        let name = validate::name("name", &r.name)?;
+        let endpoint = validate::endpoint("endpoint", &r.endpoint)?;
+        let (gateway, invitation) = self
+            .0
+            .create_gateway(&caller.name, &name, &endpoint, r.ttl_seconds, now())
+            .await?;
+        Ok(Response::new(pb::CreateGatewayResponse {
+            gateway: Some(convert::gateway(gateway)),
+            invitation,
+        }))
     }
 }

@@ -46,8 +46,12 @@ pub(crate) fn destination(d: Destination) -> pb::Destination {
 }
 
 pub(crate) fn enrollment_token(i: InviteRecord) -> pb::EnrollmentToken {
-    let (user, device_name) = match i.purpose {
-        InvitePurpose::Device { user, device_name } => (user, device_name),
+    let (user, device_name, gateway) = match i.purpose {
+        InvitePurpose::Device {
+            user,
+            device_name,
+            gateway,
+        } => (user, device_name, gateway.unwrap_or_default()),
         InvitePurpose::Login { .. } => Default::default(),
     };
     pb::EnrollmentToken {
@@ -57,6 +61,7 @@ pub(crate) fn enrollment_token(i: InviteRecord) -> pb::EnrollmentToken {
         created_at: i.created_at,
         expires_at: i.expires_at,
         created_by: i.created_by,
+        gateway,
     }
 }
 
@@ -77,6 +82,7 @@ pub(crate) fn device(d: DeviceRecord) -> pb::DeviceInfo {
         revoked_at: d.revoked_at.unwrap_or(0),
         revoked_by: d.revoked_by,
         client_version: d.client_version,
+        gateway: d.gateway.unwrap_or_default(),
     }
 }
 

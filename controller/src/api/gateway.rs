@@ -1,29 +1,48 @@
-//! Gateway: the contract's shape is here; remote gateways arrive with the
-//! data-plane work. Role checks already apply.
+//! Gateway: remote gateways register their key, follow the peer journal
+//! and acknowledge what they applied. Each call is answered for the
+//! caller's own gateway only.
 
 use super::auth::{GATEWAY, authorize};
+use super::now;
 use crate::error::Error;
+use crate::peers::{Update, update_to_pb};
 use crate::state::Controller;
+use porta_proto::PublicKey;
 use porta_proto::pb::{self, gateway_server::Gateway};
 use std::pin::Pin;
+use tokio::sync::mpsc;
 use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 /// The Gateway service.
 pub struct GatewayApi(pub(super) Controller);
 
-const NOT_YET: &str = "remote gateways are not supported by this version of Porta yet";
+type PeerStream = Pin<Box<dyn Stream<Item = Result<pb::PeerUpdate, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Gateway for GatewayApi {
-    type WatchPeersStream = Pin<Box<dyn Stream<Item = Result<pb::PeerUpdate, Status>> + Send>>;
+    type WatchPeersStream = PeerStream;
 
+    #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
     async fn watch_peers(
         &self,
         request: Request<pb::WatchPeersRequest>,
     ) -> Result<Response<Self::WatchPeersStream>, Status> {
-        authorize(&self.0, &request, "WatchPeers", GATEWAY)?;
-        Err(Error::Unimplemented(NOT_YET).into())
+        let caller = authorize(&self.0, &request, "WatchPeers", GATEWAY)?;
+        let gateway = self.0.gateway_of(&caller)?;
+        if gateway.public_key.is_empty() {
+            return Err(Error::FailedPrecondition(
+                "this gateway has not registered its key yet (call Register first)".into(),
+            )
+            .into());
+        }
+        let after = request.into_inner().after_revision;
+        tracing::info!(gateway = %gateway.name, after, "gateway connected");
+        self.0.gateway_applied(&gateway.name, after, now());
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(stream_peers(self.0.clone(), gateway.name, after, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn report_events(
@@ -31,14 +50,83 @@ impl Gateway for GatewayApi {
         request: Request<pb::ReportEventsRequest>,
     ) -> Result<Response<pb::ReportEventsResponse>, Status> {
         authorize(&self.0, &request, "ReportEvents", GATEWAY)?;
-        Err(Error::Unimplemented(NOT_YET).into())
+        Err(Error::Unimplemented("connection events are not recorded by this version of Porta yet").into())
     }
 
     async fn ack_revision(
         &self,
         request: Request<pb::AckRevisionRequest>,
     ) -> Result<Response<pb::AckRevisionResponse>, Status> {
-        authorize(&self.0, &request, "AckRevision", GATEWAY)?;
-        Err(Error::Unimplemented(NOT_YET).into())
+        let caller = authorize(&self.0, &request, "AckRevision", GATEWAY)?;
+        let gateway = self.0.gateway_of(&caller)?;
+        let revision = request.into_inner().revision;
+        tracing::debug!(gateway = %gateway.name, revision, "gateway applied");
+        self.0.gateway_applied(&gateway.name, revision, now());
+        Ok(Response::new(pb::AckRevisionResponse {}))
     }
+
+    async fn register(
+        &self,
+        request: Request<pb::RegisterGatewayRequest>,
+    ) -> Result<Response<pb::RegisterGatewayResponse>, Status> {
+        let caller = authorize(&self.0, &request, "Register", GATEWAY)?;
+        let public_key: PublicKey = request
+            .into_inner()
+            .public_key
+            .parse()
+            .map_err(|e| Error::invalid(format!("public_key: {e}")))?;
+        let gateway = self.0.register_gateway(&caller, public_key).await?;
+        let settings = self.0.settings();
+        let listen_port = gateway
+            .endpoint
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or(51820);
+        Ok(Response::new(pb::RegisterGatewayResponse {
+            name: gateway.name,
+            addresses: settings
+                .gateway_addresses()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            mtu: u32::from(settings.mtu),
+            listen_port,
+        }))
+    }
+}
+
+/// Sends the gateway what it lacks after `after`, then each later change,
+/// until it goes away or the controller shuts down.
+async fn stream_peers(
+    ctl: Controller,
+    gateway: String,
+    mut after: u64,
+    tx: mpsc::Sender<Result<pb::PeerUpdate, Status>>,
+) {
+    let mut revisions = ctl.peer_revisions();
+    let mut shutdown = ctl.shutdown_signal();
+    'stream: loop {
+        revisions.mark_unchanged();
+        let updates = ctl.peer_updates(&gateway, after);
+        let target = match updates.last() {
+            Some(Update::End(revision)) => *revision,
+            _ => after,
+        };
+        for update in updates {
+            if tx.send(Ok(update_to_pb(update, target))).await.is_err() {
+                break 'stream;
+            }
+        }
+        after = target;
+        tokio::select! {
+            changed = revisions.changed() => if changed.is_err() { break },
+            () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
+                let _ = tx.send(Err(Error::ShuttingDown.into())).await;
+                break;
+            }
+            () = tx.closed() => break,
+        }
+    }
+    tracing::info!(gateway, "gateway disconnected");
+    ctl.gateway_disconnected(&gateway);
 }

@@ -6,7 +6,7 @@
 mod admin;
 mod audit;
 mod auth;
-mod convert;
+pub(crate) mod convert;
 mod device;
 mod enrollment;
 mod gateway;

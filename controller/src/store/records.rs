@@ -109,6 +109,9 @@ pub enum InvitePurpose {
         user: String,
         /// The name it will get.
         device_name: String,
+        /// The gateway it will connect through; `None` for the embedded one.
+        #[serde(default)]
+        gateway: Option<String>,
     },
     /// Activate a pending API (or gateway) credential.
     Login {
@@ -207,6 +210,9 @@ pub struct DeviceRecord {
     /// As reported by the device.
     #[serde(default)]
     pub client_version: String,
+    /// The gateway it connects through (a name); `None` for the embedded one.
+    #[serde(default)]
+    pub gateway: Option<String>,
 }
 
 /// Who holds (or held) a tunnel address.
@@ -238,4 +244,7 @@ pub struct GatewayRecord {
     /// Last peer-set revision it confirmed.
     #[serde(default)]
     pub applied_revision: u64,
+    /// A remote gateway's credential (its gateway-role API credential).
+    #[serde(default)]
+    pub credential_id: Option<String>,
 }

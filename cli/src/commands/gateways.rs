@@ -1,0 +1,84 @@
+//! gateways list|add.
+
+use super::{Ctx, print_invitation};
+use crate::args::GatewaysCommand;
+use crate::output::{self, Listing};
+use anyhow::{Result, bail};
+use porta_proto::pb;
+use serde_json::{Value, json};
+
+pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
+    let mut admin = ctx.admin().await?;
+    match command {
+        GatewaysCommand::List => {
+            let gateways = admin
+                .list_gateways(pb::ListGatewaysRequest {})
+                .await?
+                .into_inner()
+                .gateways;
+            Listing {
+                headers: &["name", "kind", "endpoint", "public key", "confirmed revision", "last seen"],
+                rows: gateways
+                    .iter()
+                    .map(|g| {
+                        vec![
+                            g.name.clone(),
+                            kind(g).into(),
+                            g.endpoint.clone(),
+                            if g.public_key.is_empty() { "(not yet connected)".into() } else { g.public_key.clone() },
+                            g.applied_revision.to_string(),
+                            output::time(g.last_seen_at),
+                        ]
+                    })
+                    .collect(),
+                json: gateways.iter().map(gateway_json).collect(),
+            }
+            .print(ctx.json);
+        }
+        GatewaysCommand::Add {
+            name,
+            endpoint,
+            expires,
+        } => {
+            if expires.as_secs() < 60 {
+                bail!(crate::error::Usage("--expires must be at least 1m".into()));
+            }
+            let created = admin
+                .create_gateway(pb::CreateGatewayRequest {
+                    name,
+                    endpoint,
+                    ttl_seconds: expires.as_secs(),
+                })
+                .await?
+                .into_inner();
+            let gateway = created.gateway.unwrap_or_default();
+            if ctx.json {
+                let mut value = gateway_json(&gateway);
+                value["invitation"] = created.invitation.into();
+                println!("{value}");
+            } else {
+                eprintln!(
+                    "Added gateway {:?} at {}. On its host, as root (valid {}, once):",
+                    gateway.name,
+                    gateway.endpoint,
+                    humantime::format_duration(expires)
+                );
+                print!("porta-controller gateway --controller ");
+                print_invitation(&created.invitation, false)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn kind(g: &pb::GatewayInfo) -> &'static str {
+    if g.embedded { "embedded" } else { "remote" }
+}
+
+fn gateway_json(g: &pb::GatewayInfo) -> Value {
+    json!({
+        "id": g.id, "name": g.name, "kind": kind(g), "endpoint": g.endpoint,
+        "public_key": g.public_key, "applied_revision": g.applied_revision,
+        "last_seen_at": output::time_json(g.last_seen_at),
+    })
+}

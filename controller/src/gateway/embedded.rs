@@ -1,0 +1,77 @@
+//! The gateway embedded in `porta-controller serve`.
+//!
+//! It uses the controller's gateway key (`gateway.key` in the data
+//! directory), follows the peer journal in-process, and confirms each
+//! revision it applied so that `RevokeDevice` can report it.
+
+use super::{InstalledPeers, start_shell};
+use crate::state::Controller;
+use anyhow::{Context, Result};
+use porta_tunnel::keys::PrivateKey;
+use std::path::Path;
+
+/// How the embedded gateway is set up.
+#[derive(Clone, Debug)]
+pub struct GatewayOptions {
+    /// TUN interface name.
+    pub interface: String,
+}
+
+/// Starts the gateway and a task that keeps its peers in step with the
+/// journal until the controller shuts down.
+pub fn start(
+    ctl: Controller,
+    data: &Path,
+    options: &GatewayOptions,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let key_path = data.join("gateway.key");
+    let key_text = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("reading {}", key_path.display()))?;
+    let key = PrivateKey::from_base64(&key_text)
+        .with_context(|| format!("{} is damaged", key_path.display()))?;
+    let settings = ctl.settings().clone();
+    let port = settings
+        .wg_endpoint
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .context("the WireGuard endpoint in the settings has no port")?;
+    let shell = start_shell(
+        &key,
+        &options.interface,
+        settings.gateway_addresses(),
+        settings.mtu,
+        port,
+    )
+    .context(
+        "starting the embedded gateway (run as root, or pass --no-gateway to serve the API only)",
+    )?;
+    tracing::info!(interface = %options.interface, port, "embedded gateway up");
+
+    let name = settings.gateway_name.clone();
+    let mut revisions = ctl.peer_revisions();
+    let mut shutdown = ctl.shutdown_signal();
+    Ok(tokio::spawn(async move {
+        let mut installed = InstalledPeers::default();
+        let mut applied = 0;
+        loop {
+            revisions.mark_unchanged();
+            let updates = ctl.peer_updates(&name, applied);
+            if !updates.is_empty() {
+                let mut node = shell.node();
+                for update in updates {
+                    if let Some(end) = installed.apply(&mut node, update) {
+                        applied = end;
+                    }
+                }
+                drop(node);
+                ctl.gateway_applied(&name, applied, crate::api::now());
+            }
+            tokio::select! {
+                changed = revisions.changed() => if changed.is_err() { break },
+                _ = shutdown.changed() => break,
+            }
+        }
+        drop(shell);
+        tracing::info!("embedded gateway stopped");
+    }))
+}

@@ -1,0 +1,153 @@
+//! Gateways: the town end of every staff tunnel.
+//!
+//! Both kinds run porta-tunnel's node and IO shell and apply the same
+//! stream of [`Update`]s from the peer journal ([`crate::peers`]) with
+//! [`InstalledPeers`]:
+//! * [`embedded`] runs inside `porta-controller serve` and reads the
+//!   journal in-process;
+//! * [`remote`] is `porta-controller gateway` on another host: it follows
+//!   the journal over `Gateway.WatchPeers`, keeps its last peer set on disk
+//!   and serves from it while the controller is away.
+//!
+//! Peers are added, changed in place (sessions survive policy changes) and
+//! removed (cutting their sessions) one by one; the others are untouched.
+//! Each peer's filter comes from its groups ([`crate::policy`]): the gateway
+//! is the security boundary.
+
+pub mod embedded;
+pub mod remote;
+
+pub use embedded::{GatewayOptions, start};
+
+use crate::peers::{PeerChange, Update};
+use crate::state::GatewayPeer;
+use ipnet::IpNet;
+use porta_tunnel::filter::Filter;
+use porta_tunnel::keys::PrivateKey;
+use porta_tunnel::shell::{Shell, ShellConfig};
+use porta_tunnel::{Node, PeerConfig, PeerId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A peer is reported idle after this long without traffic.
+const IDLE_AFTER: Duration = Duration::from_secs(180);
+
+/// Starts a gateway's node and shell: its TUN interface with `addresses`,
+/// and UDP on `port` on every address.
+fn start_shell(
+    key: &PrivateKey,
+    interface: &str,
+    addresses: Vec<IpNet>,
+    mtu: u16,
+    port: u16,
+) -> Result<Shell, porta_tunnel::shell::ShellError> {
+    warn_without_forwarding();
+    Shell::start(
+        Node::new(key, IDLE_AFTER),
+        ShellConfig {
+            interface: interface.to_owned(),
+            addresses,
+            mtu,
+            listen: SocketAddr::from(([0, 0, 0, 0], port)),
+            routes: Vec::new(),
+        },
+    )
+}
+
+/// The peers installed in a gateway's node, by device.
+#[derive(Default)]
+pub struct InstalledPeers {
+    by_device: HashMap<String, (PeerId, GatewayPeer)>,
+}
+
+impl InstalledPeers {
+    /// Applies one update to `node`. Returns the revision an
+    /// [`Update::End`] carries, for the caller to keep and acknowledge.
+    pub fn apply(&mut self, node: &mut Node, update: Update) -> Option<u64> {
+        match update {
+            Update::Snapshot(peers) => {
+                let wanted: HashMap<String, GatewayPeer> = peers
+                    .into_iter()
+                    .map(|p| (p.device_id.clone(), p))
+                    .collect();
+                let gone: Vec<String> = self
+                    .by_device
+                    .keys()
+                    .filter(|d| !wanted.contains_key(*d))
+                    .cloned()
+                    .collect();
+                for device_id in gone {
+                    self.remove(node, &device_id);
+                }
+                for peer in wanted.into_values() {
+                    self.upsert(node, peer);
+                }
+                None
+            }
+            Update::Change(PeerChange::Upsert(peer)) => {
+                self.upsert(node, peer);
+                None
+            }
+            Update::Change(PeerChange::Removed { device_id, .. }) => {
+                self.remove(node, &device_id);
+                None
+            }
+            Update::End(revision) => Some(revision),
+        }
+    }
+
+    /// The installed peers.
+    pub fn peers(&self) -> impl Iterator<Item = &GatewayPeer> {
+        self.by_device.values().map(|(_, peer)| peer)
+    }
+
+    /// How many peers are installed.
+    pub fn len(&self) -> usize {
+        self.by_device.len()
+    }
+
+    /// Whether none are.
+    pub fn is_empty(&self) -> bool {
+        self.by_device.is_empty()
+    }
+
+    fn upsert(&mut self, node: &mut Node, peer: GatewayPeer) {
+        if self
+            .by_device
+            .get(&peer.device_id)
+            .is_some_and(|(_, known)| *known == peer)
+        {
+            return;
+        }
+        let id = node.upsert_peer(PeerConfig {
+            public_key: peer.public_key,
+            allowed_ips: peer.allowed_ips.clone(),
+            endpoint: None,
+            persistent_keepalive: None,
+            filter: Some(Filter::new(
+                peer.destinations.iter().map(crate::policy::rule).collect(),
+            )),
+        });
+        tracing::debug!(device_id = %peer.device_id, "peer set");
+        self.by_device.insert(peer.device_id.clone(), (id, peer));
+    }
+
+    fn remove(&mut self, node: &mut Node, device_id: &str) {
+        if let Some((id, _)) = self.by_device.remove(device_id) {
+            node.remove_peer(id);
+            tracing::info!(device_id, "peer removed");
+        }
+    }
+}
+
+fn warn_without_forwarding() {
+    let forwarding =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|v| v.trim() == "1");
+    if !matches!(forwarding, Ok(true)) {
+        tracing::warn!(
+            "IPv4 forwarding is off: staff will reach the gateway but not the town network. \
+             Enable it with `sysctl -w net.ipv4.ip_forward=1` (and in /etc/sysctl.d/ to keep it)"
+        );
+    }
+}

@@ -1,0 +1,396 @@
+//! The peer journal: what every gateway should have, as ordered, revisioned
+//! changes.
+//!
+//! After each change in the store the controller computes the full peer set
+//! once ([`crate::state::Controller::gateway_peers`]) and
+//! [`PeerJournal::advance`] turns the difference from the previous set into
+//! changes stamped with the store revision. A gateway — the embedded one in
+//! this process, or a remote one over `Gateway.WatchPeers` — asks for
+//! [`PeerJournal::updates`] after the last revision it applied and receives
+//! only its own peers' changes, then an end marker carrying the revision to
+//! acknowledge. A gateway that is new, or so far behind that the bounded
+//! history no longer reaches back to it, receives a snapshot instead.
+//!
+//! The journal is plain data (no IO, no clock, no locks): the controller
+//! keeps one behind a mutex and a task feeds it. It lives in memory; after
+//! a controller restart its history starts at the current revision, and a
+//! gateway that was behind gets a snapshot. Revisions are the store's, which
+//! persist, so a gateway that was up to date resumes without one.
+
+use crate::state::GatewayPeer;
+#[cfg(test)]
+use crate::store::records::{Destination, PortRange, Protocol};
+use porta_proto::pb;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How many changes the journal remembers before older gateways need a
+/// snapshot. A change is one device added, changed or removed.
+pub const HISTORY: usize = 20_000;
+
+/// One gateway-visible change.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PeerChange {
+    /// A device to add, or whose key, addresses or filter changed.
+    Upsert(GatewayPeer),
+    /// A device to drop (revoked, its user disabled).
+    Removed {
+        /// The device.
+        device_id: String,
+        /// The gateway that had it.
+        gateway: String,
+    },
+}
+
+impl PeerChange {
+    fn gateway(&self) -> &str {
+        match self {
+            PeerChange::Upsert(peer) => &peer.gateway,
+            PeerChange::Removed { gateway, .. } => gateway,
+        }
+    }
+}
+
+/// What one gateway must apply, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// Replace the whole peer set.
+    Snapshot(Vec<GatewayPeer>),
+    /// One change.
+    Change(PeerChange),
+    /// Everything up to this revision has been sent.
+    End(u64),
+}
+
+/// The current peer set and a bounded history of changes.
+#[derive(Debug)]
+pub struct PeerJournal {
+    revision: u64,
+    current: BTreeMap<String, GatewayPeer>,
+    /// History covers every change after `base` up to `revision`.
+    base: u64,
+    history: VecDeque<(u64, PeerChange)>,
+    limit: usize,
+}
+
+impl PeerJournal {
+    /// A journal whose history starts at `revision` with `peers`.
+    pub fn new(revision: u64, peers: Vec<GatewayPeer>, limit: usize) -> Self {
+        Self {
+            revision,
+            current: peers
+                .into_iter()
+                .map(|p| (p.device_id.clone(), p))
+                .collect(),
+            base: revision,
+            history: VecDeque::new(),
+            limit,
+        }
+    }
+
+    /// The latest revision recorded.
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Records that the store at `revision` wants `peers`. Older or equal
+    /// revisions are ignored (the change feed may repeat itself).
+    pub fn advance(&mut self, revision: u64, peers: Vec<GatewayPeer>) {
+        if revision <= self.revision {
+            return;
+        }
+        let mut wanted: BTreeMap<String, GatewayPeer> = peers
+            .into_iter()
+            .map(|p| (p.device_id.clone(), p))
+            .collect();
+        for (device_id, old) in &self.current {
+            match wanted.get(device_id) {
+                Some(new) if new == old => {}
+                Some(new) if new.gateway == old.gateway => {
+                    self.history
+                        .push_back((revision, PeerChange::Upsert(new.clone())));
+                }
+                // Gone, or moved to another gateway: the old one drops it.
+                _ => self.history.push_back((
+                    revision,
+                    PeerChange::Removed {
+                        device_id: device_id.clone(),
+                        gateway: old.gateway.clone(),
+                    },
+                )),
+            }
+        }
+        for (device_id, new) in &wanted {
+            let moved = self
+                .current
+                .get(device_id)
+                .is_some_and(|old| old.gateway != new.gateway);
+            if moved || !self.current.contains_key(device_id) {
+                self.history
+                    .push_back((revision, PeerChange::Upsert(new.clone())));
+            }
+        }
+        std::mem::swap(&mut self.current, &mut wanted);
+        self.revision = revision;
+        self.trim();
+    }
+
+    /// Drops the oldest revisions until the history fits its limit; whole
+    /// revisions only, so that `base` stays exact.
+    fn trim(&mut self) {
+        while self.history.len() > self.limit {
+            let Some(&(oldest, _)) = self.history.front() else {
+                break;
+            };
+            while self.history.front().is_some_and(|(r, _)| *r == oldest) {
+                self.history.pop_front();
+            }
+            self.base = oldest;
+        }
+    }
+
+    /// What `gateway`, having applied everything up to `after`, must apply
+    /// to be current: nothing if it is, otherwise its changes (or a
+    /// snapshot) followed by [`Update::End`].
+    pub fn updates(&self, gateway: &str, after: u64) -> Vec<Update> {
+        if after == self.revision && after != 0 {
+            return Vec::new();
+        }
+        let mut updates = if after == 0 || after < self.base || after > self.revision {
+            vec![Update::Snapshot(
+                self.current
+                    .values()
+                    .filter(|p| p.gateway == gateway)
+                    .cloned()
+                    .collect(),
+            )]
+        } else {
+            self.history
+                .iter()
+                .filter(|(r, change)| *r > after && change.gateway() == gateway)
+                .map(|(_, change)| Update::Change(change.clone()))
+                .collect()
+        };
+        updates.push(Update::End(self.revision));
+        updates
+    }
+}
+
+/// An update as it travels in `Gateway.WatchPeers`.
+pub fn update_to_pb(update: Update, revision: u64) -> pb::PeerUpdate {
+    use pb::peer_update::Update as U;
+    let (revision, update) = match update {
+        Update::Snapshot(peers) => (
+            revision,
+            U::Snapshot(pb::PeerSnapshot {
+                peers: peers.into_iter().map(peer_to_pb).collect(),
+            }),
+        ),
+        Update::Change(PeerChange::Upsert(peer)) => (revision, U::Upsert(peer_to_pb(peer))),
+        Update::Change(PeerChange::Removed { device_id, .. }) => {
+            (revision, U::Removed(pb::PeerRemoved { device_id }))
+        }
+        Update::End(revision) => (revision, U::End(pb::RevisionEnd {})),
+    };
+    pb::PeerUpdate {
+        revision,
+        update: Some(update),
+    }
+}
+
+/// A peer on the wire. The gateway name is not sent: a gateway only ever
+/// receives its own peers.
+pub fn peer_to_pb(peer: GatewayPeer) -> pb::Peer {
+    pb::Peer {
+        device_id: peer.device_id,
+        public_key: peer.public_key.to_base64(),
+        allowed_ips: peer.allowed_ips.iter().map(ToString::to_string).collect(),
+        destinations: peer
+            .destinations
+            .into_iter()
+            .map(crate::api::convert::destination)
+            .collect(),
+    }
+}
+
+/// Why a peer from the controller could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("peer {device_id}: {problem}")]
+pub struct BadPeer {
+    /// The device.
+    pub device_id: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// A peer received by a remote gateway, checked field by field.
+pub fn peer_from_pb(peer: pb::Peer, gateway: &str) -> Result<GatewayPeer, BadPeer> {
+    let bad = |problem: String| BadPeer {
+        device_id: peer.device_id.clone(),
+        problem,
+    };
+    let public_key = peer
+        .public_key
+        .parse()
+        .map_err(|e| bad(format!("public key: {e}")))?;
+    let allowed_ips = peer
+        .allowed_ips
+        .iter()
+        .map(|a| a.parse().map_err(|e| bad(format!("allowed IP {a:?}: {e}"))))
+        .collect::<Result<_, _>>()?;
+    let destinations = peer
+        .destinations
+        .iter()
+        .map(|d| crate::validate::destination(Some(d)).map_err(|e| bad(e.to_string())))
+        .collect::<Result<_, _>>()?;
+    Ok(GatewayPeer {
+        device_id: peer.device_id.clone(),
+        gateway: gateway.to_owned(),
+        public_key,
+        allowed_ips,
+        destinations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn peer(n: u8, gateway: &str, port: u16) -> GatewayPeer {
+        GatewayPeer {
+            device_id: format!("d{n}"),
+            gateway: gateway.to_owned(),
+            public_key: porta_proto::PublicKey([n; 32]),
+            allowed_ips: vec![format!("10.77.0.{n}/32").parse().unwrap()],
+            destinations: vec![Destination {
+                cidr: "10.1.0.0/16".parse().unwrap(),
+                protocol: Protocol::Tcp,
+                ports: vec![PortRange {
+                    first: port,
+                    last: port,
+                }],
+            }],
+        }
+    }
+
+    /// What a gateway holds after applying `updates` to `held`.
+    fn apply(held: &mut BTreeMap<String, GatewayPeer>, updates: &[Update]) -> Option<u64> {
+        let mut end = None;
+        for update in updates {
+            match update {
+                Update::Snapshot(peers) => {
+                    *held = peers
+                        .iter()
+                        .map(|p| (p.device_id.clone(), p.clone()))
+                        .collect();
+                }
+                Update::Change(PeerChange::Upsert(p)) => {
+                    held.insert(p.device_id.clone(), p.clone());
+                }
+                Update::Change(PeerChange::Removed { device_id, .. }) => {
+                    held.remove(device_id);
+                }
+                Update::End(r) => end = Some(*r),
+            }
+        }
+        end
+    }
+
+    #[test]
+    fn a_new_gateway_gets_a_snapshot_of_its_own_peers_only() {
+        let journal = PeerJournal::new(
+            7,
+            vec![peer(1, "town", 1), peer(2, "branch", 1)],
+            HISTORY,
+        );
+        let updates = journal.updates("branch", 0);
+        assert_eq!(
+            updates,
+            vec![Update::Snapshot(vec![peer(2, "branch", 1)]), Update::End(7)]
+        );
+        assert!(journal.updates("branch", 7).is_empty());
+    }
+
+    #[test]
+    fn a_current_gateway_gets_only_what_changed_for_it() {
+        let mut journal = PeerJournal::new(
+            1,
+            vec![peer(1, "town", 1), peer(2, "branch", 1)],
+            HISTORY,
+        );
+        journal.advance(2, vec![peer(1, "town", 2), peer(2, "branch", 1)]);
+        journal.advance(3, vec![peer(1, "town", 2)]);
+        assert_eq!(
+            journal.updates("branch", 1),
+            vec![
+                Update::Change(PeerChange::Removed {
+                    device_id: "d2".into(),
+                    gateway: "branch".into()
+                }),
+                Update::End(3)
+            ]
+        );
+        assert_eq!(
+            journal.updates("town", 2),
+            vec![Update::End(3)],
+            "a revision without changes for a gateway still ends, to be acknowledged"
+        );
+        assert_eq!(
+            journal.updates("town", 1),
+            vec![
+                Update::Change(PeerChange::Upsert(peer(1, "town", 2))),
+                Update::End(3)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_gateway_behind_the_history_or_ahead_of_it_gets_a_snapshot() {
+        let mut journal = PeerJournal::new(10, vec![], 2);
+        journal.advance(11, vec![peer(1, "town", 1)]);
+        journal.advance(12, vec![peer(1, "town", 1), peer(2, "town", 1)]);
+        journal.advance(13, vec![peer(1, "town", 2), peer(2, "town", 2)]);
+        assert!(matches!(journal.updates("town", 10)[0], Update::Snapshot(_)));
+        assert!(matches!(journal.updates("town", 99)[0], Update::Snapshot(_)));
+        assert_eq!(journal.updates("town", 12).len(), 3);
+    }
+
+    proptest! {
+        /// Whatever revision a gateway stopped at, applying its updates
+        /// gives exactly its share of the current peer set.
+        #[test]
+        fn catching_up_from_any_revision_gives_the_current_set(
+            steps in prop::collection::vec(
+                prop::collection::btree_map(0u8..12, (0u8..2, 1u16..4), 0..8), 1..12),
+            limit in 1usize..30,
+            stop in 0usize..12,
+        ) {
+            let as_peers = |step: &BTreeMap<u8, (u8, u16)>| -> Vec<GatewayPeer> {
+                step.iter()
+                    .map(|(n, (g, port))| peer(*n, if *g == 0 { "town" } else { "branch" }, *port))
+                    .collect()
+            };
+            let mut journal = PeerJournal::new(1, as_peers(&steps[0]), limit);
+            let stop = stop % steps.len();
+            let mut held: BTreeMap<String, GatewayPeer> = BTreeMap::new();
+            let mut held_revision = 0;
+            for (i, step) in steps.iter().enumerate().skip(1) {
+                if i == stop + 1 {
+                    held_revision = apply(&mut held, &journal.updates("branch", 0)).unwrap();
+                }
+                journal.advance(i as u64 + 1, as_peers(step));
+            }
+            if held_revision == 0 {
+                held_revision = apply(&mut held, &journal.updates("branch", 0)).unwrap();
+            }
+            let end = apply(&mut held, &journal.updates("branch", held_revision));
+            prop_assert_eq!(end.unwrap_or(held_revision), journal.revision());
+            let wanted: BTreeMap<String, GatewayPeer> = as_peers(steps.last().unwrap())
+                .into_iter()
+                .filter(|p| p.gateway == "branch")
+                .map(|p| (p.device_id.clone(), p))
+                .collect();
+            prop_assert_eq!(held, wanted);
+        }
+    }
+}
