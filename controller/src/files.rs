@@ -27,8 +27,7 @@ pub(crate) fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let temporary = path.with_extension("tmp");
     let _ = std::fs::remove_file(&temporary);
     write_private(&temporary, bytes)?;
-    std::fs::rename(&temporary, path)
-        .with_context(|| format!("replacing {}", path.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))?;
     if let Some(dir) = path.parent() {
         std::fs::File::open(dir)?.sync_all()?;
     }

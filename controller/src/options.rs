@@ -60,7 +60,11 @@ pub struct GatewayArgs {
     /// The gateway invitation from `portactl gateways add` (needed on the
     /// first start only; afterwards the data directory holds the
     /// credential).
-    #[arg(long = "controller", value_name = "INVITATION", env = "PORTA_GATEWAY_INVITATION")]
+    #[arg(
+        long = "controller",
+        value_name = "INVITATION",
+        env = "PORTA_GATEWAY_INVITATION"
+    )]
     pub invitation: Option<String>,
     /// Data directory: key, credential, last peer set.
     #[arg(long, env = "PORTA_DATA", default_value = "/var/lib/porta-gateway")]

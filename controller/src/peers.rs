@@ -261,9 +261,9 @@ mod tests {
             device_id: format!("d{n}"),
             gateway: gateway.to_owned(),
             public_key: porta_proto::PublicKey([n; 32]),
-            allowed_ips: vec![format!("10.77.0.{n}/32").parse().unwrap()],
+            allowed_ips: vec![format!("10.77.0.{n}/32").parse().expect("an address")],
             destinations: vec![Destination {
-                cidr: "10.1.0.0/16".parse().unwrap(),
+                cidr: "10.1.0.0/16".parse().expect("a prefix"),
                 protocol: Protocol::Tcp,
                 ports: vec![PortRange {
                     first: port,
@@ -298,11 +298,7 @@ mod tests {
 
     #[test]
     fn a_new_gateway_gets_a_snapshot_of_its_own_peers_only() {
-        let journal = PeerJournal::new(
-            7,
-            vec![peer(1, "town", 1), peer(2, "branch", 1)],
-            HISTORY,
-        );
+        let journal = PeerJournal::new(7, vec![peer(1, "town", 1), peer(2, "branch", 1)], HISTORY);
         let updates = journal.updates("branch", 0);
         assert_eq!(
             updates,
@@ -313,11 +309,8 @@ mod tests {
 
     #[test]
     fn a_current_gateway_gets_only_what_changed_for_it() {
-        let mut journal = PeerJournal::new(
-            1,
-            vec![peer(1, "town", 1), peer(2, "branch", 1)],
-            HISTORY,
-        );
+        let mut journal =
+            PeerJournal::new(1, vec![peer(1, "town", 1), peer(2, "branch", 1)], HISTORY);
         journal.advance(2, vec![peer(1, "town", 2), peer(2, "branch", 1)]);
         journal.advance(3, vec![peer(1, "town", 2)]);
         assert_eq!(
@@ -350,8 +343,14 @@ mod tests {
         journal.advance(11, vec![peer(1, "town", 1)]);
         journal.advance(12, vec![peer(1, "town", 1), peer(2, "town", 1)]);
         journal.advance(13, vec![peer(1, "town", 2), peer(2, "town", 2)]);
-        assert!(matches!(journal.updates("town", 10)[0], Update::Snapshot(_)));
-        assert!(matches!(journal.updates("town", 99)[0], Update::Snapshot(_)));
+        assert!(matches!(
+            journal.updates("town", 10)[0],
+            Update::Snapshot(_)
+        ));
+        assert!(matches!(
+            journal.updates("town", 99)[0],
+            Update::Snapshot(_)
+        ));
         assert_eq!(journal.updates("town", 12).len(), 3);
     }
 
@@ -376,16 +375,16 @@ mod tests {
             let mut held_revision = 0;
             for (i, step) in steps.iter().enumerate().skip(1) {
                 if i == stop + 1 {
-                    held_revision = apply(&mut held, &journal.updates("branch", 0)).unwrap();
+                    held_revision = apply(&mut held, &journal.updates("branch", 0)).expect("a snapshot ends");
                 }
                 journal.advance(i as u64 + 1, as_peers(step));
             }
             if held_revision == 0 {
-                held_revision = apply(&mut held, &journal.updates("branch", 0)).unwrap();
+                held_revision = apply(&mut held, &journal.updates("branch", 0)).expect("a snapshot ends");
             }
             let end = apply(&mut held, &journal.updates("branch", held_revision));
             prop_assert_eq!(end.unwrap_or(held_revision), journal.revision());
-            let wanted: BTreeMap<String, GatewayPeer> = as_peers(steps.last().unwrap())
+            let wanted: BTreeMap<String, GatewayPeer> = as_peers(steps.last().expect("at least one step"))
                 .into_iter()
                 .filter(|p| p.gateway == "branch")
                 .map(|p| (p.device_id.clone(), p))

@@ -10,6 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::ipam;
+use crate::peers::{HISTORY, PeerJournal, Update};
 use crate::secret::{self, IssuedSecret, PresentedSecret};
 use crate::settings::Settings;
 use crate::store::records::*;
@@ -17,7 +18,6 @@ use crate::store::{Store, T, TxError, Txn, meta};
 use porta_proto::{CertFingerprint, Invitation, PublicKey, pb};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use crate::peers::{HISTORY, PeerJournal, Update};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -212,7 +212,13 @@ impl Controller {
         let expected: Vec<String> = self
             .list_gateways()?
             .into_iter()
-            .filter(|g| if g.embedded { embedded_runs } else { !g.public_key.is_empty() })
+            .filter(|g| {
+                if g.embedded {
+                    embedded_runs
+                } else {
+                    !g.public_key.is_empty()
+                }
+            })
             .map(|g| g.name)
             .collect();
         // A disconnected gateway cannot confirm now; it catches up (and
@@ -579,7 +585,11 @@ impl Controller {
     ) -> Result<(DeviceRecord, String)> {
         let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
         let key_text = public_key.to_base64();
-        if self.list_gateways()?.iter().any(|g| g.public_key == key_text) {
+        if self
+            .list_gateways()?
+            .iter()
+            .any(|g| g.public_key == key_text)
+        {
             return Err(Error::AlreadyExists(
                 "this WireGuard public key is a gateway's own".into(),
             ));
@@ -1058,7 +1068,12 @@ impl Controller {
             t.put(T::Gateways, gateway.id.as_bytes(), &gateway)
         })
         .await?;
-        tracing::info!(gateway = name, endpoint, by = actor, "remote gateway created");
+        tracing::info!(
+            gateway = name,
+            endpoint,
+            by = actor,
+            "remote gateway created"
+        );
         Ok((gateway, invitation))
     }
 
@@ -1068,9 +1083,7 @@ impl Controller {
             .list::<GatewayRecord>(T::Gateways)?
             .into_iter()
             .find(|g| g.credential_id.as_deref() == Some(caller.credential_id.as_str()))
-            .ok_or_else(|| {
-                Error::PermissionDenied("this credential belongs to no gateway".into())
-            })
+            .ok_or_else(|| Error::PermissionDenied("this credential belongs to no gateway".into()))
     }
 
     /// A remote gateway announces the public key it generated.
@@ -1082,7 +1095,9 @@ impl Controller {
         let gateway = self.gateway_of(caller)?;
         let key_text = public_key.to_base64();
         let in_use = || {
-            Error::AlreadyExists("this WireGuard public key is already in use; generate a new key".into())
+            Error::AlreadyExists(
+                "this WireGuard public key is already in use; generate a new key".into(),
+            )
         };
         if self
             .list_gateways()?

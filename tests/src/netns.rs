@@ -98,8 +98,24 @@ impl Lab {
         self.link("branch", "172.31.3.2/24", "town", "172.31.3.1/24")?;
         let branch = self.ns("branch");
         let home = self.ns("home");
-        self.ip(&["-n", &branch, "route", "add", "172.31.1.0/24", "via", "172.31.3.1"])?;
-        self.ip(&["-n", &home, "route", "add", "172.31.3.0/24", "via", addr::TOWN_PUBLIC])?;
+        self.ip(&[
+            "-n",
+            &branch,
+            "route",
+            "add",
+            "172.31.1.0/24",
+            "via",
+            "172.31.3.1",
+        ])?;
+        self.ip(&[
+            "-n",
+            &home,
+            "route",
+            "add",
+            "172.31.3.0/24",
+            "via",
+            addr::TOWN_PUBLIC,
+        ])?;
         // On loopback: the kernels tests run on may lack the dummy driver.
         self.ip(&["-n", &branch, "addr", "add", "172.31.4.1/32", "dev", "lo"])
     }

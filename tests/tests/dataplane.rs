@@ -810,7 +810,10 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     });
     let private = std::fs::read_to_string(gateway_data.join("gateway.key")).unwrap();
     let listed = serde_json::to_string(&town.admin(&lab, &["gateways", "list"])).unwrap();
-    assert!(!listed.contains(private.trim()), "the private key stayed on the gateway");
+    assert!(
+        !listed.contains(private.trim()),
+        "the private key stayed on the gateway"
+    );
 
     // A second laptop, enrolled through the annex, reaches the server behind it.
     town.admin(&lab, &["groups", "add", "annex-staff"]);
@@ -821,7 +824,14 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     lab.owns_socket(&tunnel);
     lab.spawn(
         "home",
-        &[path(&porta), "--state", path(&state), "--interface", &tunnel, "up"],
+        &[
+            path(&porta),
+            "--state",
+            path(&state),
+            "--interface",
+            &tunnel,
+            "up",
+        ],
         &town.dir.path().join("up2.log"),
     )
     .unwrap();
@@ -831,9 +841,11 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
             .status
             .success()
     };
-    wait_until("the branch server through the annex", Duration::from_secs(15), || {
-        reachable(&lab)
-    });
+    wait_until(
+        "the branch server through the annex",
+        Duration::from_secs(15),
+        || reachable(&lab),
+    );
     lab.spawn(
         "branch",
         &["iperf3", "-s", "-1", "-B", addr::BRANCH_SERVER],
@@ -843,8 +855,11 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     let mut tcp = Value::Null;
     wait_until("TCP through the annex", Duration::from_secs(10), || {
         tcp = json(
-            lab.run("home", &["iperf3", "-c", addr::BRANCH_SERVER, "-t", "1", "-J"])
-                .unwrap(),
+            lab.run(
+                "home",
+                &["iperf3", "-c", addr::BRANCH_SERVER, "-t", "1", "-J"],
+            )
+            .unwrap(),
         );
         tcp["error"].is_null()
     });
@@ -852,7 +867,15 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     let status = json(
         lab.run(
             "home",
-            &[path(&porta), "--state", path(&state), "--interface", &tunnel, "status", "--json"],
+            &[
+                path(&porta),
+                "--state",
+                path(&state),
+                "--interface",
+                &tunnel,
+                "status",
+                "--json",
+            ],
         )
         .unwrap(),
     );
@@ -882,7 +905,11 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     let revoked = town.admin(&lab, &["devices", "revoke", "pau-laptop"]);
     let confirmed = revoked["confirmed_gateways"].as_array().unwrap();
     assert!(confirmed.contains(&Value::from("annex")), "{revoked}");
-    assert_eq!(revoked["pending_gateways"], serde_json::json!([]), "{revoked}");
+    assert_eq!(
+        revoked["pending_gateways"],
+        serde_json::json!([]),
+        "{revoked}"
+    );
     wait_until("the laptop to be cut off", Duration::from_secs(5), || {
         !reachable(&lab)
     });

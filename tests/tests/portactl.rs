@@ -521,3 +521,84 @@ fn read_out(path: &Path) -> Vec<Vec<String>> {
         .map(|r| r.unwrap().iter().map(String::from).collect())
         .collect()
 }
+
+#[tokio::test]
+async fn gateways_are_added_listed_and_checked() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+
+    let added = cli
+        .json(&[
+            "gateways",
+            "add",
+            "annex",
+            "--endpoint",
+            "annex.example.org:51821",
+        ])
+        .await;
+    let invitation = Invitation::decode(added["invitation"].as_str().unwrap()).unwrap();
+    assert_eq!(invitation.kind, porta_proto::pb::InvitationKind::Gateway);
+    let listed = cli.json(&["gateways", "list"]).await;
+    let kinds: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["name"].as_str().unwrap(), g["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds.len(), 2, "{listed}");
+    assert_eq!(kinds[0].1, "embedded", "{listed}");
+    assert_eq!(kinds[1], ("annex", "remote"));
+    assert_eq!(listed[1]["public_key"], "", "not connected yet");
+
+    // Bad input: clear errors, nothing recorded.
+    for (args, expected) in [
+        (
+            vec!["gateways", "add", "annex", "--endpoint", "annex2:51820"],
+            "exists already",
+        ),
+        (
+            vec!["gateways", "add", "annex 2", "--endpoint", "annex2:51820"],
+            "name",
+        ),
+        (
+            vec!["gateways", "add", "annex2", "--endpoint", "annex2"],
+            "host:port",
+        ),
+        (
+            vec!["gateways", "add", "annex2", "--endpoint", "annex2:0"],
+            "host:port",
+        ),
+        (
+            vec![
+                "enroll",
+                "--user",
+                "pau",
+                "--device",
+                "pau-pc",
+                "--gateway",
+                "nowhere",
+            ],
+            "nowhere",
+        ),
+        (
+            vec![
+                "enroll",
+                "--user",
+                "pau",
+                "--device",
+                "pau-pc",
+                "--gateway",
+                "annex",
+            ],
+            "has not connected yet",
+        ),
+    ] {
+        let (code, stderr) = cli.fails(&args).await;
+        assert_ne!(code, 0, "{args:?} succeeded");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert_eq!(cli.json(&["gateways", "list"]).await, listed);
+    assert_eq!(cli.json(&["tokens", "list"]).await, serde_json::json!([]));
+}

@@ -17,7 +17,14 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                 .into_inner()
                 .gateways;
             Listing {
-                headers: &["name", "kind", "endpoint", "public key", "confirmed revision", "last seen"],
+                headers: &[
+                    "name",
+                    "kind",
+                    "endpoint",
+                    "public key",
+                    "confirmed revision",
+                    "last seen",
+                ],
                 rows: gateways
                     .iter()
                     .map(|g| {
@@ -25,7 +32,11 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                             g.name.clone(),
                             kind(g).into(),
                             g.endpoint.clone(),
-                            if g.public_key.is_empty() { "(not yet connected)".into() } else { g.public_key.clone() },
+                            if g.public_key.is_empty() {
+                                "(not yet connected)".into()
+                            } else {
+                                g.public_key.clone()
+                            },
                             g.applied_revision.to_string(),
                             output::time(g.last_seen_at),
                         ]

@@ -50,7 +50,10 @@ impl Gateway for GatewayApi {
         request: Request<pb::ReportEventsRequest>,
     ) -> Result<Response<pb::ReportEventsResponse>, Status> {
         authorize(&self.0, &request, "ReportEvents", GATEWAY)?;
-        Err(Error::Unimplemented("connection events are not recorded by this version of Porta yet").into())
+        Err(
+            Error::Unimplemented("connection events are not recorded by this version of Porta yet")
+                .into(),
+        )
     }
 
     async fn ack_revision(

@@ -290,7 +290,10 @@ async fn register(enrollment: &Enrollment, key: &PrivateKey) -> Result<Tunnel> {
     let addresses = response
         .addresses
         .iter()
-        .map(|a| a.parse().with_context(|| format!("the controller sent a bad address {a:?}")))
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("the controller sent a bad address {a:?}"))
+        })
         .collect::<Result<_>>()?;
     Ok(Tunnel {
         addresses,
@@ -303,8 +306,9 @@ async fn register(enrollment: &Enrollment, key: &PrivateKey) -> Result<Tunnel> {
 fn load_or_make_key(data: &Path) -> Result<PrivateKey> {
     let path = data.join("gateway.key");
     match std::fs::read_to_string(&path) {
-        Ok(text) => PrivateKey::from_base64(&text)
-            .with_context(|| format!("{} is damaged", path.display())),
+        Ok(text) => {
+            PrivateKey::from_base64(&text).with_context(|| format!("{} is damaged", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = PrivateKey::generate();
             write_private(&path, format!("{}\n", key.to_base64()).as_bytes())?;
@@ -317,9 +321,11 @@ fn load_or_make_key(data: &Path) -> Result<PrivateKey> {
 fn load_enrollment(data: &Path) -> Result<Option<Enrollment>> {
     let path = data.join("gateway.toml");
     match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            toml::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?,
-        )),
+        Ok(text) => {
+            Ok(Some(toml::from_str(&text).with_context(|| {
+                format!("{} is damaged", path.display())
+            })?))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
