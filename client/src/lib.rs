@@ -10,6 +10,7 @@
 //! * [`uapi`]: the standard WireGuard control socket, so `wg show` works.
 //! * [`wgconf`]: `porta export-wg`, a wg-quick configuration.
 
+pub mod dns;
 pub mod state;
 pub mod tunnel;
 pub mod uapi;

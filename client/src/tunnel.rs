@@ -28,6 +28,22 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
     let key = dir.key()?;
     let mut node = Node::new(&key, IDLE_AFTER);
     node.upsert_peer(gateway_peer(&state.config)?);
+    // DNS first, so that names resolve through the town from the first
+    // packet on; the guard restores it however `up` ends.
+    let dns_guard = crate::dns::Guard(
+        crate::dns::apply(
+            interface,
+            &state.config.dns_servers,
+            &state.config.search_domains,
+            &dir.0,
+        )
+        .unwrap_or_else(|error| {
+            eprintln!(
+                "porta: the town's DNS servers could not be set up ({error:#}); names may not resolve"
+            );
+            crate::dns::Applied::Nothing
+        }),
+    );
     let shell = Shell::start(
         node,
         ShellConfig {
@@ -71,9 +87,10 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
         () = stop => Ok(()),
         refusal = watch(dir, state, shell.clone()) => Err(anyhow::anyhow!(refusal)),
     };
-    let _ = std::fs::remove_file(dir.pid_file());
     let _ = std::fs::remove_file(uapi::socket_path(interface));
     drop(shell);
+    drop(dns_guard);
+    let _ = std::fs::remove_file(dir.pid_file());
     if outcome.is_ok() {
         println!("Disconnected.");
     }
@@ -209,12 +226,15 @@ fn signal() -> Result<impl std::future::Future<Output = ()>> {
 
 pub(crate) fn down(dir: &StateDir) -> Result<()> {
     let pid_file = dir.pid_file();
-    let text = std::fs::read_to_string(&pid_file)
-        .context("the tunnel is not up (no `porta up` is running)")?;
+    let Ok(text) = std::fs::read_to_string(&pid_file) else {
+        crate::dns::restore_leftover(&dir.0)?;
+        bail!("the tunnel is not up (no `porta up` is running)");
+    };
     let pid: i32 = text.trim().parse().context("damaged pid file")?;
     let pid = nix::unistd::Pid::from_raw(pid);
     if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
         let _ = std::fs::remove_file(&pid_file);
+        crate::dns::restore_leftover(&dir.0)?;
         bail!("the tunnel is not up (its process is gone)");
     }
     // `porta up` removes its pid file when it has taken the tunnel down.

@@ -120,6 +120,17 @@ impl Lab {
         self.ip(&["-n", &branch, "addr", "add", "172.31.4.1/32", "dev", "lo"])
     }
 
+    /// Gives namespace `ns` its own /etc/resolv.conf with `content`: `ip
+    /// netns exec` bind-mounts /etc/netns/NAME/resolv.conf over it. Returns
+    /// the file's path (removed with the lab).
+    pub fn resolv_conf(&self, ns: &str, content: &str) -> Result<std::path::PathBuf> {
+        let dir = std::path::Path::new("/etc/netns").join(self.ns(ns));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("resolv.conf");
+        std::fs::write(&path, content)?;
+        Ok(path)
+    }
+
     /// The full name of namespace `short`.
     pub fn ns(&self, short: &str) -> String {
         format!("{}-{short}", self.tag)
@@ -249,6 +260,7 @@ impl Drop for Lab {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(ns)])
                 .status();
+            let _ = std::fs::remove_dir_all(std::path::Path::new("/etc/netns").join(self.ns(ns)));
         }
         for name in &self.sockets {
             let _ = std::fs::remove_file(format!("/var/run/wireguard/{name}.sock"));

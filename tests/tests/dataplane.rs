@@ -38,29 +38,30 @@ struct Town {
 
 impl Town {
     fn start(lab: &mut Lab, embedded_gateway: bool) -> Town {
+        Town::start_with(lab, embedded_gateway, &[])
+    }
+
+    /// Like [`Town::start`], with more `init` flags.
+    fn start_with(lab: &mut Lab, embedded_gateway: bool, init_flags: &[&str]) -> Town {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let api = format!("{}:7443", addr::TOWN_PUBLIC);
         let endpoint = format!("{}:51820", addr::TOWN_PUBLIC);
         let controller = binary("porta-controller");
-        let init = json(
-            lab.exec(
-                "town",
-                &[
-                    path(&controller),
-                    "init",
-                    "--data",
-                    path(&data),
-                    "--api-endpoint",
-                    &api,
-                    "--endpoint",
-                    &endpoint,
-                    "--no-ipv6",
-                    "--json",
-                ],
-            )
-            .unwrap(),
-        );
+        let mut init_args = vec![
+            path(&controller),
+            "init",
+            "--data",
+            path(&data),
+            "--api-endpoint",
+            &api,
+            "--endpoint",
+            &endpoint,
+            "--no-ipv6",
+            "--json",
+        ];
+        init_args.extend_from_slice(init_flags);
+        let init = json(lab.exec("town", &init_args).unwrap());
         let mut serve_args: Vec<String> = [
             path(&controller),
             "serve",
@@ -662,7 +663,13 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
 #[test]
 fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
     let mut lab = Lab::new().unwrap();
-    let mut town = Town::start(&mut lab, true);
+    let home_resolv = "nameserver 172.31.1.1\nsearch home.arpa\noptions edns0\n";
+    let resolv_conf = lab.resolv_conf("home", home_resolv).unwrap();
+    let mut town = Town::start_with(
+        &mut lab,
+        true,
+        &["--dns", addr::SERVER, "--search-domain", "ajuntament.test"],
+    );
     town.admin(&lab, &["groups", "add", "lan"]);
     town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
     let state = town.enroll(&lab, "anna", "anna-laptop", "lan");
@@ -690,6 +697,23 @@ fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
             .success()
     };
     wait_until("the tunnel", Duration::from_secs(15), || reachable(&lab));
+
+    // The town's DNS is in use while the tunnel is up (the laptop sees the
+    // namespace's file as its /etc/resolv.conf).
+    let seen = String::from_utf8(
+        lab.exec("home", &["cat", "/etc/resolv.conf"])
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        seen.contains(&format!("nameserver {}\n", addr::SERVER)),
+        "{seen}\nporta up log:\n{}",
+        std::fs::read_to_string(&up_log).unwrap_or_default()
+    );
+    assert!(seen.contains("search ajuntament.test\n"), "{seen}");
+    assert!(seen.contains("options edns0"), "{seen}");
+    assert!(!seen.contains("172.31.1.1"), "{seen}");
 
     // The laptop moves to another address on its network.
     let home_if = lab.iface("hometown");
@@ -726,6 +750,11 @@ fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
             )
         });
     assert!(String::from_utf8_lossy(&down.stdout).contains("Disconnected"));
+    assert_eq!(
+        std::fs::read_to_string(&resolv_conf).unwrap(),
+        home_resolv,
+        "porta down puts the home DNS back"
+    );
     let status = lab
         .run(
             "home",
