@@ -10,11 +10,14 @@
 # used during the iperf3 runs (% of one core, both ends added).
 #
 # Traffic stays inside the two namespaces this script creates and removes.
-# Needs root. Usage: sudo bench/dataplane.sh   (SECONDS=8 by default)
+# Needs root. Usage: sudo bench/dataplane.sh   (SECONDS_PER_RUN=8 by default;
+# PATHS="veth porta" runs a subset of: veth wireguard-go boringtun porta)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 077 # keys are written below
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
+PATHS=${PATHS:-veth wireguard-go boringtun porta}
+want() { [[ " $PATHS " == *" $1 "* ]]; }
 A=pbench-a B=pbench-b
 WORK=$(mktemp -d)
 PIDS=()
@@ -90,10 +93,12 @@ echo
 echo "| path                         | 1 → Gb/s | 4 → Gb/s | 1 ← Gb/s | 4 ← Gb/s | ping min / avg ms | CPU |"
 echo "|---|---:|---:|---:|---:|---|---:|"
 
-measure "plain veth" 10.200.0.2
+want veth && measure "plain veth" 10.200.0.2
+
+wg genkey > "$WORK/a.key"; wg genkey > "$WORK/b.key"
 
 # wireguard-go ↔ wireguard-go, set up with wg.
-wg genkey > "$WORK/a.key"; wg genkey > "$WORK/b.key"
+if want wireguard-go; then
 ip netns exec $A wireguard-go -f pbwga >"$WORK/wga.log" 2>&1 & PIDS+=($!)
 ip netns exec $B wireguard-go -f pbwgb >"$WORK/wgb.log" 2>&1 & PIDS+=($!)
 sleep 1
@@ -104,8 +109,10 @@ ip -n $A addr add 10.201.0.1/24 dev pbwga; ip -n $B addr add 10.201.0.2/24 dev p
 ip -n $A link set pbwga up mtu 1420; ip -n $B link set pbwgb up mtu 1420
 measure "wireguard-go ↔ wireguard-go" 10.201.0.2 $(pgrep -f "wireguard-go -f pbwg")
 kill $WGA_PID $WGB_PID 2>/dev/null || true
+fi
 
 # boringtun-cli ↔ boringtun-cli (as root it must be told not to drop privileges).
+if want boringtun; then
 ip netns exec $A boringtun-cli --disable-drop-privileges --foreground pbbta >"$WORK/bta.log" 2>&1 & PIDS+=($!)
 ip netns exec $B boringtun-cli --disable-drop-privileges --foreground pbbtb >"$WORK/btb.log" 2>&1 & PIDS+=($!)
 sleep 1
@@ -115,8 +122,10 @@ ip -n $A addr add 10.203.0.1/24 dev pbbta; ip -n $B addr add 10.203.0.2/24 dev p
 ip -n $A link set pbbta up mtu 1420; ip -n $B link set pbbtb up mtu 1420
 measure "boringtun-cli ↔ boringtun-cli" 10.203.0.2 $(pgrep -f "boringtun-cli --disable-drop-privileges --foreground pbbt")
 pkill -f "boringtun-cli --disable-drop-privileges --foreground pbbt" || true
+fi
 
 # Porta client ↔ Porta embedded gateway (the gateway's own tunnel address is the target).
+if want porta; then
 ip netns exec $B "$BIN/porta-controller" init --data "$WORK/data" --api-endpoint 10.200.0.2:7443 \
     --endpoint 10.200.0.2:51823 --vpn-prefix 10.202.0.0/24 --no-ipv6 --route 10.202.0.1/32 --json >"$WORK/init.json"
 ip netns exec $B "$BIN/porta-controller" serve --data "$WORK/data" --listen 10.200.0.2:7443 \
@@ -132,6 +141,7 @@ ip netns exec $A "$BIN/porta" --state "$WORK/client" --interface pbc up >"$WORK/
 UP_PID=${PIDS[-1]}
 sleep 2
 measure "Porta ↔ Porta" 10.202.0.1 $(pgrep -f "porta --state $WORK/client") $SERVE_PID
+fi
 
 echo
 echo "1/4: streams; →: client sends; ←: server sends (-R). CPU: tunnel processes, both ends, % of one core over the iperf3 runs (plain veth: none)."

@@ -2,29 +2,34 @@
 //!
 //! Three threads: TUN → node → UDP, UDP → node → TUN (or UDP, for
 //! handshakes), and a timer tick every 100 ms. The node sits behind one
-//! mutex; each thread holds it only while the node handles one packet, and
-//! sends the result after releasing it.
-//! This first shell favours being simple and correct; the batched,
-//! offloaded, lock-free paths the benchmark targets come on top of it.
+//! mutex; each thread holds it while the node handles one batch, and sends
+//! the result after releasing it.
+//!
+//! Batches come from the kernel's offloads, so that a bulk transfer costs
+//! a few system calls per 64 KiB rather than two per packet:
+//! * the TUN device is opened with `IFF_VNET_HDR` and TSO/checksum
+//!   offload (tun-rs `offload`): one read returns a whole TCP super-segment,
+//!   which tun-rs cuts into MTU-sized packets; writes go through tun-rs's
+//!   GRO table, which merges consecutive TCP segments back into one;
+//! * the UDP socket uses GRO and GSO ([`udp`]).
 //!
 //! Routes are set with iproute2 (`ip route replace … dev IFACE`), which a
 //! Linux host running Porta has; addresses and MTU are set on the device
 //! by tun-rs.
 
+mod udp;
+
 use crate::node::{Node, Sink};
 use ipnet::IpNet;
-use socket2::{Domain, Protocol, Socket, Type};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tun_rs::{DeviceBuilder, SyncDevice};
+use tun_rs::{DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN};
+use udp::{Datagrams, Socket};
 
-/// UDP socket buffer size: the default 208 KiB drops datagrams under load
-/// (see docs/BENCHMARKS.md and the field notes).
-const SOCKET_BUFFER: usize = 4 << 20;
 /// How often timers run.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -80,7 +85,7 @@ pub enum ShellError {
 /// TUN device goes away with the process.
 pub struct Shell {
     node: Arc<Mutex<Node>>,
-    socket: Arc<UdpSocket>,
+    socket: Arc<Socket>,
     config: ShellConfig,
     routes: Vec<IpNet>,
     stop: Arc<AtomicBool>,
@@ -106,15 +111,23 @@ impl Shell {
         shell.set_routes(&shell.config.routes.clone())?;
 
         let (node, socket, tun_out) = (shell.node.clone(), shell.socket.clone(), tun.clone());
+        let packet_room = usize::from(shell.config.mtu).max(1500) + 128;
         shell.threads.push(spawn("porta-tun-rx", move || {
-            let mut buf = vec![0u8; 65_536];
+            let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65_535];
+            let mut packets = vec![vec![0u8; packet_room]; IDEAL_BATCH_SIZE];
+            let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
             let mut outbox = Outbox::default();
             loop {
-                match tun_out.recv(&mut buf) {
-                    Ok(n) => {
-                        let _ = lock(&node).handle_tun_packet(&buf[..n], &mut outbox);
+                match tun_out.recv_multiple(&mut original, &mut packets, &mut sizes, 0) {
+                    Ok(count) => {
+                        let mut node = lock(&node);
+                        for (packet, size) in packets.iter().zip(&sizes).take(count) {
+                            let _ = node.handle_tun_packet(&packet[..*size], &mut outbox);
+                        }
+                        drop(node);
                         outbox.send(&socket, &tun_out);
                     }
+                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(error) => {
                         tracing::debug!(%error, "TUN read failed; stopping");
                         return;
@@ -132,14 +145,14 @@ impl Shell {
             let mut buf = vec![0u8; 65_536];
             let mut outbox = Outbox::default();
             while !stop.load(Ordering::Relaxed) {
-                match socket.recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        let _ = lock(&node).handle_datagram(
-                            from,
-                            &buf[..n],
-                            Instant::now(),
-                            &mut outbox,
-                        );
+                match socket.recv(&mut buf) {
+                    Ok(received) => {
+                        let now = Instant::now();
+                        let mut node = lock(&node);
+                        for datagram in buf[..received.len].chunks(received.segment) {
+                            let _ = node.handle_datagram(received.from, datagram, now, &mut outbox);
+                        }
+                        drop(node);
                         outbox.send(&socket, &tun_in);
                     }
                     Err(e)
@@ -205,44 +218,49 @@ impl Drop for Shell {
     }
 }
 
-/// What the node produced for one input, copied out so that the system
+/// What the node produced for one batch, copied out so that the system
 /// calls that send it happen after the node's lock is released (the two
 /// directions then overlap instead of queueing on each other's I/O). The
 /// buffers are reused: no allocation per packet once warm.
 #[derive(Default)]
 struct Outbox {
-    bytes: Vec<u8>,
-    items: Vec<(Option<SocketAddr>, std::ops::Range<usize>)>,
+    datagrams: Datagrams,
+    /// Packets for the TUN device, each after room for the virtio header.
+    packets: Vec<Vec<u8>>,
+    packet_count: usize,
+    gro: GROTable,
 }
 
 impl Sink for Outbox {
     fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(datagram);
-        self.items.push((Some(to), start..self.bytes.len()));
+        self.datagrams.push(to, datagram);
     }
     fn deliver_packet(&mut self, packet: &[u8]) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(packet);
-        self.items.push((None, start..self.bytes.len()));
+        if self.packet_count == self.packets.len() {
+            self.packets
+                .push(Vec::with_capacity(VIRTIO_NET_HDR_LEN + 65_535));
+        }
+        let buffer = &mut self.packets[self.packet_count];
+        buffer.clear();
+        buffer.resize(VIRTIO_NET_HDR_LEN, 0);
+        buffer.extend_from_slice(packet);
+        self.packet_count += 1;
     }
 }
 
 impl Outbox {
-    /// Sends everything collected: datagrams on the socket, packets to the
-    /// TUN device.
-    fn send(&mut self, socket: &UdpSocket, tun: &SyncDevice) {
-        for (to, range) in self.items.drain(..) {
-            let bytes = &self.bytes[range];
-            let result = match to {
-                Some(to) => socket.send_to(bytes, to).map(drop),
-                None => tun.send(bytes).map(drop),
-            };
-            if let Err(error) = result {
-                tracing::trace!(%error, "send failed");
+    /// Sends everything collected: datagrams on the socket (runs to one
+    /// peer in one GSO send), packets to the TUN device (TCP segments
+    /// merged by GRO).
+    fn send(&mut self, socket: &Socket, tun: &SyncDevice) {
+        self.datagrams.flush(socket);
+        if self.packet_count > 0 {
+            let packets = &mut self.packets[..self.packet_count];
+            if let Err(error) = tun.send_multiple(&mut self.gro, packets, VIRTIO_NET_HDR_LEN) {
+                tracing::trace!(%error, "TUN write failed");
             }
+            self.packet_count = 0;
         }
-        self.bytes.clear();
     }
 }
 
@@ -260,7 +278,10 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 }
 
 fn create_tun(config: &ShellConfig) -> Result<SyncDevice, ShellError> {
-    let mut builder = DeviceBuilder::new().name(&config.interface).mtu(config.mtu);
+    let mut builder = DeviceBuilder::new()
+        .name(&config.interface)
+        .mtu(config.mtu)
+        .offload(true);
     for address in &config.addresses {
         builder = match address {
             IpNet::V4(v4) => builder.ipv4(v4.addr(), v4.prefix_len(), None),
@@ -273,25 +294,9 @@ fn create_tun(config: &ShellConfig) -> Result<SyncDevice, ShellError> {
     })
 }
 
-fn open_socket(listen: SocketAddr) -> Result<UdpSocket, ShellError> {
-    let fail = |source| ShellError::Socket { listen, source };
-    let socket = Socket::new(
-        Domain::for_address(listen),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )
-    .map_err(fail)?;
-    // Best effort: the kernel caps these at net.core.[rw]mem_max unless
-    // the FORCE variants (root) succeed.
-    if socket.set_recv_buffer_size(SOCKET_BUFFER).is_err() {
-        tracing::debug!("could not enlarge the UDP receive buffer");
-    }
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
-    socket.bind(&listen.into()).map_err(fail)?;
-    socket
-        .set_read_timeout(Some(Duration::from_millis(250)))
-        .map_err(fail)?;
-    Ok(socket.into())
+fn open_socket(listen: SocketAddr) -> Result<Socket, ShellError> {
+    Socket::bind(listen, Duration::from_millis(250))
+        .map_err(|source| ShellError::Socket { listen, source })
 }
 
 fn ip_route(verb: &str, route: &IpNet, interface: &str) -> Result<(), ShellError> {
