@@ -83,7 +83,7 @@ measure() {
     fi
     local ping
     # "rtt min/avg/max/mdev = 0.035/0.064/0.101/0.012 ms"
-    ping=$(ip netns exec $A ping -q -c 20 -i 0.05 "$server" | awk -F' = ' '/^rtt/ {split($2, v, "/"); printf "%.3f / %.3f", v[1], v[2]}')
+    ping=$(ip netns exec $A ping -q -c 200 -i 0.01 "$server" | awk -F' = ' '/^rtt/ {split($2, v, "/"); printf "%.3f / %.3f", v[1], v[2]}')
     printf "| %-28s | %6s | %6s | %6s | %6s | %-17s | %5s |\n" "$name" "${results[@]}" "$ping" "$cpu"
 }
 

@@ -16,8 +16,11 @@
 //!   hashed constant-time secrets, input checks).
 //! * [`policy`]: groups → destinations, used for client routes and for the
 //!   gateway's filter alike.
-//! * [`gateway`]: the embedded gateway — porta-tunnel's node and IO shell
-//!   kept in step with the store (revocations cut sessions at once).
+//! * [`peers`]: the peer journal — the peer set as revisioned changes, for
+//!   every gateway.
+//! * [`gateway`]: gateways — porta-tunnel's node and IO shell kept in step
+//!   with the journal, embedded in `serve` or remote (`porta-controller
+//!   gateway`, over the Gateway service); revocations cut sessions at once.
 //! * [`init`], [`server`], [`tls`], [`options`]: the process shell behind the
 //!   `porta-controller` binary.
 //!

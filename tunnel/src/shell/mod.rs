@@ -1,9 +1,10 @@
 //! The IO shell: a TUN device and a UDP socket driving a [`Node`].
 //!
-//! Three threads: TUN → node → UDP, UDP → node → TUN (or UDP, for
-//! handshakes), and a timer tick every 100 ms. The node sits behind one
-//! mutex; each thread holds it while the node handles one batch, and sends
-//! the result after releasing it.
+//! Packet workers that each watch the TUN device and the UDP socket
+//! ([`workers`]: each descriptor drained by one worker at a time), and a
+//! timer tick every 100 ms. The node sits behind one mutex; a worker holds
+//! it while the node handles one batch, and sends the result after
+//! releasing it.
 //!
 //! Batches come from the kernel's offloads, so that a bulk transfer costs
 //! a few system calls per 64 KiB rather than two per packet:
@@ -18,6 +19,7 @@
 //! by tun-rs.
 
 mod udp;
+mod workers;
 
 use crate::node::{Node, Sink};
 use ipnet::IpNet;
@@ -27,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tun_rs::{DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, SyncDevice, VIRTIO_NET_HDR_LEN};
+use tun_rs::{DeviceBuilder, GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
 use udp::{Datagrams, Socket};
 
 /// How often timers run.
@@ -110,60 +112,25 @@ impl Shell {
         };
         shell.set_routes(&shell.config.routes.clone())?;
 
-        let (node, socket, tun_out) = (shell.node.clone(), shell.socket.clone(), tun.clone());
-        let packet_room = usize::from(shell.config.mtu).max(1500) + 128;
-        shell.threads.push(spawn("porta-tun-rx", move || {
-            let mut original = vec![0u8; VIRTIO_NET_HDR_LEN + 65_535];
-            let mut packets = vec![vec![0u8; packet_room]; IDEAL_BATCH_SIZE];
-            let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
-            let mut outbox = Outbox::default();
-            loop {
-                match tun_out.recv_multiple(&mut original, &mut packets, &mut sizes, 0) {
-                    Ok(count) => {
-                        let mut node = lock(&node);
-                        for (packet, size) in packets.iter().zip(&sizes).take(count) {
-                            let _ = node.handle_tun_packet(&packet[..*size], &mut outbox);
-                        }
-                        drop(node);
-                        outbox.send(&socket, &tun_out);
-                    }
-                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(error) => {
-                        tracing::debug!(%error, "TUN read failed; stopping");
-                        return;
-                    }
-                }
-            }
-        }));
-        let (node, socket, stop, tun_in) = (
-            shell.node.clone(),
-            shell.socket.clone(),
-            shell.stop.clone(),
-            tun.clone(),
+        let shared = Arc::new(
+            workers::Shared::new(
+                shell.node.clone(),
+                shell.socket.clone(),
+                tun.clone(),
+                shell.stop.clone(),
+                shell.config.mtu,
+            )
+            .map_err(|source| ShellError::Tun {
+                interface: shell.config.interface.clone(),
+                source,
+            })?,
         );
-        shell.threads.push(spawn("porta-udp-rx", move || {
-            let mut buf = vec![0u8; 65_536];
-            let mut outbox = Outbox::default();
-            while !stop.load(Ordering::Relaxed) {
-                match socket.recv(&mut buf) {
-                    Ok(received) => {
-                        let now = Instant::now();
-                        let mut node = lock(&node);
-                        for datagram in buf[..received.len].chunks(received.segment) {
-                            let _ = node.handle_datagram(received.from, datagram, now, &mut outbox);
-                        }
-                        drop(node);
-                        outbox.send(&socket, &tun_in);
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                        ) => {}
-                    Err(error) => tracing::debug!(%error, "UDP receive failed"),
-                }
-            }
-        }));
+        for _ in 0..workers::WORKERS {
+            let shared = shared.clone();
+            shell
+                .threads
+                .push(spawn("porta-packets", move || shared.run_worker()));
+        }
         let mut outbox = Outbox::default();
         lock(&shell.node).initiate_handshakes(&mut outbox);
         outbox.send(&shell.socket, &tun);
@@ -212,7 +179,7 @@ impl Shell {
 impl Drop for Shell {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        for thread in self.threads.drain(1..) {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -295,8 +262,7 @@ fn create_tun(config: &ShellConfig) -> Result<SyncDevice, ShellError> {
 }
 
 fn open_socket(listen: SocketAddr) -> Result<Socket, ShellError> {
-    Socket::bind(listen, Duration::from_millis(250))
-        .map_err(|source| ShellError::Socket { listen, source })
+    Socket::bind(listen).map_err(|source| ShellError::Socket { listen, source })
 }
 
 fn ip_route(verb: &str, route: &IpNet, interface: &str) -> Result<(), ShellError> {

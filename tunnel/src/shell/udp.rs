@@ -23,8 +23,8 @@ use socket2::{Domain, Protocol, Type};
 use std::io::{IoSlice, IoSliceMut};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 /// UDP socket buffer size: the default 208 KiB drops datagrams under load
 /// (see docs/BENCHMARKS.md and the field notes).
@@ -52,9 +52,9 @@ pub(super) struct Received {
 }
 
 impl Socket {
-    /// Binds `listen` with large buffers, a read timeout (so receive loops
-    /// can notice a stop) and GRO/GSO where the kernel offers them.
-    pub(super) fn bind(listen: SocketAddr, read_timeout: Duration) -> std::io::Result<Self> {
+    /// Binds `listen` with large buffers and GRO/GSO where the kernel
+    /// offers them.
+    pub(super) fn bind(listen: SocketAddr) -> std::io::Result<Self> {
         let socket = socket2::Socket::new(
             Domain::for_address(listen),
             Type::DGRAM,
@@ -66,7 +66,6 @@ impl Socket {
         }
         let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
         socket.bind(&listen.into())?;
-        socket.set_read_timeout(Some(read_timeout))?;
         let inner: UdpSocket = socket.into();
         if setsockopt(&inner, sockopt::UdpGroSegment, &true).is_err() {
             tracing::debug!("UDP GRO is not available");
@@ -75,6 +74,11 @@ impl Socket {
             inner,
             gso: AtomicBool::new(true),
         })
+    }
+
+    /// Makes receives return `WouldBlock` instead of waiting.
+    pub(super) fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+        self.inner.set_nonblocking(nonblocking)
     }
 
     /// The bound address.
@@ -155,6 +159,12 @@ impl Socket {
             self.send_to(datagram, to)?;
         }
         Ok(())
+    }
+}
+
+impl AsFd for Socket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
     }
 }
 
