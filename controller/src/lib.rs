@@ -37,6 +37,7 @@ mod files;
 pub mod gateway;
 pub mod init;
 pub mod ipam;
+pub mod logs;
 pub mod options;
 pub mod peers;
 pub mod policy;
