@@ -172,7 +172,7 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
     let admin_ttl = 7 * DAY;
     let (_, admin_invitation) = controller
         .create_api_credential(
-            "porta-controller init",
+            &crate::logs::Actor::system("porta-controller init"),
             "admin",
             Role::Admin,
             admin_ttl,

@@ -37,7 +37,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .map(FileConfig::load)
                 .transpose()?
                 .unwrap_or_default();
-            let settings = ServeSettings::resolve(&cli, args, file);
+            let settings = ServeSettings::resolve(&cli, args, file)?;
             init_logging(settings.log_format, &settings.log_level);
             let stop = server::termination_signal()?;
             if args.init && !init::is_initialised(&settings.data) {
@@ -52,6 +52,7 @@ async fn run(cli: Cli) -> Result<()> {
                 &settings.data,
                 settings.listen,
                 settings.gateway.as_ref(),
+                settings.retention,
                 stop,
             )
             .await
@@ -67,6 +68,7 @@ async fn run(cli: Cli) -> Result<()> {
                     data: args.data.clone(),
                     invitation: args.invitation.clone(),
                     interface: args.interface.clone(),
+                    session_idle: args.session_idle,
                 },
                 stop,
             )

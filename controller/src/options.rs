@@ -72,6 +72,9 @@ pub struct GatewayArgs {
     /// TUN interface name.
     #[arg(long, env = "PORTA_GATEWAY_INTERFACE", default_value = "porta-gw")]
     pub interface: String,
+    /// A session ends after this long without traffic.
+    #[arg(long, env = "PORTA_SESSION_IDLE", default_value = "180s", value_parser = humantime::parse_duration)]
+    pub session_idle: std::time::Duration,
 }
 
 /// `init` flags.
@@ -127,7 +130,7 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// TOML config file (keys: data, listen, log_format, log_level,
-    /// gateway, gateway_interface).
+    /// gateway, gateway_interface, session_idle, retention).
     #[arg(long, env = "PORTA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory.
@@ -146,6 +149,13 @@ pub struct ServeArgs {
     /// TUN interface of the embedded gateway [default: porta-gw].
     #[arg(long, env = "PORTA_GATEWAY_INTERFACE")]
     pub gateway_interface: Option<String>,
+    /// A session ends after this long without traffic [default: 180s].
+    #[arg(long, env = "PORTA_SESSION_IDLE", value_parser = humantime::parse_duration)]
+    pub session_idle: Option<std::time::Duration>,
+    /// Delete log records older than this (e.g. 365d), keeping what remains
+    /// verifiable [default: keep everything].
+    #[arg(long, env = "PORTA_RETENTION", value_parser = humantime::parse_duration)]
+    pub retention: Option<std::time::Duration>,
 }
 
 /// The config file.
@@ -164,6 +174,10 @@ pub struct FileConfig {
     pub gateway: Option<bool>,
     /// TUN interface of the embedded gateway.
     pub gateway_interface: Option<String>,
+    /// Session idle threshold, e.g. "180s".
+    pub session_idle: Option<String>,
+    /// Log retention, e.g. "365d".
+    pub retention: Option<String>,
 }
 
 impl FileConfig {
@@ -189,12 +203,39 @@ pub struct ServeSettings {
     pub log_level: String,
     /// The embedded gateway, unless disabled.
     pub gateway: Option<crate::gateway::GatewayOptions>,
+    /// Log retention, if any.
+    pub retention: Option<std::time::Duration>,
+}
+
+/// A duration from the config file.
+fn file_duration(key: &str, value: Option<String>) -> Result<Option<std::time::Duration>> {
+    value
+        .map(|v| {
+            humantime::parse_duration(&v)
+                .with_context(|| format!("config key {key}: {v:?} is not a duration like 180s or 365d"))
+        })
+        .transpose()
 }
 
 impl ServeSettings {
     /// Merges `args` (flags and env) over `file` over defaults.
-    pub fn resolve(cli: &Cli, args: &ServeArgs, file: FileConfig) -> Self {
-        Self {
+    pub fn resolve(cli: &Cli, args: &ServeArgs, file: FileConfig) -> Result<Self> {
+        let session_idle = match args.session_idle {
+            Some(idle) => idle,
+            None => file_duration("session_idle", file.session_idle)?
+                .unwrap_or(crate::gateway::DEFAULT_SESSION_IDLE),
+        };
+        if session_idle < std::time::Duration::from_secs(1) {
+            anyhow::bail!("--session-idle must be at least 1s");
+        }
+        let retention = match args.retention {
+            Some(retention) => Some(retention),
+            None => file_duration("retention", file.retention)?,
+        };
+        if retention.is_some_and(|r| r < std::time::Duration::from_secs(3600)) {
+            anyhow::bail!("--retention must be at least 1h");
+        }
+        Ok(Self {
             data: args
                 .data
                 .clone()
@@ -220,9 +261,11 @@ impl ServeSettings {
                         .clone()
                         .or(file.gateway_interface)
                         .unwrap_or_else(|| "porta-gw".into()),
+                    session_idle,
                 }
             }),
-        }
+            retention,
+        })
     }
 }
 

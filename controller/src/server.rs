@@ -27,6 +27,7 @@ pub async fn serve(
     data: &Path,
     listen: SocketAddr,
     gateway: Option<&GatewayOptions>,
+    retention: Option<Duration>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let identity = Identity::load(&TlsPaths::in_dir(data)).with_context(|| {
@@ -44,6 +45,9 @@ pub async fn serve(
     })?;
     let controller = Controller::new(store.clone(), fingerprint)?;
     tokio::spawn(controller.clone().run_peer_journal());
+    if let Some(retention) = retention {
+        tokio::spawn(enforce_retention(controller.clone(), retention));
+    }
     let gateway = gateway
         .map(|options| crate::gateway::start(controller.clone(), data, options))
         .transpose()?;
@@ -141,6 +145,23 @@ pub async fn serve(
     store.flush().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Prunes both logs now and every hour until shutdown.
+async fn enforce_retention(ctl: Controller, retention: Duration) {
+    let mut every = tokio::time::interval(Duration::from_secs(3600));
+    let mut shutdown = ctl.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = crate::api::now();
+        let cutoff = now.saturating_sub(retention.as_secs());
+        if let Err(error) = crate::logs::prune_before(ctl.store(), cutoff, now).await {
+            tracing::error!(%error, "retention run failed; the logs are unchanged");
+        }
+    }
 }
 
 /// Installs SIGTERM and SIGINT handlers now (so a signal that arrives

@@ -10,6 +10,7 @@
 
 use crate::error::{Error, Result};
 use crate::ipam;
+use crate::logs::Actor;
 use crate::peers::{HISTORY, PeerJournal, Update};
 use crate::secret::{self, IssuedSecret, PresentedSecret};
 use crate::settings::Settings;
@@ -32,6 +33,8 @@ pub struct Caller {
     pub name: String,
     /// For devices: which one.
     pub device_id: Option<String>,
+    /// The caller's network address, for the admin log.
+    pub address: String,
 }
 
 /// A device as a gateway peer.
@@ -289,6 +292,7 @@ impl Controller {
             credential_id: credential.id,
             name: credential.name,
             device_id: credential.device_id,
+            address: String::new(),
         })
     }
 
@@ -311,7 +315,7 @@ impl Controller {
     // ----- users --------------------------------------------------------------
 
     /// Creates a user, optionally in existing groups.
-    pub async fn create_user(&self, user: UserRecord) -> Result<UserRecord> {
+    pub async fn create_user(&self, actor: &Actor, user: UserRecord) -> Result<UserRecord> {
         self.write(|t| {
             if t.contains(T::Users, user.name.as_bytes())? {
                 return Err(
@@ -322,6 +326,7 @@ impl Controller {
                 require_group(t, group)?;
             }
             t.put(T::Users, user.name.as_bytes(), &user)?;
+            t.log_admin(actor, "user.create", &user.name, None, json(&user), user.created_at)?;
             Ok(user.clone())
         })
         .await
@@ -340,11 +345,20 @@ impl Controller {
     }
 
     /// Disables or enables a user.
-    pub async fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<UserRecord> {
+    pub async fn set_user_disabled(
+        &self,
+        actor: &Actor,
+        name: &str,
+        disabled: bool,
+        now: u64,
+    ) -> Result<UserRecord> {
         self.write(|t| {
             let mut user = require_user(t, name)?;
+            let before = json(&user);
             user.disabled = disabled;
             t.put(T::Users, name.as_bytes(), &user)?;
+            let action = if disabled { "user.disable" } else { "user.enable" };
+            t.log_admin(actor, action, name, before, json(&user), now)?;
             Ok(user)
         })
         .await
@@ -353,7 +367,7 @@ impl Controller {
     // ----- groups -------------------------------------------------------------
 
     /// Creates an empty group.
-    pub async fn create_group(&self, group: GroupRecord) -> Result<GroupRecord> {
+    pub async fn create_group(&self, actor: &Actor, group: GroupRecord) -> Result<GroupRecord> {
         self.write(|t| {
             if t.contains(T::Groups, group.name.as_bytes())? {
                 return Err(
@@ -361,6 +375,7 @@ impl Controller {
                 );
             }
             t.put(T::Groups, group.name.as_bytes(), &group)?;
+            t.log_admin(actor, "group.create", &group.name, None, json(&group), group.created_at)?;
             Ok(group.clone())
         })
         .await
@@ -403,11 +418,12 @@ impl Controller {
     }
 
     /// Deletes a group; its members leave it.
-    pub async fn delete_group(&self, name: &str) -> Result<()> {
+    pub async fn delete_group(&self, actor: &Actor, name: &str, now: u64) -> Result<()> {
         let users = self.list_users()?;
         self.write(|t| {
-            require_group(t, name)?;
+            let group = require_group(t, name)?;
             t.remove(T::Groups, name.as_bytes())?;
+            t.log_admin(actor, "group.delete", name, json(&group), None, now)?;
             for user in users.iter().filter(|u| u.groups.contains(name)) {
                 // Re-read inside the transaction: the list above may be stale.
                 if let Some(mut current) = t.get::<UserRecord>(T::Users, user.name.as_bytes())? {
@@ -423,11 +439,14 @@ impl Controller {
     /// Adds a destination to a group (no-op if it is there already).
     pub async fn allow_destination(
         &self,
+        actor: &Actor,
         group: &str,
         destination: Destination,
+        now: u64,
     ) -> Result<GroupRecord> {
         self.write(|t| {
             let mut record = require_group(t, group)?;
+            let before = json(&record);
             if !record.destinations.contains(&destination) {
                 if record.destinations.len() >= crate::validate::MAX_DESTINATIONS {
                     return Err(Error::FailedPrecondition(format!(
@@ -438,6 +457,7 @@ impl Controller {
                 }
                 record.destinations.push(destination.clone());
                 t.put(T::Groups, group.as_bytes(), &record)?;
+                t.log_admin(actor, "group.allow", group, before, json(&record), now)?;
             }
             Ok(record)
         })
@@ -447,11 +467,14 @@ impl Controller {
     /// Removes a destination from a group.
     pub async fn disallow_destination(
         &self,
+        actor: &Actor,
         group: &str,
         destination: Destination,
+        now: u64,
     ) -> Result<GroupRecord> {
         self.write(|t| {
             let mut record = require_group(t, group)?;
+            let before_json = json(&record);
             let before = record.destinations.len();
             record.destinations.retain(|d| d != &destination);
             if record.destinations.len() == before {
@@ -462,15 +485,25 @@ impl Controller {
                 .into());
             }
             t.put(T::Groups, group.as_bytes(), &record)?;
+            t.log_admin(actor, "group.disallow", group, before_json, json(&record), now)?;
             Ok(record)
         })
         .await
     }
 
     /// Adds (`join = true`) or removes users from a group, all or none.
-    pub async fn set_membership(&self, group: &str, users: &[String], join: bool) -> Result<()> {
+    pub async fn set_membership(
+        &self,
+        actor: &Actor,
+        group: &str,
+        users: &[String],
+        join: bool,
+        now: u64,
+    ) -> Result<()> {
         self.write(|t| {
             require_group(t, group)?;
+            let action = if join { "group.members.add" } else { "group.members.remove" };
+            t.log_admin(actor, action, group, None, Some(serde_json::json!({ "users": users })), now)?;
             for name in users {
                 let mut user = require_user(t, name)?;
                 if join {
@@ -491,7 +524,7 @@ impl Controller {
     /// and returns it with its invitation string.
     pub async fn create_enrollment_token(
         &self,
-        actor: &str,
+        actor: &Actor,
         user: &str,
         device_name: &str,
         gateway: Option<&str>,
@@ -527,11 +560,12 @@ impl Controller {
                     },
                     created_at: now,
                     expires_at,
-                    created_by: actor.to_owned(),
+                    created_by: actor.name.clone(),
                     redeemed_at: None,
                 };
                 t.put(T::Invites, record.id.as_bytes(), &record)?;
                 t.put_raw(T::TokenNames, device_name.as_bytes(), record.id.as_bytes())?;
+                t.log_admin(actor, "token.create", device_name, None, invite_json(&record), now)?;
                 Ok((record, secret))
             })
             .await?;
@@ -553,15 +587,21 @@ impl Controller {
     }
 
     /// Deletes an unredeemed enrollment token.
-    pub async fn delete_enrollment_token(&self, id: &str) -> Result<()> {
+    pub async fn delete_enrollment_token(&self, actor: &Actor, id: &str, now: u64) -> Result<()> {
         self.write(
             |t| match t.get::<InviteRecord>(T::Invites, id.as_bytes())? {
-                Some(InviteRecord {
-                    purpose: InvitePurpose::Device { device_name, .. },
-                    redeemed_at: None,
-                    ..
-                }) => {
-                    release_token_name(t, &device_name, id)?;
+                Some(
+                    invite @ InviteRecord {
+                        purpose: InvitePurpose::Device { .. },
+                        redeemed_at: None,
+                        ..
+                    },
+                ) => {
+                    let InvitePurpose::Device { device_name, .. } = &invite.purpose else {
+                        unreachable!("matched above")
+                    };
+                    release_token_name(t, device_name, id)?;
+                    t.log_admin(actor, "token.delete", device_name, invite_json(&invite), None, now)?;
                     t.remove(T::Invites, id.as_bytes())
                 }
                 _ => Err(Error::not_found("enrollment token", id).into()),
@@ -581,6 +621,7 @@ impl Controller {
         public_key: PublicKey,
         hostname: &str,
         os: &str,
+        address: &str,
         now: u64,
     ) -> Result<(DeviceRecord, String)> {
         let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
@@ -662,6 +703,8 @@ impl Controller {
                 spent.redeemed_at = Some(now);
                 t.put(T::Invites, spent.id.as_bytes(), &spent)?;
                 release_token_name(t, device_name, &invite.id)?;
+                let actor = Actor { name: format!("enrollment token {}", invite.id), address: address.to_owned() };
+                t.log_admin(&actor, "device.enroll", device_name, None, json(&device), now)?;
                 Ok((device, credential.text))
             })
             .await?;
@@ -675,6 +718,7 @@ impl Controller {
         &self,
         token: &str,
         client_name: &str,
+        address: &str,
         now: u64,
     ) -> Result<(CredentialRecord, String)> {
         let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
@@ -696,6 +740,8 @@ impl Controller {
             credential.hash = Some(hash);
             credential.client_name = client_name.to_owned();
             t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
+            let actor = Actor { name: credential.name.clone(), address: address.to_owned() };
+            t.log_admin(&actor, "login", &credential.name, None, credential_json(&credential), now)?;
             let mut spent = invite.clone();
             spent.redeemed_at = Some(now);
             t.put(T::Invites, spent.id.as_bytes(), &spent)?;
@@ -741,6 +787,7 @@ impl Controller {
     /// Renames a live device.
     pub async fn rename_device(
         &self,
+        actor: &Actor,
         name_or_id: &str,
         new_name: &str,
         now: u64,
@@ -764,10 +811,12 @@ impl Controller {
                 ))
                 .into());
             }
+            let before = json(&current);
             t.remove(T::DeviceNames, current.name.as_bytes())?;
             t.put_raw(T::DeviceNames, new_name.as_bytes(), current.id.as_bytes())?;
             current.name = new_name.to_owned();
             t.put(T::Devices, current.id.as_bytes(), &current)?;
+            t.log_admin(actor, "device.rename", new_name, before, json(&current), now)?;
             Ok(current)
         })
         .await
@@ -778,7 +827,7 @@ impl Controller {
     /// again. Streams watching its config end at once.
     pub async fn revoke_device(
         &self,
-        actor: &str,
+        actor: &Actor,
         name_or_id: &str,
         now: u64,
     ) -> Result<DeviceRecord> {
@@ -795,9 +844,11 @@ impl Controller {
                     ))
                     .into());
                 }
+                let before = json(&current);
                 current.revoked_at = Some(now);
-                current.revoked_by = actor.to_owned();
+                current.revoked_by = actor.name.clone();
                 t.put(T::Devices, current.id.as_bytes(), &current)?;
+                t.log_admin(actor, "device.revoke", &current.name, before, json(&current), now)?;
                 t.remove(T::DeviceNames, current.name.as_bytes())?;
                 let lease = AddressLease {
                     device_id: current.id.clone(),
@@ -813,7 +864,7 @@ impl Controller {
                 Ok(current)
             })
             .await?;
-        tracing::info!(device = %revoked.name, user = %revoked.user, by = actor, "device revoked");
+        tracing::info!(device = %revoked.name, user = %revoked.user, by = %actor.name, "device revoked");
         Ok(revoked)
     }
 
@@ -931,7 +982,7 @@ impl Controller {
     /// invitation (shown once).
     pub async fn create_api_credential(
         &self,
-        actor: &str,
+        actor: &Actor,
         name: &str,
         role: Role,
         ttl_secs: u64,
@@ -946,7 +997,7 @@ impl Controller {
                     role,
                     hash: None,
                     created_at: now,
-                    created_by: actor.to_owned(),
+                    created_by: actor.name.clone(),
                     revoked_at: None,
                     client_name: String::new(),
                     device_id: None,
@@ -960,11 +1011,12 @@ impl Controller {
                     },
                     created_at: now,
                     expires_at,
-                    created_by: actor.to_owned(),
+                    created_by: actor.name.clone(),
                     redeemed_at: None,
                 };
                 t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
                 t.put(T::Invites, invite.id.as_bytes(), &invite)?;
+                t.log_admin(actor, "credential.create", name, None, credential_json(&credential), now)?;
                 Ok((credential, login))
             })
             .await?;
@@ -990,6 +1042,7 @@ impl Controller {
     /// Revokes an admin or auditor credential by id or (unique) name.
     pub async fn revoke_api_credential(
         &self,
+        actor: &Actor,
         id_or_name: &str,
         now: u64,
     ) -> Result<CredentialRecord> {
@@ -1012,6 +1065,14 @@ impl Controller {
             let mut credential = target.clone();
             credential.revoked_at = Some(now);
             t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
+            t.log_admin(
+                actor,
+                "credential.revoke",
+                &credential.name,
+                credential_json(&target),
+                credential_json(&credential),
+                now,
+            )?;
             Ok(credential)
         })
         .await
@@ -1037,7 +1098,7 @@ impl Controller {
     /// as a one-time gateway invitation.
     pub async fn create_gateway(
         &self,
-        actor: &str,
+        actor: &Actor,
         name: &str,
         endpoint: &str,
         ttl_secs: u64,
@@ -1065,13 +1126,14 @@ impl Controller {
             if t.contains(T::Gateways, gateway.id.as_bytes())? {
                 return Err(Error::AlreadyExists("gateway id collision".into()).into());
             }
-            t.put(T::Gateways, gateway.id.as_bytes(), &gateway)
+            t.put(T::Gateways, gateway.id.as_bytes(), &gateway)?;
+            t.log_admin(actor, "gateway.create", name, None, json(&gateway), now)
         })
         .await?;
         tracing::info!(
             gateway = name,
             endpoint,
-            by = actor,
+            by = %actor.name,
             "remote gateway created"
         );
         Ok((gateway, invitation))
@@ -1091,6 +1153,7 @@ impl Controller {
         &self,
         caller: &Caller,
         public_key: PublicKey,
+        now: u64,
     ) -> Result<GatewayRecord> {
         let gateway = self.gateway_of(caller)?;
         let key_text = public_key.to_base64();
@@ -1114,8 +1177,10 @@ impl Controller {
                 let mut current: GatewayRecord = t
                     .get(T::Gateways, gateway.id.as_bytes())?
                     .ok_or_else(|| Error::not_found("gateway", gateway.name.clone()))?;
+                let before = json(&current);
                 current.public_key = key_text.clone();
                 t.put(T::Gateways, current.id.as_bytes(), &current)?;
+                t.log_admin(&caller.into(), "gateway.register", &current.name, before, json(&current), now)?;
                 Ok(current)
             })
             .await?;
@@ -1139,6 +1204,32 @@ impl Controller {
         }
         Ok(())
     }
+}
+
+/// A record as admin-log JSON.
+fn json<V: serde::Serialize>(value: &V) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}
+
+/// A credential as admin-log JSON: never its secret's hash.
+fn credential_json(c: &CredentialRecord) -> Option<serde_json::Value> {
+    Some(serde_json::json!({
+        "id": c.id, "name": c.name, "role": c.role.as_str(), "created_by": c.created_by,
+        "client_name": c.client_name, "revoked_at": c.revoked_at, "pending": c.hash.is_none(),
+    }))
+}
+
+/// An invitation as admin-log JSON: never its secret's hash.
+fn invite_json(i: &InviteRecord) -> Option<serde_json::Value> {
+    let mut value = serde_json::json!({
+        "id": i.id, "created_by": i.created_by, "expires_at": i.expires_at, "redeemed_at": i.redeemed_at,
+    });
+    if let InvitePurpose::Device { user, device_name, gateway } = &i.purpose {
+        value["user"] = user.clone().into();
+        value["device"] = device_name.clone().into();
+        value["gateway"] = gateway.clone().into();
+    }
+    Some(value)
 }
 
 fn invalid_invitation() -> Error {

@@ -9,9 +9,12 @@
 //! * [`fingerprint`]: SHA-256 certificate fingerprints, how clients pin the
 //!   controller without any PKI.
 //! * [`keys`]: WireGuard public keys as they travel in messages (base64).
+//! * [`audit`]: the audit logs' columns, hash chain and verifier, shared by
+//!   the controller and `portactl logs verify --file`.
 //! * [`connect`] (feature `client`): a tonic channel over TLS that accepts
 //!   exactly the pinned certificate, plus bearer-credential metadata.
 
+pub mod audit;
 pub mod fingerprint;
 pub mod invitation;
 pub mod keys;

@@ -385,7 +385,7 @@ impl Node {
             peer.idle_reported = false;
             if peer.stats.endpoint != Some(from) {
                 let previous = peer.stats.endpoint.replace(from);
-                self.events.push_back(Event::EndpointChanged {
+                push_event(&mut self.events, Event::EndpointChanged {
                     peer: id,
                     from: previous,
                     to: from,
@@ -397,8 +397,7 @@ impl Node {
             && (handshake_before.is_none() || handshake_after < handshake_before)
         {
             peer.stats.last_handshake = handshake_after.map(|age| now - age);
-            self.events
-                .push_back(Event::HandshakeCompleted { peer: id });
+            push_event(&mut self.events, Event::HandshakeCompleted { peer: id });
         }
         outcome
     }
@@ -451,7 +450,7 @@ impl Node {
                 .is_some_and(|at| now.duration_since(at) >= self.idle_after);
             if idle && !peer.idle_reported {
                 peer.idle_reported = true;
-                self.events.push_back(Event::Idle { peer: id });
+                push_event(&mut self.events, Event::Idle { peer: id });
             }
         }
     }
@@ -487,4 +486,15 @@ fn to_network(net: &IpNet) -> IpNetwork {
     // as ip_network requires.
     let net = net.trunc();
     IpNetwork::new(net.network(), net.prefix_len()).expect("a truncated prefix is a valid network")
+}
+
+/// Events kept for a caller that does not read them (a client ignores
+/// them; a gateway reads them every second): beyond this the oldest go.
+const MAX_QUEUED_EVENTS: usize = 4_096;
+
+fn push_event(events: &mut VecDeque<Event>, event: Event) {
+    if events.len() == MAX_QUEUED_EVENTS {
+        events.pop_front();
+    }
+    events.push_back(event);
 }

@@ -4,6 +4,7 @@
 use super::auth::{ADMIN, authorize};
 use super::{convert, now};
 use crate::error::Error;
+use crate::logs::Actor;
 use crate::state::Controller;
 use crate::store::records::{GroupRecord, Role, UserRecord};
 use crate::validate;
@@ -32,7 +33,7 @@ impl Admin for AdminApi {
             groups: names("group", &r.groups)?.into_iter().collect(),
             created_at: now(),
         };
-        let user = self.0.create_user(user).await?;
+        let user = self.0.create_user(&Actor::from(&caller), user).await?;
         tracing::info!(user = %user.name, by = %caller.name, "user created");
         Ok(Response::new(convert::user(user)))
     }
@@ -64,13 +65,16 @@ impl Admin for AdminApi {
     ) -> Reply<pb::User> {
         let caller = authorize(&self.0, &request, "SetUserDisabled", ADMIN)?;
         let r = request.into_inner();
-        let user = self.0.set_user_disabled(&r.name, r.disabled).await?;
+        let user = self
+            .0
+            .set_user_disabled(&Actor::from(&caller), &r.name, r.disabled, now())
+            .await?;
         tracing::info!(user = %user.name, disabled = r.disabled, by = %caller.name, "user state changed");
         Ok(Response::new(convert::user(user)))
     }
 
     async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Reply<pb::Group> {
-        authorize(&self.0, &request, "CreateGroup", ADMIN)?;
+        let caller = authorize(&self.0, &request, "CreateGroup", ADMIN)?;
         let r = request.into_inner();
         let group = GroupRecord {
             name: validate::name("group", &r.name)?,
@@ -79,7 +83,7 @@ impl Admin for AdminApi {
             created_at: now(),
         };
         Ok(Response::new(convert::group(
-            self.0.create_group(group).await?,
+            self.0.create_group(&Actor::from(&caller), group).await?,
             Vec::new(),
         )))
     }
@@ -108,8 +112,10 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Reply<pb::DeleteGroupResponse> {
-        authorize(&self.0, &request, "DeleteGroup", ADMIN)?;
-        self.0.delete_group(&request.into_inner().name).await?;
+        let caller = authorize(&self.0, &request, "DeleteGroup", ADMIN)?;
+        self.0
+            .delete_group(&Actor::from(&caller), &request.into_inner().name, now())
+            .await?;
         Ok(Response::new(pb::DeleteGroupResponse {}))
     }
 
@@ -117,10 +123,12 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::AllowDestinationRequest>,
     ) -> Reply<pb::Group> {
-        authorize(&self.0, &request, "AllowDestination", ADMIN)?;
+        let caller = authorize(&self.0, &request, "AllowDestination", ADMIN)?;
         let r = request.into_inner();
         let destination = validate::destination(r.destination.as_ref())?;
-        self.0.allow_destination(&r.group, destination).await?;
+        self.0
+            .allow_destination(&Actor::from(&caller), &r.group, destination, now())
+            .await?;
         let (group, members) = self.0.group(&r.group)?;
         Ok(Response::new(convert::group(group, members)))
     }
@@ -129,10 +137,12 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::DisallowDestinationRequest>,
     ) -> Reply<pb::Group> {
-        authorize(&self.0, &request, "DisallowDestination", ADMIN)?;
+        let caller = authorize(&self.0, &request, "DisallowDestination", ADMIN)?;
         let r = request.into_inner();
         let destination = validate::destination(r.destination.as_ref())?;
-        self.0.disallow_destination(&r.group, destination).await?;
+        self.0
+            .disallow_destination(&Actor::from(&caller), &r.group, destination, now())
+            .await?;
         let (group, members) = self.0.group(&r.group)?;
         Ok(Response::new(convert::group(group, members)))
     }
@@ -141,9 +151,11 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::GroupMembersRequest>,
     ) -> Reply<pb::Group> {
-        authorize(&self.0, &request, "AddGroupMembers", ADMIN)?;
+        let caller = authorize(&self.0, &request, "AddGroupMembers", ADMIN)?;
         let r = request.into_inner();
-        self.0.set_membership(&r.group, &r.users, true).await?;
+        self.0
+            .set_membership(&Actor::from(&caller), &r.group, &r.users, true, now())
+            .await?;
         let (group, members) = self.0.group(&r.group)?;
         Ok(Response::new(convert::group(group, members)))
     }
@@ -152,9 +164,11 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::GroupMembersRequest>,
     ) -> Reply<pb::Group> {
-        authorize(&self.0, &request, "RemoveGroupMembers", ADMIN)?;
+        let caller = authorize(&self.0, &request, "RemoveGroupMembers", ADMIN)?;
         let r = request.into_inner();
-        self.0.set_membership(&r.group, &r.users, false).await?;
+        self.0
+            .set_membership(&Actor::from(&caller), &r.group, &r.users, false, now())
+            .await?;
         let (group, members) = self.0.group(&r.group)?;
         Ok(Response::new(convert::group(group, members)))
     }
@@ -170,7 +184,7 @@ impl Admin for AdminApi {
         let (token, invitation) = self
             .0
             .create_enrollment_token(
-                &caller.name,
+                &Actor::from(&caller),
                 &r.user,
                 &device_name,
                 gateway,
@@ -203,9 +217,9 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::DeleteEnrollmentTokenRequest>,
     ) -> Reply<pb::DeleteEnrollmentTokenResponse> {
-        authorize(&self.0, &request, "DeleteEnrollmentToken", ADMIN)?;
+        let caller = authorize(&self.0, &request, "DeleteEnrollmentToken", ADMIN)?;
         self.0
-            .delete_enrollment_token(&request.into_inner().id)
+            .delete_enrollment_token(&Actor::from(&caller), &request.into_inner().id, now())
             .await?;
         Ok(Response::new(pb::DeleteEnrollmentTokenResponse {}))
     }
@@ -237,11 +251,13 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::RenameDeviceRequest>,
     ) -> Reply<pb::DeviceInfo> {
-        authorize(&self.0, &request, "RenameDevice", ADMIN)?;
+        let caller = authorize(&self.0, &request, "RenameDevice", ADMIN)?;
         let r = request.into_inner();
         let new_name = validate::name("new_name", &r.new_name)?;
         Ok(Response::new(convert::device(
-            self.0.rename_device(&r.name, &new_name, now()).await?,
+            self.0
+                .rename_device(&Actor::from(&caller), &r.name, &new_name, now())
+                .await?,
         )))
     }
 
@@ -252,7 +268,7 @@ impl Admin for AdminApi {
         let caller = authorize(&self.0, &request, "RevokeDevice", ADMIN)?;
         let device = self
             .0
-            .revoke_device(&caller.name, &request.into_inner().name, now())
+            .revoke_device(&Actor::from(&caller), &request.into_inner().name, now())
             .await?;
         // Wait (at most 10 s) until the gateways have dropped its peer.
         let (confirmed_gateways, pending_gateways) = self
@@ -280,7 +296,7 @@ impl Admin for AdminApi {
         };
         let (credential, invitation) = self
             .0
-            .create_api_credential(&caller.name, &name, role, r.ttl_seconds, now())
+            .create_api_credential(&Actor::from(&caller), &name, role, r.ttl_seconds, now())
             .await?;
         tracing::info!(name = %name, role = role.as_str(), by = %caller.name, "API credential created");
         Ok(Response::new(pb::CreateApiCredentialResponse {
@@ -313,7 +329,7 @@ impl Admin for AdminApi {
         let caller = authorize(&self.0, &request, "RevokeApiCredential", ADMIN)?;
         let credential = self
             .0
-            .revoke_api_credential(&request.into_inner().id, now())
+            .revoke_api_credential(&Actor::from(&caller), &request.into_inner().id, now())
             .await?;
         tracing::info!(name = %credential.name, by = %caller.name, "API credential revoked");
         Ok(Response::new(pb::RevokeApiCredentialResponse {
@@ -345,7 +361,7 @@ impl Admin for AdminApi {
         let endpoint = validate::endpoint("endpoint", &r.endpoint)?;
         let (gateway, invitation) = self
             .0
-            .create_gateway(&caller.name, &name, &endpoint, r.ttl_seconds, now())
+            .create_gateway(&Actor::from(&caller), &name, &endpoint, r.ttl_seconds, now())
             .await?;
         Ok(Response::new(pb::CreateGatewayResponse {
             gateway: Some(convert::gateway(gateway)),

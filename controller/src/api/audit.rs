@@ -1,22 +1,55 @@
-//! Audit: the contract's shape is here; the logs themselves arrive with the
-//! connection-log work. Role checks already apply, so the auditor role is
-//! enforced from day one.
+//! Audit: export, verify and "who is connected now", for auditors and
+//! admins. Exports stream straight from the store (a blocking reader feeds
+//! a bounded channel), so memory stays flat however long the log is.
 
 use super::auth::{AUDIT, authorize};
 use crate::error::Error;
+use crate::logs::{self, Filter};
 use crate::state::Controller;
+use porta_proto::audit::Log;
 use porta_proto::pb::{self, audit_server::Audit};
 use std::pin::Pin;
+use tokio::sync::mpsc;
 use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 /// The Audit service.
 pub struct AuditApi(pub(super) Controller);
 
-const NOT_YET: &str =
-    "connection and admin-action logs are not recorded by this version of Porta yet";
-
 type Rows<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Records in flight between the store reader and the network.
+const IN_FLIGHT: usize = 1_024;
+
+fn filter_of(r: pb::ExportRequest) -> Result<Filter, Error> {
+    if r.to != 0 && r.to < r.from {
+        return Err(Error::invalid("`to` is before `from`"));
+    }
+    let optional = |s: String| Some(s).filter(|s| !s.is_empty());
+    Ok(Filter {
+        from: r.from,
+        to: r.to,
+        user: optional(r.user),
+        device: optional(r.device),
+    })
+}
+
+/// Streams `rows` (read on a blocking thread) as a response.
+fn stream<T: Send + 'static>(
+    rows: impl Iterator<Item = crate::error::Result<T>> + Send + 'static,
+) -> Rows<T> {
+    let (tx, rx) = mpsc::channel(IN_FLIGHT);
+    tokio::task::spawn_blocking(move || {
+        for row in rows {
+            let failed = row.is_err();
+            if tx.blocking_send(row.map_err(Status::from)).is_err() || failed {
+                break;
+            }
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
 
 #[tonic::async_trait]
 impl Audit for AuditApi {
@@ -27,16 +60,22 @@ impl Audit for AuditApi {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportConnectionsStream>, Status> {
-        authorize(&self.0, &request, "ExportConnections", AUDIT)?;
-        Err(Error::Unimplemented(NOT_YET).into())
+        let caller = authorize(&self.0, &request, "ExportConnections", AUDIT)?;
+        let filter = filter_of(request.into_inner())?;
+        tracing::info!(by = %caller.name, ?filter, "exporting connections");
+        let rows = logs::connections(self.0.store(), filter).map(|e| e.map(|e| e.to_pb()));
+        Ok(Response::new(stream(rows)))
     }
 
     async fn export_admin_actions(
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportAdminActionsStream>, Status> {
-        authorize(&self.0, &request, "ExportAdminActions", AUDIT)?;
-        Err(Error::Unimplemented(NOT_YET).into())
+        let caller = authorize(&self.0, &request, "ExportAdminActions", AUDIT)?;
+        let filter = filter_of(request.into_inner())?;
+        tracing::info!(by = %caller.name, ?filter, "exporting admin actions");
+        let rows = logs::admin_actions(self.0.store(), filter).map(|e| e.map(|e| e.to_pb()));
+        Ok(Response::new(stream(rows)))
     }
 
     async fn verify_log(
@@ -44,7 +83,25 @@ impl Audit for AuditApi {
         request: Request<pb::VerifyLogRequest>,
     ) -> Result<Response<pb::VerifyLogResponse>, Status> {
         authorize(&self.0, &request, "VerifyLog", AUDIT)?;
-        Err(Error::Unimplemented(NOT_YET).into())
+        let log = match pb::LogKind::try_from(request.into_inner().kind) {
+            Ok(pb::LogKind::Connections) => Log::Connections,
+            Ok(pb::LogKind::Admin) => Log::Admin,
+            _ => return Err(Error::invalid("kind must be connections or admin").into()),
+        };
+        let store = self.0.store().clone();
+        let verification = tokio::task::spawn_blocking(move || logs::verify(&store, log))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        let (first, last) = verification.range.unwrap_or_default();
+        Ok(Response::new(pb::VerifyLogResponse {
+            ok: verification.problem.is_none(),
+            records: verification.records,
+            first_bad_sequence: verification.problem.as_ref().map(|p| p.sequence()).unwrap_or(0),
+            problem: verification.problem.map(|p| p.to_string()).unwrap_or_default(),
+            last_hash: verification.last_hash,
+            first_sequence: first,
+            last_sequence: last,
+        }))
     }
 
     async fn list_sessions(
@@ -52,6 +109,17 @@ impl Audit for AuditApi {
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         authorize(&self.0, &request, "ListSessions", AUDIT)?;
-        Err(Error::Unimplemented(NOT_YET).into())
+        let sessions = logs::sessions(self.0.store())?
+            .into_iter()
+            .map(|s| pb::ConnectedSession {
+                user: s.user,
+                device: s.device,
+                tunnel_address: s.tunnel_address,
+                public_address: s.public_address,
+                gateway: s.gateway,
+                since: s.since,
+            })
+            .collect();
+        Ok(Response::new(pb::ListSessionsResponse { sessions }))
     }
 }

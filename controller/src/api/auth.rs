@@ -17,6 +17,14 @@ pub(crate) const GATEWAY: &[Role] = &[Role::Gateway];
 /// Any valid credential.
 pub(crate) const ANY: &[Role] = &[Role::Admin, Role::Auditor, Role::Device, Role::Gateway];
 
+/// The caller's ip:port, for the admin log ("" if unknown).
+pub(crate) fn address_of<M>(request: &Request<M>) -> String {
+    request
+        .remote_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default()
+}
+
 /// Authenticates the request's bearer credential and checks that its role
 /// is one of `allowed` for `rpc`.
 pub(crate) fn authorize<M>(
@@ -38,7 +46,8 @@ pub(crate) fn authorize<M>(
         .ok_or_else(|| {
             Error::Unauthenticated("the authorization header must be `Bearer <credential>`".into())
         })?;
-    let caller = ctl.authenticate(value)?;
+    let mut caller = ctl.authenticate(value)?;
+    caller.address = address_of(request);
     if !allowed.contains(&caller.role) {
         tracing::warn!(caller = %caller.name, role = caller.role.as_str(), rpc, "permission denied");
         return Err(Error::PermissionDenied(format!(

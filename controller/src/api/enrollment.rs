@@ -19,6 +19,7 @@ impl Enrollment for EnrollmentApi {
         &self,
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
+        let address = super::auth::address_of(&request);
         let r = request.into_inner();
         let key: PublicKey = r
             .public_key
@@ -26,7 +27,10 @@ impl Enrollment for EnrollmentApi {
             .map_err(|e| Error::invalid(format!("public_key: {e}")))?;
         let hostname = validate::hostname(&r.hostname)?;
         let os = validate::text("os", &r.os)?;
-        let (device, credential) = self.0.enroll(&r.token, key, &hostname, &os, now()).await?;
+        let (device, credential) = self
+            .0
+            .enroll(&r.token, key, &hostname, &os, &address, now())
+            .await?;
         let config = self.0.device_config(&device.id)?;
         Ok(Response::new(pb::EnrollResponse {
             config: Some(config),
@@ -39,9 +43,13 @@ impl Enrollment for EnrollmentApi {
         &self,
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
+        let address = super::auth::address_of(&request);
         let r = request.into_inner();
         let client_name = validate::text("client_name", &r.client_name)?;
-        let (credential, secret) = self.0.login(&r.token, &client_name, now()).await?;
+        let (credential, secret) = self
+            .0
+            .login(&r.token, &client_name, &address, now())
+            .await?;
         tracing::info!(name = %credential.name, role = credential.role.as_str(), "credential activated");
         Ok(Response::new(pb::LoginResponse {
             credential: secret,

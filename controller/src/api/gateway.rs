@@ -1,10 +1,11 @@
-//! Gateway: remote gateways register their key, follow the peer journal
-//! and acknowledge what they applied. Each call is answered for the
+//! Gateway: remote gateways register their key, follow the peer journal,
+//! acknowledge what they applied and report connection events. Each call is answered for the
 //! caller's own gateway only.
 
 use super::auth::{GATEWAY, authorize};
 use super::now;
 use crate::error::Error;
+use crate::logs;
 use crate::peers::{Update, update_to_pb};
 use crate::state::Controller;
 use porta_proto::PublicKey;
@@ -17,6 +18,9 @@ use tonic::{Request, Response, Status};
 
 /// The Gateway service.
 pub struct GatewayApi(pub(super) Controller);
+
+/// Events one `ReportEvents` call may carry.
+const MAX_EVENTS_PER_REPORT: usize = 1_000;
 
 type PeerStream = Pin<Box<dyn Stream<Item = Result<pb::PeerUpdate, Status>> + Send>>;
 
@@ -49,11 +53,23 @@ impl Gateway for GatewayApi {
         &self,
         request: Request<pb::ReportEventsRequest>,
     ) -> Result<Response<pb::ReportEventsResponse>, Status> {
-        authorize(&self.0, &request, "ReportEvents", GATEWAY)?;
-        Err(
-            Error::Unimplemented("connection events are not recorded by this version of Porta yet")
-                .into(),
-        )
+        let caller = authorize(&self.0, &request, "ReportEvents", GATEWAY)?;
+        let gateway = self.0.gateway_of(&caller)?;
+        let events = request
+            .into_inner()
+            .events
+            .into_iter()
+            .map(logs::event_from_pb)
+            .collect::<Result<Vec<_>, _>>()?;
+        if events.len() > MAX_EVENTS_PER_REPORT {
+            return Err(Error::invalid(format!(
+                "at most {MAX_EVENTS_PER_REPORT} events per report"
+            ))
+            .into());
+        }
+        let accepted = logs::record_events(self.0.store(), &gateway.name, &events).await?;
+        tracing::debug!(gateway = %gateway.name, sent = events.len(), accepted, "connection events");
+        Ok(Response::new(pb::ReportEventsResponse { accepted }))
     }
 
     async fn ack_revision(
@@ -78,7 +94,7 @@ impl Gateway for GatewayApi {
             .public_key
             .parse()
             .map_err(|e| Error::invalid(format!("public_key: {e}")))?;
-        let gateway = self.0.register_gateway(&caller, public_key).await?;
+        let gateway = self.0.register_gateway(&caller, public_key, now()).await?;
         let settings = self.0.settings();
         let listen_port = gateway
             .endpoint

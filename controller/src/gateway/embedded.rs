@@ -1,10 +1,13 @@
 //! The gateway embedded in `porta-controller serve`.
 //!
 //! It uses the controller's gateway key (`gateway.key` in the data
-//! directory), follows the peer journal in-process, and confirms each
-//! revision it applied so that `RevokeDevice` can report it.
+//! directory), follows the peer journal in-process, confirms each revision
+//! it applied so that `RevokeDevice` can report it, and records its
+//! connection events in the controller's log directly.
 
-use super::{InstalledPeers, start_shell};
+use super::{InstalledPeers, OBSERVE_EVERY, start_shell};
+use crate::api::now;
+use crate::logs;
 use crate::state::Controller;
 use anyhow::{Context, Result};
 use porta_tunnel::keys::PrivateKey;
@@ -15,6 +18,8 @@ use std::path::Path;
 pub struct GatewayOptions {
     /// TUN interface name.
     pub interface: String,
+    /// A session ends after this long without traffic.
+    pub session_idle: std::time::Duration,
 }
 
 /// Starts the gateway and a task that keeps its peers in step with the
@@ -41,6 +46,7 @@ pub fn start(
         settings.gateway_addresses(),
         settings.mtu,
         port,
+        options.session_idle,
     )
     .context(
         "starting the embedded gateway (run as root, or pass --no-gateway to serve the API only)",
@@ -53,25 +59,41 @@ pub fn start(
     Ok(tokio::spawn(async move {
         let mut installed = InstalledPeers::default();
         let mut applied = 0;
+        let mut observe = tokio::time::interval(OBSERVE_EVERY);
         loop {
             revisions.mark_unchanged();
             let updates = ctl.peer_updates(&name, applied);
-            if !updates.is_empty() {
+            {
                 let mut node = shell.node();
+                installed.observe(&mut node, now());
                 for update in updates {
-                    if let Some(end) = installed.apply(&mut node, update) {
+                    if let Some(end) = installed.apply(&mut node, update, now()) {
                         applied = end;
+                        ctl.gateway_applied(&name, applied, now());
                     }
                 }
-                drop(node);
-                ctl.gateway_applied(&name, applied, crate::api::now());
             }
+            record(&ctl, &name, &mut installed).await;
             tokio::select! {
                 changed = revisions.changed() => if changed.is_err() { break },
                 _ = shutdown.changed() => break,
+                _ = observe.tick() => {}
             }
         }
+        installed.shutdown(&mut shell.node(), now());
+        record(&ctl, &name, &mut installed).await;
         drop(shell);
         tracing::info!("embedded gateway stopped");
     }))
+}
+
+/// Records the connection events `installed` produced.
+async fn record(ctl: &Controller, gateway: &str, installed: &mut InstalledPeers) {
+    let events = installed.take_events();
+    if events.is_empty() {
+        return;
+    }
+    if let Err(error) = logs::record_events(ctl.store(), gateway, &events).await {
+        tracing::error!(%error, lost = events.len(), "could not record connection events");
+    }
 }

@@ -12,15 +12,20 @@
 //! Peers are added, changed in place (sessions survive policy changes) and
 //! removed (cutting their sessions) one by one; the others are untouched.
 //! Each peer's filter comes from its groups ([`crate::policy`]): the gateway
-//! is the security boundary.
+//! is the security boundary. What the node sees becomes connection events
+//! ([`sessions`]): the embedded gateway records them in the controller's
+//! log directly, a remote one through `Gateway.ReportEvents`.
 
 pub mod embedded;
 pub mod remote;
+pub mod sessions;
 
 pub use embedded::{GatewayOptions, start};
 
+use crate::logs::GatewayEvent;
 use crate::peers::{PeerChange, Update};
 use crate::state::GatewayPeer;
+use sessions::SessionTracker;
 use ipnet::IpNet;
 use porta_tunnel::filter::Filter;
 use porta_tunnel::keys::PrivateKey;
@@ -30,21 +35,25 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// A peer is reported idle after this long without traffic.
-const IDLE_AFTER: Duration = Duration::from_secs(180);
+/// The default time without traffic after which a session ends.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(180);
+
+/// How often a gateway turns what its node saw into connection events.
+const OBSERVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts a gateway's node and shell: its TUN interface with `addresses`,
-/// and UDP on `port` on every address.
+/// and UDP on `port` on every address; sessions end after `idle`.
 fn start_shell(
     key: &PrivateKey,
     interface: &str,
     addresses: Vec<IpNet>,
     mtu: u16,
     port: u16,
+    idle: Duration,
 ) -> Result<Shell, porta_tunnel::shell::ShellError> {
     warn_without_forwarding();
     Shell::start(
-        Node::new(key, IDLE_AFTER),
+        Node::new(key, idle),
         ShellConfig {
             interface: interface.to_owned(),
             addresses,
@@ -55,16 +64,38 @@ fn start_shell(
     )
 }
 
-/// The peers installed in a gateway's node, by device.
+/// The peers installed in a gateway's node, by device, and their sessions.
 #[derive(Default)]
 pub struct InstalledPeers {
     by_device: HashMap<String, (PeerId, GatewayPeer)>,
+    by_peer: HashMap<PeerId, String>,
+    sessions: SessionTracker,
 }
 
 impl InstalledPeers {
-    /// Applies one update to `node`. Returns the revision an
-    /// [`Update::End`] carries, for the caller to keep and acknowledge.
-    pub fn apply(&mut self, node: &mut Node, update: Update) -> Option<u64> {
+    /// Turns the node's queued events into connection events (`now`: Unix
+    /// seconds).
+    pub fn observe(&mut self, node: &mut Node, now: u64) {
+        let by_peer = &self.by_peer;
+        self.sessions
+            .observe(node, |peer| by_peer.get(&peer).cloned(), now);
+    }
+
+    /// The connection events produced since the last call.
+    pub fn take_events(&mut self) -> Vec<GatewayEvent> {
+        self.sessions.take()
+    }
+
+    /// Ends every open session: the gateway is stopping.
+    pub fn shutdown(&mut self, node: &mut Node, now: u64) {
+        self.observe(node, now);
+        self.sessions.end_all(node, now);
+    }
+
+    /// Applies one update to `node` (ending the sessions of peers it
+    /// removes). Returns the revision an [`Update::End`] carries, for the
+    /// caller to keep and acknowledge.
+    pub fn apply(&mut self, node: &mut Node, update: Update, now: u64) -> Option<u64> {
         match update {
             Update::Snapshot(peers) => {
                 let wanted: HashMap<String, GatewayPeer> = peers
@@ -78,7 +109,7 @@ impl InstalledPeers {
                     .cloned()
                     .collect();
                 for device_id in gone {
-                    self.remove(node, &device_id);
+                    self.remove(node, &device_id, now);
                 }
                 for peer in wanted.into_values() {
                     self.upsert(node, peer);
@@ -90,7 +121,7 @@ impl InstalledPeers {
                 None
             }
             Update::Change(PeerChange::Removed { device_id, .. }) => {
-                self.remove(node, &device_id);
+                self.remove(node, &device_id, now);
                 None
             }
             Update::End(revision) => Some(revision),
@@ -130,11 +161,18 @@ impl InstalledPeers {
             )),
         });
         tracing::debug!(device_id = %peer.device_id, "peer set");
+        self.by_peer.insert(id, peer.device_id.clone());
         self.by_device.insert(peer.device_id.clone(), (id, peer));
     }
 
-    fn remove(&mut self, node: &mut Node, device_id: &str) {
+    fn remove(&mut self, node: &mut Node, device_id: &str, now: u64) {
         if let Some((id, _)) = self.by_device.remove(device_id) {
+            // What the node saw of it so far, then its session's end.
+            self.observe(node, now);
+            if let Some(stats) = node.stats(id) {
+                self.sessions.end(id, &stats, sessions::reason::REVOKED, now);
+            }
+            self.by_peer.remove(&id);
             node.remove_peer(id);
             tracing::info!(device_id, "peer removed");
         }

@@ -9,6 +9,7 @@
 //!                gateway credential, and its tunnel settings (0600)
 //! peers.pb       the last peer set it applied, with its revision
 //!                (a `porta.v1.PeerUpdate` snapshot, replaced atomically)
+//! events/        connection events not yet delivered (sled)
 //! ```
 //!
 //! The first start redeems the gateway invitation (`Enrollment.Login`),
@@ -19,8 +20,13 @@
 //! it holds, applies each update, saves the set and acknowledges the
 //! revision — which is how `portactl devices revoke` learns that this
 //! gateway dropped a device. Lost connections are retried with backoff.
+//!
+//! Its sessions become connection events every second; they are kept on
+//! disk first and delivered with `Gateway.ReportEvents`, and leave the disk
+//! only once the controller has recorded them. The controller skips event
+//! ids it already has, so a resend after a lost reply counts once.
 
-use super::{InstalledPeers, start_shell};
+use super::{InstalledPeers, OBSERVE_EVERY, start_shell};
 use crate::files::{replace_private, write_private};
 use crate::peers::{Update, peer_from_pb, update_to_pb};
 use anyhow::{Context, Result, bail};
@@ -34,7 +40,9 @@ use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Largest peer update accepted from the controller (a snapshot of a big
 /// town's devices is a few megabytes).
@@ -49,6 +57,8 @@ pub struct RemoteOptions {
     pub invitation: Option<String>,
     /// TUN interface name.
     pub interface: String,
+    /// A session ends after this long without traffic.
+    pub session_idle: Duration,
 }
 
 /// What `gateway.toml` holds.
@@ -114,51 +124,76 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         tunnel.addresses.clone(),
         tunnel.mtu,
         tunnel.listen_port,
+        options.session_idle,
     )
     .context("starting the gateway's tunnel (run as root, or with CAP_NET_ADMIN)")?;
     let mut installed = InstalledPeers::default();
     let revision = match load_peers(data, &enrollment.name)? {
         Some((revision, peers)) => {
-            installed.apply(&mut shell.node(), Update::Snapshot(peers));
+            installed.apply(&mut shell.node(), Update::Snapshot(peers), unix_now());
             revision
         }
         None => 0,
     };
+    let outbox = EventOutbox::open(&data.join("events"))?;
     tracing::info!(
         gateway = %enrollment.name,
         interface = %options.interface,
         port = tunnel.listen_port,
         peers = installed.len(),
         revision,
+        undelivered_events = outbox.len(),
         "gateway up, serving its last known peers"
     );
-    let follower = Follower {
+    let gateway = Arc::new(Gateway {
         data: data.to_owned(),
         enrollment,
         shell,
-        installed,
-        revision,
-    };
+        state: Mutex::new(State {
+            installed,
+            revision,
+        }),
+        outbox,
+        events_ready: Notify::new(),
+    });
     tokio::select! {
-        () = follower.run() => {}
+        () = gateway.clone().follow_forever() => {}
+        () = gateway.clone().observe_forever() => {}
+        () = gateway.clone().report_forever() => {}
         () = shutdown => tracing::info!("gateway stopping"),
     }
+    gateway.stop().await;
     Ok(())
 }
 
-/// Keeps the node's peers in step with the controller.
-struct Follower {
+/// A running remote gateway: its tunnel, its peers and sessions, and the
+/// events not yet delivered.
+struct Gateway {
     data: PathBuf,
     enrollment: Enrollment,
     shell: Shell,
+    state: Mutex<State>,
+    outbox: EventOutbox,
+    events_ready: Notify,
+}
+
+struct State {
     installed: InstalledPeers,
     revision: u64,
 }
 
-impl Follower {
+/// Events in one `ReportEvents` call (well under the controller's message
+/// size limit).
+const REPORT_BATCH: usize = 200;
+
+impl Gateway {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Follows the controller forever, reconnecting with backoff (reset
     /// after every stream that got going).
-    async fn run(mut self) {
+    async fn follow_forever(self: Arc<Self>) {
         let mut backoff = Duration::from_secs(1);
         loop {
             let mut streamed = false;
@@ -180,34 +215,194 @@ impl Follower {
 
     /// One connection: catch up from the revision held, then apply each
     /// update as it comes; keep and acknowledge every completed revision.
-    async fn follow(&mut self, streamed: &mut bool) -> Result<()> {
+    async fn follow(&self, streamed: &mut bool) -> Result<()> {
         let mut client = gateway_client(&self.enrollment).await?;
+        let after = self.lock().revision;
         let mut stream = client
             .watch_peers(pb::WatchPeersRequest {
-                after_revision: self.revision,
+                after_revision: after,
             })
             .await
             .context("the controller refused the peer stream")?
             .into_inner();
         *streamed = true;
-        tracing::info!(after = self.revision, "following the controller");
+        tracing::info!(after, "following the controller");
         while let Some(message) = stream.message().await? {
             let Some(update) = update_from_pb(message, &self.enrollment.name) else {
                 continue;
             };
-            let end = self.installed.apply(&mut self.shell.node(), update);
-            if let Some(revision) = end {
-                save_peers(&self.data, revision, &self.installed)?;
-                self.revision = revision;
+            let applied = {
+                let mut state = self.lock();
+                let end = state
+                    .installed
+                    .apply(&mut self.shell.node(), update, unix_now());
+                if let Some(revision) = end {
+                    save_peers(&self.data, revision, &state.installed)?;
+                    state.revision = revision;
+                }
+                end
+            };
+            self.keep_events()?;
+            if let Some(revision) = applied {
                 client
                     .ack_revision(pb::AckRevisionRequest { revision })
                     .await
                     .context("acknowledging a revision")?;
-                tracing::debug!(revision, peers = self.installed.len(), "peer set applied");
+                tracing::debug!(revision, "peer set applied");
             }
         }
         Ok(())
     }
+
+    /// Every second, turns what the node saw into events and keeps them.
+    async fn observe_forever(self: Arc<Self>) {
+        let mut every = tokio::time::interval(OBSERVE_EVERY);
+        loop {
+            every.tick().await;
+            self.lock()
+                .installed
+                .observe(&mut self.shell.node(), unix_now());
+            if let Err(error) = self.keep_events() {
+                tracing::error!(error = %format!("{error:#}"), "could not keep connection events on disk");
+            }
+        }
+    }
+
+    /// Moves new events to the on-disk outbox and wakes the reporter.
+    fn keep_events(&self) -> Result<()> {
+        let events = self.lock().installed.take_events();
+        if !events.is_empty() {
+            self.outbox.push(&events)?;
+            self.events_ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Delivers kept events, oldest first, until the outbox is empty; then
+    /// waits for more. Each batch leaves the outbox only once the
+    /// controller has recorded it (it skips event ids it has already).
+    async fn report_forever(self: Arc<Self>) {
+        let mut client = None;
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if self.outbox.is_empty() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), self.events_ready.notified()).await;
+                continue;
+            }
+            match self.report_batch(&mut client).await {
+                Ok(()) => backoff = Duration::from_secs(1),
+                Err(error) => {
+                    client = None;
+                    tracing::debug!(error = %describe_chain(error.chain()), "events not delivered yet");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    async fn report_batch(&self, client: &mut Option<GatewayClient<Authed>>) -> Result<()> {
+        let (keys, events) = self.outbox.peek(REPORT_BATCH)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        if client.is_none() {
+            *client = Some(gateway_client(&self.enrollment).await?);
+        }
+        let Some(connected) = client.as_mut() else {
+            return Ok(());
+        };
+        connected
+            .report_events(pb::ReportEventsRequest { events })
+            .await
+            .context("the controller did not take the events")?;
+        self.outbox.remove(&keys)?;
+        Ok(())
+    }
+
+    /// Ends every session, keeps the events, and tries once (briefly) to
+    /// deliver them; whatever is left goes at the next start.
+    async fn stop(&self) {
+        {
+            let mut state = self.lock();
+            state.installed.shutdown(&mut self.shell.node(), unix_now());
+        }
+        if let Err(error) = self.keep_events() {
+            tracing::error!(error = %format!("{error:#}"), "could not keep the last connection events");
+        }
+        let mut client = None;
+        let deliver = async {
+            while !self.outbox.is_empty() {
+                self.report_batch(&mut client).await?;
+            }
+            anyhow::Ok(())
+        };
+        match tokio::time::timeout(Duration::from_secs(2), deliver).await {
+            Ok(Ok(())) => {}
+            _ => tracing::info!(
+                undelivered = self.outbox.len(),
+                "events kept on disk for the next start"
+            ),
+        }
+    }
+}
+
+/// Connection events not yet delivered, kept in a sled tree in the data
+/// directory (flushed on every change): a gateway that loses the
+/// controller, or its own process, loses no event.
+struct EventOutbox {
+    db: sled::Db,
+}
+
+impl EventOutbox {
+    fn open(dir: &Path) -> Result<Self> {
+        let db = sled::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+        Ok(Self { db })
+    }
+
+    fn len(&self) -> usize {
+        self.db.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.db.is_empty()
+    }
+
+    fn push(&self, events: &[crate::logs::GatewayEvent]) -> Result<()> {
+        for event in events {
+            let key = self.db.generate_id()?.to_be_bytes();
+            self.db
+                .insert(key, crate::logs::event_to_pb(event).encode_to_vec())?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn peek(&self, limit: usize) -> Result<(Vec<sled::IVec>, Vec<pb::ConnectionEvent>)> {
+        let mut keys = Vec::new();
+        let mut events = Vec::new();
+        for item in self.db.iter().take(limit) {
+            let (key, bytes) = item?;
+            match pb::ConnectionEvent::decode(bytes.as_ref()) {
+                Ok(event) => events.push(event),
+                Err(error) => tracing::error!(%error, "dropping a damaged kept event"),
+            }
+            keys.push(key);
+        }
+        Ok((keys, events))
+    }
+
+    fn remove(&self, keys: &[sled::IVec]) -> Result<()> {
+        for key in keys {
+            self.db.remove(key)?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn unix_now() -> u64 {
+    crate::api::now()
 }
 
 /// An update from the controller; peers that fail to parse are left out

@@ -14,8 +14,13 @@
 //! | `device_keys` | WireGuard public key (32 bytes), live or revoked | device id |
 //! | `addresses` | IPv4 octets | [`AddressLease`](records::AddressLease) |
 //! | `gateways` | gateway id | [`GatewayRecord`](records::GatewayRecord) |
+//! | `connection_log` | sequence (u64 big-endian) | [`ConnectionEntry`](crate::logs::ConnectionEntry) |
+//! | `admin_log` | sequence (u64 big-endian) | [`AdminEntry`](crate::logs::AdminEntry) |
+//! | `event_ids` | a gateway's event id | sequence of the record it became |
+//! | `sessions` | device id | [`OpenSession`](crate::logs::OpenSession) |
 //!
-//! Every change goes through [`Store::write`]: one sled transaction over all
+//! Every change goes through [`Store::write`] (or [`Store::append`] for log
+//! records, which change no configuration): one sled transaction over all
 //! trees (so invariants that span trees — token consumed, device recorded,
 //! address leased — hold together or not at all), serialised by a process
 //! lock, bumping the `revision` counter, and flushed to disk before it
@@ -54,6 +59,14 @@ pub mod meta {
     pub const REVISION: &[u8] = b"revision";
     /// IPv4 octets: where the next address search starts.
     pub const IPV4_HINT: &[u8] = b"ipv4_hint";
+    /// JSON [`crate::logs::Head`]: the connection log's newest record.
+    pub const CONNECTION_HEAD: &[u8] = b"connection_log_head";
+    /// JSON [`crate::logs::Head`]: the admin log's newest record.
+    pub const ADMIN_HEAD: &[u8] = b"admin_log_head";
+    /// JSON [`crate::logs::Head`]: the connection log's last pruned record.
+    pub const CONNECTION_ANCHOR: &[u8] = b"connection_log_anchor";
+    /// JSON [`crate::logs::Head`]: the admin log's last pruned record.
+    pub const ADMIN_ANCHOR: &[u8] = b"admin_log_anchor";
 }
 
 /// The trees, in the order [`Store::write`] hands them to a transaction.
@@ -81,9 +94,17 @@ pub enum T {
     Addresses,
     /// Gateways by id.
     Gateways,
+    /// Connection log records by sequence.
+    ConnectionLog,
+    /// Admin log records by sequence.
+    AdminLog,
+    /// Gateway event ids already recorded.
+    EventIds,
+    /// Sessions open now, by device id.
+    Sessions,
 }
 
-const ALL_TREES: [T; 11] = [
+const ALL_TREES: [T; 15] = [
     T::Meta,
     T::Users,
     T::Groups,
@@ -95,6 +116,10 @@ const ALL_TREES: [T; 11] = [
     T::DeviceKeys,
     T::Addresses,
     T::Gateways,
+    T::ConnectionLog,
+    T::AdminLog,
+    T::EventIds,
+    T::Sessions,
 ];
 
 impl T {
@@ -111,6 +136,10 @@ impl T {
             T::DeviceKeys => "device_keys",
             T::Addresses => "addresses",
             T::Gateways => "gateways",
+            T::ConnectionLog => "connection_log",
+            T::AdminLog => "admin_log",
+            T::EventIds => "event_ids",
+            T::Sessions => "sessions",
         }
     }
 }
@@ -121,9 +150,10 @@ pub struct Store {
     db: sled::Db,
     trees: Arc<Vec<Tree>>,
     write_lock: Arc<Mutex<()>>,
-    /// Highest revision committed (maybe not yet durable).
-    committed: Arc<AtomicU64>,
-    /// Highest revision known durable; held while a flush runs.
+    /// Transactions committed (maybe not yet durable), counted in this
+    /// process; log appends commit without bumping the revision.
+    commits: Arc<AtomicU64>,
+    /// Highest commit number known durable; held while a flush runs.
     durable: Arc<tokio::sync::Mutex<u64>>,
 }
 
@@ -157,7 +187,7 @@ impl Store {
             db,
             trees: Arc::new(trees),
             write_lock: Arc::new(Mutex::new(())),
-            committed: Arc::new(AtomicU64::new(0)),
+            commits: Arc::new(AtomicU64::new(0)),
             durable: Arc::new(tokio::sync::Mutex::new(0)),
         };
         store.check_schema()?;
@@ -234,6 +264,20 @@ impl Store {
         &self,
         change: impl Fn(&Txn<'_>) -> Result<R, TxError>,
     ) -> Result<(u64, R)> {
+        self.transact(change, true).await
+    }
+
+    /// Like [`Store::write`], for changes that alter no configuration (log
+    /// records): the revision stays, so nothing watching it wakes up.
+    pub async fn append<R>(&self, change: impl Fn(&Txn<'_>) -> Result<R, TxError>) -> Result<R> {
+        Ok(self.transact(change, false).await?.1)
+    }
+
+    async fn transact<R>(
+        &self,
+        change: impl Fn(&Txn<'_>) -> Result<R, TxError>,
+        bump: bool,
+    ) -> Result<(u64, R)> {
         let outcome = {
             // Writes are serialised; a poisoned lock only means another
             // writer panicked, and sled's transaction kept the store whole.
@@ -243,30 +287,35 @@ impl Store {
                 .transaction(|trees| {
                     let txn = Txn { trees };
                     let result = change(&txn)?;
-                    let revision = be_u64_opt(txn.tree(T::Meta).get(meta::REVISION)?) + 1;
-                    txn.tree(T::Meta)
-                        .insert(meta::REVISION, &revision.to_be_bytes())?;
+                    let mut revision = be_u64_opt(txn.tree(T::Meta).get(meta::REVISION)?);
+                    if bump {
+                        revision += 1;
+                        txn.tree(T::Meta)
+                            .insert(meta::REVISION, &revision.to_be_bytes())?;
+                    }
                     Ok((revision, result))
                 })
-                .inspect(|(revision, _)| {
-                    self.committed.fetch_max(*revision, Ordering::SeqCst);
+                .map(|outcome| {
+                    let commit = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+                    (commit, outcome)
                 })
         };
-        let outcome = outcome.map_err(|e| match e {
+        let (commit, outcome) = outcome.map_err(|e| match e {
             sled::transaction::TransactionError::Abort(e) => e,
             sled::transaction::TransactionError::Storage(e) => Error::Store(e),
         })?;
-        self.make_durable(outcome.0).await?;
+        self.make_durable(commit).await?;
         Ok(outcome)
     }
 
-    /// Returns once every transaction up to `revision` is on disk.
-    async fn make_durable(&self, revision: u64) -> Result<()> {
+    /// Returns once every transaction up to commit number `commit` is on
+    /// disk.
+    async fn make_durable(&self, commit: u64) -> Result<()> {
         let mut durable = self.durable.lock().await;
-        if *durable >= revision {
+        if *durable >= commit {
             return Ok(()); // a flush that started after our commit covered it
         }
-        let covers = self.committed.load(Ordering::SeqCst);
+        let covers = self.commits.load(Ordering::SeqCst);
         self.blocking_flush().await?;
         *durable = covers;
         Ok(())
@@ -275,7 +324,7 @@ impl Store {
     /// Flushes everything to disk, whatever was written.
     pub async fn flush(&self) -> Result<()> {
         let mut durable = self.durable.lock().await;
-        let covers = self.committed.load(Ordering::SeqCst);
+        let covers = self.commits.load(Ordering::SeqCst);
         self.blocking_flush().await?;
         *durable = covers;
         Ok(())
