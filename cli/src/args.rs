@@ -63,6 +63,10 @@ pub enum Command {
     /// Gateways: the controller's own and remote ones.
     #[command(subcommand)]
     Gateways(GatewaysCommand),
+    /// Connection and admin-action logs: export, verify, who is connected
+    /// (auditors and admins).
+    #[command(subcommand)]
+    Logs(LogsCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -276,6 +280,96 @@ pub enum TokensCommand {
         /// Token id (see `tokens list`).
         id: String,
     },
+}
+
+/// `portactl logs …`.
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Export a log, streamed, as CSV (for LibreOffice Calc and Excel) or
+    /// JSON lines; the export carries what `logs verify --file` needs.
+    Export {
+        /// Which log.
+        #[arg(long, value_enum)]
+        kind: LogKind,
+        /// From this time (ISO 8601 UTC: 2026-11-01 or 2026-11-01T08:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<u64>,
+        /// Up to this time, inclusive (a date alone means its end).
+        #[arg(long, value_parser = parse_end_time)]
+        to: Option<u64>,
+        /// Only this user's records.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this device's records.
+        #[arg(long)]
+        device: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ExportFormat,
+        /// Write to this file (with a progress bar) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Check a log's hash chain: the controller's logs (both, or --kind),
+    /// or an exported file offline (--file). Names the first record that
+    /// was edited, deleted, inserted or reordered; exits 5 if one was.
+    Verify {
+        /// Only this log of the controller's.
+        #[arg(long, value_enum, conflicts_with = "file")]
+        kind: Option<LogKind>,
+        /// An export (CSV or JSON lines) to check offline.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// The export was filtered by --user or --device: gaps between its
+        /// records are expected (edits and disorder are still found).
+        #[arg(long, requires = "file")]
+        partial: bool,
+    },
+    /// Who is connected now, since when and from where.
+    Sessions,
+}
+
+/// Which log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogKind {
+    /// Sessions: start, roaming, end, with bytes.
+    Connections,
+    /// Who changed what.
+    Admin,
+}
+
+/// Export formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// RFC 4180 CSV, UTF-8, with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+fn parse_time(text: &str) -> Result<u64, String> {
+    parse_instant(text, false)
+}
+
+fn parse_end_time(text: &str) -> Result<u64, String> {
+    parse_instant(text, true)
+}
+
+/// ISO 8601 UTC, a date or a date and time, as Unix seconds; a date alone
+/// is its first second, or (for `end`) its last.
+fn parse_instant(text: &str, end: bool) -> Result<u64, String> {
+    let (full, date_only) = if text.len() == 10 {
+        (format!("{text}T00:00:00Z"), true)
+    } else {
+        (text.to_owned(), false)
+    };
+    let at = humantime::parse_rfc3339_weak(full.trim_end_matches('Z'))
+        .map_err(|_| format!("{text:?} is not a date like 2026-11-01 or 2026-11-01T08:00:00Z"))?;
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{text:?} is before 1970"))?
+        .as_secs();
+    Ok(if date_only && end { secs + 86_399 } else { secs })
 }
 
 /// `portactl gateways …`.

@@ -1,7 +1,8 @@
 //! What `portactl` exits with, and why.
 //!
 //! 0 success, 1 error, 2 usage (clap's own code, and commands used wrongly),
-//! 3 not found, 4 permission denied or not logged in.
+//! 3 not found, 4 permission denied or not logged in, 5 a log's hash chain
+//! does not verify.
 
 use porta_proto::connect::ConnectError;
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
         }
         if cause.is::<NotLoggedIn>() {
             return ExitCode::from(4);
+        }
+        if cause.is::<crate::commands::VerificationFailed>() {
+            return ExitCode::from(5);
         }
         if let Some(status) = cause.downcast_ref::<tonic::Status>() {
             return match status.code() {

@@ -511,12 +511,27 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
         let key = key?;
         sequences.insert(key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0));
     }
+    let records = sequences.len() as u64;
+    let first_expected = anchor.sequence + 1;
+    if let Some(&first) = sequences.iter().min() {
+        if first > first_expected {
+            // The oldest records are gone but no retention run pruned them.
+            return Ok(Verification {
+                records,
+                range: None,
+                last_hash: head.hash,
+                problem: Some(audit::Break::Deleted {
+                    first: first_expected,
+                    last: first - 1,
+                }),
+            });
+        }
+    }
     let rows = store.tree(tree).iter().values().map(|bytes| -> Row {
         let bytes = bytes.map(|b| b.to_vec()).unwrap_or_default();
         row_of(log, &bytes)
     });
     let outcome = audit::verify(rows, &sequences, audit::Gaps::Forbidden, Some(&anchor.hash));
-    let records = sequences.len() as u64;
     Ok(match outcome {
         Err(problem) => Verification {
             records,
@@ -525,7 +540,6 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
             problem: Some(problem),
         },
         Ok(verified) => {
-            let first_expected = anchor.sequence + 1;
             let problem = match verified.range {
                 Some((first, _)) if first != first_expected => Some(audit::Break::Deleted {
                     first: first_expected,
@@ -674,4 +688,146 @@ pub async fn prune_before(store: &Store, cutoff: u64, now: u64) -> Result<Pruned
         .await?;
     tracing::info!(cutoff = %iso(cutoff), connections = pruned.connections, admin_actions = pruned.admin_actions, "retention run");
     Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::DeviceRecord;
+
+    async fn store_with_device() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let device = DeviceRecord {
+            id: "d1".into(),
+            name: "anna-laptop".into(),
+            user: "anna".into(),
+            public_key: String::new(),
+            ipv4: "10.77.0.2".parse().expect("address"),
+            ipv6: None,
+            hostname: String::new(),
+            os: String::new(),
+            enrolled_at: 1,
+            last_seen_at: 0,
+            revoked_at: None,
+            revoked_by: String::new(),
+            credential_id: "c1".into(),
+            client_version: String::new(),
+            gateway: None,
+        };
+        store
+            .write(|t| t.put(T::Devices, b"d1", &device))
+            .await
+            .expect("write");
+        (dir, store)
+    }
+
+    fn event(id: &str, kind: &str, at: u64) -> GatewayEvent {
+        GatewayEvent {
+            event_id: id.into(),
+            kind: kind.into(),
+            at,
+            device_id: "d1".into(),
+            public_address: "192.0.2.9:40000".into(),
+            previous_public_address: String::new(),
+            rx_bytes: at * 10,
+            tx_bytes: at * 20,
+            reason: if kind == "session_end" { "idle".into() } else { String::new() },
+            session_start: 0,
+        }
+    }
+
+    async fn admin_actions_at(store: &Store, times: &[u64]) {
+        for &at in times {
+            store
+                .append(|t| {
+                    t.log_admin(&Actor::system("test"), "user.create", "anna", None, None, at)
+                })
+                .await
+                .expect("append");
+        }
+    }
+
+    #[tokio::test]
+    async fn events_are_recorded_once_and_keep_sessions_in_step() {
+        let (_dir, store) = store_with_device().await;
+        let start = event("e1", "session_start", 100);
+        assert_eq!(record_events(&store, "town", std::slice::from_ref(&start)).await.expect("record"), 1);
+        let open = sessions(&store).expect("sessions");
+        assert_eq!(open.len(), 1);
+        assert_eq!((open[0].device.as_str(), open[0].since), ("anna-laptop", 100));
+        // A resend (the reply was lost) and the end: only the end is new.
+        let end = event("e2", "session_end", 160);
+        assert_eq!(record_events(&store, "town", &[start, end]).await.expect("record"), 1);
+        assert!(sessions(&store).expect("sessions").is_empty());
+        let rows: Vec<ConnectionEntry> = connections(&store, Filter::default())
+            .collect::<Result<_>>()
+            .expect("read");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].session_start, 100, "the end knows when the session began");
+        assert_eq!((rows[1].rx_bytes, rows[1].tx_bytes), (1600, 3200));
+        let verified = verify(&store, Log::Connections).expect("verify");
+        assert!(verified.problem.is_none(), "{:?}", verified.problem);
+        assert_eq!(verified.range, Some((1, 2)));
+    }
+
+    #[tokio::test]
+    async fn edits_and_deletions_in_the_store_are_named() {
+        let (_dir, store) = store_with_device().await;
+        admin_actions_at(&store, &[10, 20, 30, 40]).await;
+        assert!(verify(&store, Log::Admin).expect("verify").problem.is_none());
+
+        let key = 2u64.to_be_bytes();
+        let mut second: AdminEntry = store.get(T::AdminLog, &key).expect("get").expect("there");
+        second.target = "bernat".into();
+        store
+            .tree(T::AdminLog)
+            .insert(key, serde_json::to_vec(&second).expect("json"))
+            .expect("edit");
+        let problem = verify(&store, Log::Admin).expect("verify").problem;
+        assert_eq!(problem, Some(audit::Break::Edited { sequence: 2 }));
+
+        store.tree(T::AdminLog).remove(key).expect("delete");
+        let problem = verify(&store, Log::Admin).expect("verify").problem;
+        assert_eq!(problem, Some(audit::Break::Deleted { first: 2, last: 2 }));
+
+        // Deleting the newest record is caught against the head.
+        let (_dir2, store2) = store_with_device().await;
+        admin_actions_at(&store2, &[10, 20, 30]).await;
+        store2.tree(T::AdminLog).remove(3u64.to_be_bytes()).expect("delete");
+        let problem = verify(&store2, Log::Admin).expect("verify").problem;
+        assert_eq!(problem, Some(audit::Break::Deleted { first: 3, last: 3 }));
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_rest_verifiable_and_is_logged() {
+        let (_dir, store) = store_with_device().await;
+        admin_actions_at(&store, &[10, 20, 30, 40, 50]).await;
+        record_events(
+            &store,
+            "town",
+            &[event("e1", "session_start", 15), event("e2", "session_end", 45)],
+        )
+        .await
+        .expect("record");
+        let pruned = prune_before(&store, 35, 60).await.expect("prune");
+        assert_eq!(pruned, Pruned { connections: 1, admin_actions: 3 });
+        for log in [Log::Admin, Log::Connections] {
+            let verified = verify(&store, log).expect("verify");
+            assert!(verified.problem.is_none(), "{log:?}: {:?}", verified.problem);
+        }
+        let admin: Vec<AdminEntry> = admin_actions(&store, Filter::default())
+            .collect::<Result<_>>()
+            .expect("read");
+        assert_eq!(admin.first().map(|e| e.sequence), Some(4));
+        let run = admin.last().expect("the retention run");
+        assert_eq!(run.action, "retention.prune");
+        assert!(run.after.contains("\"admin_actions_removed\":3"), "{}", run.after);
+        // Deleting the first remaining record is still caught.
+        store.tree(T::AdminLog).remove(4u64.to_be_bytes()).expect("delete");
+        assert_eq!(
+            verify(&store, Log::Admin).expect("verify").problem,
+            Some(audit::Break::Deleted { first: 4, last: 4 })
+        );
+    }
 }

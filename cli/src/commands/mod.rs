@@ -4,6 +4,9 @@ mod credentials;
 mod devices;
 mod enroll;
 mod gateways;
+mod logs;
+
+pub use logs::VerificationFailed;
 mod groups;
 mod session;
 mod users;
@@ -93,6 +96,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Tokens(command) => devices::tokens(&ctx, command).await,
         Command::ApiTokens(command) => credentials::run(&ctx, command).await,
         Command::Gateways(command) => gateways::run(&ctx, command).await,
+        Command::Logs(command) => logs::run(&ctx, command).await,
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "portactl", &mut std::io::stdout());

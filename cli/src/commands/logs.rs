@@ -1,0 +1,522 @@
+//! logs export|verify|sessions.
+//!
+//! Exports are streamed from the controller to the file row by row (memory
+//! stays flat for millions of rows). Every exported cell is exactly what
+//! the record's hash covers (see `porta_proto::audit`), so an export can be
+//! verified offline; CSV cells that a spreadsheet would run as a formula
+//! get a leading `'`, which verification removes again.
+
+use super::Ctx;
+use crate::args::{ExportFormat, LogKind, LogsCommand};
+use crate::output::{self, Listing};
+use anyhow::{Context, Result, bail};
+use porta_proto::audit::{self, Gaps, Log, Row};
+use porta_proto::pb;
+use porta_proto::pb::audit_client::AuditClient;
+use serde_json::{Map, Value, json};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A chain that does not verify (exit 5).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct VerificationFailed(pub String);
+
+pub(super) async fn run(ctx: &Ctx, command: LogsCommand) -> Result<()> {
+    match command {
+        LogsCommand::Export {
+            kind,
+            from,
+            to,
+            user,
+            device,
+            format,
+            out,
+        } => {
+            let request = pb::ExportRequest {
+                from: from.unwrap_or(0),
+                to: to.unwrap_or(0),
+                user: user.unwrap_or_default(),
+                device: device.unwrap_or_default(),
+            };
+            export(ctx, kind, request, format, out).await
+        }
+        LogsCommand::Verify {
+            kind,
+            file: Some(file),
+            partial,
+        } => {
+            let _ = kind;
+            verify_file(ctx, &file, partial)
+        }
+        LogsCommand::Verify {
+            kind, file: None, ..
+        } => verify_controller(ctx, kind).await,
+        LogsCommand::Sessions => sessions(ctx).await,
+    }
+}
+
+fn log_of(kind: LogKind) -> Log {
+    match kind {
+        LogKind::Connections => Log::Connections,
+        LogKind::Admin => Log::Admin,
+    }
+}
+
+/// Writes rows as CSV or JSON lines.
+struct Writer {
+    log: Log,
+    csv: Option<csv::Writer<Box<dyn Write>>>,
+    jsonl: Option<Box<dyn Write>>,
+}
+
+impl Writer {
+    fn new(log: Log, format: ExportFormat, mut sink: Box<dyn Write>) -> Result<Self> {
+        Ok(match format {
+            ExportFormat::Csv => {
+                // The byte-order mark tells Excel the file is UTF-8
+                // (LibreOffice does not need it and ignores it).
+                sink.write_all(UTF8_BOM)?;
+                let mut csv = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(sink);
+                csv.write_record(log.header())?;
+                Self {
+                    log,
+                    csv: Some(csv),
+                    jsonl: None,
+                }
+            }
+            ExportFormat::Jsonl => Self {
+                log,
+                csv: None,
+                jsonl: Some(sink),
+            },
+        })
+    }
+
+    fn row(&mut self, cells: Vec<String>, previous_hash: &str, hash: &str) -> Result<()> {
+        if let Some(csv) = &mut self.csv {
+            let safe = cells
+                .iter()
+                .map(|c| audit::neutralise(c).into_owned())
+                .chain([previous_hash.to_owned(), hash.to_owned()]);
+            csv.write_record(safe)?;
+        }
+        if let Some(out) = &mut self.jsonl {
+            let mut object = Map::new();
+            for (name, cell) in self.log.columns().iter().zip(cells) {
+                object.insert((*name).into(), json_cell(name, cell));
+            }
+            object.insert("previous_hash".into(), previous_hash.into());
+            object.insert("hash".into(), hash.into());
+            serde_json::to_writer(&mut *out, &Value::Object(object))?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(mut csv) = self.csv {
+            csv.flush()?;
+        }
+        if let Some(mut out) = self.jsonl {
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Numbers stay numbers in JSON lines; everything else is text.
+fn json_cell(column: &str, cell: String) -> Value {
+    if matches!(column, "sequence" | "rx_bytes" | "tx_bytes") {
+        if let Ok(n) = cell.parse::<u64>() {
+            return n.into();
+        }
+    }
+    cell.into()
+}
+
+async fn export(
+    ctx: &Ctx,
+    kind: LogKind,
+    request: pb::ExportRequest,
+    format: ExportFormat,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    let log = log_of(kind);
+    let mut audit = AuditClient::new(ctx.channel().await?);
+    let sink: Box<dyn Write> = match &out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut writer = Writer::new(log, format, sink)?;
+    let progress = match &out {
+        Some(_) => {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {pos} records ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        }
+        None => indicatif::ProgressBar::hidden(),
+    };
+    let mut count = 0u64;
+    let mut last_hash = String::new();
+    match log {
+        Log::Connections => {
+            let mut stream = audit.export_connections(request).await?.into_inner();
+            while let Some(r) = stream.message().await? {
+                writer.row(audit::connection_cells(&r), &r.previous_hash, &r.hash)?;
+                last_hash = r.hash;
+                count += 1;
+                progress.inc(1);
+            }
+        }
+        Log::Admin => {
+            let mut stream = audit.export_admin_actions(request).await?.into_inner();
+            while let Some(r) = stream.message().await? {
+                writer.row(audit::admin_cells(&r), &r.previous_hash, &r.hash)?;
+                last_hash = r.hash;
+                count += 1;
+                progress.inc(1);
+            }
+        }
+    }
+    writer.finish()?;
+    progress.finish_and_clear();
+    if let Some(path) = out {
+        if ctx.json {
+            println!(
+                "{}",
+                json!({"file": path, "records": count, "last_hash": last_hash})
+            );
+        } else {
+            eprintln!(
+                "Exported {count} records to {} (last hash {}).",
+                path.display(),
+                if last_hash.is_empty() { "-" } else { &last_hash }
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>) -> Result<()> {
+    let mut audit = AuditClient::new(ctx.channel().await?);
+    let kinds = match kind {
+        Some(kind) => vec![kind],
+        None => vec![LogKind::Connections, LogKind::Admin],
+    };
+    let mut results = Vec::new();
+    let mut broken = Vec::new();
+    for kind in kinds {
+        let wire = match kind {
+            LogKind::Connections => pb::LogKind::Connections,
+            LogKind::Admin => pb::LogKind::Admin,
+        };
+        let r = audit
+            .verify_log(pb::VerifyLogRequest { kind: wire as i32 })
+            .await?
+            .into_inner();
+        let name = match kind {
+            LogKind::Connections => "connections",
+            LogKind::Admin => "admin",
+        };
+        if !r.ok {
+            broken.push(format!("{name} log: {}", r.problem));
+        }
+        results.push((name, r));
+    }
+    if ctx.json {
+        let value: Vec<Value> = results
+            .iter()
+            .map(|(name, r)| {
+                json!({"log": name, "ok": r.ok, "records": r.records, "first_sequence": r.first_sequence,
+                       "last_sequence": r.last_sequence, "last_hash": r.last_hash,
+                       "first_bad_sequence": if r.ok { Value::Null } else { r.first_bad_sequence.into() },
+                       "problem": r.problem})
+            })
+            .collect();
+        println!("{}", Value::Array(value));
+    } else {
+        for (name, r) in &results {
+            if r.ok {
+                println!(
+                    "{name} log: OK, {} records ({}–{}), last hash {}",
+                    r.records, r.first_sequence, r.last_sequence, r.last_hash
+                );
+            } else {
+                println!("{name} log: BROKEN: {}", r.problem);
+            }
+        }
+    }
+    if broken.is_empty() {
+        Ok(())
+    } else {
+        bail!(VerificationFailed(broken.join("; ")))
+    }
+}
+
+/// An export read back: which log, and its rows in file order.
+fn read_export(path: &Path) -> Result<(Log, Box<dyn Iterator<Item = Result<Row>>>)> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = BufReader::new(file);
+    if reader.fill_buf()?.starts_with(UTF8_BOM) {
+        reader.consume(UTF8_BOM.len());
+    }
+    let first = reader.fill_buf()?.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if first == Some(b'{') {
+        let mut lines = reader.lines().peekable();
+        let log = match lines.peek() {
+            Some(Ok(line)) => {
+                let value: Value = serde_json::from_str(line).context("the first line is not JSON")?;
+                if value.get("event_id").is_some() {
+                    Log::Connections
+                } else if value.get("action").is_some() {
+                    Log::Admin
+                } else {
+                    bail!("{} is not a Porta log export", path.display())
+                }
+            }
+            _ => bail!("{} is empty", path.display()),
+        };
+        let rows = lines
+            .filter(|line| !matches!(line, Ok(l) if l.trim().is_empty()))
+            .map(move |line| {
+                let value: Value = serde_json::from_str(&line?).context("a line is not JSON")?;
+                let text = |name: &str| match value.get(name) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                Ok(Row {
+                    cells: log.columns().iter().map(|c| text(c)).collect(),
+                    previous_hash: text("previous_hash"),
+                    hash: text("hash"),
+                })
+            });
+        return Ok((log, Box::new(rows)));
+    }
+    let mut csv = csv::ReaderBuilder::new().from_reader(reader);
+    let header: Vec<String> = csv.headers()?.iter().map(str::to_owned).collect();
+    let log = Log::from_header(&header).with_context(|| {
+        format!("{} does not have the columns of a Porta log export", path.display())
+    })?;
+    let width = log.columns().len();
+    let rows = csv.into_records().map(move |record| {
+        let record = record.context("an unreadable CSV row")?;
+        let cells: Vec<String> = record.iter().map(|c| audit::unneutralise(c).to_owned()).collect();
+        if cells.len() != width + 2 {
+            bail!("a row has {} cells, not {}", cells.len(), width + 2);
+        }
+        Ok(Row {
+            previous_hash: cells[width].clone(),
+            hash: cells[width + 1].clone(),
+            cells: cells[..width].to_vec(),
+        })
+    });
+    Ok((log, Box::new(rows)))
+}
+
+fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
+    // First pass: which sequence numbers the file holds (to tell a record
+    // moved elsewhere from one deleted); second pass: the chain.
+    let (log, rows) = read_export(path)?;
+    let mut sequences = HashSet::new();
+    for row in rows {
+        if let Some(sequence) = row?.sequence() {
+            sequences.insert(sequence);
+        }
+    }
+    let (_, rows) = read_export(path)?;
+    let mut read_error = None;
+    let rows = rows.map_while(|row| match row {
+        Ok(row) => Some(row),
+        Err(error) => {
+            read_error = Some(error);
+            None
+        }
+    });
+    let gaps = if partial { Gaps::Allowed } else { Gaps::Forbidden };
+    let outcome = audit::verify(rows, &sequences, gaps, None);
+    if let Some(error) = read_error {
+        return Err(error);
+    }
+    let name = match log {
+        Log::Connections => "connection",
+        Log::Admin => "admin",
+    };
+    match outcome {
+        Ok(verified) => {
+            let (first, last) = verified.range.unwrap_or_default();
+            if ctx.json {
+                println!(
+                    "{}",
+                    json!({"file": path, "log": name, "ok": true, "records": verified.records,
+                           "first_sequence": first, "last_sequence": last, "last_hash": verified.last_hash})
+                );
+            } else {
+                println!(
+                    "{}: OK, {} {name} records ({first}–{last}), last hash {}",
+                    path.display(),
+                    verified.records,
+                    verified.last_hash
+                );
+                println!(
+                    "The file is consistent; it is the controller's log if this hash appears in `portactl logs verify` or a later export."
+                );
+            }
+            Ok(())
+        }
+        Err(problem) => {
+            if ctx.json {
+                println!(
+                    "{}",
+                    json!({"file": path, "log": name, "ok": false, "first_bad_sequence": problem.sequence(),
+                           "problem": problem.to_string()})
+                );
+            }
+            bail!(VerificationFailed(format!("{}: {problem}", path.display())))
+        }
+    }
+}
+
+async fn sessions(ctx: &Ctx) -> Result<()> {
+    let mut audit = AuditClient::new(ctx.channel().await?);
+    let sessions = audit
+        .list_sessions(pb::ListSessionsRequest {})
+        .await?
+        .into_inner()
+        .sessions;
+    Listing {
+        headers: &["user", "device", "tunnel address", "from", "gateway", "since"],
+        rows: sessions
+            .iter()
+            .map(|s| {
+                vec![
+                    s.user.clone(),
+                    s.device.clone(),
+                    s.tunnel_address.clone(),
+                    s.public_address.clone(),
+                    s.gateway.clone(),
+                    output::time(s.since),
+                ]
+            })
+            .collect(),
+        json: sessions
+            .iter()
+            .map(|s| {
+                json!({"user": s.user, "device": s.device, "tunnel_address": s.tunnel_address,
+                       "public_address": s.public_address, "gateway": s.gateway,
+                       "since": output::time_json(s.since)})
+            })
+            .collect(),
+    }
+    .print(ctx.json);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Admin records whose cells hold what spreadsheets trip on.
+    fn tricky_rows() -> Vec<(Vec<String>, String, String)> {
+        let targets = [
+            "plain",
+            "comma, inside",
+            "\"quoted\"",
+            "two\nlines",
+            "=HYPERLINK(\"http://example.invalid\")",
+            "+1",
+            "-2",
+            "@home",
+            "'already quoted",
+            "Núria Puig i Solà",
+        ];
+        let mut previous = audit::GENESIS.to_owned();
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, target)| {
+                let cells = vec![
+                    (i + 1).to_string(),
+                    "2026-11-23T08:00:00Z".into(),
+                    "admin".into(),
+                    "127.0.0.1:5555".into(),
+                    "user.create".into(),
+                    (*target).to_owned(),
+                    String::new(),
+                    format!("{{\"display_name\":{}}}", serde_json::to_string(target).unwrap()),
+                ];
+                let hash = audit::record_hash(&previous, &cells);
+                let row = (cells, previous.clone(), hash.clone());
+                previous = hash;
+                row
+            })
+            .collect()
+    }
+
+    fn write(format: ExportFormat) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("export");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut writer = Writer::new(Log::Admin, format, Box::new(file)).unwrap();
+        for (cells, previous, hash) in tricky_rows() {
+            writer.row(cells, &previous, &hash).unwrap();
+        }
+        writer.finish().unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn csv_exports_are_spreadsheet_safe_and_verify_offline() {
+        let (_dir, path) = write(ExportFormat::Csv);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.starts_with(UTF8_BOM), "UTF-8 byte-order mark for Excel");
+        let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+        assert!(text.starts_with("sequence,at,actor,"), "a header row");
+        assert!(text.contains("\r\n"), "RFC 4180 line ends");
+        // Read it the way a spreadsheet would: no cell starts a formula.
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let targets: Vec<String> = reader
+            .records()
+            .map(|r| r.unwrap().get(5).unwrap().to_owned())
+            .collect();
+        assert_eq!(targets.len(), 10);
+        for target in &targets {
+            assert!(!target.starts_with(['=', '+', '-', '@']), "{target}");
+        }
+        assert_eq!(targets[3], "two\nlines", "a newline survives inside quotes");
+        assert_eq!(targets[9], "Núria Puig i Solà");
+        assert_eq!(targets[4], "'=HYPERLINK(\"http://example.invalid\")");
+
+        let (log, rows) = read_export(&path).unwrap();
+        assert_eq!(log, Log::Admin);
+        let rows: Vec<Row> = rows.map(Result::unwrap).collect();
+        let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
+        assert_eq!(rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(), expected);
+        let sequences = rows.iter().filter_map(Row::sequence).collect();
+        assert!(audit::verify(rows, &sequences, Gaps::Forbidden, None).is_ok());
+    }
+
+    #[test]
+    fn jsonl_exports_read_back_to_the_same_cells() {
+        let (_dir, path) = write(ExportFormat::Jsonl);
+        let first_line = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().to_owned();
+        let value: Value = serde_json::from_str(&first_line).unwrap();
+        assert_eq!(value["sequence"], 1, "numbers stay numbers");
+        let (log, rows) = read_export(&path).unwrap();
+        assert_eq!(log, Log::Admin);
+        let rows: Vec<Row> = rows.map(Result::unwrap).collect();
+        let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
+        assert_eq!(rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(), expected);
+    }
+}
