@@ -369,7 +369,11 @@ fn parse_instant(text: &str, end: bool) -> Result<u64, String> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| format!("{text:?} is before 1970"))?
         .as_secs();
-    Ok(if date_only && end { secs + 86_399 } else { secs })
+    Ok(if date_only && end {
+        secs + 86_399
+    } else {
+        secs
+    })
 }
 
 /// `portactl gateways …`.

@@ -311,13 +311,17 @@ pub fn event_to_pb(e: &GatewayEvent) -> pb::ConnectionEvent {
 pub fn event_from_pb(e: pb::ConnectionEvent) -> Result<GatewayEvent> {
     let short = |field: &str, value: &str, max: usize| {
         if value.len() > max || value.chars().any(char::is_control) {
-            Err(Error::invalid(format!("{field} must be at most {max} printable characters")))
+            Err(Error::invalid(format!(
+                "{field} must be at most {max} printable characters"
+            )))
         } else {
             Ok(())
         }
     };
     if e.event_id.is_empty() || e.device_id.is_empty() {
-        return Err(Error::invalid("every event needs an event_id and a device_id"));
+        return Err(Error::invalid(
+            "every event needs an event_id and a device_id",
+        ));
     }
     if !EVENT_KINDS.contains(&e.kind.as_str()) {
         return Err(Error::invalid(format!(
@@ -477,7 +481,10 @@ pub fn admin_actions(
         .filter(move |entry| match entry {
             Ok(e) => {
                 filter.in_time(e.at)
-                    && filter.user.as_ref().is_none_or(|u| *u == e.target || *u == e.actor)
+                    && filter
+                        .user
+                        .as_ref()
+                        .is_none_or(|u| *u == e.target || *u == e.actor)
                     && filter.device.as_ref().is_none_or(|d| *d == e.target)
             }
             Err(_) => true,
@@ -501,11 +508,17 @@ pub struct Verification {
 /// start against the retention anchor and the end against the head.
 pub fn verify(store: &Store, log: Log) -> Result<Verification> {
     let (tree, head_key, anchor_key) = match log {
-        Log::Connections => (T::ConnectionLog, meta::CONNECTION_HEAD, meta::CONNECTION_ANCHOR),
+        Log::Connections => (
+            T::ConnectionLog,
+            meta::CONNECTION_HEAD,
+            meta::CONNECTION_ANCHOR,
+        ),
         Log::Admin => (T::AdminLog, meta::ADMIN_HEAD, meta::ADMIN_ANCHOR),
     };
     let head: Head = store.get(T::Meta, head_key)?.unwrap_or_else(Head::genesis);
-    let anchor: Head = store.get(T::Meta, anchor_key)?.unwrap_or_else(Head::genesis);
+    let anchor: Head = store
+        .get(T::Meta, anchor_key)?
+        .unwrap_or_else(Head::genesis);
     let mut sequences = std::collections::HashSet::new();
     for key in store.tree(tree).iter().keys() {
         let key = key?;
@@ -545,7 +558,9 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
                     first: first_expected,
                     last: first - 1,
                 }),
-                _ if verified.last_hash != head.hash || verified.range.map(|r| r.1).unwrap_or(anchor.sequence) != head.sequence => {
+                _ if verified.last_hash != head.hash
+                    || verified.range.map(|r| r.1).unwrap_or(anchor.sequence) != head.sequence =>
+                {
                     Some(audit::Break::Deleted {
                         first: verified.range.map(|r| r.1 + 1).unwrap_or(first_expected),
                         last: head.sequence,
@@ -618,7 +633,9 @@ pub async fn prune_before(store: &Store, cutoff: u64, now: u64) -> Result<Pruned
                 let (key, bytes) = item?;
                 let row = row_of(log, &bytes);
                 let at = match log {
-                    Log::Connections => serde_json::from_slice::<ConnectionEntry>(&bytes).map(|e| e.at),
+                    Log::Connections => {
+                        serde_json::from_slice::<ConnectionEntry>(&bytes).map(|e| e.at)
+                    }
                     Log::Admin => serde_json::from_slice::<AdminEntry>(&bytes).map(|e| e.at),
                 }
                 .unwrap_or(u64::MAX);
@@ -732,7 +749,11 @@ mod tests {
             previous_public_address: String::new(),
             rx_bytes: at * 10,
             tx_bytes: at * 20,
-            reason: if kind == "session_end" { "idle".into() } else { String::new() },
+            reason: if kind == "session_end" {
+                "idle".into()
+            } else {
+                String::new()
+            },
             session_start: 0,
         }
     }
@@ -741,7 +762,14 @@ mod tests {
         for &at in times {
             store
                 .append(|t| {
-                    t.log_admin(&Actor::system("test"), "user.create", "anna", None, None, at)
+                    t.log_admin(
+                        &Actor::system("test"),
+                        "user.create",
+                        "anna",
+                        None,
+                        None,
+                        at,
+                    )
                 })
                 .await
                 .expect("append");
@@ -752,19 +780,35 @@ mod tests {
     async fn events_are_recorded_once_and_keep_sessions_in_step() {
         let (_dir, store) = store_with_device().await;
         let start = event("e1", "session_start", 100);
-        assert_eq!(record_events(&store, "town", std::slice::from_ref(&start)).await.expect("record"), 1);
+        assert_eq!(
+            record_events(&store, "town", std::slice::from_ref(&start))
+                .await
+                .expect("record"),
+            1
+        );
         let open = sessions(&store).expect("sessions");
         assert_eq!(open.len(), 1);
-        assert_eq!((open[0].device.as_str(), open[0].since), ("anna-laptop", 100));
+        assert_eq!(
+            (open[0].device.as_str(), open[0].since),
+            ("anna-laptop", 100)
+        );
         // A resend (the reply was lost) and the end: only the end is new.
         let end = event("e2", "session_end", 160);
-        assert_eq!(record_events(&store, "town", &[start, end]).await.expect("record"), 1);
+        assert_eq!(
+            record_events(&store, "town", &[start, end])
+                .await
+                .expect("record"),
+            1
+        );
         assert!(sessions(&store).expect("sessions").is_empty());
         let rows: Vec<ConnectionEntry> = connections(&store, Filter::default())
             .collect::<Result<_>>()
             .expect("read");
         assert_eq!(rows.len(), 2);
-        assert_eq!(rows[1].session_start, 100, "the end knows when the session began");
+        assert_eq!(
+            rows[1].session_start, 100,
+            "the end knows when the session began"
+        );
         assert_eq!((rows[1].rx_bytes, rows[1].tx_bytes), (1600, 3200));
         let verified = verify(&store, Log::Connections).expect("verify");
         assert!(verified.problem.is_none(), "{:?}", verified.problem);
@@ -775,7 +819,12 @@ mod tests {
     async fn edits_and_deletions_in_the_store_are_named() {
         let (_dir, store) = store_with_device().await;
         admin_actions_at(&store, &[10, 20, 30, 40]).await;
-        assert!(verify(&store, Log::Admin).expect("verify").problem.is_none());
+        assert!(
+            verify(&store, Log::Admin)
+                .expect("verify")
+                .problem
+                .is_none()
+        );
 
         let key = 2u64.to_be_bytes();
         let mut second: AdminEntry = store.get(T::AdminLog, &key).expect("get").expect("there");
@@ -794,7 +843,10 @@ mod tests {
         // Deleting the newest record is caught against the head.
         let (_dir2, store2) = store_with_device().await;
         admin_actions_at(&store2, &[10, 20, 30]).await;
-        store2.tree(T::AdminLog).remove(3u64.to_be_bytes()).expect("delete");
+        store2
+            .tree(T::AdminLog)
+            .remove(3u64.to_be_bytes())
+            .expect("delete");
         let problem = verify(&store2, Log::Admin).expect("verify").problem;
         assert_eq!(problem, Some(audit::Break::Deleted { first: 3, last: 3 }));
     }
@@ -806,15 +858,28 @@ mod tests {
         record_events(
             &store,
             "town",
-            &[event("e1", "session_start", 15), event("e2", "session_end", 45)],
+            &[
+                event("e1", "session_start", 15),
+                event("e2", "session_end", 45),
+            ],
         )
         .await
         .expect("record");
         let pruned = prune_before(&store, 35, 60).await.expect("prune");
-        assert_eq!(pruned, Pruned { connections: 1, admin_actions: 3 });
+        assert_eq!(
+            pruned,
+            Pruned {
+                connections: 1,
+                admin_actions: 3
+            }
+        );
         for log in [Log::Admin, Log::Connections] {
             let verified = verify(&store, log).expect("verify");
-            assert!(verified.problem.is_none(), "{log:?}: {:?}", verified.problem);
+            assert!(
+                verified.problem.is_none(),
+                "{log:?}: {:?}",
+                verified.problem
+            );
         }
         let admin: Vec<AdminEntry> = admin_actions(&store, Filter::default())
             .collect::<Result<_>>()
@@ -822,9 +887,16 @@ mod tests {
         assert_eq!(admin.first().map(|e| e.sequence), Some(4));
         let run = admin.last().expect("the retention run");
         assert_eq!(run.action, "retention.prune");
-        assert!(run.after.contains("\"admin_actions_removed\":3"), "{}", run.after);
+        assert!(
+            run.after.contains("\"admin_actions_removed\":3"),
+            "{}",
+            run.after
+        );
         // Deleting the first remaining record is still caught.
-        store.tree(T::AdminLog).remove(4u64.to_be_bytes()).expect("delete");
+        store
+            .tree(T::AdminLog)
+            .remove(4u64.to_be_bytes())
+            .expect("delete");
         assert_eq!(
             verify(&store, Log::Admin).expect("verify").problem,
             Some(audit::Break::Deleted { first: 4, last: 4 })

@@ -211,8 +211,9 @@ pub struct ServeSettings {
 fn file_duration(key: &str, value: Option<String>) -> Result<Option<std::time::Duration>> {
     value
         .map(|v| {
-            humantime::parse_duration(&v)
-                .with_context(|| format!("config key {key}: {v:?} is not a duration like 180s or 365d"))
+            humantime::parse_duration(&v).with_context(|| {
+                format!("config key {key}: {v:?} is not a duration like 180s or 365d")
+            })
         })
         .transpose()
 }

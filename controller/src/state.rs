@@ -326,7 +326,14 @@ impl Controller {
                 require_group(t, group)?;
             }
             t.put(T::Users, user.name.as_bytes(), &user)?;
-            t.log_admin(actor, "user.create", &user.name, None, json(&user), user.created_at)?;
+            t.log_admin(
+                actor,
+                "user.create",
+                &user.name,
+                None,
+                json(&user),
+                user.created_at,
+            )?;
             Ok(user.clone())
         })
         .await
@@ -357,7 +364,11 @@ impl Controller {
             let before = json(&user);
             user.disabled = disabled;
             t.put(T::Users, name.as_bytes(), &user)?;
-            let action = if disabled { "user.disable" } else { "user.enable" };
+            let action = if disabled {
+                "user.disable"
+            } else {
+                "user.enable"
+            };
             t.log_admin(actor, action, name, before, json(&user), now)?;
             Ok(user)
         })
@@ -375,7 +386,14 @@ impl Controller {
                 );
             }
             t.put(T::Groups, group.name.as_bytes(), &group)?;
-            t.log_admin(actor, "group.create", &group.name, None, json(&group), group.created_at)?;
+            t.log_admin(
+                actor,
+                "group.create",
+                &group.name,
+                None,
+                json(&group),
+                group.created_at,
+            )?;
             Ok(group.clone())
         })
         .await
@@ -485,7 +503,14 @@ impl Controller {
                 .into());
             }
             t.put(T::Groups, group.as_bytes(), &record)?;
-            t.log_admin(actor, "group.disallow", group, before_json, json(&record), now)?;
+            t.log_admin(
+                actor,
+                "group.disallow",
+                group,
+                before_json,
+                json(&record),
+                now,
+            )?;
             Ok(record)
         })
         .await
@@ -502,8 +527,19 @@ impl Controller {
     ) -> Result<()> {
         self.write(|t| {
             require_group(t, group)?;
-            let action = if join { "group.members.add" } else { "group.members.remove" };
-            t.log_admin(actor, action, group, None, Some(serde_json::json!({ "users": users })), now)?;
+            let action = if join {
+                "group.members.add"
+            } else {
+                "group.members.remove"
+            };
+            t.log_admin(
+                actor,
+                action,
+                group,
+                None,
+                Some(serde_json::json!({ "users": users })),
+                now,
+            )?;
             for name in users {
                 let mut user = require_user(t, name)?;
                 if join {
@@ -565,7 +601,14 @@ impl Controller {
                 };
                 t.put(T::Invites, record.id.as_bytes(), &record)?;
                 t.put_raw(T::TokenNames, device_name.as_bytes(), record.id.as_bytes())?;
-                t.log_admin(actor, "token.create", device_name, None, invite_json(&record), now)?;
+                t.log_admin(
+                    actor,
+                    "token.create",
+                    device_name,
+                    None,
+                    invite_json(&record),
+                    now,
+                )?;
                 Ok((record, secret))
             })
             .await?;
@@ -601,7 +644,14 @@ impl Controller {
                         unreachable!("matched above")
                     };
                     release_token_name(t, device_name, id)?;
-                    t.log_admin(actor, "token.delete", device_name, invite_json(&invite), None, now)?;
+                    t.log_admin(
+                        actor,
+                        "token.delete",
+                        device_name,
+                        invite_json(&invite),
+                        None,
+                        now,
+                    )?;
                     t.remove(T::Invites, id.as_bytes())
                 }
                 _ => Err(Error::not_found("enrollment token", id).into()),
@@ -740,8 +790,18 @@ impl Controller {
             credential.hash = Some(hash);
             credential.client_name = client_name.to_owned();
             t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
-            let actor = Actor { name: credential.name.clone(), address: address.to_owned() };
-            t.log_admin(&actor, "login", &credential.name, None, credential_json(&credential), now)?;
+            let actor = Actor {
+                name: credential.name.clone(),
+                address: address.to_owned(),
+            };
+            t.log_admin(
+                &actor,
+                "login",
+                &credential.name,
+                None,
+                credential_json(&credential),
+                now,
+            )?;
             let mut spent = invite.clone();
             spent.redeemed_at = Some(now);
             t.put(T::Invites, spent.id.as_bytes(), &spent)?;
@@ -816,7 +876,14 @@ impl Controller {
             t.put_raw(T::DeviceNames, new_name.as_bytes(), current.id.as_bytes())?;
             current.name = new_name.to_owned();
             t.put(T::Devices, current.id.as_bytes(), &current)?;
-            t.log_admin(actor, "device.rename", new_name, before, json(&current), now)?;
+            t.log_admin(
+                actor,
+                "device.rename",
+                new_name,
+                before,
+                json(&current),
+                now,
+            )?;
             Ok(current)
         })
         .await
@@ -848,7 +915,14 @@ impl Controller {
                 current.revoked_at = Some(now);
                 current.revoked_by = actor.name.clone();
                 t.put(T::Devices, current.id.as_bytes(), &current)?;
-                t.log_admin(actor, "device.revoke", &current.name, before, json(&current), now)?;
+                t.log_admin(
+                    actor,
+                    "device.revoke",
+                    &current.name,
+                    before,
+                    json(&current),
+                    now,
+                )?;
                 t.remove(T::DeviceNames, current.name.as_bytes())?;
                 let lease = AddressLease {
                     device_id: current.id.clone(),
@@ -1016,7 +1090,14 @@ impl Controller {
                 };
                 t.put(T::Credentials, credential.id.as_bytes(), &credential)?;
                 t.put(T::Invites, invite.id.as_bytes(), &invite)?;
-                t.log_admin(actor, "credential.create", name, None, credential_json(&credential), now)?;
+                t.log_admin(
+                    actor,
+                    "credential.create",
+                    name,
+                    None,
+                    credential_json(&credential),
+                    now,
+                )?;
                 Ok((credential, login))
             })
             .await?;
@@ -1180,7 +1261,14 @@ impl Controller {
                 let before = json(&current);
                 current.public_key = key_text.clone();
                 t.put(T::Gateways, current.id.as_bytes(), &current)?;
-                t.log_admin(&caller.into(), "gateway.register", &current.name, before, json(&current), now)?;
+                t.log_admin(
+                    &caller.into(),
+                    "gateway.register",
+                    &current.name,
+                    before,
+                    json(&current),
+                    now,
+                )?;
                 Ok(current)
             })
             .await?;
@@ -1224,7 +1312,12 @@ fn invite_json(i: &InviteRecord) -> Option<serde_json::Value> {
     let mut value = serde_json::json!({
         "id": i.id, "created_by": i.created_by, "expires_at": i.expires_at, "redeemed_at": i.redeemed_at,
     });
-    if let InvitePurpose::Device { user, device_name, gateway } = &i.purpose {
+    if let InvitePurpose::Device {
+        user,
+        device_name,
+        gateway,
+    } = &i.purpose
+    {
         value["user"] = user.clone().into();
         value["device"] = device_name.clone().into();
         value["gateway"] = gateway.clone().into();

@@ -372,7 +372,11 @@ mod tests {
         let mut previous = GENESIS.to_owned();
         (1..=n)
             .map(|s| {
-                let cells = vec![s.to_string(), format!("event {s}"), "a \"quoted\", comma".into()];
+                let cells = vec![
+                    s.to_string(),
+                    format!("event {s}"),
+                    "a \"quoted\", comma".into(),
+                ];
                 let hash = record_hash(&previous, &cells);
                 let row = Row {
                     cells,
@@ -426,18 +430,27 @@ mod tests {
             cells: forged_cells,
         };
         inserted.insert(2, forged);
-        assert!(matches!(check(inserted), Err(Break::Inserted { sequence: 3, .. })));
+        assert!(matches!(
+            check(inserted),
+            Err(Break::Inserted { sequence: 3, .. })
+        ));
 
         // A record re-hashed after editing breaks the next link.
         let mut rehashed = chain(5);
         rehashed[2].cells[1] = "changed".into();
         rehashed[2].hash = record_hash(&rehashed[2].previous_hash, &rehashed[2].cells);
-        assert!(matches!(check(rehashed), Err(Break::Inserted { sequence: 4, .. })));
+        assert!(matches!(
+            check(rehashed),
+            Err(Break::Inserted { sequence: 4, .. })
+        ));
     }
 
     #[test]
     fn filtered_exports_allow_gaps_but_not_disorder() {
-        let rows: Vec<Row> = chain(6).into_iter().filter(|r| r.sequence() != Some(3)).collect();
+        let rows: Vec<Row> = chain(6)
+            .into_iter()
+            .filter(|r| r.sequence() != Some(3))
+            .collect();
         let sequences = rows.iter().filter_map(Row::sequence).collect();
         assert!(verify(rows.clone(), &sequences, Gaps::Allowed, None).is_ok());
         let mut swapped = rows;
@@ -447,7 +460,9 @@ mod tests {
 
     #[test]
     fn neutralising_is_reversible_and_covers_formula_starts() {
-        for cell in ["=SUM(A1)", "+1", "-2", "@x", "'quoted", "plain", "", "Núria"] {
+        for cell in [
+            "=SUM(A1)", "+1", "-2", "@x", "'quoted", "plain", "", "Núria",
+        ] {
             let safe = neutralise(cell);
             assert!(!safe.starts_with(['=', '+', '-', '@']), "{safe}");
             assert_eq!(unneutralise(&safe), cell);

@@ -126,6 +126,41 @@ impl Town {
         json(lab.exec("town", &all).unwrap())
     }
 
+    /// A log exported with `portactl logs export --format jsonl`.
+    fn export(&self, lab: &Lab, kind: &str) -> Vec<Value> {
+        let portactl = binary("portactl");
+        let profiles = self.profiles();
+        let output = lab
+            .exec(
+                "town",
+                &[
+                    path(&portactl),
+                    "--config",
+                    path(&profiles),
+                    "logs",
+                    "export",
+                    "--kind",
+                    kind,
+                    "--format",
+                    "jsonl",
+                ],
+            )
+            .unwrap();
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// The connection records of `device`, oldest first.
+    fn sessions_of(&self, lab: &Lab, device: &str) -> Vec<Value> {
+        self.export(lab, "connections")
+            .into_iter()
+            .filter(|r| r["device"] == device)
+            .collect()
+    }
+
     fn data(&self) -> std::path::PathBuf {
         self.dir.path().join("data")
     }
@@ -658,6 +693,105 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
     // Anna is untouched.
     lab.exec("home", &["ping", "-c", "1", "-W", "2", addr::SERVER])
         .unwrap();
+
+    // The auditor's view: Anna's session as the gateway counted it agrees
+    // with what her laptop counted.
+    lab.exec(
+        "home",
+        &["ping", "-c", "20", "-i", "0.05", "-s", "1200", addr::SERVER],
+    )
+    .unwrap();
+    let status = json(
+        lab.run(
+            "home",
+            &[
+                porta,
+                "--state",
+                path(&anna_state),
+                "--interface",
+                &anna_if,
+                "status",
+                "--json",
+            ],
+        )
+        .unwrap(),
+    );
+    town.admin(&lab, &["devices", "revoke", "anna-laptop"]);
+    let mut records = Vec::new();
+    wait_until(
+        "anna's session end in the log",
+        Duration::from_secs(10),
+        || {
+            records = town.sessions_of(&lab, "anna-laptop");
+            records.iter().any(|r| r["kind"] == "session_end")
+        },
+    );
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["session_start", "session_end"], "{records:?}");
+    let end = &records[1];
+    assert_eq!(end["reason"], "revoked");
+    assert_eq!(end["user"], "anna");
+    assert_eq!(end["gateway"], "embedded");
+    assert!(
+        end["public_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("172.31.1.2:"),
+        "{end}"
+    );
+    let laptop_sent = status["tx_bytes"].as_u64().unwrap();
+    assert!(laptop_sent > 20 * 1200, "{status}");
+    let agree = |gateway: &Value, laptop: &Value| {
+        gateway.as_u64().unwrap().abs_diff(laptop.as_u64().unwrap()) < 2048
+    };
+    assert!(
+        agree(&end["rx_bytes"], &status["tx_bytes"]),
+        "{end} vs {status}"
+    );
+    assert!(
+        agree(&end["tx_bytes"], &status["rx_bytes"]),
+        "{end} vs {status}"
+    );
+    // Bernat's session is there too, and every admin action of this test.
+    let bernat = town.sessions_of(&lab, "bernat-pc");
+    assert!(
+        bernat
+            .iter()
+            .any(|r| r["kind"] == "session_end" && r["reason"] == "revoked"),
+        "{bernat:?}"
+    );
+    let actions: Vec<(String, String)> = town
+        .export(&lab, "admin")
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("login", "admin"),
+        ("group.create", "web"),
+        ("group.allow", "web"),
+        ("token.create", "bernat-pc"),
+        ("device.enroll", "bernat-pc"),
+        ("device.revoke", "bernat-pc"),
+        ("device.revoke", "anna-laptop"),
+    ] {
+        assert!(
+            actions.contains(&(expected.0.to_owned(), expected.1.to_owned())),
+            "{expected:?} missing from {actions:?}"
+        );
+    }
+    let verified = town.admin(&lab, &["logs", "verify"]);
+    assert!(
+        verified.as_array().unwrap().iter().all(|l| l["ok"] == true),
+        "{verified}"
+    );
 }
 
 #[test]
@@ -730,6 +864,26 @@ fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
     wait_until("the tunnel after roaming", Duration::from_secs(15), || {
         reachable(&lab)
     });
+    let mut records = Vec::new();
+    wait_until("the roaming in the log", Duration::from_secs(10), || {
+        records = town.sessions_of(&lab, "anna-laptop");
+        records.iter().any(|r| r["kind"] == "endpoint_change")
+    });
+    let moved = records
+        .iter()
+        .find(|r| r["kind"] == "endpoint_change")
+        .unwrap();
+    assert!(
+        moved["previous_public_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("172.31.1.2:")
+            && moved["public_address"]
+                .as_str()
+                .unwrap()
+                .starts_with("172.31.1.20:"),
+        "{moved}"
+    );
 
     // The gateway restarts (with the controller): sessions are gone on its
     // side; the client notices and handshakes again.
@@ -738,6 +892,13 @@ fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
         "the tunnel after a gateway restart",
         Duration::from_secs(60),
         || reachable(&lab),
+    );
+    let records = town.sessions_of(&lab, "anna-laptop");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "session_end" && r["reason"] == "gateway shutdown"),
+        "the stop ended the session on record: {records:?}"
     );
 
     // porta down disconnects the running tunnel.
@@ -942,4 +1103,38 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     wait_until("the laptop to be cut off", Duration::from_secs(5), || {
         !reachable(&lab)
     });
+
+    // What the annex saw while the controller was away (its own restart
+    // ended a session and a new one began) reached the log once each.
+    let mut records = Vec::new();
+    wait_until(
+        "the annex's events in the log",
+        Duration::from_secs(30),
+        || {
+            records = town.sessions_of(&lab, "pau-laptop");
+            records.iter().any(|r| r["reason"] == "revoked")
+        },
+    );
+    let story: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        story,
+        [
+            ("session_start", ""),
+            ("session_end", "gateway shutdown"),
+            ("session_start", ""),
+            ("session_end", "revoked"),
+        ],
+        "{records:?}"
+    );
+    assert!(records.iter().all(|r| r["gateway"] == "annex"));
+    let ids: std::collections::HashSet<&str> = records
+        .iter()
+        .map(|r| r["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), records.len(), "an event was recorded twice");
+    let verified = town.admin(&lab, &["logs", "verify", "--kind", "connections"]);
+    assert_eq!(verified[0]["ok"], true, "{verified}");
 }

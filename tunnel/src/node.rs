@@ -385,11 +385,14 @@ impl Node {
             peer.idle_reported = false;
             if peer.stats.endpoint != Some(from) {
                 let previous = peer.stats.endpoint.replace(from);
-                push_event(&mut self.events, Event::EndpointChanged {
-                    peer: id,
-                    from: previous,
-                    to: from,
-                });
+                push_event(
+                    &mut self.events,
+                    Event::EndpointChanged {
+                        peer: id,
+                        from: previous,
+                        to: from,
+                    },
+                );
             }
         }
         let handshake_after = peer.tunn.time_since_last_handshake();

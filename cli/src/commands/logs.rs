@@ -160,8 +160,10 @@ async fn export(
         Some(_) => {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {pos} records ({per_sec}) {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos} records ({per_sec}) {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             bar
         }
@@ -201,7 +203,11 @@ async fn export(
             eprintln!(
                 "Exported {count} records to {} (last hash {}).",
                 path.display(),
-                if last_hash.is_empty() { "-" } else { &last_hash }
+                if last_hash.is_empty() {
+                    "-"
+                } else {
+                    &last_hash
+                }
             );
         }
     }
@@ -271,12 +277,17 @@ fn read_export(path: &Path) -> Result<(Log, Box<dyn Iterator<Item = Result<Row>>
     if reader.fill_buf()?.starts_with(UTF8_BOM) {
         reader.consume(UTF8_BOM.len());
     }
-    let first = reader.fill_buf()?.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    let first = reader
+        .fill_buf()?
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .copied();
     if first == Some(b'{') {
         let mut lines = reader.lines().peekable();
         let log = match lines.peek() {
             Some(Ok(line)) => {
-                let value: Value = serde_json::from_str(line).context("the first line is not JSON")?;
+                let value: Value =
+                    serde_json::from_str(line).context("the first line is not JSON")?;
                 if value.get("event_id").is_some() {
                     Log::Connections
                 } else if value.get("action").is_some() {
@@ -307,12 +318,18 @@ fn read_export(path: &Path) -> Result<(Log, Box<dyn Iterator<Item = Result<Row>>
     let mut csv = csv::ReaderBuilder::new().from_reader(reader);
     let header: Vec<String> = csv.headers()?.iter().map(str::to_owned).collect();
     let log = Log::from_header(&header).with_context(|| {
-        format!("{} does not have the columns of a Porta log export", path.display())
+        format!(
+            "{} does not have the columns of a Porta log export",
+            path.display()
+        )
     })?;
     let width = log.columns().len();
     let rows = csv.into_records().map(move |record| {
         let record = record.context("an unreadable CSV row")?;
-        let cells: Vec<String> = record.iter().map(|c| audit::unneutralise(c).to_owned()).collect();
+        let cells: Vec<String> = record
+            .iter()
+            .map(|c| audit::unneutralise(c).to_owned())
+            .collect();
         if cells.len() != width + 2 {
             bail!("a row has {} cells, not {}", cells.len(), width + 2);
         }
@@ -344,7 +361,11 @@ fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
             None
         }
     });
-    let gaps = if partial { Gaps::Allowed } else { Gaps::Forbidden };
+    let gaps = if partial {
+        Gaps::Allowed
+    } else {
+        Gaps::Forbidden
+    };
     let outcome = audit::verify(rows, &sequences, gaps, None);
     if let Some(error) = read_error {
         return Err(error);
@@ -396,7 +417,14 @@ async fn sessions(ctx: &Ctx) -> Result<()> {
         .into_inner()
         .sessions;
     Listing {
-        headers: &["user", "device", "tunnel address", "from", "gateway", "since"],
+        headers: &[
+            "user",
+            "device",
+            "tunnel address",
+            "from",
+            "gateway",
+            "since",
+        ],
         rows: sessions
             .iter()
             .map(|s| {
@@ -454,7 +482,10 @@ mod tests {
                     "user.create".into(),
                     (*target).to_owned(),
                     String::new(),
-                    format!("{{\"display_name\":{}}}", serde_json::to_string(target).unwrap()),
+                    format!(
+                        "{{\"display_name\":{}}}",
+                        serde_json::to_string(target).unwrap()
+                    ),
                 ];
                 let hash = audit::record_hash(&previous, &cells);
                 let row = (cells, previous.clone(), hash.clone());
@@ -480,7 +511,10 @@ mod tests {
     fn csv_exports_are_spreadsheet_safe_and_verify_offline() {
         let (_dir, path) = write(ExportFormat::Csv);
         let bytes = std::fs::read(&path).unwrap();
-        assert!(bytes.starts_with(UTF8_BOM), "UTF-8 byte-order mark for Excel");
+        assert!(
+            bytes.starts_with(UTF8_BOM),
+            "UTF-8 byte-order mark for Excel"
+        );
         let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
         assert!(text.starts_with("sequence,at,actor,"), "a header row");
         assert!(text.contains("\r\n"), "RFC 4180 line ends");
@@ -502,7 +536,10 @@ mod tests {
         assert_eq!(log, Log::Admin);
         let rows: Vec<Row> = rows.map(Result::unwrap).collect();
         let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
-        assert_eq!(rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(), expected);
+        assert_eq!(
+            rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
+            expected
+        );
         let sequences = rows.iter().filter_map(Row::sequence).collect();
         assert!(audit::verify(rows, &sequences, Gaps::Forbidden, None).is_ok());
     }
@@ -510,13 +547,21 @@ mod tests {
     #[test]
     fn jsonl_exports_read_back_to_the_same_cells() {
         let (_dir, path) = write(ExportFormat::Jsonl);
-        let first_line = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().to_owned();
+        let first_line = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned();
         let value: Value = serde_json::from_str(&first_line).unwrap();
         assert_eq!(value["sequence"], 1, "numbers stay numbers");
         let (log, rows) = read_export(&path).unwrap();
         assert_eq!(log, Log::Admin);
         let rows: Vec<Row> = rows.map(Result::unwrap).collect();
         let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
-        assert_eq!(rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(), expected);
+        assert_eq!(
+            rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
+            expected
+        );
     }
 }

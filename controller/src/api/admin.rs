@@ -361,7 +361,13 @@ impl Admin for AdminApi {
         let endpoint = validate::endpoint("endpoint", &r.endpoint)?;
         let (gateway, invitation) = self
             .0
-            .create_gateway(&Actor::from(&caller), &name, &endpoint, r.ttl_seconds, now())
+            .create_gateway(
+                &Actor::from(&caller),
+                &name,
+                &endpoint,
+                r.ttl_seconds,
+                now(),
+            )
             .await?;
         Ok(Response::new(pb::CreateGatewayResponse {
             gateway: Some(convert::gateway(gateway)),

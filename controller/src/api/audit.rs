@@ -96,8 +96,15 @@ impl Audit for AuditApi {
         Ok(Response::new(pb::VerifyLogResponse {
             ok: verification.problem.is_none(),
             records: verification.records,
-            first_bad_sequence: verification.problem.as_ref().map(|p| p.sequence()).unwrap_or(0),
-            problem: verification.problem.map(|p| p.to_string()).unwrap_or_default(),
+            first_bad_sequence: verification
+                .problem
+                .as_ref()
+                .map(|p| p.sequence())
+                .unwrap_or(0),
+            problem: verification
+                .problem
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             last_hash: verification.last_hash,
             first_sequence: first,
             last_sequence: last,

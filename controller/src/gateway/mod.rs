@@ -25,12 +25,12 @@ pub use embedded::{GatewayOptions, start};
 use crate::logs::GatewayEvent;
 use crate::peers::{PeerChange, Update};
 use crate::state::GatewayPeer;
-use sessions::SessionTracker;
 use ipnet::IpNet;
 use porta_tunnel::filter::Filter;
 use porta_tunnel::keys::PrivateKey;
 use porta_tunnel::shell::{Shell, ShellConfig};
 use porta_tunnel::{Node, PeerConfig, PeerId};
+use sessions::SessionTracker;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -170,7 +170,8 @@ impl InstalledPeers {
             // What the node saw of it so far, then its session's end.
             self.observe(node, now);
             if let Some(stats) = node.stats(id) {
-                self.sessions.end(id, &stats, sessions::reason::REVOKED, now);
+                self.sessions
+                    .end(id, &stats, sessions::reason::REVOKED, now);
             }
             self.by_peer.remove(&id);
             node.remove_peer(id);

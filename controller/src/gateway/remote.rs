@@ -286,7 +286,8 @@ impl Gateway {
         let mut backoff = Duration::from_secs(1);
         loop {
             if self.outbox.is_empty() {
-                let _ = tokio::time::timeout(Duration::from_secs(5), self.events_ready.notified()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), self.events_ready.notified())
+                    .await;
                 continue;
             }
             match self.report_batch(&mut client).await {

@@ -5,7 +5,9 @@
 //! address (roaming), and ends when the device stays idle past the
 //! threshold, when its peer is removed (revoked, or its user disabled) or
 //! when the gateway shuts down. Byte counts are the session's: the node's
-//! counters at the event minus their value when the session started.
+//! counters at the event minus their value when the previous session of
+//! that peer ended (zero for its first), so traffic between the handshake
+//! and the next look at the node still counts.
 
 use crate::logs::GatewayEvent;
 use porta_tunnel::node::{Event, PeerStats};
@@ -25,6 +27,8 @@ struct Session {
 #[derive(Default)]
 pub struct SessionTracker {
     open: HashMap<PeerId, Session>,
+    /// Counters when each peer's last session ended.
+    ended_at: HashMap<PeerId, (u64, u64)>,
     events: Vec<GatewayEvent>,
 }
 
@@ -49,7 +53,12 @@ fn new_event_id() -> String {
 impl SessionTracker {
     /// Feeds every event the node has queued. `device_of` names a peer's
     /// device; `now` is Unix seconds.
-    pub fn observe(&mut self, node: &mut Node, device_of: impl Fn(PeerId) -> Option<String>, now: u64) {
+    pub fn observe(
+        &mut self,
+        node: &mut Node,
+        device_of: impl Fn(PeerId) -> Option<String>,
+        now: u64,
+    ) {
         while let Some(event) = node.poll_event() {
             match event {
                 Event::HandshakeCompleted { peer } => {
@@ -59,12 +68,13 @@ impl SessionTracker {
                     let (Some(device_id), Some(stats)) = (device_of(peer), node.stats(peer)) else {
                         continue;
                     };
+                    let (rx_base, tx_base) = self.ended_at.get(&peer).copied().unwrap_or((0, 0));
                     let session = Session {
                         device_id,
                         started: now,
                         endpoint: address(&stats),
-                        rx_base: stats.rx_bytes,
-                        tx_base: stats.tx_bytes,
+                        rx_base,
+                        tx_base,
                     };
                     self.push(&session, "session_start", now, &stats, String::new(), "");
                     self.open.insert(peer, session);
@@ -73,7 +83,9 @@ impl SessionTracker {
                     let Some(session) = self.open.get_mut(&peer) else {
                         continue; // the session start will carry it
                     };
-                    let previous = from.map(|f| f.to_string()).unwrap_or_else(|| session.endpoint.clone());
+                    let previous = from
+                        .map(|f| f.to_string())
+                        .unwrap_or_else(|| session.endpoint.clone());
                     session.endpoint = to.to_string();
                     let session = session.clone();
                     if let Some(stats) = node.stats(peer) {
@@ -93,6 +105,7 @@ impl SessionTracker {
     pub fn end(&mut self, peer: PeerId, stats: &PeerStats, why: &str, now: u64) {
         if let Some(session) = self.open.remove(&peer) {
             self.push(&session, "session_end", now, stats, String::new(), why);
+            self.ended_at.insert(peer, (stats.rx_bytes, stats.tx_bytes));
         }
     }
 
