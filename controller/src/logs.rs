@@ -840,6 +840,55 @@ mod tests {
         let problem = verify(&store, Log::Admin).expect("verify").problem;
         assert_eq!(problem, Some(audit::Break::Deleted { first: 2, last: 2 }));
 
+        // Reordering: the records under keys 3 and 4 trade places.
+        let (third, fourth) = (
+            store
+                .tree(T::AdminLog)
+                .get(3u64.to_be_bytes())
+                .expect("get")
+                .expect("there"),
+            store
+                .tree(T::AdminLog)
+                .get(4u64.to_be_bytes())
+                .expect("get")
+                .expect("there"),
+        );
+        let original_second = {
+            let mut s = second.clone();
+            s.target = "anna".into();
+            s
+        };
+        store
+            .tree(T::AdminLog)
+            .insert(
+                2u64.to_be_bytes(),
+                serde_json::to_vec(&original_second).expect("json"),
+            )
+            .expect("restore");
+        assert!(
+            verify(&store, Log::Admin)
+                .expect("verify")
+                .problem
+                .is_none(),
+            "restored"
+        );
+        store
+            .tree(T::AdminLog)
+            .insert(3u64.to_be_bytes(), fourth)
+            .expect("swap");
+        store
+            .tree(T::AdminLog)
+            .insert(4u64.to_be_bytes(), third)
+            .expect("swap");
+        let problem = verify(&store, Log::Admin).expect("verify").problem;
+        assert_eq!(
+            problem,
+            Some(audit::Break::Reordered {
+                sequence: 3,
+                after: 4
+            })
+        );
+
         // Deleting the newest record is caught against the head.
         let (_dir2, store2) = store_with_device().await;
         admin_actions_at(&store2, &[10, 20, 30]).await;

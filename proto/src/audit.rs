@@ -300,6 +300,12 @@ pub fn verify(
         match &previous {
             None => {
                 first = Some(sequence);
+                if let Some(&smallest) = sequences.iter().filter(|s| **s < sequence).min() {
+                    return Err(Break::Reordered {
+                        sequence: smallest,
+                        after: sequence,
+                    });
+                }
                 if let Some(anchor) = anchor {
                     if row.previous_hash != anchor {
                         return Err(Break::Anchor {
@@ -365,6 +371,7 @@ pub fn unneutralise(cell: &str) -> &str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -411,6 +418,16 @@ mod tests {
         let mut deleted = chain(5);
         deleted.remove(1);
         assert_eq!(check(deleted), Err(Break::Deleted { first: 2, last: 2 }));
+
+        let mut first_moved = chain(3);
+        first_moved.swap(0, 2);
+        assert_eq!(
+            check(first_moved),
+            Err(Break::Reordered {
+                sequence: 1,
+                after: 3
+            })
+        );
 
         let mut reordered = chain(5);
         reordered.swap(1, 2);

@@ -602,3 +602,140 @@ async fn gateways_are_added_listed_and_checked() {
     assert_eq!(cli.json(&["gateways", "list"]).await, listed);
     assert_eq!(cli.json(&["tokens", "list"]).await, serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn exported_logs_verify_offline_and_each_tampering_is_named() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    for (name, display) in [
+        ("anna", "Anna Vidal"),
+        ("bernat", "Bernat, \"el de GIS\""),
+        ("dani", "=HYPERLINK(\"http://example.invalid\")"),
+        ("carla", "Carla Roig; àlies \"la Roja\""),
+        ("núria", "Núria Puig i Solà"),
+    ] {
+        cli.json(&["users", "add", "--display-name", display, "--", name])
+            .await;
+    }
+    // The auditor exports and verifies, and may change nothing.
+    let token = cli
+        .json(&[
+            "api-tokens",
+            "create",
+            "--role",
+            "auditor",
+            "--name",
+            "auditor-2026",
+        ])
+        .await;
+    cli.json(&[
+        "--profile",
+        "audit",
+        "login",
+        token["invitation"].as_str().unwrap(),
+    ])
+    .await;
+    let (code, stderr) = cli
+        .fails(&["--profile", "audit", "users", "add", "mallory"])
+        .await;
+    assert_eq!(code, 4, "{stderr}");
+    let verified = cli.json(&["--profile", "audit", "logs", "verify"]).await;
+    assert!(
+        verified.as_array().unwrap().iter().all(|l| l["ok"] == true),
+        "{verified}"
+    );
+
+    let csv_path = dir.path().join("admin.csv");
+    let exported = cli
+        .run(&[
+            "--profile",
+            "audit",
+            "logs",
+            "export",
+            "--kind",
+            "admin",
+            "--out",
+            csv_path.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let jsonl_path = dir.path().join("admin.jsonl");
+    let exported = cli
+        .run(&[
+            "logs",
+            "export",
+            "--kind",
+            "admin",
+            "--format",
+            "jsonl",
+            "--out",
+            jsonl_path.to_str().unwrap(),
+        ])
+        .await;
+    assert!(exported.status.success());
+    for file in [&csv_path, &jsonl_path] {
+        let ok = cli
+            .json(&["logs", "verify", "--file", file.to_str().unwrap()])
+            .await;
+        assert_eq!(ok["ok"], true, "{ok}");
+        assert_eq!(
+            ok["last_hash"], verified[1]["last_hash"],
+            "the export ends where the log does"
+        );
+    }
+
+    // The CSV as a spreadsheet sees it: a header, quoted cells, no formula.
+    let bytes = std::fs::read(&csv_path).unwrap();
+    let text = String::from_utf8(bytes[3..].to_vec()).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let targets: Vec<String> = reader.records().map(|r| r.unwrap()[5].to_owned()).collect();
+    assert!(
+        targets.iter().all(|t| !t.starts_with(['=', '+', '-', '@'])),
+        "{targets:?}"
+    );
+    assert!(targets.contains(&"núria".to_owned()), "{targets:?}");
+    assert!(text.contains("Carla Roig; àlies"), "UTF-8 as is");
+
+    // Tampering with the exported file, each kind named. Records are one
+    // line each here (JSON escapes the newline), after the header line.
+    let lines: Vec<&str> = text.split("\r\n").filter(|l| !l.is_empty()).collect();
+    let tampered = |name: &str, lines: Vec<String>| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\r\n") + "\r\n").unwrap();
+        path
+    };
+    let owned = |lines: &[&str]| lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+    // Records: 1 the admin credential (init), 2 its login, 3 anna, 4 bernat…
+    let mut edited = owned(&lines);
+    edited[4] = edited[4].replace("Bernat", "Bertran");
+    assert!(
+        edited[4].contains("Bertran"),
+        "record 4 is bernat's: {}",
+        edited[4]
+    );
+    let mut deleted = owned(&lines);
+    deleted.remove(2);
+    let mut reordered = owned(&lines);
+    reordered.swap(2, 3);
+    let mut inserted = owned(&lines);
+    inserted.insert(3, lines[3].to_owned());
+    for (name, lines, expected) in [
+        ("edited.csv", edited, "record 4 was edited"),
+        ("deleted.csv", deleted, "record 2 was deleted"),
+        ("reordered.csv", reordered, "record 2 is out of order"),
+        ("inserted.csv", inserted, "a record was inserted at 3"),
+    ] {
+        let path = tampered(name, lines);
+        let (code, stderr) = cli
+            .fails(&["logs", "verify", "--file", path.to_str().unwrap()])
+            .await;
+        assert_eq!(code, 5, "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+    }
+}

@@ -271,7 +271,10 @@ async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>) -> Result<()> {
 }
 
 /// An export read back: which log, and its rows in file order.
-fn read_export(path: &Path) -> Result<(Log, Box<dyn Iterator<Item = Result<Row>>>)> {
+/// Rows read back from an export, in file order.
+type Rows = Box<dyn Iterator<Item = Result<Row>>>;
+
+fn read_export(path: &Path) -> Result<(Log, Rows)> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = BufReader::new(file);
     if reader.fill_buf()?.starts_with(UTF8_BOM) {
@@ -452,6 +455,7 @@ async fn sessions(ctx: &Ctx) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
