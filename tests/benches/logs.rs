@@ -51,10 +51,18 @@ async fn main() {
                 at: 1_790_000_000 + i,
                 device_id: "bench-device".into(),
                 public_address: format!("192.0.2.{}:{}", i % 250 + 1, 40_000 + i % 20_000),
-                previous_public_address: if i % 3 == 1 { "198.51.100.7:51000".into() } else { String::new() },
+                previous_public_address: if i % 3 == 1 {
+                    "198.51.100.7:51000".into()
+                } else {
+                    String::new()
+                },
                 rx_bytes: i * 1_300,
                 tx_bytes: i * 4_100,
-                reason: if i % 3 == 2 { "idle".into() } else { String::new() },
+                reason: if i % 3 == 2 {
+                    "idle".into()
+                } else {
+                    String::new()
+                },
                 session_start: 0,
             })
             .collect();

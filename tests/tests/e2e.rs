@@ -6,6 +6,7 @@
 mod bad_input;
 mod dataplane;
 mod flows;
+mod packaging;
 mod portactl;
 mod roles;
 mod scale;

@@ -41,6 +41,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// sled's page cache.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// The schema this build writes.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -178,6 +181,9 @@ impl Store {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB: far more than a town's
+            // configuration needs, and the logs are read in one pass.
+            .cache_capacity(CACHE_BYTES)
             .open()?;
         let trees = ALL_TREES
             .iter()

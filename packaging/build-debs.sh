@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds the three Debian packages — porta-controller, porta, portactl —
+# from this workspace with dpkg-deb (no extra tools): binaries, systemd
+# units, example configuration, man pages, shell completions, docs.
+#
+# Usage: packaging/build-debs.sh [--profile release|debug] [--out DIR]
+#   --profile debug packages the test build (used by the packaging test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROFILE=release OUT=target/debian
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --profile) PROFILE=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        *) echo "usage: $0 [--profile release|debug] [--out DIR]" >&2; exit 2 ;;
+    esac
+done
+if [ "$PROFILE" = release ]; then
+    cargo build --release --locked --bin porta-controller --bin porta --bin portactl
+fi
+BIN=target/$PROFILE
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+ARCH=$(dpkg --print-architecture)
+mkdir -p "$OUT"
+STAGE=$(mktemp -d)
+trap 'rm -rf "$STAGE"' EXIT
+
+# package NAME DESCRIPTION DEPENDS
+package() {
+    local name=$1 description=$2 depends=$3 root=$STAGE/$1
+    mkdir -p "$root/DEBIAN" "$root/usr/share/doc/$name"
+    cp README.md LICENSE "$root/usr/share/doc/$name/"
+    for script in postinst prerm postrm; do
+        [ -f "packaging/debian/$name/$script" ] && install -m 755 "packaging/debian/$name/$script" "$root/DEBIAN/"
+    done
+    if [ -d "$root/etc" ]; then
+        (cd "$root" && find etc -type f -printf '/%p\n') >"$root/DEBIAN/conffiles"
+    fi
+    local size; size=$(du -ks "$root" | cut -f1)
+    cat >"$root/DEBIAN/control" <<CONTROL
+Package: $name
+Version: $VERSION
+Architecture: $ARCH
+Maintainer: Porta developers <porta@example.invalid>
+Installed-Size: $size${depends:+
+Depends: $depends}
+Section: net
+Priority: optional
+Homepage: https://example.invalid/porta
+Description: $description
+CONTROL
+    dpkg-deb --root-owner-group --build "$root" "$OUT/${name}_${VERSION}_${ARCH}.deb" >/dev/null
+    echo "$OUT/${name}_${VERSION}_${ARCH}.deb"
+}
+
+# porta-controller: controller, embedded and remote gateway.
+root=$STAGE/porta-controller
+install -D -m 755 "$BIN/porta-controller" "$root/usr/bin/porta-controller"
+install -D -m 644 packaging/systemd/porta-controller.service "$root/lib/systemd/system/porta-controller.service"
+install -D -m 644 packaging/systemd/porta-gateway.service "$root/lib/systemd/system/porta-gateway.service"
+install -D -m 644 packaging/etc/controller.toml "$root/etc/porta/controller.toml"
+install -D -m 600 packaging/etc/gateway.env "$root/etc/porta/gateway.env"
+mkdir -p "$root/usr/share/doc/porta-controller" && cp -r docs "$root/usr/share/doc/porta-controller/"
+package porta-controller "Porta controller: WireGuard keys and peer configurations for a town's remote staff
+ The control plane of the Porta VPN (gRPC over TLS, sled store) with its
+ embedded WireGuard gateway, and the remote gateway (porta-gateway.service)." \
+    "adduser, iproute2"
+
+# porta: the staff client.
+root=$STAGE/porta
+install -D -m 755 "$BIN/porta" "$root/usr/bin/porta"
+install -D -m 644 packaging/systemd/porta.service "$root/lib/systemd/system/porta.service"
+package porta "Porta: connect this computer to the town hall's network
+ The staff client of the Porta VPN: enroll once with an invitation, then
+ porta up. Speaks standard WireGuard; wg show works against it." \
+    "iproute2"
+
+# portactl: admin and auditor CLI, with man pages and completions.
+root=$STAGE/portactl
+install -D -m 755 "$BIN/portactl" "$root/usr/bin/portactl"
+mkdir -p "$root/usr/share/man/man1"
+for page in packaging/man/*.1; do gzip -9n -c "$page" >"$root/usr/share/man/man1/$(basename "$page").gz"; done
+install -d "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
+    "$root/usr/share/fish/vendor_completions.d"
+"$BIN/portactl" completions bash >"$root/usr/share/bash-completion/completions/portactl"
+"$BIN/portactl" completions zsh >"$root/usr/share/zsh/vendor-completions/_portactl"
+"$BIN/portactl" completions fish >"$root/usr/share/fish/vendor_completions.d/portactl.fish"
+package portactl "Porta admin and auditor command line
+ Users, groups, enrollment (one or hundreds from CSV), revocation, gateways,
+ and the audit logs (export, verify) of a Porta controller." \
+    ""

@@ -1,0 +1,271 @@
+//! The Debian packages, installed on this machine with `dpkg -i` (CI runs
+//! as root in a fresh container): files in place, the controller started
+//! the way its systemd unit starts it (as the `porta` user with only
+//! CAP_NET_ADMIN — this machine has no systemd to run the unit itself),
+//! health checks answered, a laptop enrolled with the packaged `porta`;
+//! then removing and reinstalling keeps the data directory and its keys,
+//! and so does purging. Everything it installed is removed at the end.
+
+use porta_tests::netns::Lab;
+use porta_tests::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const DATA: &str = "/var/lib/porta";
+const PACKAGES: [&str; 3] = ["porta-controller", "porta", "portactl"];
+
+fn run(command: &[&str]) -> Output {
+    let output = Command::new(command[0])
+        .args(&command[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?}: {}{}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    output
+}
+
+/// Undoes what the test installed, whatever happened.
+struct Cleanup {
+    created_user: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill").args(["-u", "porta"]).status();
+        let mut purge = vec!["--purge"];
+        purge.extend(PACKAGES);
+        let _ = Command::new("dpkg").args(&purge).output();
+        let _ = std::fs::remove_dir_all(DATA);
+        let _ = std::fs::remove_dir_all("/etc/porta");
+        if self.created_user {
+            let _ = Command::new("deluser").args(["--system", "porta"]).output();
+        }
+    }
+}
+
+/// `porta-controller serve` as porta-controller.service runs it, with the
+/// test's port and interface.
+fn serve(api: &str, interface: &str, log: &Path) -> std::process::Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new("setpriv")
+        .args([
+            "--reuid=porta",
+            "--regid=porta",
+            "--clear-groups",
+            "--inh-caps=+net_admin",
+            "--ambient-caps=+net_admin",
+            "--",
+            "/usr/bin/porta-controller",
+            "serve",
+            "--config",
+            "/etc/porta/controller.toml",
+            "--listen",
+            api,
+            "--gateway-interface",
+            interface,
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+fn portactl(config: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["/usr/bin/portactl", "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(&all)
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "serve did not stop cleanly: {status}");
+}
+
+#[test]
+fn the_packages_install_run_and_keep_their_data_across_removal() {
+    if Path::new(DATA).exists() || Path::new("/etc/porta").exists() {
+        // Never touch a real installation.
+        panic!(
+            "{DATA} or /etc/porta exists: run this test on a machine without Porta installed (CI does)"
+        );
+    }
+    // Lab::new checks for root with a clear message.
+    drop(Lab::new().unwrap());
+    let created_user = Command::new("getent")
+        .args(["passwd", "porta"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true);
+    let _cleanup = Cleanup { created_user };
+    let work = tempfile::tempdir().unwrap();
+    let debs_dir = work.path().join("debs");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    run(&[
+        repo.join("packaging/build-debs.sh").to_str().unwrap(),
+        "--profile",
+        binary("porta")
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "--out",
+        debs_dir.to_str().unwrap(),
+    ]);
+    let debs: Vec<String> = std::fs::read_dir(&debs_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(debs.len(), 3, "{debs:?}");
+    let install = || {
+        let mut command = vec!["dpkg", "-i"];
+        command.extend(debs.iter().map(String::as_str));
+        run(&command);
+    };
+    install();
+
+    for file in [
+        "/usr/bin/porta-controller",
+        "/usr/bin/porta",
+        "/usr/bin/portactl",
+        "/lib/systemd/system/porta-controller.service",
+        "/lib/systemd/system/porta-gateway.service",
+        "/lib/systemd/system/porta.service",
+        "/etc/porta/controller.toml",
+        "/usr/share/man/man1/portactl.1.gz",
+        "/usr/share/man/man1/portactl-logs-verify.1.gz",
+        "/usr/share/bash-completion/completions/portactl",
+        "/usr/share/zsh/vendor-completions/_portactl",
+        "/usr/share/fish/vendor_completions.d/portactl.fish",
+    ] {
+        assert!(Path::new(file).exists(), "{file} was not installed");
+    }
+    run(&["getent", "passwd", "porta"]);
+    let unit = std::fs::read_to_string("/lib/systemd/system/porta-controller.service").unwrap();
+    assert!(unit.contains("User=porta") && unit.contains("CapabilityBoundingSet=CAP_NET_ADMIN"));
+
+    // What StateDirectory= does, then `init` as the admin guide says.
+    run(&[
+        "install", "-d", "-o", "porta", "-g", "porta", "-m", "700", DATA,
+    ]);
+    let api = format!("127.0.0.1:{}", free_port());
+    let wg = format!("127.0.0.1:{}", free_port());
+    let init = run(&[
+        "setpriv",
+        "--reuid=porta",
+        "--regid=porta",
+        "--clear-groups",
+        "--",
+        "/usr/bin/porta-controller",
+        "init",
+        "--data",
+        DATA,
+        "--api-endpoint",
+        &api,
+        "--endpoint",
+        &wg,
+        "--no-ipv6",
+        "--json",
+    ]);
+    let init: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
+    let key = Path::new(DATA).join("gateway.key");
+    let key_before = std::fs::read(&key).unwrap();
+
+    // Started as the unit starts it; answers; a laptop enrolls.
+    let interface = format!("pkg{}", std::process::id() % 100_000);
+    let profiles = work.path().join("portactl.toml");
+    let controller = serve(&api, &interface, &work.path().join("serve.log"));
+    let admin = init["admin_invitation"].as_str().unwrap();
+    wait_for("the controller", || {
+        Command::new("/usr/bin/portactl")
+            .args(["--config", profiles.to_str().unwrap(), "login", admin])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let log = std::fs::read_to_string(work.path().join("serve.log")).unwrap();
+    assert!(
+        log.contains("embedded gateway up"),
+        "the gateway needs only CAP_NET_ADMIN: {log}"
+    );
+    let health = portactl(&profiles, &["--json", "whoami"]);
+    let me: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();
+    assert_eq!(me["role"], "admin");
+    let enrolled = portactl(
+        &profiles,
+        &[
+            "--json",
+            "enroll",
+            "--user",
+            "anna",
+            "--device",
+            "anna-laptop",
+        ],
+    );
+    let enrolled: serde_json::Value = serde_json::from_slice(&enrolled.stdout).unwrap();
+    let laptop = work.path().join("laptop");
+    run(&[
+        "/usr/bin/porta",
+        "--state",
+        laptop.to_str().unwrap(),
+        "enroll",
+        enrolled["invitation"].as_str().unwrap(),
+    ]);
+    assert!(laptop.join("private.key").exists());
+    stop(controller);
+
+    // Removing keeps the data, the keys and the edited configuration;
+    // reinstalling (as an upgrade does) finds them and serves as before.
+    let mut remove = vec!["dpkg", "-r"];
+    remove.extend(PACKAGES);
+    run(&remove);
+    assert!(!Path::new("/usr/bin/porta-controller").exists());
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        key_before,
+        "the gateway key survived removal"
+    );
+    assert!(Path::new(DATA).join("store").exists());
+    assert!(
+        Path::new("/etc/porta/controller.toml").exists(),
+        "a conffile stays until purge"
+    );
+    install();
+    let controller = serve(&api, &interface, &work.path().join("serve-again.log"));
+    wait_for("the reinstalled controller", || {
+        Command::new("/usr/bin/portactl")
+            .args(["--config", profiles.to_str().unwrap(), "whoami"])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    let devices = portactl(&profiles, &["--json", "devices", "list"]);
+    assert!(String::from_utf8_lossy(&devices.stdout).contains("anna-laptop"));
+    stop(controller);
+
+    let mut purge = vec!["dpkg", "--purge"];
+    purge.extend(PACKAGES);
+    run(&purge);
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        key_before,
+        "purging keeps the data too"
+    );
+}
