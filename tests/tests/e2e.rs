@@ -5,8 +5,10 @@
 
 mod bad_input;
 mod dataplane;
+mod demo;
 mod flows;
 mod packaging;
 mod portactl;
+mod reference;
 mod roles;
 mod scale;

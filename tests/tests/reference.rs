@@ -1,0 +1,80 @@
+//! docs/configuration.md against the programs themselves: every flag and
+//! environment variable each command accepts (as its `--help` lists them)
+//! is documented, and so is every config-file key `serve` reads.
+
+use porta_tests::*;
+use std::collections::BTreeSet;
+use std::process::Command;
+
+fn help(program: &str, args: &[&str]) -> String {
+    let output = Command::new(binary(program))
+        .args(args)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{program} {args:?} --help");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `--flags` and `ENV` names in a help text (not -h/--help/--version).
+fn options(help: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for word in help.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']') {
+        if let Some(flag) = word.strip_prefix("--") {
+            let flag: String = flag
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            if !flag.is_empty() && flag != "help" && flag != "version" {
+                found.insert(format!("--{flag}"));
+            }
+        }
+    }
+    for part in help.split("env: ").skip(1) {
+        found.insert(part.split('=').next().unwrap().to_owned());
+    }
+    found
+}
+
+#[test]
+fn the_configuration_reference_covers_every_option() {
+    let reference = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
+    )
+    .unwrap();
+    let commands: [(&str, &[&str]); 6] = [
+        ("porta-controller", &["init"]),
+        ("porta-controller", &["serve"]),
+        ("porta-controller", &["gateway"]),
+        ("porta", &[]),
+        ("porta", &["up"]),
+        ("portactl", &[]),
+    ];
+    let mut missing = Vec::new();
+    for (program, args) in commands {
+        for option in options(&help(program, args)) {
+            if !reference.contains(&format!("`{option}`")) {
+                missing.push(format!("{program} {}: {option}", args.join(" ")));
+            }
+        }
+    }
+    // The config file keys, as `serve --config` lists them.
+    let serve = help("porta-controller", &["serve"]);
+    let keys = serve
+        .split("(keys: ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("serve --help lists the config keys");
+    for key in keys
+        .split(',')
+        .map(|k| k.split_whitespace().collect::<String>())
+    {
+        if !reference.contains(&format!("`{key}")) {
+            missing.push(format!("config key {key}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md lacks: {missing:#?}"
+    );
+}
