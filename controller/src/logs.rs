@@ -433,62 +433,56 @@ impl Filter {
     }
 }
 
-/// Connection records matching `filter`, oldest first, read lazily.
+/// Every record of `tree`, oldest first, decoded lazily.
+fn entries<E: serde::de::DeserializeOwned>(
+    store: &Store,
+    tree: T,
+) -> impl Iterator<Item = Result<E>> + use<E> {
+    store.tree(tree).iter().map(move |item| {
+        let (key, bytes) = item?;
+        serde_json::from_slice::<E>(&bytes).map_err(|e| Error::Corrupt {
+            tree: if tree == T::ConnectionLog {
+                "connection_log"
+            } else {
+                "admin_log"
+            },
+            key: format!("{:?}", key.as_ref()),
+            reason: e.to_string(),
+        })
+    })
+}
+
+/// Connection records matching `filter`, oldest first, read lazily. A
+/// record that does not decode is passed on as the error it is.
 pub fn connections(
     store: &Store,
     filter: Filter,
 ) -> impl Iterator<Item = Result<ConnectionEntry>> + use<> {
-    store
-        .tree(T::ConnectionLog)
-        .iter()
-        .values()
-        .map(|bytes| {
-            let bytes = bytes?;
-            serde_json::from_slice::<ConnectionEntry>(&bytes).map_err(|e| Error::Corrupt {
-                tree: "connection_log",
-                key: String::new(),
-                reason: e.to_string(),
-            })
+    entries::<ConnectionEntry>(store, T::ConnectionLog).filter(move |entry| {
+        entry.as_ref().map_or(true, |e| {
+            filter.in_time(e.at)
+                && filter.user.as_ref().is_none_or(|u| *u == e.user)
+                && filter.device.as_ref().is_none_or(|d| *d == e.device)
         })
-        .filter(move |entry| match entry {
-            Ok(e) => {
-                filter.in_time(e.at)
-                    && filter.user.as_ref().is_none_or(|u| *u == e.user)
-                    && filter.device.as_ref().is_none_or(|d| *d == e.device)
-            }
-            Err(_) => true,
-        })
+    })
 }
 
-/// Admin records matching `filter` (user and device match the target),
-/// oldest first, read lazily.
+/// Admin records matching `filter` (a user matches the actor or the
+/// target, a device the target), oldest first, read lazily.
 pub fn admin_actions(
     store: &Store,
     filter: Filter,
 ) -> impl Iterator<Item = Result<AdminEntry>> + use<> {
-    store
-        .tree(T::AdminLog)
-        .iter()
-        .values()
-        .map(|bytes| {
-            let bytes = bytes?;
-            serde_json::from_slice::<AdminEntry>(&bytes).map_err(|e| Error::Corrupt {
-                tree: "admin_log",
-                key: String::new(),
-                reason: e.to_string(),
-            })
+    entries::<AdminEntry>(store, T::AdminLog).filter(move |entry| {
+        entry.as_ref().map_or(true, |e| {
+            filter.in_time(e.at)
+                && filter
+                    .user
+                    .as_ref()
+                    .is_none_or(|u| *u == e.target || *u == e.actor)
+                && filter.device.as_ref().is_none_or(|d| *d == e.target)
         })
-        .filter(move |entry| match entry {
-            Ok(e) => {
-                filter.in_time(e.at)
-                    && filter
-                        .user
-                        .as_ref()
-                        .is_none_or(|u| *u == e.target || *u == e.actor)
-                    && filter.device.as_ref().is_none_or(|d| *d == e.target)
-            }
-            Err(_) => true,
-        })
+    })
 }
 
 /// The result of verifying a log in the store.

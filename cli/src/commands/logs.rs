@@ -169,28 +169,28 @@ async fn export(
         }
         None => indicatif::ProgressBar::hidden(),
     };
-    let mut count = 0u64;
-    let mut last_hash = String::new();
-    match log {
+    let (count, last_hash) = match log {
         Log::Connections => {
-            let mut stream = audit.export_connections(request).await?.into_inner();
-            while let Some(r) = stream.message().await? {
-                writer.row(audit::connection_cells(&r), &r.previous_hash, &r.hash)?;
-                last_hash = r.hash;
-                count += 1;
-                progress.inc(1);
-            }
+            let stream = audit.export_connections(request).await?.into_inner();
+            copy(
+                stream,
+                &mut writer,
+                &progress,
+                |r: &pb::ConnectionRecord| (audit::connection_cells(r), &r.previous_hash, &r.hash),
+            )
+            .await?
         }
         Log::Admin => {
-            let mut stream = audit.export_admin_actions(request).await?.into_inner();
-            while let Some(r) = stream.message().await? {
-                writer.row(audit::admin_cells(&r), &r.previous_hash, &r.hash)?;
-                last_hash = r.hash;
-                count += 1;
-                progress.inc(1);
-            }
+            let stream = audit.export_admin_actions(request).await?.into_inner();
+            copy(
+                stream,
+                &mut writer,
+                &progress,
+                |r: &pb::AdminActionRecord| (audit::admin_cells(r), &r.previous_hash, &r.hash),
+            )
+            .await?
         }
-    }
+    };
     writer.finish()?;
     progress.finish_and_clear();
     if let Some(path) = out {
@@ -212,6 +212,25 @@ async fn export(
         }
     }
     Ok(())
+}
+
+/// Writes every record of `stream` as it arrives; returns how many and the
+/// last one's hash.
+async fn copy<R>(
+    mut stream: tonic::Streaming<R>,
+    writer: &mut Writer,
+    progress: &indicatif::ProgressBar,
+    parts: impl Fn(&R) -> (Vec<String>, &String, &String),
+) -> Result<(u64, String)> {
+    let (mut count, mut last_hash) = (0u64, String::new());
+    while let Some(record) = stream.message().await? {
+        let (cells, previous_hash, hash) = parts(&record);
+        writer.row(cells, previous_hash, hash)?;
+        last_hash.clone_from(hash);
+        count += 1;
+        progress.inc(1);
+    }
+    Ok((count, last_hash))
 }
 
 async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>) -> Result<()> {
