@@ -53,6 +53,23 @@ CONTROL
     echo "$OUT/${name}_${VERSION}_${ARCH}.deb"
 }
 
+# add_docs PROGRAM ROOT: its man pages (from packaging/man, kept current by
+# tests/tests/reference.rs) and its bash, zsh and fish completions.
+add_docs() {
+    local program=$1 root=$2
+    mkdir -p "$root/usr/share/man/man1"
+    for page in packaging/man/"$program".1 packaging/man/"$program"-*.1; do
+        # porta-*.1 would also match porta-controller's pages.
+        [ "$program" = porta ] && case $(basename "$page") in porta-controller*) continue ;; esac
+        gzip -9n -c "$page" >"$root/usr/share/man/man1/$(basename "$page").gz"
+    done
+    install -d "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
+        "$root/usr/share/fish/vendor_completions.d"
+    "$BIN/$program" completions bash >"$root/usr/share/bash-completion/completions/$program"
+    "$BIN/$program" completions zsh >"$root/usr/share/zsh/vendor-completions/_$program"
+    "$BIN/$program" completions fish >"$root/usr/share/fish/vendor_completions.d/$program.fish"
+}
+
 # porta-controller: controller, embedded and remote gateway.
 root=$STAGE/porta-controller
 install -D -m 755 "$BIN/porta-controller" "$root/usr/bin/porta-controller"
@@ -61,6 +78,7 @@ install -D -m 644 packaging/systemd/porta-gateway.service "$root/lib/systemd/sys
 install -D -m 644 packaging/etc/controller.toml "$root/etc/porta/controller.toml"
 install -D -m 600 packaging/etc/gateway.env "$root/etc/porta/gateway.env"
 mkdir -p "$root/usr/share/doc/porta-controller" && cp -r docs "$root/usr/share/doc/porta-controller/"
+add_docs porta-controller "$root"
 package porta-controller "Porta controller: WireGuard keys and peer configurations for a town's remote staff
  The control plane of the Porta VPN (gRPC over TLS, sled store) with its
  embedded WireGuard gateway, and the remote gateway (porta-gateway.service)." \
@@ -70,6 +88,7 @@ package porta-controller "Porta controller: WireGuard keys and peer configuratio
 root=$STAGE/porta
 install -D -m 755 "$BIN/porta" "$root/usr/bin/porta"
 install -D -m 644 packaging/systemd/porta.service "$root/lib/systemd/system/porta.service"
+add_docs porta "$root"
 package porta "Porta: connect this computer to the town hall's network
  The staff client of the Porta VPN: enroll once with an invitation, then
  porta up. Speaks standard WireGuard; wg show works against it." \
@@ -78,13 +97,7 @@ package porta "Porta: connect this computer to the town hall's network
 # portactl: admin and auditor CLI, with man pages and completions.
 root=$STAGE/portactl
 install -D -m 755 "$BIN/portactl" "$root/usr/bin/portactl"
-mkdir -p "$root/usr/share/man/man1"
-for page in packaging/man/*.1; do gzip -9n -c "$page" >"$root/usr/share/man/man1/$(basename "$page").gz"; done
-install -d "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
-    "$root/usr/share/fish/vendor_completions.d"
-"$BIN/portactl" completions bash >"$root/usr/share/bash-completion/completions/portactl"
-"$BIN/portactl" completions zsh >"$root/usr/share/zsh/vendor-completions/_portactl"
-"$BIN/portactl" completions fish >"$root/usr/share/fish/vendor_completions.d/portactl.fish"
+add_docs portactl "$root"
 package portactl "Porta admin and auditor command line
  Users, groups, enrollment (one or hundreds from CSV), revocation, gateways,
  and the audit logs (export, verify) of a Porta controller." \

@@ -70,7 +70,7 @@ pub enum Command {
     /// Print a shell completion script.
     Completions {
         /// The shell.
-        shell: clap_complete::Shell,
+        shell: porta_proto::cli_docs::Shell,
     },
     /// Write man pages into a directory.
     #[command(hide = true)]

@@ -64,6 +64,17 @@ pub enum Command {
     /// Print this device's tunnel as a wg-quick configuration (contains the
     /// private key).
     ExportWg,
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: porta_proto::cli_docs::Shell,
+    },
+    /// Write man pages into a directory.
+    #[command(hide = true)]
+    Manpages {
+        /// Output directory.
+        dir: std::path::PathBuf,
+    },
 }
 
 /// Runs a command.
@@ -74,6 +85,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Up => tunnel::up(&dir, &cli.interface).await,
         Command::Down => tunnel::down(&dir),
         Command::Status { json } => tunnel::status(&dir, &cli.interface, json),
+        Command::Completions { shell } => {
+            porta_proto::cli_docs::print_completions(
+                <Cli as clap::CommandFactory>::command(),
+                shell,
+            );
+            Ok(())
+        }
+        Command::Manpages { dir } => {
+            porta_proto::cli_docs::write_manpages(<Cli as clap::CommandFactory>::command(), &dir)
+                .with_context(|| format!("writing man pages to {}", dir.display()))
+        }
         Command::ExportWg => {
             print!("{}", wgconf::render(&dir.load()?, &dir.key()?));
             Ok(())

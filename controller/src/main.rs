@@ -57,6 +57,17 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await
         }
+        Command::Completions { shell } => {
+            porta_proto::cli_docs::print_completions(
+                <Cli as clap::CommandFactory>::command(),
+                *shell,
+            );
+            Ok(())
+        }
+        Command::Manpages { dir } => {
+            porta_proto::cli_docs::write_manpages(<Cli as clap::CommandFactory>::command(), dir)?;
+            Ok(())
+        }
         Command::Gateway(args) => {
             init_logging(
                 cli.log_format.unwrap_or(LogFormat::Human),

@@ -52,6 +52,17 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a remote gateway on this host, following a controller elsewhere.
     Gateway(GatewayArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: porta_proto::cli_docs::Shell,
+    },
+    /// Write man pages into a directory.
+    #[command(hide = true)]
+    Manpages {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 /// `gateway` flags.

@@ -13,6 +13,7 @@
 //!   the controller and `portactl logs verify --file`.
 //! * [`connect`] (feature `client`): a tonic channel over TLS that accepts
 //!   exactly the pinned certificate, plus bearer-credential metadata.
+//! * `cli_docs` (feature `cli`): man pages and completions from clap.
 
 pub mod audit;
 pub mod fingerprint;
@@ -21,6 +22,9 @@ pub mod keys;
 
 #[cfg(feature = "client")]
 pub mod connect;
+
+#[cfg(feature = "cli")]
+pub mod cli_docs;
 
 /// Generated protobuf messages and gRPC stubs for package `porta.v1`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]

@@ -150,6 +150,9 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
         "/lib/systemd/system/porta.service",
         "/etc/porta/controller.toml",
         "/usr/share/man/man1/portactl.1.gz",
+        "/usr/share/man/man1/porta.1.gz",
+        "/usr/share/man/man1/porta-controller-serve.1.gz",
+        "/usr/share/bash-completion/completions/porta-controller",
         "/usr/share/man/man1/portactl-logs-verify.1.gz",
         "/usr/share/bash-completion/completions/portactl",
         "/usr/share/zsh/vendor-completions/_portactl",
@@ -204,6 +207,29 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
     assert!(
         log.contains("embedded gateway up"),
         "the gateway needs only CAP_NET_ADMIN: {log}"
+    );
+    // The standard gRPC health check, over the pinned TLS connection.
+    let fingerprint: porta_proto::CertFingerprint = init["certificate_sha256"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let serving = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let channel = porta_proto::connect::connect(&api, fingerprint)
+            .await
+            .unwrap();
+        tonic_health::pb::health_client::HealthClient::new(channel)
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "porta.v1.Admin".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status
+    });
+    assert_eq!(
+        serving,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
     let health = portactl(&profiles, &["--json", "whoami"]);
     let me: serde_json::Value = serde_json::from_slice(&health.stdout).unwrap();

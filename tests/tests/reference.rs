@@ -1,6 +1,8 @@
-//! docs/configuration.md against the programs themselves: every flag and
+//! The documentation against the programs themselves: every flag and
 //! environment variable each command accepts (as its `--help` lists them)
-//! is documented, and so is every config-file key `serve` reads.
+//! is in docs/configuration.md, and so is every config-file key `serve`
+//! reads; the man pages shipped in packaging/man are what each program
+//! generates now.
 
 use porta_tests::*;
 use std::collections::BTreeSet;
@@ -77,4 +79,36 @@ fn the_configuration_reference_covers_every_option() {
         missing.is_empty(),
         "docs/configuration.md lacks: {missing:#?}"
     );
+}
+
+#[test]
+fn shipped_man_pages_are_what_the_programs_generate() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/man");
+    for program in ["porta-controller", "porta", "portactl"] {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new(binary(program))
+            .arg("manpages")
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{program} manpages");
+        let mut generated: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        generated.sort();
+        assert!(
+            generated.len() > 3,
+            "{program}: one page per command: {generated:?}"
+        );
+        for name in generated {
+            let fresh = std::fs::read_to_string(dir.path().join(&name)).unwrap();
+            let committed = std::fs::read_to_string(shipped.join(&name)).unwrap_or_default();
+            assert!(
+                fresh == committed,
+                "packaging/man/{} is stale: run `cargo run --bin {program} -- manpages packaging/man`",
+                name.to_string_lossy()
+            );
+        }
+    }
 }

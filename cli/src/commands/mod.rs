@@ -98,8 +98,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Gateways(command) => gateways::run(&ctx, command).await,
         Command::Logs(command) => logs::run(&ctx, command).await,
         Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "portactl", &mut std::io::stdout());
+            porta_proto::cli_docs::print_completions(
+                <Cli as clap::CommandFactory>::command(),
+                shell,
+            );
             Ok(())
         }
         Command::Manpages { dir } => write_manpages(&dir),
@@ -108,11 +110,8 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// Writes portactl.1 and one page per subcommand (portactl-users.1, …).
 pub fn write_manpages(dir: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let command = <Cli as clap::CommandFactory>::command();
-    clap_mangen::generate_to(command, dir)
-        .with_context(|| format!("writing man pages to {}", dir.display()))?;
-    Ok(())
+    porta_proto::cli_docs::write_manpages(<Cli as clap::CommandFactory>::command(), dir)
+        .with_context(|| format!("writing man pages to {}", dir.display()))
 }
 
 /// Prints an invitation, optionally as a QR code too.
