@@ -393,6 +393,12 @@ pub enum GatewaysCommand {
         #[arg(long, default_value = "72h", value_parser = humantime::parse_duration)]
         expires: std::time::Duration,
     },
+    /// Retire a remote gateway: its credential stops working at once.
+    /// Refused while live devices connect through it.
+    Remove {
+        /// The gateway's name.
+        name: String,
+    },
 }
 
 /// `portactl api-tokens …`.

@@ -1220,6 +1220,65 @@ impl Controller {
         Ok((gateway, invitation))
     }
 
+    /// Fails if `caller`'s credential was revoked since it authenticated.
+    pub fn credential_live(&self, caller: &Caller) -> Result<()> {
+        let credential: Option<CredentialRecord> = self
+            .store
+            .get(T::Credentials, caller.credential_id.as_bytes())?;
+        match credential {
+            Some(c) if c.revoked_at.is_none() => Ok(()),
+            _ => Err(Error::Unauthenticated(
+                "the credential is not valid (unknown or revoked)".into(),
+            )),
+        }
+    }
+
+    /// Retires a remote gateway: its record goes, its credential is revoked
+    /// (so its streams and calls fail from now on). Refused for the
+    /// embedded gateway and while live devices are assigned to it.
+    pub async fn remove_gateway(
+        &self,
+        actor: &Actor,
+        name: &str,
+        now: u64,
+    ) -> Result<GatewayRecord> {
+        let gateway = self
+            .list_gateways()?
+            .into_iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| Error::not_found("gateway", name))?;
+        if gateway.embedded {
+            return Err(Error::FailedPrecondition(
+                "the embedded gateway is part of the controller; run serve with --no-gateway instead".into(),
+            ));
+        }
+        let assigned = self
+            .list_devices(None, false)?
+            .into_iter()
+            .filter(|d| d.gateway.as_deref() == Some(name))
+            .count();
+        if assigned > 0 {
+            return Err(Error::FailedPrecondition(format!(
+                "{assigned} live device(s) connect through {name:?}; revoke them first"
+            )));
+        }
+        self.write(|t| {
+            t.remove(T::Gateways, gateway.id.as_bytes())?;
+            if let Some(id) = &gateway.credential_id {
+                if let Some(mut credential) =
+                    t.get::<CredentialRecord>(T::Credentials, id.as_bytes())?
+                {
+                    credential.revoked_at = Some(now);
+                    t.put(T::Credentials, id.as_bytes(), &credential)?;
+                }
+            }
+            t.log_admin(actor, "gateway.remove", name, json(&gateway), None, now)
+        })
+        .await?;
+        tracing::info!(gateway = name, by = %actor.name, "remote gateway removed");
+        Ok(gateway)
+    }
+
     /// The remote gateway a gateway-role caller speaks for.
     pub fn gateway_of(&self, caller: &Caller) -> Result<GatewayRecord> {
         self.store

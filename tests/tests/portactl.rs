@@ -601,6 +601,26 @@ async fn gateways_are_added_listed_and_checked() {
     }
     assert_eq!(cli.json(&["gateways", "list"]).await, listed);
     assert_eq!(cli.json(&["tokens", "list"]).await, serde_json::json!([]));
+
+    // Retiring: not the embedded one, not an unknown one; then it is gone.
+    let embedded = listed[0]["name"].as_str().unwrap();
+    let (code, stderr) = cli.fails(&["--yes", "gateways", "remove", embedded]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("part of the controller"), "{stderr}");
+    let (code, _) = cli.fails(&["--yes", "gateways", "remove", "nowhere"]).await;
+    assert_eq!(code, 3);
+    cli.json(&["--yes", "gateways", "remove", "annex"]).await;
+    let left = cli.json(&["gateways", "list"]).await;
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    // Its invitation's credential is revoked with it.
+    let status = porta_proto::pb::enrollment_client::EnrollmentClient::new(ctl.channel().await)
+        .login(porta_proto::pb::LoginRequest {
+            token: invitation.token.clone(),
+            client_name: "annex".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
 }
 
 #[tokio::test]

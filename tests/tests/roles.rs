@@ -71,13 +71,14 @@ enum Rpc {
     ReportEvents,
     AckRevision,
     Register,
+    RemoveGateway,
     CreateGateway,
     WatchConfig,
     ReportStatus,
     WhoAmI,
 }
 
-const ALL: [Rpc; 35] = [
+const ALL: [Rpc; 36] = [
     Rpc::CreateUser,
     Rpc::ListUsers,
     Rpc::GetUser,
@@ -109,6 +110,7 @@ const ALL: [Rpc; 35] = [
     Rpc::ReportEvents,
     Rpc::AckRevision,
     Rpc::Register,
+    Rpc::RemoveGateway,
     Rpc::CreateGateway,
     Rpc::WatchConfig,
     Rpc::ReportStatus,
@@ -328,6 +330,12 @@ async fn call(
         Rpc::Register => gateway
             .register(pb::RegisterGatewayRequest {
                 public_key: "bWFsbG9yeS1tYWxsb3J5LW1hbGxvcnktbWFsbG9yeSE=".into(),
+            })
+            .await
+            .map(drop),
+        Rpc::RemoveGateway => admin
+            .remove_gateway(pb::RemoveGatewayRequest {
+                name: "mallory-gw".into(),
             })
             .await
             .map(drop),

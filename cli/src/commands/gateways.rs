@@ -46,6 +46,25 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
             }
             .print(ctx.json);
         }
+        GatewaysCommand::Remove { name } => {
+            ctx.confirm(&format!(
+                "Remove the gateway {name:?}? It will stop serving at once"
+            ))?;
+            let removed = admin
+                .remove_gateway(pb::RemoveGatewayRequest { name })
+                .await?
+                .into_inner()
+                .gateway
+                .unwrap_or_default();
+            if ctx.json {
+                println!("{}", gateway_json(&removed));
+            } else {
+                println!(
+                    "Removed gateway {:?}; its credential no longer works.",
+                    removed.name
+                );
+            }
+        }
         GatewaysCommand::Add {
             name,
             endpoint,

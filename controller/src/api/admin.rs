@@ -351,6 +351,21 @@ impl Admin for AdminApi {
         Ok(Response::new(pb::ListGatewaysResponse { gateways }))
     }
 
+    async fn remove_gateway(
+        &self,
+        request: Request<pb::RemoveGatewayRequest>,
+    ) -> Reply<pb::RemoveGatewayResponse> {
+        let caller = authorize(&self.0, &request, "RemoveGateway", ADMIN)?;
+        let name = request.into_inner().name;
+        let gateway = self
+            .0
+            .remove_gateway(&Actor::from(&caller), &name, now())
+            .await?;
+        Ok(Response::new(pb::RemoveGatewayResponse {
+            gateway: Some(convert::gateway(gateway)),
+        }))
+    }
+
     async fn create_gateway(
         &self,
         request: Request<pb::CreateGatewayRequest>,

@@ -45,7 +45,13 @@ impl Gateway for GatewayApi {
         tracing::info!(gateway = %gateway.name, after, "gateway connected");
         self.0.gateway_applied(&gateway.name, after, now());
         let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(stream_peers(self.0.clone(), gateway.name, after, tx));
+        tokio::spawn(stream_peers(
+            self.0.clone(),
+            caller,
+            gateway.name,
+            after,
+            tx,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -118,6 +124,7 @@ impl Gateway for GatewayApi {
 /// until it goes away or the controller shuts down.
 async fn stream_peers(
     ctl: Controller,
+    caller: crate::state::Caller,
     gateway: String,
     mut after: u64,
     tx: mpsc::Sender<Result<pb::PeerUpdate, Status>>,
@@ -126,6 +133,14 @@ async fn stream_peers(
     let mut shutdown = ctl.shutdown_signal();
     'stream: loop {
         revisions.mark_unchanged();
+        // Removed (its credential revoked) since the stream began: end it.
+        if let Err(error) = ctl
+            .gateway_of(&caller)
+            .and_then(|_| ctl.credential_live(&caller))
+        {
+            let _ = tx.send(Err(error.into())).await;
+            break;
+        }
         let updates = ctl.peer_updates(&gateway, after);
         let target = match updates.last() {
             Some(Update::End(revision)) => *revision,
