@@ -621,35 +621,27 @@ pub async fn prune_before(store: &Store, cutoff: u64, now: u64) -> Result<Pruned
             Log::Admin => (T::AdminLog, meta::ADMIN_ANCHOR),
         };
         loop {
-            // Old records are at the front: take a batch of them.
             let mut batch: Vec<(u64, String, Vec<u8>)> = Vec::new();
+            // Old records are at the front; each is decoded once.
+            let mut event_ids: Vec<Vec<u8>> = Vec::new();
             for item in store.tree(tree).iter().take(1_000) {
                 let (key, bytes) = item?;
-                let row = row_of(log, &bytes);
-                let at = match log {
-                    Log::Connections => {
-                        serde_json::from_slice::<ConnectionEntry>(&bytes).map(|e| e.at)
-                    }
-                    Log::Admin => serde_json::from_slice::<AdminEntry>(&bytes).map(|e| e.at),
+                let (at, sequence, hash, event_id) = match log {
+                    Log::Connections => serde_json::from_slice::<ConnectionEntry>(&bytes)
+                        .map(|e| (e.at, e.sequence, e.hash, Some(e.event_id))),
+                    Log::Admin => serde_json::from_slice::<AdminEntry>(&bytes)
+                        .map(|e| (e.at, e.sequence, e.hash, None)),
                 }
-                .unwrap_or(u64::MAX);
+                // A record that does not decode stays, for verify to name.
+                .unwrap_or((u64::MAX, 0, String::new(), None));
                 if at >= cutoff {
                     break;
                 }
-                batch.push((row.sequence().unwrap_or(0), row.hash, key.to_vec()));
+                event_ids.extend(event_id.map(String::into_bytes));
+                batch.push((sequence, hash, key.to_vec()));
             }
             let Some((last_sequence, last_hash, _)) = batch.last().cloned() else {
                 break;
-            };
-            let event_ids: Vec<Vec<u8>> = if log == Log::Connections {
-                batch
-                    .iter()
-                    .filter_map(|(_, _, key)| store.tree(tree).get(key).ok().flatten())
-                    .filter_map(|b| serde_json::from_slice::<ConnectionEntry>(&b).ok())
-                    .map(|e| e.event_id.into_bytes())
-                    .collect()
-            } else {
-                Vec::new()
             };
             store
                 .append(|t| {

@@ -1220,6 +1220,14 @@ impl Controller {
         Ok((gateway, invitation))
     }
 
+    /// The gateway called `name`.
+    fn gateway_named(&self, name: &str) -> Result<GatewayRecord> {
+        self.list_gateways()?
+            .into_iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| Error::not_found("gateway", name))
+    }
+
     /// Fails if `caller`'s credential was revoked since it authenticated.
     pub fn credential_live(&self, caller: &Caller) -> Result<()> {
         let credential: Option<CredentialRecord> = self
@@ -1242,11 +1250,7 @@ impl Controller {
         name: &str,
         now: u64,
     ) -> Result<GatewayRecord> {
-        let gateway = self
-            .list_gateways()?
-            .into_iter()
-            .find(|g| g.name == name)
-            .ok_or_else(|| Error::not_found("gateway", name))?;
+        let gateway = self.gateway_named(name)?;
         if gateway.embedded {
             return Err(Error::FailedPrecondition(
                 "the embedded gateway is part of the controller; run serve with --no-gateway instead".into(),
@@ -1338,11 +1342,7 @@ impl Controller {
     /// Fails unless `name` is a remote gateway that has registered its key
     /// (devices need that key in their configuration).
     fn remote_gateway_ready(&self, name: &str) -> Result<()> {
-        let gateway = self
-            .list_gateways()?
-            .into_iter()
-            .find(|g| g.name == name)
-            .ok_or_else(|| Error::not_found("gateway", name))?;
+        let gateway = self.gateway_named(name)?;
         if gateway.public_key.is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "the gateway {name:?} has not connected yet; start it with \
