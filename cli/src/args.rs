@@ -17,11 +17,11 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Credentials file (default: ~/.config/porta/portactl.toml).
-    #[arg(long, global = true, env = "PORTA_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = "PORTACTL_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Which saved login to use, or to save under with `login`
     /// (default: the last one logged in; `default` for a first login).
-    #[arg(long, global = true, env = "PORTA_PROFILE", value_name = "NAME")]
+    #[arg(long, global = true, env = "PORTACTL_PROFILE", value_name = "NAME")]
     pub profile: Option<String>,
     /// Print machine-readable JSON instead of tables and prose.
     #[arg(long, global = true)]

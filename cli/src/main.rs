@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    porta_proto::terminal::exit_quietly_on_closed_stdout();
     let cli = portactl::args::Cli::parse();
     match portactl::commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,

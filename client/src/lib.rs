@@ -47,9 +47,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Enroll this computer with the invitation your IT unit sent you.
+    ///
+    /// A computer whose enrollment was revoked, or that is enrolled with
+    /// another controller, is enrolled again with a new key after a
+    /// confirmation (`--yes` in scripts).
     Enroll {
         /// The invitation (porta1_…).
         invitation: String,
+        /// Replace a revoked or other controller's enrollment without asking.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// Forget this computer's enrollment (its key and settings). IT still
+    /// lists the device until they revoke it.
+    Leave {
+        /// Do not ask for confirmation.
+        #[arg(long, short)]
+        yes: bool,
     },
     /// Connect (stays in the foreground; stop with Ctrl-C or `porta down`).
     Up,
@@ -81,7 +95,8 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<()> {
     let dir = StateDir(cli.state.clone().unwrap_or_else(StateDir::default_path));
     match cli.command {
-        Command::Enroll { invitation } => enroll(&dir, &invitation).await,
+        Command::Enroll { invitation, yes } => enroll(&dir, &invitation, yes).await,
+        Command::Leave { yes } => leave(&dir, yes),
         Command::Up => tunnel::up(&dir, &cli.interface).await,
         Command::Down => tunnel::down(&dir),
         Command::Status { json } => tunnel::status(&dir, &cli.interface, json),
@@ -103,7 +118,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-async fn enroll(dir: &StateDir, text: &str) -> Result<()> {
+async fn enroll(dir: &StateDir, text: &str, yes: bool) -> Result<()> {
     let invitation = Invitation::decode(text)?;
     if invitation.kind != InvitationKind::Device {
         bail!(
@@ -111,10 +126,14 @@ async fn enroll(dir: &StateDir, text: &str) -> Result<()> {
         );
     }
     if dir.is_enrolled() {
-        bail!(
-            "this computer is already enrolled (state in {}); ask IT to revoke it first",
-            dir.0.display()
+        let previous = dir.load()?;
+        refuse_while_connected(dir)?;
+        let why = replaceable(&previous, &invitation).await?;
+        let question = format!(
+            "This computer is enrolled as {} ({why}). Enroll it again with a new key?",
+            previous.config.device_name
         );
+        confirmed(&question, yes)?;
     }
     dir.prepare()?;
     // The private key is made here and never leaves this computer.
@@ -150,6 +169,85 @@ async fn enroll(dir: &StateDir, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Why the saved enrollment `previous` may be replaced by `invitation`'s,
+/// or an error when it is still in use with the same controller.
+async fn replaceable(previous: &DeviceState, invitation: &Invitation) -> Result<&'static str> {
+    if previous.fingerprint != invitation.fingerprint.to_string() {
+        return Ok("with another controller");
+    }
+    let still_valid = async {
+        let channel = connect(&previous.controller, invitation.fingerprint).await?;
+        pb::session_client::SessionClient::with_interceptor(
+            channel,
+            porta_proto::connect::Bearer::new(&previous.credential),
+        )
+        .who_am_i(pb::WhoAmIRequest {})
+        .await?;
+        anyhow::Ok(())
+    };
+    match still_valid.await {
+        Ok(()) => bail!(
+            "this computer is already enrolled as {} and the controller still accepts it; \
+             to enroll it again, ask IT to revoke it (`portactl devices revoke {}`) \
+             or forget it here with `porta leave`",
+            previous.config.device_name,
+            previous.config.device_name
+        ),
+        Err(error) => match error
+            .downcast_ref::<tonic::Status>()
+            .map(tonic::Status::code)
+        {
+            Some(tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) => {
+                Ok("revoked or no longer accepted by the controller")
+            }
+            _ => Err(error.context(format!(
+                "this computer is already enrolled as {}, and the controller could not be asked \
+                 whether that enrollment still holds",
+                previous.config.device_name
+            ))),
+        },
+    }
+}
+
+/// Refuses to change the enrollment under a running tunnel.
+fn refuse_while_connected(dir: &StateDir) -> Result<()> {
+    if let Some(pid) = dir.running_tunnel() {
+        bail!("the tunnel is connected (`porta up`, pid {pid}); disconnect first: porta down");
+    }
+    Ok(())
+}
+
+/// Asks, or takes `--yes`; an error when the answer is no or nobody can
+/// be asked.
+fn confirmed(question: &str, yes: bool) -> Result<()> {
+    use porta_proto::terminal::{Answer, confirm};
+    match confirm(question, yes)? {
+        Answer::Yes => Ok(()),
+        Answer::No => bail!("cancelled; nothing was changed"),
+        Answer::NoTerminal => bail!("{question} Pass --yes to confirm (no terminal to ask on)"),
+    }
+}
+
+/// `porta leave`: forgets this computer's enrollment.
+fn leave(dir: &StateDir, yes: bool) -> Result<()> {
+    let state = dir.load()?;
+    refuse_while_connected(dir)?;
+    confirmed(
+        &format!(
+            "Forget the enrollment of {} (its key is deleted)?",
+            state.config.device_name
+        ),
+        yes,
+    )?;
+    dir.forget()?;
+    println!(
+        "This computer no longer holds the enrollment of {}. Until IT revokes it \
+         (`portactl devices revoke {}`), the controller still lists it.",
+        state.config.device_name, state.config.device_name
+    );
+    Ok(())
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
@@ -172,10 +270,5 @@ pub fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    porta_proto::terminal::init_logging(level, false);
 }

@@ -6,7 +6,7 @@
 //! porta.pid      the running `porta up`, for `porta down`
 //! ```
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use porta_proto::pb;
 use porta_tunnel::keys::PrivateKey;
 use serde::{Deserialize, Serialize};
@@ -120,13 +120,10 @@ impl StateDir {
         Ok(())
     }
 
-    /// Writes a new private key (0600); refuses to replace one.
+    /// Writes the private key (0600, atomically; a re-enrollment replaces
+    /// the old one).
     pub fn write_key(&self, key: &PrivateKey) -> Result<()> {
-        write_private(
-            &self.file("private.key"),
-            format!("{}\n", key.to_base64()).as_bytes(),
-            false,
-        )
+        self.replace_private("private.key", format!("{}\n", key.to_base64()).as_bytes())
     }
 
     /// Reads the private key.
@@ -143,11 +140,45 @@ impl StateDir {
 
     /// Saves the device state (0600, atomically).
     pub fn save(&self, state: &DeviceState) -> Result<()> {
-        let temporary = self.file(".device.toml.tmp");
+        self.replace_private("device.toml", toml::to_string_pretty(state)?.as_bytes())
+    }
+
+    /// Writes `name` through a temporary file and a rename, so that a
+    /// crash leaves the old file or the new one, never half of either.
+    fn replace_private(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let temporary = self.file(&format!(".{name}.tmp"));
         let _ = std::fs::remove_file(&temporary);
-        write_private(&temporary, toml::to_string_pretty(state)?.as_bytes(), false)?;
-        std::fs::rename(&temporary, self.file("device.toml"))?;
+        write_private(&temporary, bytes)?;
+        std::fs::rename(&temporary, self.file(name))
+            .with_context(|| format!("replacing {}", self.file(name).display()))?;
         Ok(())
+    }
+
+    /// Forgets this computer's enrollment: the key and the saved state.
+    pub fn forget(&self) -> Result<()> {
+        for name in ["device.toml", "private.key"] {
+            match std::fs::remove_file(self.file(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("removing {}", self.file(name).display()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The process id of a `porta up` running on this directory, if any.
+    pub fn running_tunnel(&self) -> Option<i32> {
+        let pid: i32 = std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            .ok()
+            .map(|()| pid)
     }
 
     /// Loads the device state.
@@ -168,24 +199,13 @@ impl StateDir {
     }
 }
 
-fn write_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(0o600);
-    if replace {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let mut file = match options.open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            bail!(
-                "{} exists already; this device is enrolled (use another --state to enroll again)",
-                path.display()
-            )
-        }
-        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
-    };
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     Ok(())

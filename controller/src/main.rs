@@ -11,6 +11,13 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Init(_) | Command::Completions { .. } | Command::Manpages { .. }
+    ) {
+        // Commands that print and end; the services stay immune.
+        porta_proto::terminal::exit_quietly_on_closed_stdout();
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -112,15 +119,7 @@ fn print_init_report(report: &InitReport, json: bool) -> Result<()> {
 }
 
 fn init_logging(format: LogFormat, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
+    porta_proto::terminal::init_logging(filter, format == LogFormat::Json);
 }
 
 fn unix_now() -> u64 {

@@ -14,6 +14,8 @@
 //! * [`connect`] (feature `client`): a tonic channel over TLS that accepts
 //!   exactly the pinned certificate, plus bearer-credential metadata.
 //! * `cli_docs` (feature `cli`): man pages and completions from clap.
+//! * `terminal` (feature `cli`): pipes and terminals, the same way in all
+//!   three programs.
 
 pub mod audit;
 pub mod fingerprint;
@@ -25,6 +27,8 @@ pub mod connect;
 
 #[cfg(feature = "cli")]
 pub mod cli_docs;
+#[cfg(feature = "cli")]
+pub mod terminal;
 
 /// Generated protobuf messages and gRPC stubs for package `porta.v1`.
 #[allow(missing_docs, unreachable_pub, clippy::all)]

@@ -43,6 +43,58 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The text of a process's log file (or why it could not be read).
+pub fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| format!("(could not read {}: {e})", path.display()))
+}
+
+/// Polls `ready` until it holds while `process` runs; panics at once with
+/// the process's own log (`log`) if it exits first, and after `timeout`
+/// otherwise.
+pub fn wait_while_running(
+    what: &str,
+    process: &mut std::process::Child,
+    log: &Path,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+) {
+    poll_process(what, log, timeout, || {
+        if ready() {
+            return Ok(());
+        }
+        Err(process.try_wait().ok().flatten())
+    })
+}
+
+/// The loop behind [`wait_while_running`] and [`netns::Lab::wait_for`]:
+/// `step` answers `Ok` when ready, `Err(Some(status))` when the process
+/// has exited, `Err(None)` to keep waiting.
+pub(crate) fn poll_process(
+    what: &str,
+    log: &Path,
+    timeout: Duration,
+    mut step: impl FnMut() -> Result<(), Option<std::process::ExitStatus>>,
+) {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match step() {
+            Ok(()) => return,
+            Err(Some(status)) => panic!(
+                "waiting for {what}: the process exited with {status}; its log:\n{}",
+                read_log(log)
+            ),
+            Err(None) => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what} after {timeout:?}; the process's log so far:\n{}",
+            read_log(log)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

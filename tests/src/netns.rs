@@ -27,6 +27,8 @@ pub struct Lab {
     /// Unique short prefix for names.
     pub tag: String,
     children: Vec<Child>,
+    /// Where each spawned child's output goes, by handle.
+    logs: Vec<std::path::PathBuf>,
     sockets: Vec<String>,
     namespaces: Vec<&'static str>,
 }
@@ -63,6 +65,7 @@ impl Lab {
         let mut lab = Self {
             tag,
             children: Vec::new(),
+            logs: Vec::new(),
             sockets: Vec::new(),
             namespaces: Vec::new(),
         };
@@ -192,6 +195,7 @@ impl Lab {
             .spawn()
             .with_context(|| format!("starting {}", command.join(" ")))?;
         self.children.push(child);
+        self.logs.push(log.to_owned());
         Ok(self.children.len() - 1)
     }
 
@@ -207,6 +211,25 @@ impl Lab {
         }
         child.kill()?;
         Ok(child.wait()?.code())
+    }
+
+    /// Polls `ready` until it holds while the spawned process `handle`
+    /// runs; panics at once with that process's own log if it exits first,
+    /// and after `timeout` otherwise.
+    pub fn wait_for(
+        &mut self,
+        handle: usize,
+        what: &str,
+        timeout: std::time::Duration,
+        mut ready: impl FnMut(&Lab) -> bool,
+    ) {
+        let log = self.logs[handle].clone();
+        crate::poll_process(what, &log, timeout, || {
+            if ready(self) {
+                return Ok(());
+            }
+            Err(self.children[handle].try_wait().ok().flatten())
+        })
     }
 
     /// The exit code of a spawned process, if it has ended.

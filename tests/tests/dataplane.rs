@@ -89,21 +89,26 @@ impl Town {
             serve,
         };
         let invitation = town.init["admin_invitation"].as_str().unwrap().to_owned();
-        wait_until("the controller", Duration::from_secs(10), || {
-            lab.run(
-                "town",
-                &[
-                    path(&binary("portactl")),
-                    "--config",
-                    path(&town.profiles()),
-                    "login",
-                    &invitation,
-                ],
-            )
-            .unwrap()
-            .status
-            .success()
-        });
+        lab.wait_for(
+            town.serve,
+            "the controller",
+            Duration::from_secs(10),
+            |lab| {
+                lab.run(
+                    "town",
+                    &[
+                        path(&binary("portactl")),
+                        "--config",
+                        path(&town.profiles()),
+                        "login",
+                        &invitation,
+                    ],
+                )
+                .unwrap()
+                .status
+                .success()
+            },
+        );
         town
     }
 
@@ -182,20 +187,25 @@ impl Town {
         self.serve = lab
             .spawn("town", &args, &self.dir.path().join("serve-again.log"))
             .unwrap();
-        wait_until("the controller again", Duration::from_secs(10), || {
-            lab.run(
-                "town",
-                &[
-                    path(&binary("portactl")),
-                    "--config",
-                    path(&self.profiles()),
-                    "whoami",
-                ],
-            )
-            .unwrap()
-            .status
-            .success()
-        });
+        lab.wait_for(
+            self.serve,
+            "the controller again",
+            Duration::from_secs(10),
+            |lab| {
+                lab.run(
+                    "town",
+                    &[
+                        path(&binary("portactl")),
+                        "--config",
+                        path(&self.profiles()),
+                        "whoami",
+                    ],
+                )
+                .unwrap()
+                .status
+                .success()
+            },
+        );
     }
 
     /// Enrolls a laptop in `home` with `porta enroll`; returns its state dir.

@@ -4,9 +4,11 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 mod bad_input;
+mod client;
 mod dataplane;
 mod demo;
 mod flows;
+mod host;
 mod packaging;
 mod portactl;
 mod reference;

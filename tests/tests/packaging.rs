@@ -10,9 +10,11 @@ use porta_tests::netns::Lab;
 use porta_tests::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DATA: &str = "/var/lib/porta";
+/// How long the packaged controller may take to answer.
+const WAIT: Duration = Duration::from_secs(15);
 const PACKAGES: [&str; 3] = ["porta-controller", "porta", "portactl"];
 
 fn run(command: &[&str]) -> Output {
@@ -79,14 +81,6 @@ fn portactl(config: &Path, args: &[&str]) -> Output {
     let mut all = vec!["/usr/bin/portactl", "--config", config.to_str().unwrap()];
     all.extend_from_slice(args);
     run(&all)
-}
-
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn stop(mut child: std::process::Child) {
@@ -194,9 +188,10 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
     // Started as the unit starts it; answers; a laptop enrolls.
     let interface = format!("pkg{}", std::process::id() % 100_000);
     let profiles = work.path().join("portactl.toml");
-    let controller = serve(&api, &interface, &work.path().join("serve.log"));
+    let serve_log = work.path().join("serve.log");
+    let mut controller = serve(&api, &interface, &serve_log);
     let admin = init["admin_invitation"].as_str().unwrap();
-    wait_for("the controller", || {
+    wait_while_running("the controller", &mut controller, &serve_log, WAIT, || {
         Command::new("/usr/bin/portactl")
             .args(["--config", profiles.to_str().unwrap(), "login", admin])
             .output()
@@ -274,14 +269,21 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
         "a conffile stays until purge"
     );
     install();
-    let controller = serve(&api, &interface, &work.path().join("serve-again.log"));
-    wait_for("the reinstalled controller", || {
-        Command::new("/usr/bin/portactl")
-            .args(["--config", profiles.to_str().unwrap(), "whoami"])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
+    let serve_log = work.path().join("serve-again.log");
+    let mut controller = serve(&api, &interface, &serve_log);
+    wait_while_running(
+        "the reinstalled controller",
+        &mut controller,
+        &serve_log,
+        WAIT,
+        || {
+            Command::new("/usr/bin/portactl")
+                .args(["--config", profiles.to_str().unwrap(), "whoami"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        },
+    );
     let devices = portactl(&profiles, &["--json", "devices", "list"]);
     assert!(String::from_utf8_lossy(&devices.stdout).contains("anna-laptop"));
     stop(controller);

@@ -759,3 +759,125 @@ async fn exported_logs_verify_offline_and_each_tampering_is_named() {
         assert!(stderr.contains(expected), "{name}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn portactl_and_the_controller_each_read_only_their_own_variables() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    // The controller's config, named by the controller's variable.
+    let controller_toml = dir.path().join("controller.toml");
+    let controller_text = "listen = \"127.0.0.1:7443\"\n";
+    std::fs::write(&controller_toml, controller_text).unwrap();
+    let portactl = |env: &[(&str, &Path)], args: &[&str]| {
+        let mut command = std::process::Command::new(binary("portactl"));
+        command
+            .env_remove("PORTACTL_CONFIG")
+            .env_remove("PORTACTL_PROFILE")
+            .env("HOME", &home)
+            .env_remove("XDG_CONFIG_HOME")
+            .args(args)
+            .stdin(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        command.output().unwrap()
+    };
+
+    // PORTA_CONFIG (the controller's) is not portactl's credentials file.
+    let login = portactl(
+        &[("PORTA_CONFIG", &controller_toml)],
+        &["login", &ctl.admin_invitation],
+    );
+    assert!(login.status.success(), "{login:?}");
+    assert_eq!(
+        std::fs::read_to_string(&controller_toml).unwrap(),
+        controller_text,
+        "portactl login left the controller's config alone"
+    );
+    assert!(home.join(".config/porta/portactl.toml").exists());
+
+    // PORTACTL_CONFIG is.
+    let own = dir.path().join("own.toml");
+    std::fs::copy(home.join(".config/porta/portactl.toml"), &own).unwrap();
+    std::fs::remove_file(home.join(".config/porta/portactl.toml")).unwrap();
+    let whoami = portactl(&[("PORTACTL_CONFIG", &own)], &["--json", "whoami"]);
+    assert!(whoami.status.success(), "{whoami:?}");
+
+    // And the controller does not read PORTACTL_CONFIG: a credentials file
+    // there is not taken for its TOML config (it would refuse its keys).
+    let check = std::process::Command::new(binary("porta-controller"))
+        .env_remove("PORTA_CONFIG")
+        .env("PORTACTL_CONFIG", &own)
+        .args(["serve", "--data"])
+        .arg(dir.path().join("no-such-data"))
+        .args(["--listen", "127.0.0.1:1", "--no-gateway"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(!check.status.success());
+    assert!(
+        !stderr.contains(own.to_str().unwrap()) && stderr.contains("no-such-data"),
+        "serve must fail on its data directory, not on portactl's file: {stderr}"
+    );
+    // With PORTA_CONFIG pointing at portactl's file it is read (and refused),
+    // proving the check above would have seen it.
+    let check = std::process::Command::new(binary("porta-controller"))
+        .env("PORTA_CONFIG", &own)
+        .args(["serve", "--data"])
+        .arg(dir.path().join("no-such-data"))
+        .args(["--listen", "127.0.0.1:1", "--no-gateway"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains(own.to_str().unwrap()), "{stderr}");
+}
+
+/// Runs `program args` with a stdout whose reader is already gone, as in
+/// `program args | head -1` once `head` has exited.
+fn with_closed_stdout(program: &str, config: &Path, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut command = std::process::Command::new(binary(program));
+    if program == "portactl" {
+        command.arg("--config").arg(config);
+    }
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_closed_stdout_ends_every_program_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    cli.json(&["enroll", "--user", "anna", "--device", "anna-pc"])
+        .await;
+    for (program, args) in [
+        ("portactl", &["devices", "list"][..]),
+        ("portactl", &["completions", "bash"]),
+        ("portactl", &["logs", "export", "--kind", "admin"]),
+        ("porta", &["completions", "bash"]),
+        ("porta-controller", &["completions", "bash"]),
+    ] {
+        let output = with_closed_stdout(program, &cli.config, args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.is_empty(),
+            "{program} {args:?} printed on a closed stdout: {stderr}"
+        );
+        assert!(
+            output.status.success() || output.status.signal() == Some(13),
+            "{program} {args:?} ended with {:?}, not quietly",
+            output.status
+        );
+    }
+}

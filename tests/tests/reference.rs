@@ -112,3 +112,43 @@ fn shipped_man_pages_are_what_the_programs_generate() {
         }
     }
 }
+
+#[test]
+fn every_language_of_the_staff_guide_carries_the_same_steps_and_messages() {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/staff-guide.md"),
+    )
+    .unwrap();
+    // Per language: its numbered steps' commands and its table's messages
+    // (the programs print English, so the first column is the same text).
+    let sections: Vec<(&str, Vec<String>, Vec<String>)> = guide
+        .split("\n## ")
+        .skip(1)
+        .map(|section| {
+            let name = section.lines().next().unwrap();
+            let commands = section
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|code| code.starts_with("sudo "))
+                .map(str::to_owned)
+                .collect();
+            let messages = section
+                .lines()
+                .filter(|line| line.starts_with("| `"))
+                .map(|line| line.split(" | ").next().unwrap().to_owned())
+                .collect();
+            (name, commands, messages)
+        })
+        .collect();
+    let names: Vec<&str> = sections.iter().map(|s| s.0).collect();
+    assert_eq!(names, ["English", "Català", "Español", "Italiano"]);
+    let (_, commands, messages) = &sections[0];
+    assert!(commands.iter().any(|c| c == "sudo systemctl stop porta"));
+    for (name, other_commands, other_messages) in &sections[1..] {
+        let expected: BTreeSet<&String> = commands.iter().collect();
+        let found: BTreeSet<&String> = other_commands.iter().collect();
+        assert_eq!(found, expected, "{name}: the commands differ from English");
+        assert_eq!(other_messages, messages, "{name}: the messages differ");
+    }
+}

@@ -17,7 +17,7 @@ use crate::profile::{self, Profile, ProfileFile};
 use anyhow::{Context, Result, bail};
 use porta_proto::connect::{Authed, Bearer, connect};
 use porta_proto::pb::admin_client::AdminClient;
-use std::io::{BufRead, IsTerminal, Write};
+use porta_proto::terminal::Answer;
 use std::path::PathBuf;
 
 /// What every command needs: flags and the saved logins.
@@ -57,22 +57,12 @@ impl Ctx {
 
     /// Asks "question [y/N]" on a terminal; without a terminal, requires --yes.
     pub fn confirm(&self, question: &str) -> Result<()> {
-        if self.yes {
-            return Ok(());
-        }
-        if !std::io::stdin().is_terminal() {
-            bail!(Usage(format!(
+        match porta_proto::terminal::confirm(question, self.yes)? {
+            Answer::Yes => Ok(()),
+            Answer::No => bail!("cancelled"),
+            Answer::NoTerminal => bail!(Usage(format!(
                 "{question}: refusing without confirmation; pass --yes in scripts"
-            )));
-        }
-        eprint!("{question} [y/N] ");
-        std::io::stderr().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if matches!(answer.trim(), "y" | "Y" | "yes" | "sí" | "si" | "sì") {
-            Ok(())
-        } else {
-            bail!("cancelled")
+            ))),
         }
     }
 }

@@ -18,8 +18,11 @@
 //! Linux host running Porta has; addresses and MTU are set on the device
 //! by tun-rs.
 
+mod tun_access;
 mod udp;
 mod workers;
+
+pub use tun_access::{TUN_DEVICE, TunProblem};
 
 use crate::node::{Node, Sink};
 use ipnet::IpNet;
@@ -54,14 +57,15 @@ pub struct ShellConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
     /// Creating or configuring the TUN device failed.
-    #[error(
-        "could not create the TUN device {interface}: {source} (this needs root or CAP_NET_ADMIN, and /dev/net/tun)"
-    )]
+    #[error("could not create the TUN device {interface}: {}", problem.describe(error))]
     Tun {
         /// The interface name.
         interface: String,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (in the message only when the diagnosis adds
+        /// nothing, so that it is not said twice).
+        error: std::io::Error,
+        /// What `/dev/net/tun` looked like, and the fix.
+        problem: TunProblem,
     },
     /// Opening the UDP socket failed.
     #[error("could not listen on UDP {listen}: {source}")]
@@ -81,6 +85,16 @@ pub enum ShellError {
         /// What iproute2 said.
         message: String,
     },
+}
+
+impl ShellError {
+    fn tun(interface: &str, error: std::io::Error) -> Self {
+        Self::Tun {
+            interface: interface.to_owned(),
+            problem: TunProblem::diagnose(&error),
+            error,
+        }
+    }
 }
 
 /// A running tunnel. Dropping it stops the UDP and timer threads; the
@@ -120,10 +134,7 @@ impl Shell {
                 shell.stop.clone(),
                 shell.config.mtu,
             )
-            .map_err(|source| ShellError::Tun {
-                interface: shell.config.interface.clone(),
-                source,
-            })?,
+            .map_err(|source| ShellError::tun(&shell.config.interface, source))?,
         );
         for _ in 0..workers::WORKERS {
             let shared = shared.clone();
@@ -255,10 +266,9 @@ fn create_tun(config: &ShellConfig) -> Result<SyncDevice, ShellError> {
             IpNet::V6(v6) => builder.ipv6(v6.addr(), v6.prefix_len()),
         };
     }
-    builder.build_sync().map_err(|source| ShellError::Tun {
-        interface: config.interface.clone(),
-        source,
-    })
+    builder
+        .build_sync()
+        .map_err(|source| ShellError::tun(&config.interface, source))
 }
 
 fn open_socket(listen: SocketAddr) -> Result<Socket, ShellError> {

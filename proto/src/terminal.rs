@@ -1,0 +1,120 @@
+//! How the command-line programs behave towards the terminal and pipes.
+//!
+//! Rust programs ignore SIGPIPE, so `portactl devices list | head -1`
+//! would make `println!` panic (exit 101) once `head` has gone. A command
+//! that only prints restores the default action instead and ends quietly,
+//! as `cat` and `ls` do. Long-running services (`serve`, `up`, the remote
+//! gateway) keep ignoring it: they log to stderr and must outlive a closed
+//! pipe. The standard library sends on sockets with MSG_NOSIGNAL, so the
+//! default action only ever concerns stdout and stderr.
+
+/// Makes a closed stdout end the process quietly (killed by SIGPIPE, like
+/// any Unix filter) instead of panicking. Call it first in a command that
+/// prints its result.
+pub fn exit_quietly_on_closed_stdout() {
+    // A well-kept one-call crate: this takes `signal(2)`, which is unsafe,
+    // and the workspace forbids unsafe code of its own.
+    sigpipe::reset();
+}
+
+/// What a person (or a script's `--yes`) answered to a question.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// `--yes`, or "y" at the prompt.
+    Yes,
+    /// Anything else at the prompt.
+    No,
+    /// No terminal to ask on, and no `--yes`.
+    NoTerminal,
+}
+
+/// Asks `question` on the terminal (stderr, answered on stdin) unless
+/// `yes` was given. Accepts "y" and "yes" in the staff guide's languages
+/// ("sí", "si", "sì").
+pub fn confirm(question: &str, yes: bool) -> std::io::Result<Answer> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(Answer::Yes);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Ok(Answer::NoTerminal);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(
+        if matches!(
+            answer.trim(),
+            "y" | "Y" | "yes" | "Yes" | "sí" | "si" | "sì" | "Sí" | "Si" | "Sì"
+        ) {
+            Answer::Yes
+        } else {
+            Answer::No
+        },
+    )
+}
+
+/// How human-readable log lines are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogStyle {
+    /// ANSI colours: only on a terminal, and never with `NO_COLOR` set.
+    pub colour: bool,
+    /// A timestamp on each line: not under systemd's journal, which keeps
+    /// its own (systemd sets `JOURNAL_STREAM` for a unit's stderr).
+    pub timestamps: bool,
+}
+
+impl LogStyle {
+    /// The style for this process's stderr and environment.
+    pub fn for_stderr() -> Self {
+        use std::io::IsTerminal;
+        Self::decide(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            std::env::var_os("JOURNAL_STREAM").is_some(),
+        )
+    }
+
+    fn decide(terminal: bool, no_colour: bool, journal: bool) -> Self {
+        Self {
+            colour: terminal && !no_colour,
+            timestamps: !journal,
+        }
+    }
+}
+
+/// Logs to stderr through `tracing`: `filter` unless `RUST_LOG` says
+/// otherwise; one JSON object per line with `json`, else human lines in
+/// [`LogStyle::for_stderr`].
+pub fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let style = LogStyle::for_stderr();
+    match (json, style.timestamps) {
+        (true, _) => builder.json().flatten_event(true).init(),
+        (false, true) => builder.with_ansi(style.colour).init(),
+        (false, false) => builder.with_ansi(style.colour).without_time().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LogStyle;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(LogStyle::decide(true, false, false).colour);
+        assert!(!LogStyle::decide(true, true, false).colour);
+        assert!(!LogStyle::decide(false, false, false).colour);
+    }
+
+    #[test]
+    fn the_journal_keeps_its_own_timestamps() {
+        assert!(!LogStyle::decide(false, false, true).timestamps);
+        assert!(LogStyle::decide(false, false, false).timestamps);
+    }
+}
