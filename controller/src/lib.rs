@@ -23,6 +23,8 @@
 //!   gateway`, over the Gateway service); revocations cut sessions at once.
 //! * [`init`], [`server`], [`tls`], [`options`]: the process shell behind the
 //!   `porta-controller` binary.
+//! * [`operator`]: the Unix socket in the data directory through which the
+//!   host's operator recovers admin access (`porta-controller invite-admin`).
 //!
 //! # Request path
 //! ```text
@@ -38,6 +40,7 @@ pub mod gateway;
 pub mod init;
 pub mod ipam;
 pub mod logs;
+pub mod operator;
 pub mod options;
 pub mod peers;
 pub mod policy;

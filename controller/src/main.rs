@@ -4,7 +4,9 @@ use anyhow::Result;
 use clap::Parser;
 use porta_controller::gateway::remote;
 use porta_controller::init::{self, InitReport};
-use porta_controller::options::{Cli, Command, FileConfig, LogFormat, ServeSettings};
+use porta_controller::options::{
+    Cli, Command, FileConfig, LogFormat, ServeSettings, default_data_dir,
+};
 use porta_controller::server;
 use std::process::ExitCode;
 
@@ -13,7 +15,10 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Init(_) | Command::Completions { .. } | Command::Manpages { .. }
+        Command::Init(_)
+            | Command::InviteAdmin(_)
+            | Command::Completions { .. }
+            | Command::Manpages { .. }
     ) {
         // Commands that print and end; the services stay immune.
         porta_proto::terminal::exit_quietly_on_closed_stdout();
@@ -63,6 +68,39 @@ async fn run(cli: Cli) -> Result<()> {
                 stop,
             )
             .await
+        }
+        Command::InviteAdmin(args) => {
+            init_logging(
+                cli.log_format.unwrap_or(LogFormat::Human),
+                cli.log_level.as_deref().unwrap_or("warn"),
+            );
+            let data = args.data.clone().unwrap_or_else(default_data_dir);
+            let response = porta_controller::operator::invite_admin_locally(
+                &data,
+                &args.name,
+                args.expires.as_secs().max(1),
+                unix_now(),
+            )
+            .await?;
+            let expires = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(response.expires_at),
+            );
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "admin_invitation": response.invitation,
+                        "expires": expires.to_string(),
+                    })
+                );
+            } else {
+                println!("New admin invitation (shown only now; valid until {expires}):");
+                println!();
+                println!("  {}", response.invitation);
+                println!();
+                println!("Log in with:  portactl login <invitation>");
+            }
+            Ok(())
         }
         Command::Completions { shell } => {
             porta_proto::cli_docs::print_completions(

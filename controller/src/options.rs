@@ -52,6 +52,11 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run a remote gateway on this host, following a controller elsewhere.
     Gateway(GatewayArgs),
+    /// Print a new admin invitation, for when the first one was lost or
+    /// expired. Run on the controller's host as the data directory's owner
+    /// (or root), whether `serve` runs or not; the admin log records it as
+    /// done by the local operator.
+    InviteAdmin(InviteAdminArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -63,6 +68,23 @@ pub enum Command {
         /// Output directory.
         dir: PathBuf,
     },
+}
+
+/// `invite-admin` flags.
+#[derive(Debug, Args)]
+pub struct InviteAdminArgs {
+    /// The controller's data directory.
+    #[arg(long, env = "PORTA_DATA")]
+    pub data: Option<PathBuf>,
+    /// Name of the new admin credential.
+    #[arg(long, default_value = "admin")]
+    pub name: String,
+    /// How long the invitation stays valid (e.g. 1h, 3days).
+    #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
+    pub expires: std::time::Duration,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `gateway` flags.

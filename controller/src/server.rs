@@ -51,6 +51,12 @@ pub async fn serve(
     let gateway = gateway
         .map(|options| crate::gateway::start(controller.clone(), data, options))
         .transpose()?;
+    let operator = crate::operator::listen(data, controller.clone(), {
+        let mut stop = controller.shutdown_signal();
+        async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+    })?;
 
     let listener = TcpListener::bind(listen)
         .await
@@ -142,6 +148,7 @@ pub async fn serve(
     if let Some(gateway) = gateway {
         let _ = gateway.await;
     }
+    let _ = operator.await;
     store.flush().await?;
     tracing::info!("stopped");
     Ok(())

@@ -257,7 +257,9 @@ impl Controller {
         .encode()
     }
 
-    fn expiry(&self, now: u64, ttl_secs: u64) -> u64 {
+    /// When an invitation made at `now` with `ttl_secs` (0: the default)
+    /// expires.
+    pub fn invitation_expiry(&self, now: u64, ttl_secs: u64) -> u64 {
         now + if ttl_secs == 0 {
             self.settings.token_ttl_secs
         } else {
@@ -567,7 +569,7 @@ impl Controller {
         ttl_secs: u64,
         now: u64,
     ) -> Result<(InviteRecord, String)> {
-        let expires_at = self.expiry(now, ttl_secs);
+        let expires_at = self.invitation_expiry(now, ttl_secs);
         if let Some(name) = gateway {
             self.remote_gateway_ready(name)?;
         }
@@ -1062,7 +1064,7 @@ impl Controller {
         ttl_secs: u64,
         now: u64,
     ) -> Result<(CredentialRecord, String)> {
-        let expires_at = self.expiry(now, ttl_secs);
+        let expires_at = self.invitation_expiry(now, ttl_secs);
         let (credential, login) = self
             .write(|t| {
                 let credential = CredentialRecord {

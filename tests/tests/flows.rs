@@ -673,3 +673,73 @@ async fn an_exhausted_prefix_gives_a_clear_error_and_quarantine_holds() {
         .tokens;
     assert_eq!(tokens.len(), 1);
 }
+
+/// `porta-controller invite-admin --data DATA --json` (as `user`, if given);
+/// the new invitation, or the failed output.
+fn invite_admin(data: &std::path::Path, user: Option<&str>) -> Result<String, String> {
+    let controller = binary("porta-controller");
+    let mut command = match user {
+        Some(user) => {
+            let mut c = std::process::Command::new("setpriv");
+            c.args([
+                &format!("--reuid={user}"),
+                "--regid=nogroup",
+                "--clear-groups",
+                "--",
+            ])
+            .arg(&controller);
+            c
+        }
+        None => std::process::Command::new(&controller),
+    };
+    let output = command
+        .args(["invite-admin", "--name", "rescue", "--json", "--data"])
+        .arg(data)
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    Ok(report["admin_invitation"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_lost_admin_invitation_is_replaced_by_the_local_operator() {
+    // The first invitation is never used: it was lost.
+    let mut ctl = TestController::start(&[]).await.unwrap();
+
+    // While serve runs (it holds the store): through the operator socket.
+    let while_serving = invite_admin(&ctl.data(), None).unwrap();
+    let credential = ctl.login(&while_serving).await.unwrap().credential;
+    let mut admin = ctl.admin_with(&credential).await;
+    add_user(&mut admin, "anna").await;
+
+    // Someone else on the host cannot.
+    let refused = invite_admin(&ctl.data(), Some("nobody")).unwrap_err();
+    assert!(refused.contains("cannot read"), "{refused}");
+
+    // While serve is stopped: directly in the store.
+    assert!(ctl.stop().await.unwrap());
+    let while_stopped = invite_admin(&ctl.data(), None).unwrap();
+    ctl.serve().await.unwrap();
+    let credential = ctl.login(&while_stopped).await.unwrap().credential;
+    let mut audit = pb::audit_client::AuditClient::with_interceptor(
+        ctl.channel().await,
+        porta_proto::connect::Bearer::new(&credential),
+    );
+    let mut records = audit
+        .export_admin_actions(pb::ExportRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let mut by_operator = 0;
+    while let Some(record) = futures::StreamExt::next(&mut records).await {
+        let record = record.unwrap();
+        if record.action == "credential.create" && record.actor == "local operator" {
+            assert_eq!(record.target, "rescue");
+            by_operator += 1;
+        }
+    }
+    assert_eq!(by_operator, 2, "both invitations are on record");
+}

@@ -158,22 +158,30 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
     let unit = std::fs::read_to_string("/lib/systemd/system/porta-controller.service").unwrap();
     assert!(unit.contains("User=porta") && unit.contains("CapabilityBoundingSet=CAP_NET_ADMIN"));
 
-    // What StateDirectory= does, then `init` as the admin guide says.
-    run(&[
-        "install", "-d", "-o", "porta", "-g", "porta", "-m", "700", DATA,
-    ]);
+    // The package made the data directory for `init` (systemd is not
+    // needed first), then `init` as the admin guide's step 2 writes it,
+    // with this test's endpoints.
+    let metadata = std::fs::metadata(DATA).expect("the package creates /var/lib/porta");
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        assert_eq!(metadata.permissions().mode() & 0o777, 0o700);
+        let porta_uid = String::from_utf8(run(&["id", "-u", "porta"]).stdout).unwrap();
+        assert_eq!(
+            metadata.uid().to_string(),
+            porta_uid.trim(),
+            "owned by porta"
+        );
+    }
+    let guide = std::fs::read_to_string(repo.join("docs/admin-guide.md")).unwrap();
+    let guide_init = "sudo -u porta porta-controller init --data /var/lib/porta";
+    assert!(
+        guide.contains(&format!("{guide_init} \\\n")),
+        "the admin guide's step 2 is what this test runs"
+    );
     let api = format!("127.0.0.1:{}", free_port());
     let wg = format!("127.0.0.1:{}", free_port());
-    let init = run(&[
-        "setpriv",
-        "--reuid=porta",
-        "--regid=porta",
-        "--clear-groups",
-        "--",
-        "/usr/bin/porta-controller",
-        "init",
-        "--data",
-        DATA,
+    let mut init_command: Vec<&str> = guide_init.split(' ').collect();
+    init_command.extend([
         "--api-endpoint",
         &api,
         "--endpoint",
@@ -181,6 +189,7 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
         "--no-ipv6",
         "--json",
     ]);
+    let init = run(&init_command);
     let init: serde_json::Value = serde_json::from_slice(&init.stdout).unwrap();
     let key = Path::new(DATA).join("gateway.key");
     let key_before = std::fs::read(&key).unwrap();

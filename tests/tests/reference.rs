@@ -44,8 +44,9 @@ fn the_configuration_reference_covers_every_option() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
     )
     .unwrap();
-    let commands: [(&str, &[&str]); 6] = [
+    let commands: [(&str, &[&str]); 7] = [
         ("porta-controller", &["init"]),
+        ("porta-controller", &["invite-admin"]),
         ("porta-controller", &["serve"]),
         ("porta-controller", &["gateway"]),
         ("porta", &[]),

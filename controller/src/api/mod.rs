@@ -10,6 +10,7 @@ pub(crate) mod convert;
 mod device;
 mod enrollment;
 mod gateway;
+pub mod operator;
 mod session;
 
 pub use admin::AdminApi;
@@ -17,6 +18,7 @@ pub use audit::AuditApi;
 pub use device::DeviceApi;
 pub use enrollment::EnrollmentApi;
 pub use gateway::GatewayApi;
+pub use operator::OperatorApi;
 pub use session::SessionApi;
 
 use crate::state::Controller;
