@@ -127,7 +127,8 @@ pub fn device_json(d: &pb::DeviceInfo) -> Value {
         "addresses": d.addresses, "hostname": d.hostname, "os": d.os,
         "enrolled_at": time_json(d.enrolled_at), "last_seen_at": time_json(d.last_seen_at),
         "revoked": d.revoked, "revoked_at": time_json(d.revoked_at), "revoked_by": d.revoked_by,
-        "client_version": d.client_version,
+        "client_version": d.client_version, "gateway": d.gateway,
+        "last_handshake_at": time_json(d.last_handshake_at),
     })
 }
 

@@ -248,13 +248,13 @@ fn leave(dir: &StateDir, yes: bool) -> Result<()> {
     Ok(())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default()
 }
 
-fn os_name() -> String {
+pub(crate) fn os_name() -> String {
     let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     release
         .lines()

@@ -23,6 +23,13 @@ use tonic::Code;
 /// A peer is reported idle after this long without traffic.
 const IDLE_AFTER: Duration = Duration::from_secs(180);
 
+/// How often a connected client reports its status (and once at connect).
+const REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// How often it checks whether a report is due (a first handshake makes
+/// one due before REPORT_EVERY).
+const REPORT_CHECK: Duration = Duration::from_secs(2);
+
 pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
     let state = dir.load()?;
     let key = dir.key()?;
@@ -149,7 +156,37 @@ async fn watch_once(
         .watch_config(pb::WatchConfigRequest {})
         .await?
         .into_inner();
-    while let Some(config) = stream.message().await? {
+    // Tell the controller who is connected: at once, when the first
+    // handshake completes, and every REPORT_EVERY (devices list/show read
+    // it; a report changes nothing else, so the rate only bounds its cost).
+    let mut checks = tokio::time::interval(REPORT_CHECK);
+    let mut reported: Option<(std::time::Instant, bool)> = None;
+    loop {
+        let config = tokio::select! {
+            message = stream.message() => match message? {
+                Some(config) => config,
+                None => break,
+            },
+            _ = checks.tick() => {
+                let report = status_report(shell);
+                let handshake = report.last_handshake_at != 0;
+                let due = match reported {
+                    None => true,
+                    Some((at, had_handshake)) => {
+                        at.elapsed() >= REPORT_EVERY || handshake != had_handshake
+                    }
+                };
+                if due {
+                    match client.report_status(report).await {
+                        Ok(_) => reported = Some((std::time::Instant::now(), handshake)),
+                        Err(status) => {
+                            tracing::info!(error = %status.message(), "could not report status")
+                        }
+                    }
+                }
+                continue;
+            }
+        };
         let config = SavedConfig::from(config);
         if config != state.config {
             if let Err(error) = apply(shell, &config) {
@@ -166,6 +203,31 @@ async fn watch_once(
     Err(tonic::Status::unavailable(
         "the controller closed the configuration stream",
     ))
+}
+
+/// What `porta up` tells the controller about this computer and its tunnel.
+fn status_report(shell: &Mutex<Shell>) -> pb::DeviceStatusReport {
+    let last_handshake = {
+        let shell = shell.lock().unwrap_or_else(|p| p.into_inner());
+        let node = shell.node();
+        node.peer_ids()
+            .filter_map(|id| node.stats(id)?.last_handshake)
+            .max()
+    };
+    let last_handshake_at = last_handshake
+        .and_then(|at| {
+            let age = std::time::Instant::now().saturating_duration_since(at);
+            std::time::SystemTime::now().checked_sub(age)
+        })
+        .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    pb::DeviceStatusReport {
+        client_version: env!("CARGO_PKG_VERSION").into(),
+        hostname: crate::hostname(),
+        os: crate::os_name(),
+        tunnel_up: true,
+        last_handshake_at,
+    }
 }
 
 fn apply(shell: &Mutex<Shell>, config: &SavedConfig) -> Result<()> {

@@ -717,6 +717,7 @@ mod tests {
             credential_id: "c1".into(),
             client_version: String::new(),
             gateway: None,
+            last_handshake_at: 0,
         };
         store
             .write(|t| t.put(T::Devices, b"d1", &device))

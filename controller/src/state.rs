@@ -730,6 +730,7 @@ impl Controller {
                     credential_id: credential.id.clone(),
                     client_version: String::new(),
                     gateway: gateway.clone(),
+                    last_handshake_at: 0,
                 };
                 t.put(T::Devices, device_id.as_bytes(), &device)?;
                 t.put_raw(T::DeviceNames, device_name.as_bytes(), device_id.as_bytes())?;
@@ -951,21 +952,27 @@ impl Controller {
         report: &pb::DeviceStatusReport,
         now: u64,
     ) -> Result<()> {
-        self.write(|t| {
-            let mut device: DeviceRecord = t
-                .get(T::Devices, device_id.as_bytes())?
-                .ok_or_else(|| Error::not_found("device", device_id))?;
-            device.last_seen_at = now;
-            device.client_version = report.client_version.clone();
-            if !report.hostname.is_empty() {
-                device.hostname = report.hostname.clone();
-            }
-            if !report.os.is_empty() {
-                device.os = report.os.clone();
-            }
-            t.put(T::Devices, device_id.as_bytes(), &device)
-        })
-        .await
+        // A report changes no configuration: appended without a new
+        // revision, so no watcher or gateway recomputes anything.
+        self.store
+            .append(|t| {
+                let mut device: DeviceRecord = t
+                    .get(T::Devices, device_id.as_bytes())?
+                    .ok_or_else(|| Error::not_found("device", device_id))?;
+                device.last_seen_at = now;
+                device.client_version = report.client_version.clone();
+                if !report.hostname.is_empty() {
+                    device.hostname = report.hostname.clone();
+                }
+                if !report.os.is_empty() {
+                    device.os = report.os.clone();
+                }
+                // A device's clock may be off: never later than now.
+                device.last_handshake_at = report.last_handshake_at.min(now);
+                t.put(T::Devices, device_id.as_bytes(), &device)
+            })
+            .await?;
+        Ok(())
     }
 
     /// The config a device should run now, or why it may not run one.

@@ -322,10 +322,25 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
             &up_log,
         )
         .unwrap();
-    wait_until("the first handshake", Duration::from_secs(15), || {
-        let output = status(&lab);
+    lab.wait_for(up, "the first handshake", Duration::from_secs(15), |lab| {
+        let output = status(lab);
         output.status.success() && !json(output)["last_handshake"].is_null()
     });
+    // The controller hears from the laptop: its client, OS and handshake.
+    wait_until(
+        "the laptop's status report",
+        Duration::from_secs(15),
+        || {
+            let device = town.admin(&lab, &["devices", "show", "anna-laptop"]);
+            !device["last_handshake_at"].is_null()
+        },
+    );
+    let device = town.admin(&lab, &["devices", "show", "anna-laptop"]);
+    assert_eq!(device["client_version"], env!("CARGO_PKG_VERSION"));
+    assert!(!device["last_seen_at"].is_null(), "{device}");
+    assert!(!device["os"].as_str().unwrap().is_empty(), "{device}");
+    let listed = town.admin(&lab, &["devices", "list"]);
+    assert_eq!(listed[0]["client_version"], env!("CARGO_PKG_VERSION"));
 
     // Traffic: ICMP, TCP and UDP to the town server.
     lab.exec("home", &["ping", "-c", "3", "-W", "2", addr::SERVER])

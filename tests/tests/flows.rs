@@ -20,6 +20,13 @@ fn destination(cidr: &str, protocol: pb::Protocol, ports: &[u32]) -> Option<pb::
 }
 
 /// Waits for the next stream item, failing the test after 10 s.
+fn porta_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 async fn next<S: futures::Stream + Unpin>(stream: &mut S) -> S::Item {
     tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
@@ -147,6 +154,8 @@ async fn enroll_watch_route_change_and_revoke() {
             hostname: "anna-pc".into(),
             os: "Debian 13".into(),
             tunnel_up: true,
+            // A laptop whose clock runs an hour ahead.
+            last_handshake_at: porta_now() + 3600,
         })
         .await
         .unwrap();
@@ -160,6 +169,10 @@ async fn enroll_watch_route_change_and_revoke() {
     assert_eq!(shown.client_version, "porta 0.1.0");
     assert_eq!(shown.hostname, "anna-pc");
     assert!(shown.last_seen_at > 0);
+    assert!(
+        shown.last_handshake_at > 0 && shown.last_handshake_at <= porta_now(),
+        "a handshake time from the future is taken as now: {shown:?}"
+    );
 
     // Revocation ends the stream with a message a person can read.
     let revoked = admin

@@ -117,7 +117,7 @@ pub(super) async fn tokens(ctx: &Ctx, command: TokensCommand) -> Result<()> {
 
 fn listing(devices: &[pb::DeviceInfo]) -> Listing {
     Listing {
-        headers: &["name", "user", "address", "last seen", "state"],
+        headers: &["name", "user", "address", "client", "last seen", "state"],
         rows: devices
             .iter()
             .map(|d| {
@@ -125,6 +125,7 @@ fn listing(devices: &[pb::DeviceInfo]) -> Listing {
                     d.name.clone(),
                     d.user.clone(),
                     d.addresses.first().cloned().unwrap_or_default(),
+                    client_summary(d),
                     output::time(d.last_seen_at),
                     if d.revoked {
                         "revoked".into()
@@ -138,10 +139,25 @@ fn listing(devices: &[pb::DeviceInfo]) -> Listing {
     }
 }
 
+/// "porta 0.1.0 on Debian 12 (anna-pc)", or "-" before the first report.
+fn client_summary(d: &pb::DeviceInfo) -> String {
+    if d.client_version.is_empty() {
+        return "-".into();
+    }
+    let mut text = format!("porta {}", d.client_version);
+    if !d.os.is_empty() {
+        text.push_str(&format!(" on {}", d.os));
+    }
+    if !d.hostname.is_empty() {
+        text.push_str(&format!(" ({})", d.hostname));
+    }
+    text
+}
+
 fn describe(d: &pb::DeviceInfo) -> String {
     format!(
         "device: {}\n  id: {}\n  user: {}\n  public key: {}\n  addresses: {}\n  hostname: {}\n  os: {}\n  \
-         client: {}\n  enrolled: {}\n  last seen: {}\n  state: {}",
+         client: {}\n  enrolled: {}\n  last seen: {}\n  last handshake: {}\n  state: {}",
         d.name,
         d.id,
         d.user,
@@ -149,9 +165,10 @@ fn describe(d: &pb::DeviceInfo) -> String {
         d.addresses.join(", "),
         d.hostname,
         d.os,
-        d.client_version,
+        client_summary(d),
         output::time(d.enrolled_at),
         output::time(d.last_seen_at),
+        output::time(d.last_handshake_at),
         if d.revoked {
             format!("revoked {} by {}", output::time(d.revoked_at), d.revoked_by)
         } else {

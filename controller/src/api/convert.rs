@@ -83,6 +83,7 @@ pub(crate) fn device(d: DeviceRecord) -> pb::DeviceInfo {
         revoked_by: d.revoked_by,
         client_version: d.client_version,
         gateway: d.gateway.unwrap_or_default(),
+        last_handshake_at: d.last_handshake_at,
     }
 }
 

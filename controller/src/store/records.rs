@@ -213,6 +213,10 @@ pub struct DeviceRecord {
     /// The gateway it connects through (a name); `None` for the embedded one.
     #[serde(default)]
     pub gateway: Option<String>,
+    /// The device's last WireGuard handshake with its gateway, as it
+    /// reported it (Unix seconds; 0: never).
+    #[serde(default)]
+    pub last_handshake_at: u64,
 }
 
 /// Who holds (or held) a tunnel address.
