@@ -35,6 +35,7 @@ async fn main() {
         credential_id: "bench".into(),
         client_version: String::new(),
         gateway: None,
+        last_handshake_at: 0,
     };
     store
         .write(|t| t.put(T::Devices, device.id.as_bytes(), &device))
