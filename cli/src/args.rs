@@ -7,7 +7,7 @@ use std::path::PathBuf;
 /// Administer a Porta VPN: staff, groups, devices, credentials.
 ///
 /// Exit codes: 0 success, 1 error, 2 usage error, 3 not found,
-/// 4 permission denied (or not logged in).
+/// 4 permission denied (or not logged in), 5 a log does not verify.
 #[derive(Debug, Parser)]
 #[command(
     name = "portactl",

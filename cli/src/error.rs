@@ -1,6 +1,7 @@
 //! What `portactl` exits with, and why.
 //!
-//! 0 success, 1 error, 2 usage (clap's own code, and commands used wrongly),
+//! 0 success, 1 error, 2 usage (clap's own code, commands used wrongly, and
+//! arguments the controller finds malformed),
 //! 3 not found, 4 permission denied or not logged in, 5 a log's hash chain
 //! does not verify.
 
@@ -42,6 +43,9 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
         }
         if let Some(status) = cause.downcast_ref::<tonic::Status>() {
             return match status.code() {
+                // The controller found an argument malformed: a usage
+                // error, as when portactl finds it first.
+                Code::InvalidArgument => ExitCode::from(2),
                 Code::NotFound => ExitCode::from(3),
                 Code::PermissionDenied | Code::Unauthenticated => ExitCode::from(4),
                 _ => ExitCode::from(1),

@@ -7,7 +7,7 @@
 //!   to the town's servers when the search domains say so; resolved forgets
 //!   them by itself when the interface goes away.
 //! * **`/etc/resolv.conf`** otherwise: the file's content is saved in the
-//!   state directory and rewritten in place (not replaced: it may be a
+//!   state directory (one file per tunnel interface) and rewritten in place (not replaced: it may be a
 //!   bind mount, as under `ip netns exec`) with the town's servers first.
 //!   `porta down`, the end of `porta up`, and the next `porta up` after a
 //!   crash put the saved content back.
@@ -70,7 +70,7 @@ pub fn apply(
     search: &[String],
     state_dir: &Path,
 ) -> Result<Applied> {
-    restore_leftover(state_dir)?;
+    restore_leftover(state_dir, interface)?;
     if servers.is_empty() {
         return Ok(Applied::Nothing);
     }
@@ -86,7 +86,7 @@ pub fn apply(
         });
     }
     let original = std::fs::read_to_string(RESOLV_CONF).unwrap_or_default();
-    let backup = backup_path(state_dir);
+    let backup = backup_path(state_dir, interface);
     std::fs::write(&backup, &original)
         .with_context(|| format!("saving {RESOLV_CONF} to {}", backup.display()))?;
     rewrite_in_place(&resolv_conf(servers, search, &original))?;
@@ -101,7 +101,10 @@ pub struct Guard(pub Applied);
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Err(error) = undo(&self.0) {
-            eprintln!("porta: could not restore the DNS settings: {error:#}");
+            eprintln!(
+                "porta: could not restore the DNS settings: {}",
+                porta_proto::describe_chain(error.chain())
+            );
         }
     }
 }
@@ -121,9 +124,10 @@ pub fn undo(applied: &Applied) -> Result<()> {
     }
 }
 
-/// Puts back a resolv.conf a crashed `porta up` left rewritten.
-pub fn restore_leftover(state_dir: &Path) -> Result<()> {
-    let backup = backup_path(state_dir);
+/// Puts back a resolv.conf a crashed `porta up` on `interface` left
+/// rewritten.
+pub fn restore_leftover(state_dir: &Path, interface: &str) -> Result<()> {
+    let backup = backup_path(state_dir, interface);
     if backup.exists() {
         restore(&backup)?;
     }
@@ -138,8 +142,10 @@ fn restore(backup: &Path) -> Result<()> {
     Ok(())
 }
 
-fn backup_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("resolv.conf.before-porta")
+/// One backup per tunnel interface: a second tunnel never takes another
+/// one's saved file for its own.
+fn backup_path(state_dir: &Path, interface: &str) -> PathBuf {
+    state_dir.join(format!("resolv.conf.before-{interface}"))
 }
 
 fn rewrite_in_place(content: &str) -> Result<()> {

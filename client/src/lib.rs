@@ -8,9 +8,13 @@
 //!   IO shell) plus the controller watch that applies new routes live and
 //!   takes the tunnel down when the device is revoked.
 //! * [`uapi`]: the standard WireGuard control socket, so `wg show` works.
+//! * [`reachability`]: one line when the gateway cannot be reached, one
+//!   when it can again (instead of boringtun's retries).
+//! * [`dns`]: the town's DNS while the tunnel is up.
 //! * [`wgconf`]: `porta export-wg`, a wg-quick configuration.
 
 pub mod dns;
+pub mod reachability;
 pub mod state;
 pub mod tunnel;
 pub mod uapi;
@@ -69,15 +73,20 @@ pub enum Command {
     Up,
     /// Disconnect a running `porta up`.
     Down,
-    /// Show whether the tunnel is up, its last handshake and traffic.
+    /// Show whether the tunnel is up, its last handshake and traffic
+    /// (exit status 3 when not connected).
     Status {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Print this device's tunnel as a wg-quick configuration (contains the
-    /// private key).
-    ExportWg,
+    /// Print this device's tunnel as a wg-quick configuration. It holds
+    /// the private key: `--out FILE` writes it readable only by its owner.
+    ExportWg {
+        /// Write to this file (mode 0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -98,7 +107,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Enroll { invitation, yes } => enroll(&dir, &invitation, yes).await,
         Command::Leave { yes } => leave(&dir, yes),
         Command::Up => tunnel::up(&dir, &cli.interface).await,
-        Command::Down => tunnel::down(&dir),
+        Command::Down => tunnel::down(&dir, &cli.interface),
         Command::Status { json } => tunnel::status(&dir, &cli.interface, json),
         Command::Completions { shell } => {
             porta_proto::cli_docs::print_completions(
@@ -111,10 +120,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             porta_proto::cli_docs::write_manpages(<Cli as clap::CommandFactory>::command(), &dir)
                 .with_context(|| format!("writing man pages to {}", dir.display()))
         }
-        Command::ExportWg => {
-            print!("{}", wgconf::render(&dir.load()?, &dir.key()?));
-            Ok(())
-        }
+        Command::ExportWg { out } => export_wg(&dir, out.as_deref()),
     }
 }
 
@@ -228,6 +234,40 @@ fn confirmed(question: &str, yes: bool) -> Result<()> {
     }
 }
 
+/// `porta export-wg`: the tunnel as a wg-quick file, private key included.
+fn export_wg(dir: &StateDir, out: Option<&std::path::Path>) -> Result<()> {
+    let config = wgconf::render(&dir.load()?, &dir.key()?);
+    match out {
+        None => {
+            eprintln!(
+                "porta: this configuration contains this computer's private key; keep it \
+                 private (`--out FILE` writes it readable only by you)"
+            );
+            print!("{config}");
+        }
+        Some(path) => {
+            use std::io::Write;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            // An existing file keeps its mode on open: make it private too.
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            file.write_all(config.as_bytes())?;
+            file.sync_all()?;
+            eprintln!(
+                "Wrote {} (mode 0600; it contains the private key).",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `porta leave`: forgets this computer's enrollment.
 fn leave(dir: &StateDir, yes: bool) -> Result<()> {
     let state = dir.load()?;
@@ -265,9 +305,11 @@ pub(crate) fn os_name() -> String {
 
 /// Logs to stderr; `-v` for info, `-vv` for debug.
 pub fn init_logging(verbose: u8) {
+    // boringtun logs each handshake retry; `porta up` says it in one line
+    // instead (see `reachability`), so its own lines need -vv.
     let level = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,boringtun=off",
+        1 => "info,boringtun=off",
         _ => "debug",
     };
     porta_proto::terminal::init_logging(level, false);

@@ -13,6 +13,15 @@ async fn main() -> ExitCode {
     porta_client::init_logging(cli.verbose);
     match porta_client::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is::<porta_client::tunnel::NotConnected>() => {
+            if error
+                .downcast_ref::<porta_client::tunnel::NotConnected>()
+                .is_some_and(|e| !e.answered)
+            {
+                println!("not connected");
+            }
+            ExitCode::from(3)
+        }
         Err(error) => {
             eprintln!("porta: {}", porta_proto::describe_chain(error.chain()));
             ExitCode::FAILURE

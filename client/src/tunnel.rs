@@ -30,7 +30,38 @@ const REPORT_EVERY: Duration = Duration::from_secs(60);
 /// one due before REPORT_EVERY).
 const REPORT_CHECK: Duration = Duration::from_secs(2);
 
+/// `porta status` found no tunnel (exit 3, like `systemctl status` of a
+/// stopped unit).
+#[derive(Debug, thiserror::Error)]
+#[error("not connected")]
+pub struct NotConnected {
+    /// The JSON answer (`"up": false`) was printed already.
+    pub answered: bool,
+}
+
+/// Refuses before anything is touched: `up` needs root, and one tunnel
+/// per state directory and interface.
+fn check_can_connect(dir: &StateDir, interface: &str) -> Result<()> {
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!(
+            "connecting needs administrator rights: run `sudo porta up` \
+             (or `sudo systemctl start porta`)"
+        );
+    }
+    if let Some(pid) = dir.running_tunnel() {
+        bail!("already connected (`porta up`, pid {pid}); disconnect first with `porta down`");
+    }
+    if uapi::query(interface).is_ok() {
+        bail!(
+            "already connected: the tunnel {interface} is up (another `porta up` with another \
+             --state?); disconnect it first"
+        );
+    }
+    Ok(())
+}
+
 pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
+    check_can_connect(dir, interface)?;
     let state = dir.load()?;
     let key = dir.key()?;
     let mut node = Node::new(&key, IDLE_AFTER);
@@ -46,7 +77,8 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
         )
         .unwrap_or_else(|error| {
             eprintln!(
-                "porta: the town's DNS servers could not be set up ({error:#}); names may not resolve"
+                "porta: the town's DNS servers could not be set up ({}); names may not resolve",
+                porta_proto::describe_chain(error.chain())
             );
             crate::dns::Applied::Nothing
         }),
@@ -90,9 +122,17 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
     );
 
     let stop = signal()?;
+    let gateway = state
+        .config
+        .gateways
+        .first()
+        .map(|g| g.endpoint.clone())
+        .unwrap_or_default();
+    let keepalive = state.config.persistent_keepalive > 0;
     let outcome = tokio::select! {
         () = stop => Ok(()),
         refusal = watch(dir, state, shell.clone()) => Err(anyhow::anyhow!(refusal)),
+        never = tell_reachability(&shell, &gateway, keepalive) => match never {},
     };
     let _ = std::fs::remove_file(uapi::socket_path(interface));
     drop(shell);
@@ -102,6 +142,35 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
         println!("Disconnected.");
     }
     outcome
+}
+
+/// Says once when the gateway cannot be reached and once when it can
+/// again (see [`crate::reachability`]); runs until `up` ends.
+async fn tell_reachability(
+    shell: &Mutex<Shell>,
+    gateway: &str,
+    keepalive: bool,
+) -> std::convert::Infallible {
+    use crate::reachability::{GatewayWatch, Notice};
+    let mut watch = GatewayWatch::new(std::time::Instant::now(), keepalive);
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        let last_handshake = {
+            let shell = shell.lock().unwrap_or_else(|p| p.into_inner());
+            let node = shell.node();
+            node.peer_ids()
+                .filter_map(|id| node.stats(id)?.last_handshake)
+                .max()
+        };
+        match watch.observe(std::time::Instant::now(), last_handshake) {
+            Some(Notice::Unreachable) => {
+                eprintln!("porta: cannot reach the gateway at {gateway}, still trying");
+            }
+            Some(Notice::Reached) => println!("Reached the gateway at {gateway} again."),
+            None => {}
+        }
+    }
 }
 
 /// Follows the controller: applies every new config; ends, with a message
@@ -190,12 +259,12 @@ async fn watch_once(
         let config = SavedConfig::from(config);
         if config != state.config {
             if let Err(error) = apply(shell, &config) {
-                tracing::warn!(error = %format!("{error:#}"), "could not apply the new configuration");
+                tracing::warn!(error = %porta_proto::describe_chain(error.chain()), "could not apply the new configuration");
                 continue;
             }
             state.config = config;
             if let Err(error) = dir.save(state) {
-                tracing::warn!(error = %format!("{error:#}"), "could not save the new configuration");
+                tracing::warn!(error = %porta_proto::describe_chain(error.chain()), "could not save the new configuration");
             }
             tracing::info!(routes = ?state.config.routes, "configuration updated");
         }
@@ -286,18 +355,27 @@ fn signal() -> Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-pub(crate) fn down(dir: &StateDir) -> Result<()> {
+pub(crate) fn down(dir: &StateDir, interface: &str) -> Result<()> {
     let pid_file = dir.pid_file();
     let Ok(text) = std::fs::read_to_string(&pid_file) else {
-        crate::dns::restore_leftover(&dir.0)?;
+        if !nix::unistd::Uid::effective().is_root() {
+            bail!("disconnecting needs administrator rights: run `sudo porta down`");
+        }
+        crate::dns::restore_leftover(&dir.0, interface)?;
         bail!("the tunnel is not up (no `porta up` is running)");
     };
     let pid: i32 = text.trim().parse().context("damaged pid file")?;
     let pid = nix::unistd::Pid::from_raw(pid);
-    if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
-        let _ = std::fs::remove_file(&pid_file);
-        crate::dns::restore_leftover(&dir.0)?;
-        bail!("the tunnel is not up (its process is gone)");
+    match nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EPERM) => {
+            bail!("disconnecting needs administrator rights: run `sudo porta down`")
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(&pid_file);
+            crate::dns::restore_leftover(&dir.0, interface)?;
+            bail!("the tunnel is not up (its process is gone)");
+        }
     }
     // `porta up` removes its pid file when it has taken the tunnel down.
     // (Probing the pid alone is not enough: an exited process whose parent
@@ -314,14 +392,11 @@ pub(crate) fn down(dir: &StateDir) -> Result<()> {
 
 pub(crate) fn status(dir: &StateDir, interface: &str, json: bool) -> Result<()> {
     let state = dir.load().ok();
-    let pairs = match uapi::query(interface) {
-        Ok(pairs) => pairs,
-        Err(error) => {
-            if json {
-                println!("{}", json!({"up": false, "interface": interface}));
-            }
-            return Err(error);
+    let Ok(pairs) = uapi::query(interface) else {
+        if json {
+            println!("{}", json!({"up": false, "interface": interface}));
         }
+        return Err(NotConnected { answered: json }.into());
     };
     let get = |key: &str| {
         pairs

@@ -26,8 +26,15 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("porta-controller: {error:#}");
-            ExitCode::FAILURE
+            eprintln!(
+                "porta-controller: {}",
+                porta_proto::describe_chain(error.chain())
+            );
+            if error.is::<remote::GatewayRetired>() {
+                ExitCode::from(4)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

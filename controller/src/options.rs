@@ -310,7 +310,7 @@ impl InitArgs {
         if !(60..=365 * DAY).contains(&ttl) {
             anyhow::bail!(
                 "--token-ttl must be between 1m and 365d, not {}",
-                humantime::format_duration(self.token_ttl)
+                porta_proto::terminal::duration(self.token_ttl)
             );
         }
         Ok(InitOptions {

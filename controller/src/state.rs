@@ -838,13 +838,21 @@ impl Controller {
             .ok_or_else(|| Error::not_found("device", id))
     }
 
-    /// A device by live name, or by id (which also finds revoked devices).
+    /// A device by live name, by id, or by the name a revoked device had
+    /// (the most recently revoked one of that name: its name is free for a
+    /// new device, but an admin or auditor still looks it up by it).
     pub fn find_device(&self, name_or_id: &str) -> Result<DeviceRecord> {
         if let Some(id) = self.store.tree(T::DeviceNames).get(name_or_id.as_bytes())? {
             return self.device_by_id(&String::from_utf8_lossy(&id));
         }
-        self.device_by_id(name_or_id)
-            .map_err(|_| Error::not_found("device", name_or_id))
+        if let Ok(device) = self.device_by_id(name_or_id) {
+            return Ok(device);
+        }
+        self.list_devices(None, true)?
+            .into_iter()
+            .filter(|d| d.name == name_or_id && d.revoked_at.is_some())
+            .max_by_key(|d| d.revoked_at)
+            .ok_or_else(|| Error::not_found("device", name_or_id))
     }
 
     /// Renames a live device.

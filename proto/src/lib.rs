@@ -49,22 +49,88 @@ pub const AUTHORIZATION_HEADER: &str = "authorization";
 
 /// An error chain as one line for a person, each cause joined by ": ". A
 /// gRPC status shows only the controller's message (its code's prose is
-/// for programs), or its code if the message is empty.
+/// for programs), or its code if the message is empty. Causes that only
+/// repeat what was already said (hyper and tonic wrap an IO error in
+/// several layers that each print it) and tonic's bare "transport error"
+/// are left out.
 pub fn describe_chain<'a>(
     chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
 ) -> String {
-    chain
-        .map(|cause| match cause.downcast_ref::<tonic::Status>() {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in chain {
+        let text = match cause.downcast_ref::<tonic::Status>() {
             Some(status) if !status.message().is_empty() => status.message().to_owned(),
             Some(status) => format!("{:?}", status.code()),
             None => cause.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(": ")
+        };
+        let repeated = parts.iter().any(|part| part.contains(&text));
+        if text.is_empty() || text == "transport error" || repeated {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    /// An error with a message and an optional cause.
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    fn chain(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |cause, text| Some(Layer(text, cause.map(Box::new))))
+            .unwrap()
+    }
+
+    fn describe(error: &Layer) -> String {
+        let mut causes: Vec<&(dyn std::error::Error + 'static)> = vec![error];
+        while let Some(next) = causes.last().unwrap().source() {
+            causes.push(next);
+        }
+        super::describe_chain(causes.into_iter())
+    }
+
+    #[test]
+    fn a_cause_said_twice_is_said_once() {
+        let error = chain(&[
+            "could not reach the controller at 127.0.0.1:1",
+            "transport error",
+            "transport error",
+            "Connection refused (os error 111)",
+            "Connection refused (os error 111)",
+        ]);
+        assert_eq!(
+            describe(&error),
+            "could not reach the controller at 127.0.0.1:1: Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn a_status_shows_its_message_only() {
+        let status = tonic::Status::not_found("no device named \"x\"");
+        let chain: Vec<&(dyn std::error::Error + 'static)> = vec![&status];
+        assert_eq!(
+            super::describe_chain(chain.into_iter()),
+            "no device named \"x\""
+        );
+    }
     #[test]
     fn descriptor_set_decodes_and_names_every_service() {
         use prost::Message;

@@ -101,6 +101,38 @@ pub fn init_logging(filter: &str, json: bool) {
     }
 }
 
+/// "1 record", "3 records": a count with its noun in the right number.
+pub fn count(n: u64, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// A duration as a person says it: "3 days", "1 day 2 hours", "90 seconds"
+/// becomes "1 minute 30 seconds"; at most the two largest units.
+pub fn duration(d: std::time::Duration) -> String {
+    let units = [
+        (86_400, "day", "days"),
+        (3_600, "hour", "hours"),
+        (60, "minute", "minutes"),
+        (1, "second", "seconds"),
+    ];
+    let mut left = d.as_secs();
+    let mut parts = Vec::new();
+    for (size, singular, plural) in units {
+        if left >= size && parts.len() < 2 {
+            parts.push(count(left / size, singular, plural));
+            left %= size;
+        } else if !parts.is_empty() {
+            // Only adjacent units: "1 day 2 hours", never "1 day 5 seconds".
+            break;
+        }
+    }
+    if parts.is_empty() {
+        "0 seconds".into()
+    } else {
+        parts.join(" ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::LogStyle;
@@ -110,6 +142,23 @@ mod tests {
         assert!(LogStyle::decide(true, false, false).colour);
         assert!(!LogStyle::decide(true, true, false).colour);
         assert!(!LogStyle::decide(false, false, false).colour);
+    }
+
+    #[test]
+    fn durations_and_counts_read_as_words() {
+        use super::{count, duration};
+        use std::time::Duration;
+        assert_eq!(duration(Duration::from_secs(3 * 86_400)), "3 days");
+        assert_eq!(
+            duration(Duration::from_secs(86_400 + 7_200)),
+            "1 day 2 hours"
+        );
+        assert_eq!(duration(Duration::from_secs(90)), "1 minute 30 seconds");
+        assert_eq!(duration(Duration::from_secs(3_600)), "1 hour");
+        assert_eq!(duration(Duration::from_secs(86_400 + 5)), "1 day");
+        assert_eq!(duration(Duration::ZERO), "0 seconds");
+        assert_eq!(count(1, "record", "records"), "1 record");
+        assert_eq!(count(0, "record", "records"), "0 records");
     }
 
     #[test]

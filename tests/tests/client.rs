@@ -160,3 +160,23 @@ async fn a_computer_moves_to_another_controller_and_leave_forgets_it() {
         ],
     ));
 }
+
+#[test]
+fn connecting_without_root_says_to_use_sudo_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for (command, needed) in [("up", "sudo porta up"), ("down", "sudo porta down")] {
+        let output = std::process::Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
+            .arg(binary("porta"))
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .arg(command)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        let message = stderr(&output);
+        assert!(message.contains(needed), "{command}: {message}");
+    }
+    assert!(!dir.path().join("state").exists());
+}

@@ -412,13 +412,32 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     assert_eq!(dumped.trim(), device_key);
     assert!(json(status(&lab))["rx_bytes"].as_u64().unwrap() > 100_000);
 
-    // `porta export-wg` loads into wireguard-go with wg (via wg-quick strip).
-    let exported = lab
+    // `porta export-wg` loads into wireguard-go with wg (via wg-quick
+    // strip); it warns that it holds the private key, and --out writes it
+    // readable only by its owner.
+    let printed = lab
         .exec("home", &[porta, "--state", path(&state), "export-wg"])
-        .unwrap()
-        .stdout;
+        .unwrap();
+    assert!(String::from_utf8_lossy(&printed.stderr).contains("private key"));
     let conf = town.dir.path().join(format!("{}.conf", lab.iface("x")));
-    std::fs::write(&conf, exported).unwrap();
+    lab.exec(
+        "home",
+        &[
+            porta,
+            "--state",
+            path(&state),
+            "export-wg",
+            "--out",
+            path(&conf),
+        ],
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(&conf).unwrap(), printed.stdout);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
     let stripped = lab
         .exec("lan", &["wg-quick", "strip", path(&conf)])
         .unwrap()
@@ -836,26 +855,65 @@ fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
     let tunnel = lab.iface("c");
     lab.owns_socket(&tunnel);
     let up_log = town.dir.path().join("up.log");
-    lab.spawn(
-        "home",
-        &[
-            path(&porta),
-            "--state",
-            path(&state),
-            "--interface",
-            &tunnel,
-            "up",
-        ],
-        &up_log,
-    )
-    .unwrap();
+    let up_command = [
+        path(&porta),
+        "--state",
+        path(&state),
+        "--interface",
+        &tunnel,
+        "up",
+    ];
+    // The laptop connects while the town box (and its gateway) is down: it
+    // says so once, and once more when the gateway answers.
+    town.stop(&mut lab);
+    let up = lab.spawn("home", &up_command, &up_log).unwrap();
+    lab.wait_for(
+        up,
+        "the unreachable notice",
+        Duration::from_secs(30),
+        |_| {
+            read_log(&up_log).contains(&format!(
+                "cannot reach the gateway at {}:51820, still trying",
+                addr::TOWN_PUBLIC
+            ))
+        },
+    );
+    town.start_again(&mut lab);
     let reachable = |lab: &Lab| {
         lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
             .unwrap()
             .status
             .success()
     };
-    wait_until("the tunnel", Duration::from_secs(15), || reachable(&lab));
+    wait_until("the tunnel", Duration::from_secs(30), || reachable(&lab));
+    lab.wait_for(up, "the reached notice", Duration::from_secs(10), |_| {
+        read_log(&up_log).contains("Reached the gateway at")
+    });
+    let said = read_log(&up_log);
+    assert_eq!(
+        said.matches("cannot reach the gateway").count(),
+        1,
+        "{said}"
+    );
+    assert!(
+        !said.contains("REKEY_TIMEOUT"),
+        "boringtun's retries stay out: {said}"
+    );
+
+    // A second `porta up` refuses at once and touches nothing.
+    let resolv_before = std::fs::read_to_string(&resolv_conf).unwrap();
+    let second = lab.run("home", &up_command).unwrap();
+    assert!(!second.status.success());
+    let refusal = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        refusal.contains("already connected") && refusal.contains("pid"),
+        "{refusal}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&resolv_conf).unwrap(),
+        resolv_before
+    );
+    assert!(reachable(&lab), "the first tunnel still works");
 
     // The town's DNS is in use while the tunnel is up (the laptop sees the
     // namespace's file as its /etc/resolv.conf).
@@ -955,8 +1013,25 @@ fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
             ],
         )
         .unwrap();
-    assert!(!status.status.success());
+    assert_eq!(status.status.code(), Some(3));
     assert_eq!(json(status)["up"], false);
+    let said = lab
+        .run(
+            "home",
+            &[
+                path(&porta),
+                "--state",
+                path(&state),
+                "--interface",
+                &tunnel,
+                "status",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&said.stdout).trim(),
+        "not connected"
+    );
     assert!(!reachable(&lab));
 }
 
@@ -1100,7 +1175,7 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     // it serves its peer set from disk.
     town.stop(&mut lab);
     assert_eq!(lab.stop(remote).unwrap(), Some(0), "a clean stop");
-    start_gateway(&mut lab, None, "annex-again.log");
+    let remote = start_gateway(&mut lab, None, "annex-again.log");
     wait_until(
         "the annex serving from disk without its controller",
         Duration::from_secs(30),
@@ -1162,4 +1237,16 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     assert_eq!(ids.len(), records.len(), "an event was recorded twice");
     let verified = town.admin(&lab, &["logs", "verify", "--kind", "connections"]);
     assert_eq!(verified[0]["ok"], true, "{verified}");
+
+    // Retired (its last device is revoked): the gateway stops by itself,
+    // saying why, instead of retrying for ever.
+    town.admin(&lab, &["gateways", "remove", "annex"]);
+    wait_until(
+        "the retired gateway to stop",
+        Duration::from_secs(30),
+        || lab.exited(remote).unwrap().is_some(),
+    );
+    assert_eq!(lab.exited(remote).unwrap(), Some(4));
+    let said = read_log(&logs.join("annex-again.log"));
+    assert!(said.contains("no longer accepts this gateway"), "{said}");
 }

@@ -285,6 +285,12 @@ async fn every_command_works_and_its_json_parses() {
         .await;
     assert_eq!(revoked["revoked"], true);
     assert!(revoked["elapsed_ms"].is_u64());
+    // A revoked device is still found by the name it had.
+    let shown = cli.json(&["devices", "show", "bernat-old"]).await;
+    assert_eq!(
+        (shown["name"].as_str(), shown["revoked"].as_bool()),
+        (Some("bernat-old"), Some(true))
+    );
     assert_eq!(
         cli.json(&["devices", "list"])
             .await
@@ -385,7 +391,10 @@ async fn exit_codes_mean_something() {
         .fails(&["--profile", "aud", "--yes", "devices", "revoke", "anna-pc"])
         .await;
     assert_eq!(code, 4, "{stderr}");
-    assert!(stderr.contains("auditor role may not"), "{stderr}");
+    assert!(
+        stderr.contains("auditors cannot revoke devices"),
+        "{stderr}"
+    );
     // 2: usage errors, before anything is sent.
     for args in [
         &[
@@ -409,6 +418,14 @@ async fn exit_codes_mean_something() {
             "tcp",
             "--ports",
             "http",
+        ],
+        &[
+            "--profile",
+            "default",
+            "groups",
+            "allow",
+            "gis",
+            "10.0.0.0/33",
         ],
         &["enroll", "--user", "anna"],
         &["devices", "frobnicate"],

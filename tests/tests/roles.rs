@@ -122,9 +122,8 @@ impl Rpc {
     fn allowed(self) -> &'static [Who] {
         use Rpc::*;
         match self {
-            ExportConnections | ExportAdminActions | VerifyLog | ListSessions => {
-                &[Who::Auditor, Who::Admin]
-            }
+            ExportConnections | ExportAdminActions | VerifyLog | ListSessions | ListDevices
+            | GetDevice => &[Who::Auditor, Who::Admin],
             WatchPeers | ReportEvents | AckRevision | Register => &[Who::Gateway],
             WatchConfig | ReportStatus => &[Who::Device],
             WhoAmI => &[Who::Device, Who::Auditor, Who::Admin, Who::Gateway],
@@ -471,6 +470,15 @@ async fn every_rpc_checks_the_callers_role() {
                 ),
                 "{rpc:?} by {who:?}: {status:?}"
             );
+            if status.code() == Code::PermissionDenied {
+                // Said for a person: who, and what they cannot do, never
+                // the RPC's internal name.
+                let message = status.message();
+                assert!(
+                    message.contains("s cannot ") && !message.contains(&format!("{rpc:?}")),
+                    "{rpc:?} by {who:?}: {message:?}"
+                );
+            }
             refused_cells += 1;
         }
     }

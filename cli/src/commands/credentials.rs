@@ -35,7 +35,7 @@ pub(super) async fn run(ctx: &Ctx, command: ApiTokensCommand) -> Result<()> {
                     "Created {} credential {:?}. Log in with (valid {}, once):",
                     output::role(credential.role),
                     credential.name,
-                    humantime::format_duration(expires)
+                    porta_proto::terminal::duration(expires)
                 );
                 print!("portactl login ");
                 print_invitation(&created.invitation, qr)?;

@@ -164,7 +164,7 @@ async fn bulk(
                 out.flush()?;
                 enrolled += 1;
             }
-            Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": format!("{e:#}")})),
+            Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": porta_proto::describe_chain(e.chain())})),
         }
     }
     progress.finish_and_clear();

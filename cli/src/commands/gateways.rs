@@ -91,7 +91,7 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                     "Added gateway {:?} at {}. On its host, as root (valid {}, once):",
                     gateway.name,
                     gateway.endpoint,
-                    humantime::format_duration(expires)
+                    porta_proto::terminal::duration(expires)
                 );
                 print!("porta-controller gateway --controller ");
                 print_invitation(&created.invitation, false)?;

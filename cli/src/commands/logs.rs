@@ -201,7 +201,8 @@ async fn export(
             );
         } else {
             eprintln!(
-                "Exported {count} records to {} (last hash {}).",
+                "Exported {} to {} (last hash {}).",
+                porta_proto::terminal::count(count, "record", "records"),
                 path.display(),
                 if last_hash.is_empty() {
                     "-"
@@ -274,8 +275,11 @@ async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>) -> Result<()> {
         for (name, r) in &results {
             if r.ok {
                 println!(
-                    "{name} log: OK, {} records ({}–{}), last hash {}",
-                    r.records, r.first_sequence, r.last_sequence, r.last_hash
+                    "{name} log: OK, {} ({}–{}), last hash {}",
+                    porta_proto::terminal::count(r.records, "record", "records"),
+                    r.first_sequence,
+                    r.last_sequence,
+                    r.last_hash
                 );
             } else {
                 println!("{name} log: BROKEN: {}", r.problem);
@@ -407,9 +411,13 @@ fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
                 );
             } else {
                 println!(
-                    "{}: OK, {} {name} records ({first}–{last}), last hash {}",
+                    "{}: OK, {} ({first}–{last}), last hash {}",
                     path.display(),
-                    verified.records,
+                    porta_proto::terminal::count(
+                        verified.records,
+                        &format!("{name} record"),
+                        &format!("{name} records")
+                    ),
                     verified.last_hash
                 );
                 println!(

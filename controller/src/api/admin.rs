@@ -1,7 +1,7 @@
 //! Admin: users, groups, enrollment tokens, devices, credentials, gateways.
 //! Every RPC here is for the admin role only.
 
-use super::auth::{ADMIN, authorize};
+use super::auth::{ADMIN, AUDIT, authorize};
 use super::{convert, now};
 use crate::error::Error;
 use crate::logs::Actor;
@@ -23,7 +23,7 @@ fn names(field: &str, values: &[String]) -> Result<Vec<String>, Error> {
 #[tonic::async_trait]
 impl Admin for AdminApi {
     async fn create_user(&self, request: Request<pb::CreateUserRequest>) -> Reply<pb::User> {
-        let caller = authorize(&self.0, &request, "CreateUser", ADMIN)?;
+        let caller = authorize(&self.0, &request, "add users", ADMIN)?;
         let r = request.into_inner();
         let user = UserRecord {
             name: validate::name("user", &r.name)?,
@@ -42,7 +42,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Reply<pb::ListUsersResponse> {
-        authorize(&self.0, &request, "ListUsers", ADMIN)?;
+        authorize(&self.0, &request, "list users", ADMIN)?;
         let users = self
             .0
             .list_users()?
@@ -53,7 +53,7 @@ impl Admin for AdminApi {
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Reply<pb::User> {
-        authorize(&self.0, &request, "GetUser", ADMIN)?;
+        authorize(&self.0, &request, "look up users", ADMIN)?;
         Ok(Response::new(convert::user(
             self.0.user(&request.into_inner().name)?,
         )))
@@ -63,7 +63,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::SetUserDisabledRequest>,
     ) -> Reply<pb::User> {
-        let caller = authorize(&self.0, &request, "SetUserDisabled", ADMIN)?;
+        let caller = authorize(&self.0, &request, "disable or enable users", ADMIN)?;
         let r = request.into_inner();
         let user = self
             .0
@@ -74,7 +74,7 @@ impl Admin for AdminApi {
     }
 
     async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Reply<pb::Group> {
-        let caller = authorize(&self.0, &request, "CreateGroup", ADMIN)?;
+        let caller = authorize(&self.0, &request, "create groups", ADMIN)?;
         let r = request.into_inner();
         let group = GroupRecord {
             name: validate::name("group", &r.name)?,
@@ -92,7 +92,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::ListGroupsRequest>,
     ) -> Reply<pb::ListGroupsResponse> {
-        authorize(&self.0, &request, "ListGroups", ADMIN)?;
+        authorize(&self.0, &request, "list groups", ADMIN)?;
         let groups = self
             .0
             .list_groups()?
@@ -103,7 +103,7 @@ impl Admin for AdminApi {
     }
 
     async fn get_group(&self, request: Request<pb::GetGroupRequest>) -> Reply<pb::Group> {
-        authorize(&self.0, &request, "GetGroup", ADMIN)?;
+        authorize(&self.0, &request, "look up groups", ADMIN)?;
         let (group, members) = self.0.group(&request.into_inner().name)?;
         Ok(Response::new(convert::group(group, members)))
     }
@@ -112,7 +112,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Reply<pb::DeleteGroupResponse> {
-        let caller = authorize(&self.0, &request, "DeleteGroup", ADMIN)?;
+        let caller = authorize(&self.0, &request, "delete groups", ADMIN)?;
         self.0
             .delete_group(&Actor::from(&caller), &request.into_inner().name, now())
             .await?;
@@ -123,7 +123,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::AllowDestinationRequest>,
     ) -> Reply<pb::Group> {
-        let caller = authorize(&self.0, &request, "AllowDestination", ADMIN)?;
+        let caller = authorize(&self.0, &request, "change what groups may reach", ADMIN)?;
         let r = request.into_inner();
         let destination = validate::destination(r.destination.as_ref())?;
         self.0
@@ -137,7 +137,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::DisallowDestinationRequest>,
     ) -> Reply<pb::Group> {
-        let caller = authorize(&self.0, &request, "DisallowDestination", ADMIN)?;
+        let caller = authorize(&self.0, &request, "change what groups may reach", ADMIN)?;
         let r = request.into_inner();
         let destination = validate::destination(r.destination.as_ref())?;
         self.0
@@ -151,7 +151,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::GroupMembersRequest>,
     ) -> Reply<pb::Group> {
-        let caller = authorize(&self.0, &request, "AddGroupMembers", ADMIN)?;
+        let caller = authorize(&self.0, &request, "change group members", ADMIN)?;
         let r = request.into_inner();
         self.0
             .set_membership(&Actor::from(&caller), &r.group, &r.users, true, now())
@@ -164,7 +164,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::GroupMembersRequest>,
     ) -> Reply<pb::Group> {
-        let caller = authorize(&self.0, &request, "RemoveGroupMembers", ADMIN)?;
+        let caller = authorize(&self.0, &request, "change group members", ADMIN)?;
         let r = request.into_inner();
         self.0
             .set_membership(&Actor::from(&caller), &r.group, &r.users, false, now())
@@ -177,7 +177,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::CreateEnrollmentTokenRequest>,
     ) -> Reply<pb::CreateEnrollmentTokenResponse> {
-        let caller = authorize(&self.0, &request, "CreateEnrollmentToken", ADMIN)?;
+        let caller = authorize(&self.0, &request, "enroll devices", ADMIN)?;
         let r = request.into_inner();
         let device_name = validate::name("device_name", &r.device_name)?;
         let gateway = Some(r.gateway.as_str()).filter(|g| !g.is_empty());
@@ -203,7 +203,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::ListEnrollmentTokensRequest>,
     ) -> Reply<pb::ListEnrollmentTokensResponse> {
-        authorize(&self.0, &request, "ListEnrollmentTokens", ADMIN)?;
+        authorize(&self.0, &request, "list enrollment tokens", ADMIN)?;
         let tokens = self
             .0
             .list_enrollment_tokens(now())?
@@ -217,7 +217,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::DeleteEnrollmentTokenRequest>,
     ) -> Reply<pb::DeleteEnrollmentTokenResponse> {
-        let caller = authorize(&self.0, &request, "DeleteEnrollmentToken", ADMIN)?;
+        let caller = authorize(&self.0, &request, "revoke enrollment tokens", ADMIN)?;
         self.0
             .delete_enrollment_token(&Actor::from(&caller), &request.into_inner().id, now())
             .await?;
@@ -228,7 +228,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::ListDevicesRequest>,
     ) -> Reply<pb::ListDevicesResponse> {
-        authorize(&self.0, &request, "ListDevices", ADMIN)?;
+        authorize(&self.0, &request, "list devices", AUDIT)?;
         let r = request.into_inner();
         let user = (!r.user.is_empty()).then_some(r.user.as_str());
         let devices = self
@@ -241,7 +241,7 @@ impl Admin for AdminApi {
     }
 
     async fn get_device(&self, request: Request<pb::GetDeviceRequest>) -> Reply<pb::DeviceInfo> {
-        authorize(&self.0, &request, "GetDevice", ADMIN)?;
+        authorize(&self.0, &request, "look up devices", AUDIT)?;
         Ok(Response::new(convert::device(
             self.0.find_device(&request.into_inner().name)?,
         )))
@@ -251,7 +251,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::RenameDeviceRequest>,
     ) -> Reply<pb::DeviceInfo> {
-        let caller = authorize(&self.0, &request, "RenameDevice", ADMIN)?;
+        let caller = authorize(&self.0, &request, "rename devices", ADMIN)?;
         let r = request.into_inner();
         let new_name = validate::name("new_name", &r.new_name)?;
         Ok(Response::new(convert::device(
@@ -265,7 +265,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::RevokeDeviceRequest>,
     ) -> Reply<pb::RevokeDeviceResponse> {
-        let caller = authorize(&self.0, &request, "RevokeDevice", ADMIN)?;
+        let caller = authorize(&self.0, &request, "revoke devices", ADMIN)?;
         let device = self
             .0
             .revoke_device(&Actor::from(&caller), &request.into_inner().name, now())
@@ -286,7 +286,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::CreateApiCredentialRequest>,
     ) -> Reply<pb::CreateApiCredentialResponse> {
-        let caller = authorize(&self.0, &request, "CreateApiCredential", ADMIN)?;
+        let caller = authorize(&self.0, &request, "create admin or auditor logins", ADMIN)?;
         let r = request.into_inner();
         let name = validate::name("name", &r.name)?;
         let role = match pb::Role::try_from(r.role) {
@@ -309,7 +309,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::ListApiCredentialsRequest>,
     ) -> Reply<pb::ListApiCredentialsResponse> {
-        authorize(&self.0, &request, "ListApiCredentials", ADMIN)?;
+        authorize(&self.0, &request, "list admin and auditor logins", ADMIN)?;
         let r = request.into_inner();
         let credentials = self
             .0
@@ -326,7 +326,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::RevokeApiCredentialRequest>,
     ) -> Reply<pb::RevokeApiCredentialResponse> {
-        let caller = authorize(&self.0, &request, "RevokeApiCredential", ADMIN)?;
+        let caller = authorize(&self.0, &request, "revoke admin or auditor logins", ADMIN)?;
         let credential = self
             .0
             .revoke_api_credential(&Actor::from(&caller), &request.into_inner().id, now())
@@ -341,7 +341,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::ListGatewaysRequest>,
     ) -> Reply<pb::ListGatewaysResponse> {
-        authorize(&self.0, &request, "ListGateways", ADMIN)?;
+        authorize(&self.0, &request, "list gateways", ADMIN)?;
         let gateways = self
             .0
             .list_gateways()?
@@ -355,7 +355,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::RemoveGatewayRequest>,
     ) -> Reply<pb::RemoveGatewayResponse> {
-        let caller = authorize(&self.0, &request, "RemoveGateway", ADMIN)?;
+        let caller = authorize(&self.0, &request, "remove gateways", ADMIN)?;
         let name = request.into_inner().name;
         let gateway = self
             .0
@@ -370,7 +370,7 @@ impl Admin for AdminApi {
         &self,
         request: Request<pb::CreateGatewayRequest>,
     ) -> Reply<pb::CreateGatewayResponse> {
-        let caller = authorize(&self.0, &request, "CreateGateway", ADMIN)?;
+        let caller = authorize(&self.0, &request, "add gateways", ADMIN)?;
         let r = request.into_inner();
         let name = validate::name("name", &r.name)?;
         let endpoint = validate::endpoint("endpoint", &r.endpoint)?;

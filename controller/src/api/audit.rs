@@ -60,7 +60,7 @@ impl Audit for AuditApi {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportConnectionsStream>, Status> {
-        let caller = authorize(&self.0, &request, "ExportConnections", AUDIT)?;
+        let caller = authorize(&self.0, &request, "export the connection log", AUDIT)?;
         let filter = filter_of(request.into_inner())?;
         tracing::info!(by = %caller.name, ?filter, "exporting connections");
         let rows = logs::connections(self.0.store(), filter).map(|e| e.map(|e| e.to_pb()));
@@ -71,7 +71,7 @@ impl Audit for AuditApi {
         &self,
         request: Request<pb::ExportRequest>,
     ) -> Result<Response<Self::ExportAdminActionsStream>, Status> {
-        let caller = authorize(&self.0, &request, "ExportAdminActions", AUDIT)?;
+        let caller = authorize(&self.0, &request, "export the admin log", AUDIT)?;
         let filter = filter_of(request.into_inner())?;
         tracing::info!(by = %caller.name, ?filter, "exporting admin actions");
         let rows = logs::admin_actions(self.0.store(), filter).map(|e| e.map(|e| e.to_pb()));
@@ -82,7 +82,7 @@ impl Audit for AuditApi {
         &self,
         request: Request<pb::VerifyLogRequest>,
     ) -> Result<Response<pb::VerifyLogResponse>, Status> {
-        authorize(&self.0, &request, "VerifyLog", AUDIT)?;
+        authorize(&self.0, &request, "verify the logs", AUDIT)?;
         let log = match pb::LogKind::try_from(request.into_inner().kind) {
             Ok(pb::LogKind::Connections) => Log::Connections,
             Ok(pb::LogKind::Admin) => Log::Admin,
@@ -115,7 +115,7 @@ impl Audit for AuditApi {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        authorize(&self.0, &request, "ListSessions", AUDIT)?;
+        authorize(&self.0, &request, "list sessions", AUDIT)?;
         let sessions = logs::sessions(self.0.store())?
             .into_iter()
             .map(|s| pb::ConnectedSession {

@@ -8,7 +8,7 @@ use tonic::Request;
 
 /// Roles that may call an RPC.
 pub(crate) const ADMIN: &[Role] = &[Role::Admin];
-/// Audit reads: auditors and admins.
+/// Reads: auditors and admins (the logs, and devices to look them up).
 pub(crate) const AUDIT: &[Role] = &[Role::Admin, Role::Auditor];
 /// Enrolled devices.
 pub(crate) const DEVICE: &[Role] = &[Role::Device];
@@ -26,11 +26,12 @@ pub(crate) fn address_of<M>(request: &Request<M>) -> String {
 }
 
 /// Authenticates the request's bearer credential and checks that its role
-/// is one of `allowed` for `rpc`.
+/// is one of `allowed` for `action` (what the call does, in words for the
+/// refusal: "revoke devices").
 pub(crate) fn authorize<M>(
     ctl: &Controller,
     request: &Request<M>,
-    rpc: &str,
+    action: &str,
     allowed: &[Role],
 ) -> Result<Caller> {
     let header = request
@@ -49,9 +50,9 @@ pub(crate) fn authorize<M>(
     let mut caller = ctl.authenticate(value)?;
     caller.address = address_of(request);
     if !allowed.contains(&caller.role) {
-        tracing::warn!(caller = %caller.name, role = caller.role.as_str(), rpc, "permission denied");
+        tracing::warn!(caller = %caller.name, role = caller.role.as_str(), action, "permission denied");
         return Err(Error::PermissionDenied(format!(
-            "the {} role may not call {rpc}",
+            "{}s cannot {action}",
             caller.role.as_str()
         )));
     }

@@ -26,7 +26,7 @@ impl Device for DeviceApi {
         &self,
         request: Request<pb::WatchConfigRequest>,
     ) -> Result<Response<Self::WatchConfigStream>, Status> {
-        let caller = authorize(&self.0, &request, "WatchConfig", DEVICE)?;
+        let caller = authorize(&self.0, &request, "watch a device's configuration", DEVICE)?;
         let device_id = caller
             .device_id
             .ok_or_else(|| Error::PermissionDenied("not a device credential".into()))?;
@@ -42,7 +42,7 @@ impl Device for DeviceApi {
         &self,
         request: Request<pb::DeviceStatusReport>,
     ) -> Result<Response<pb::ReportStatusResponse>, Status> {
-        let caller = authorize(&self.0, &request, "ReportStatus", DEVICE)?;
+        let caller = authorize(&self.0, &request, "report a device's status", DEVICE)?;
         let device_id = caller
             .device_id
             .ok_or_else(|| Error::PermissionDenied("not a device credential".into()))?;

@@ -33,7 +33,7 @@ impl Gateway for GatewayApi {
         &self,
         request: Request<pb::WatchPeersRequest>,
     ) -> Result<Response<Self::WatchPeersStream>, Status> {
-        let caller = authorize(&self.0, &request, "WatchPeers", GATEWAY)?;
+        let caller = authorize(&self.0, &request, "watch the peer set", GATEWAY)?;
         let gateway = self.0.gateway_of(&caller)?;
         if gateway.public_key.is_empty() {
             return Err(Error::FailedPrecondition(
@@ -59,7 +59,7 @@ impl Gateway for GatewayApi {
         &self,
         request: Request<pb::ReportEventsRequest>,
     ) -> Result<Response<pb::ReportEventsResponse>, Status> {
-        let caller = authorize(&self.0, &request, "ReportEvents", GATEWAY)?;
+        let caller = authorize(&self.0, &request, "report connection events", GATEWAY)?;
         let gateway = self.0.gateway_of(&caller)?;
         let events = request
             .into_inner()
@@ -82,7 +82,7 @@ impl Gateway for GatewayApi {
         &self,
         request: Request<pb::AckRevisionRequest>,
     ) -> Result<Response<pb::AckRevisionResponse>, Status> {
-        let caller = authorize(&self.0, &request, "AckRevision", GATEWAY)?;
+        let caller = authorize(&self.0, &request, "acknowledge peer revisions", GATEWAY)?;
         let gateway = self.0.gateway_of(&caller)?;
         let revision = request.into_inner().revision;
         tracing::debug!(gateway = %gateway.name, revision, "gateway applied");
@@ -94,7 +94,7 @@ impl Gateway for GatewayApi {
         &self,
         request: Request<pb::RegisterGatewayRequest>,
     ) -> Result<Response<pb::RegisterGatewayResponse>, Status> {
-        let caller = authorize(&self.0, &request, "Register", GATEWAY)?;
+        let caller = authorize(&self.0, &request, "register gateways", GATEWAY)?;
         let public_key: PublicKey = request
             .into_inner()
             .public_key

@@ -15,7 +15,7 @@ impl Session for SessionApi {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let caller = authorize(&self.0, &request, "WhoAmI", ANY)?;
+        let caller = authorize(&self.0, &request, "ask who they are", ANY)?;
         Ok(Response::new(pb::WhoAmIResponse {
             name: caller.name,
             role: convert::role(caller.role) as i32,

@@ -156,14 +156,47 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         outbox,
         events_ready: Notify::new(),
     });
-    tokio::select! {
-        () = gateway.clone().follow_forever() => {}
-        () = gateway.clone().observe_forever() => {}
-        () = gateway.clone().report_forever() => {}
-        () = shutdown => tracing::info!("gateway stopping"),
-    }
+    let outcome = tokio::select! {
+        retired = gateway.clone().follow_forever() => Err(retired.into()),
+        () = gateway.clone().observe_forever() => Ok(()),
+        () = gateway.clone().report_forever() => Ok(()),
+        () = shutdown => {
+            tracing::info!("gateway stopping");
+            Ok(())
+        }
+    };
     gateway.stop().await;
-    Ok(())
+    outcome
+}
+
+/// The controller no longer accepts this gateway's credential (it was
+/// removed with `portactl gateways remove`, or the controller was set up
+/// anew): retrying cannot help, so the gateway stops (exit status 4, which
+/// the packaged unit does not restart).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the controller no longer accepts this gateway ({message}); it was removed \
+     (`portactl gateways remove`) or the controller was set up anew. To serve again, \
+     add it with `portactl gateways add` and start it with the new invitation \
+     after emptying {data}"
+)]
+pub struct GatewayRetired {
+    /// What the controller said.
+    pub message: String,
+    /// The gateway's data directory.
+    pub data: String,
+}
+
+/// The controller's message when `error` is its refusal of the credential.
+fn refused_credential(error: &anyhow::Error) -> Option<String> {
+    error.chain().find_map(|cause| {
+        let status = cause.downcast_ref::<tonic::Status>()?;
+        matches!(
+            status.code(),
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+        )
+        .then(|| status.message().to_owned())
+    })
 }
 
 /// A running remote gateway: its tunnel, its peers and sessions, and the
@@ -191,14 +224,21 @@ impl Gateway {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Follows the controller forever, reconnecting with backoff (reset
-    /// after every stream that got going).
-    async fn follow_forever(self: Arc<Self>) {
+    /// Follows the controller, reconnecting with backoff (reset after
+    /// every stream that got going), until it refuses this gateway's
+    /// credential.
+    async fn follow_forever(self: Arc<Self>) -> GatewayRetired {
         let mut backoff = Duration::from_secs(1);
         loop {
             let mut streamed = false;
             match self.follow(&mut streamed).await {
                 Ok(()) => tracing::warn!("the controller ended the peer stream; reconnecting"),
+                Err(error) if refused_credential(&error).is_some() => {
+                    return GatewayRetired {
+                        message: refused_credential(&error).unwrap_or_default(),
+                        data: self.data.display().to_string(),
+                    };
+                }
                 Err(error) => tracing::warn!(
                     error = %describe_chain(error.chain()),
                     retry_in = ?backoff,
