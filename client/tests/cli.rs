@@ -21,19 +21,21 @@ fn stderr(output: &Output) -> String {
 #[test]
 fn an_unenrolled_computer_is_told_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [
-        &["up"][..],
-        &["export-wg"],
-        &["status", "--interface", "portanone0"],
-    ] {
+    for args in [&["up"][..], &["export-wg"]] {
         let output = porta(dir.path(), args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");
         let message = stderr(&output);
         assert!(
-            message.contains("porta enroll") || message.contains("not up"),
+            message.contains("porta enroll") || message.contains("sudo"),
             "{args:?}: {message}"
         );
     }
+    let status = porta(dir.path(), &["status", "--interface", "portanone0"]);
+    assert_eq!(status.status.code(), Some(3), "not connected");
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout).trim(),
+        "not connected"
+    );
 }
 
 #[test]
