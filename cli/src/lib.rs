@@ -7,6 +7,7 @@
 //! * [`commands`]: one module per command family; each turns arguments
 //!   into gRPC calls on a pinned-TLS channel and prints the result.
 //! * [`output`]: tables for people, JSON for scripts.
+//! * [`spreadsheet`]: the separators and encodings spreadsheets save CSV in.
 //! * [`error`]: exit codes (0 ok, 1 error, 2 usage, 3 not found, 4 denied).
 
 pub mod args;
@@ -14,3 +15,4 @@ pub mod commands;
 pub mod error;
 pub mod output;
 pub mod profile;
+pub mod spreadsheet;

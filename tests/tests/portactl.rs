@@ -367,18 +367,25 @@ async fn exit_codes_mean_something() {
         auditor["invitation"].as_str().unwrap(),
     ])
     .await;
-    cli.json(&[
-        "--profile",
-        "default",
-        "enroll",
-        "--user",
-        "anna",
-        "--device",
-        "anna-pc",
-    ])
-    .await;
+    let invited = cli
+        .json(&[
+            "--profile",
+            "default",
+            "enroll",
+            "--user",
+            "anna",
+            "--device",
+            "anna-pc",
+        ])
+        .await;
     let device = cli.json(&["--profile", "default", "tokens", "list"]).await;
     assert_eq!(device.as_array().unwrap().len(), 1);
+    enroll(
+        &mut ctl.enrollment().await,
+        invited["invitation"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
 
     // 3: not found.
     let (code, stderr) = cli
@@ -491,7 +498,7 @@ async fn csv_enrollment_reports_bad_rows_and_resumes() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("line 5") && stderr.contains("already exists"),
+        stderr.contains("line 5") && stderr.contains("exists already"),
         "{stderr}"
     );
     let written = read_out(&out);
@@ -895,6 +902,83 @@ async fn a_closed_stdout_ends_every_program_quietly() {
             output.status.success() || output.status.signal() == Some(13),
             "{program} {args:?} ended with {:?}, not quietly",
             output.status
+        );
+    }
+}
+
+#[tokio::test]
+async fn csv_files_as_spreadsheets_save_them_enroll_with_the_right_lines() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    // What Excel in a Catalan locale saves: semicolons, capitalised
+    // headers, and (as "CSV") Windows-1252; a note cell spans two lines, so
+    // the bad row after it starts on line 4 of the file.
+    let sheet = |n: &str| {
+        format!(
+            "User;Device;Groups;Display_Name;Email;Note\n\
+             núria{n};núria{n}-pc;;Núria Puig;nuria{n}@calonge.cat;\"two\nlines\"\n\
+             jordi{n};jordi{n}-pc;nonexistent;Jordi Roca;;\n"
+        )
+    };
+    let cp1252 = |text: &str| -> Vec<u8> {
+        text.chars()
+            .map(|c| match c {
+                'ú' => 0xFA,
+                c => u8::try_from(u32::from(c)).unwrap(),
+            })
+            .collect()
+    };
+    let utf16 = |text: &str| -> Vec<u8> {
+        let mut bytes = vec![0xFF, 0xFE];
+        bytes.extend(
+            text.replace(';', "\t")
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        );
+        bytes
+    };
+    let utf8_bom = |text: &str| -> Vec<u8> {
+        let mut bytes = vec![0xEF, 0xBB, 0xBF];
+        bytes.extend_from_slice(text.as_bytes());
+        bytes
+    };
+    for (name, bytes) in [
+        ("cp1252", cp1252(&sheet("1"))),
+        ("utf16", utf16(&sheet("2"))),
+        ("bom", utf8_bom(&sheet("3"))),
+    ] {
+        let staff = dir.path().join(format!("{name}.csv"));
+        let out = dir.path().join(format!("{name}-out.csv"));
+        std::fs::write(&staff, bytes).unwrap();
+        let output = cli
+            .run(&[
+                "enroll",
+                "--csv",
+                staff.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(
+            stderr.contains("line 4:") && stderr.contains("nonexistent"),
+            "{name}: the bad row's own line: {stderr}"
+        );
+        let written = read_out(&out);
+        assert_eq!(written.len(), 1, "{name}: {written:?}");
+        let digit = match name {
+            "cp1252" => "1",
+            "utf16" => "2",
+            _ => "3",
+        };
+        assert_eq!(written[0][0], format!("núria{digit}"), "{name}");
+        assert_eq!(
+            (written[0][5].as_str(), written[0][6].as_str()),
+            ("Núria Puig", format!("nuria{digit}@calonge.cat").as_str()),
+            "{name}: display_name and email copied"
         );
     }
 }

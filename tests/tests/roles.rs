@@ -421,6 +421,17 @@ async fn every_rpc_checks_the_callers_role() {
         .unwrap()
         .into_inner();
     let auditor_credential = ctl.login(&auditor.invitation).await.unwrap().credential;
+    // The credential RevokeApiCredential's cells revoke: not the one the
+    // auditor's own cells call with.
+    let retiring = admin
+        .create_api_credential(pb::CreateApiCredentialRequest {
+            name: "retiring-auditor".into(),
+            role: pb::Role::Auditor as i32,
+            ttl_seconds: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let annex = admin
         .create_gateway(pb::CreateGatewayRequest {
             name: "annex".into(),
@@ -441,7 +452,7 @@ async fn every_rpc_checks_the_callers_role() {
             .tokens[0]
             .id
             .clone(),
-        auditor_id: auditor.credential.unwrap().id,
+        auditor_id: retiring.credential.unwrap().id,
     };
     let forged = format!("{}.{}", &admin_credential[..16], "a".repeat(52));
     let credential = |who: Who| -> Option<String> {

@@ -3,7 +3,9 @@
 //! A CSV run is resumable: every invitation is appended to `--out` (and
 //! flushed) the moment it exists — it cannot be shown again — and a re-run
 //! skips the rows whose user and device are already in `--out`. A bad row
-//! is reported and the run goes on.
+//! is reported and the run goes on. The input may be what a spreadsheet
+//! saved: any separator and encoding [`crate::spreadsheet`] knows; the
+//! output copies each row's `display_name` and `email`, for mail merges.
 
 use super::{Ctx, print_invitation};
 use crate::args::EnrollArgs;
@@ -101,20 +103,42 @@ async fn bulk(
     gateway: Option<&str>,
     ttl: u64,
 ) -> Result<()> {
+    let bytes =
+        std::fs::read(csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
+    let (text, _) = crate::spreadsheet::decode(&bytes);
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_path(csv_path)
-        .with_context(|| format!("opening {}", csv_path.display()))?;
-    let headers = reader.headers()?.clone();
+        .delimiter(crate::spreadsheet::delimiter(&text))
+        .from_reader(text.as_bytes());
+    // Spreadsheets capitalise headers ("User"); columns are matched by name.
+    let headers: csv::StringRecord = reader
+        .headers()
+        .with_context(|| format!("reading the header of {}", csv_path.display()))?
+        .iter()
+        .map(str::to_lowercase)
+        .collect();
     for needed in ["user", "device"] {
         if !headers.iter().any(|h| h == needed) {
             bail!(Usage(format!(
-                "{} has no {needed:?} column (columns: user, device, groups, display_name, email)",
-                csv_path.display()
+                "{} has no {needed:?} column (its columns: {}; expected: user, device, groups, \
+                 display_name, email, gateway)",
+                csv_path.display(),
+                headers.iter().collect::<Vec<_>>().join(", ")
             )));
         }
     }
-    let rows: Vec<Result<Row, csv::Error>> = reader.deserialize().collect();
+    // Each row with the line it starts on in the file (a quoted cell may
+    // span lines, so counting rows would misreport).
+    let rows: Vec<(u64, Result<Row, csv::Error>)> = reader
+        .records()
+        .map(|record| match record {
+            Ok(record) => {
+                let line = record.position().map_or(0, csv::Position::line);
+                (line, record.deserialize(Some(&headers)))
+            }
+            Err(e) => (e.position().map_or(0, csv::Position::line), Err(e)),
+        })
+        .collect();
     let done = already_done(out_path)?;
     let mut out = open_out(out_path)?;
     let mut admin = ctx.admin().await?;
@@ -133,8 +157,7 @@ async fn bulk(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let (mut enrolled, mut skipped, mut failures) = (0usize, 0usize, Vec::new());
-    for (index, row) in rows.into_iter().enumerate() {
-        let line = index + 2; // 1-based, after the header
+    for (line, row) in rows {
         progress.inc(1);
         let mut row = match row {
             Ok(row) => row,
@@ -160,6 +183,8 @@ async fn bulk(
                     created.invitation.as_str(),
                     crate::output::time(token.expires_at).as_str(),
                     ready_to_send(&row.user, &created.invitation).as_str(),
+                    row.display_name.as_str(),
+                    row.email.as_str(),
                 ])?;
                 out.flush()?;
                 enrolled += 1;
@@ -286,8 +311,12 @@ fn already_done(out: &Path) -> Result<HashSet<(String, String)>> {
     if !out.exists() {
         return Ok(HashSet::new());
     }
-    let mut reader =
-        csv::Reader::from_path(out).with_context(|| format!("reading {}", out.display()))?;
+    // Files from before display_name and email were copied have fewer
+    // columns: only the first two matter here.
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(out)
+        .with_context(|| format!("reading {}", out.display()))?;
     let mut done = HashSet::new();
     for record in reader.records() {
         let record = record.with_context(|| format!("{} is damaged", out.display()))?;
@@ -315,7 +344,15 @@ fn open_out(path: &Path) -> Result<csv::Writer<std::fs::File>> {
         .has_headers(false)
         .from_writer(file);
     if fresh {
-        writer.write_record(["user", "device", "invitation", "expires", "message"])?;
+        writer.write_record([
+            "user",
+            "device",
+            "invitation",
+            "expires",
+            "message",
+            "display_name",
+            "email",
+        ])?;
         writer.flush()?;
     }
     Ok(writer)
