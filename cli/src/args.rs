@@ -345,6 +345,9 @@ pub enum ExportFormat {
     Csv,
     /// One JSON object per line.
     Jsonl,
+    /// An Excel workbook for spreadsheets: times as dates (UTC), counts as
+    /// numbers, hashes as text, header frozen (needs --out).
+    Xlsx,
 }
 
 fn parse_time(text: &str) -> Result<u64, String> {

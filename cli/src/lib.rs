@@ -8,6 +8,7 @@
 //!   into gRPC calls on a pinned-TLS channel and prints the result.
 //! * [`output`]: tables for people, JSON for scripts.
 //! * [`spreadsheet`]: the separators and encodings spreadsheets save CSV in.
+//! * [`workbook`]: log exports as typed Excel workbooks, and back.
 //! * [`error`]: exit codes (0 ok, 1 error, 2 usage, 3 not found, 4 denied).
 
 pub mod args;
@@ -16,3 +17,4 @@ pub mod error;
 pub mod output;
 pub mod profile;
 pub mod spreadsheet;
+pub mod workbook;

@@ -982,3 +982,79 @@ async fn csv_files_as_spreadsheets_save_them_enroll_with_the_right_lines() {
         );
     }
 }
+
+/// Opens `file` in headless LibreOffice and saves it as `format` into
+/// `out_dir` (what an auditor does with "Save as"); returns the new file.
+fn libreoffice_resave(file: &Path, format: &str, out_dir: &Path) -> PathBuf {
+    let profile = out_dir.join("lo-profile");
+    let output = std::process::Command::new("soffice")
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.display()
+        ))
+        .args(["--headless", "--convert-to", format, "--outdir"])
+        .arg(out_dir)
+        .arg(file)
+        .output()
+        .expect("soffice (Debian's libreoffice-calc-nogui; .ci/run installs it)");
+    assert!(output.status.success(), "{output:?}");
+    let extension = format.split(':').next().unwrap();
+    let saved = out_dir.join(file.with_extension(extension).file_name().unwrap());
+    assert!(saved.exists(), "LibreOffice wrote nothing: {output:?}");
+    saved
+}
+
+#[tokio::test]
+async fn exports_opened_and_saved_by_a_spreadsheet_still_verify() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    cli.json(&[
+        "groups",
+        "add",
+        "00123",
+        "--description",
+        "=cmd|' /C calc'!A0",
+    ])
+    .await;
+    cli.json(&["enroll", "--user", "núria", "--device", "núria-pc"])
+        .await;
+    let mut exports = Vec::new();
+    for format in ["xlsx", "csv"] {
+        let path = dir.path().join(format!("admin.{format}"));
+        cli.json(&[
+            "logs",
+            "export",
+            "--kind",
+            "admin",
+            "--format",
+            format,
+            "--out",
+            path.to_str().unwrap(),
+        ])
+        .await;
+        exports.push(path);
+    }
+    let (xlsx, csv) = (exports[0].clone(), exports[1].clone());
+    let verify = |path: PathBuf| {
+        let cli = &cli;
+        async move {
+            cli.json(&["logs", "verify", "--file", path.to_str().unwrap()])
+                .await
+        }
+    };
+    // As exported.
+    assert_eq!(verify(xlsx.clone()).await["ok"], true);
+    assert_eq!(verify(csv.clone()).await["ok"], true);
+    // Opened and saved again by LibreOffice.
+    let resaved = dir.path().join("resaved");
+    std::fs::create_dir(&resaved).unwrap();
+    let xlsx_again = libreoffice_resave(&xlsx, "xlsx:Calc MS Excel 2007 XML", &resaved);
+    let checked = verify(xlsx_again).await;
+    assert_eq!(checked["ok"], true, "{checked}");
+    assert!(checked["records"].as_u64().unwrap() >= 4, "{checked}");
+    let csv_again = libreoffice_resave(&csv, "csv", &resaved);
+    let checked = verify(csv_again).await;
+    assert_eq!(checked["ok"], true, "{checked}");
+}

@@ -8,6 +8,7 @@
 
 use super::Ctx;
 use crate::args::{ExportFormat, LogKind, LogsCommand};
+use crate::error::Usage;
 use crate::output::{self, Listing};
 use anyhow::{Context, Result, bail};
 use porta_proto::audit::{self, Gaps, Log, Row};
@@ -66,17 +67,28 @@ fn log_of(kind: LogKind) -> Log {
     }
 }
 
-/// Writes rows as CSV or JSON lines.
-struct Writer {
-    log: Log,
-    csv: Option<csv::Writer<Box<dyn Write>>>,
-    jsonl: Option<Box<dyn Write>>,
+/// Writes rows as CSV, JSON lines or a workbook.
+enum Writer {
+    Csv(Log, csv::Writer<Box<dyn Write>>),
+    Jsonl(Log, Box<dyn Write>),
+    Xlsx(crate::workbook::LogWorkbook),
 }
 
 impl Writer {
-    fn new(log: Log, format: ExportFormat, mut sink: Box<dyn Write>) -> Result<Self> {
+    /// A writer to `out` (stdout when `None`; a workbook needs a file).
+    fn new(log: Log, format: ExportFormat, out: Option<&Path>) -> Result<Self> {
+        let sink = || -> Result<Box<dyn Write>> {
+            Ok(match out {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            })
+        };
         Ok(match format {
             ExportFormat::Csv => {
+                let mut sink = sink()?;
                 // The byte-order mark tells Excel the file is UTF-8
                 // (LibreOffice does not need it and ignores it).
                 sink.write_all(UTF8_BOM)?;
@@ -84,49 +96,71 @@ impl Writer {
                     .terminator(csv::Terminator::CRLF)
                     .from_writer(sink);
                 csv.write_record(log.header())?;
-                Self {
-                    log,
-                    csv: Some(csv),
-                    jsonl: None,
-                }
+                Self::Csv(log, csv)
             }
-            ExportFormat::Jsonl => Self {
-                log,
-                csv: None,
-                jsonl: Some(sink),
-            },
+            ExportFormat::Jsonl => Self::Jsonl(log, sink()?),
+            ExportFormat::Xlsx => {
+                let Some(path) = out else {
+                    bail!(Usage(
+                        "--format xlsx writes a file: add --out FILE.xlsx".into()
+                    ));
+                };
+                Self::Xlsx(crate::workbook::LogWorkbook::create(path, log)?)
+            }
         })
     }
 
     fn row(&mut self, cells: Vec<String>, previous_hash: &str, hash: &str) -> Result<()> {
-        if let Some(csv) = &mut self.csv {
-            let safe = cells
-                .iter()
-                .map(|c| audit::neutralise(c).into_owned())
-                .chain([previous_hash.to_owned(), hash.to_owned()]);
-            csv.write_record(safe)?;
-        }
-        if let Some(out) = &mut self.jsonl {
-            let mut object = Map::new();
-            for (name, cell) in self.log.columns().iter().zip(cells) {
-                object.insert((*name).into(), json_cell(name, cell));
+        match self {
+            Self::Csv(log, csv) => {
+                let safe = log
+                    .columns()
+                    .iter()
+                    .zip(&cells)
+                    .map(|(column, cell)| spreadsheet_safe(column, cell))
+                    .chain([previous_hash.to_owned(), hash.to_owned()]);
+                csv.write_record(safe)?;
             }
-            object.insert("previous_hash".into(), previous_hash.into());
-            object.insert("hash".into(), hash.into());
-            serde_json::to_writer(&mut *out, &Value::Object(object))?;
-            out.write_all(b"\n")?;
+            Self::Jsonl(log, out) => {
+                let mut object = Map::new();
+                for (name, cell) in log.columns().iter().zip(cells) {
+                    object.insert((*name).into(), json_cell(name, cell));
+                }
+                object.insert("previous_hash".into(), previous_hash.into());
+                object.insert("hash".into(), hash.into());
+                serde_json::to_writer(&mut *out, &Value::Object(object))?;
+                out.write_all(b"\n")?;
+            }
+            Self::Xlsx(book) => book.row(&cells, previous_hash, hash)?,
         }
         Ok(())
     }
 
     fn finish(self) -> Result<()> {
-        if let Some(mut csv) = self.csv {
-            csv.flush()?;
-        }
-        if let Some(mut out) = self.jsonl {
-            out.flush()?;
+        match self {
+            Self::Csv(_, mut csv) => csv.flush()?,
+            Self::Jsonl(_, mut out) => out.flush()?,
+            Self::Xlsx(book) => book.finish()?,
         }
         Ok(())
+    }
+}
+
+/// A CSV cell a spreadsheet opens and saves back unchanged: formulas are
+/// neutralised (`porta_proto::audit::neutralise`), and so is text that it
+/// would read as a number and rewrite ("00123" → "123", "1e5" → "100000"),
+/// with the same leading `'`, which LibreOffice and Excel keep as text and
+/// verification removes.
+fn spreadsheet_safe(column: &str, cell: &str) -> String {
+    let numeric = !cell.is_empty()
+        && cell.bytes().any(|b| b.is_ascii_digit())
+        && cell
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b',' | b'e' | b'E'));
+    if numeric && crate::workbook::cell_kind(column) == crate::workbook::CellKind::Text {
+        format!("'{cell}")
+    } else {
+        audit::neutralise(cell).into_owned()
     }
 }
 
@@ -149,13 +183,7 @@ async fn export(
 ) -> Result<()> {
     let log = log_of(kind);
     let mut audit = AuditClient::new(ctx.channel().await?);
-    let sink: Box<dyn Write> = match &out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let mut writer = Writer::new(log, format, sink)?;
+    let mut writer = Writer::new(log, format, out.as_deref())?;
     let progress = match &out {
         Some(_) => {
             let bar = indicatif::ProgressBar::new_spinner();
@@ -298,6 +326,10 @@ async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>) -> Result<()> {
 type Rows = Box<dyn Iterator<Item = Result<Row>>>;
 
 fn read_export(path: &Path) -> Result<(Log, Rows)> {
+    if crate::workbook::is_workbook(path)? {
+        let (log, rows) = crate::workbook::read(path)?;
+        return Ok((log, Box::new(rows.into_iter().map(Ok))));
+    }
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut reader = BufReader::new(file);
     if reader.fill_buf()?.starts_with(UTF8_BOM) {
@@ -352,20 +384,62 @@ fn read_export(path: &Path) -> Result<(Log, Rows)> {
     let width = log.columns().len();
     let rows = csv.into_records().map(move |record| {
         let record = record.context("an unreadable CSV row")?;
+        let line = record.position().map_or(0, csv::Position::line);
         let cells: Vec<String> = record
             .iter()
             .map(|c| audit::unneutralise(c).to_owned())
             .collect();
         if cells.len() != width + 2 {
-            bail!("a row has {} cells, not {}", cells.len(), width + 2);
+            bail!("line {line} has {} cells, not {}", cells.len(), width + 2);
         }
-        Ok(Row {
-            previous_hash: cells[width].clone(),
-            hash: cells[width + 1].clone(),
-            cells: cells[..width].to_vec(),
-        })
+        as_exported(
+            log,
+            line,
+            Row {
+                previous_hash: cells[width].clone(),
+                hash: cells[width + 1].clone(),
+                cells: cells[..width].to_vec(),
+            },
+        )
     });
     Ok((log, Box::new(rows)))
+}
+
+/// A CSV row as Porta wrote it, or a verification failure naming the
+/// column a spreadsheet program changed when it re-saved the file. The one
+/// change that loses nothing is undone: the first record's 64-zero
+/// `previous_hash` read as the number 0.
+fn as_exported(log: Log, line: u64, mut row: Row) -> Result<Row> {
+    if row.previous_hash == "0" {
+        row.previous_hash = audit::GENESIS.to_owned();
+    }
+    let header = log.header();
+    let cells = row.cells.iter().chain([&row.previous_hash, &row.hash]);
+    for (column, cell) in header.iter().zip(cells) {
+        let expected = match crate::workbook::cell_kind(column) {
+            _ if *column == "previous_hash" || *column == "hash" => (cell.len() == 64
+                && cell.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then_some(())
+            .ok_or("64 hexadecimal digits"),
+            crate::workbook::CellKind::Count => (!cell.is_empty()
+                && cell.bytes().all(|b| b.is_ascii_digit()))
+            .then_some(())
+            .ok_or("a whole number"),
+            crate::workbook::CellKind::Time => (cell.is_empty()
+                || humantime::parse_rfc3339(cell).is_ok())
+            .then_some(())
+            .ok_or("a UTC time like 2026-11-23T14:05:00Z"),
+            crate::workbook::CellKind::Text => Ok(()),
+        };
+        if let Err(expected) = expected {
+            bail!(VerificationFailed(format!(
+                "line {line}, column {column}: {cell:?} is not as Porta exported it ({expected}); \
+                 a spreadsheet program probably changed it when saving the file. Verify the \
+                 original export, or export with --format xlsx to open logs in a spreadsheet"
+            )));
+        }
+    }
+    Ok(row)
 }
 
 fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
@@ -529,8 +603,7 @@ mod tests {
     fn write(format: ExportFormat) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("export");
-        let file = std::fs::File::create(&path).unwrap();
-        let mut writer = Writer::new(Log::Admin, format, Box::new(file)).unwrap();
+        let mut writer = Writer::new(Log::Admin, format, Some(&path)).unwrap();
         for (cells, previous, hash) in tricky_rows() {
             writer.row(cells, &previous, &hash).unwrap();
         }
@@ -594,5 +667,41 @@ mod tests {
             rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
             expected
         );
+    }
+
+    #[test]
+    fn xlsx_exports_read_back_to_the_same_cells_and_verify() {
+        let (_dir, path) = write(ExportFormat::Xlsx);
+        let (log, rows) = read_export(&path).unwrap();
+        assert_eq!(log, Log::Admin);
+        let rows: Vec<Row> = rows.map(Result::unwrap).collect();
+        let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
+            expected
+        );
+        let sequences = rows.iter().filter_map(Row::sequence).collect();
+        assert!(audit::verify(rows, &sequences, Gaps::Forbidden, None).is_ok());
+    }
+
+    #[test]
+    fn a_spreadsheets_changes_to_a_csv_are_undone_or_named() {
+        let (cells, previous, hash) = tricky_rows().remove(0);
+        let row = |cells: Vec<String>, previous: &str| Row {
+            cells,
+            previous_hash: previous.to_owned(),
+            hash: hash.clone(),
+        };
+        // 64 zeros read as the number 0: undone.
+        assert_eq!(previous, audit::GENESIS);
+        let undone = as_exported(Log::Admin, 2, row(cells.clone(), "0")).unwrap();
+        assert_eq!(undone.previous_hash, audit::GENESIS);
+        // A time reformatted: named, with its line and column.
+        let mut reformatted = cells;
+        reformatted[1] = "23/11/2026 14:05".into();
+        let error = as_exported(Log::Admin, 2, row(reformatted, &previous)).unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("line 2, column at"), "{message}");
+        assert!(error.is::<VerificationFailed>());
     }
 }
