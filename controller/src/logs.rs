@@ -520,19 +520,19 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
     }
     let records = sequences.len() as u64;
     let first_expected = anchor.sequence + 1;
-    if let Some(&first) = sequences.iter().min() {
-        if first > first_expected {
-            // The oldest records are gone but no retention run pruned them.
-            return Ok(Verification {
-                records,
-                range: None,
-                last_hash: head.hash,
-                problem: Some(audit::Break::Deleted {
-                    first: first_expected,
-                    last: first - 1,
-                }),
-            });
-        }
+    if let Some(&first) = sequences.iter().min()
+        && first > first_expected
+    {
+        // The oldest records are gone but no retention run pruned them.
+        return Ok(Verification {
+            records,
+            range: None,
+            last_hash: head.hash,
+            problem: Some(audit::Break::Deleted {
+                first: first_expected,
+                last: first - 1,
+            }),
+        });
     }
     let rows = store.tree(tree).iter().values().map(|bytes| -> Row {
         let bytes = bytes.map(|b| b.to_vec()).unwrap_or_default();

@@ -1285,13 +1285,12 @@ impl Controller {
         }
         self.write(|t| {
             t.remove(T::Gateways, gateway.id.as_bytes())?;
-            if let Some(id) = &gateway.credential_id {
-                if let Some(mut credential) =
+            if let Some(id) = &gateway.credential_id
+                && let Some(mut credential) =
                     t.get::<CredentialRecord>(T::Credentials, id.as_bytes())?
-                {
-                    credential.revoked_at = Some(now);
-                    t.put(T::Credentials, id.as_bytes(), &credential)?;
-                }
+            {
+                credential.revoked_at = Some(now);
+                t.put(T::Credentials, id.as_bytes(), &credential)?;
             }
             t.log_admin(actor, "gateway.remove", name, json(&gateway), None, now)
         })

@@ -306,15 +306,15 @@ pub fn verify(
                         after: sequence,
                     });
                 }
-                if let Some(anchor) = anchor {
-                    if row.previous_hash != anchor {
-                        return Err(Break::Anchor {
-                            detail: format!(
-                                "record {sequence} should follow hash {anchor}, not {}",
-                                row.previous_hash
-                            ),
-                        });
-                    }
+                if let Some(anchor) = anchor
+                    && row.previous_hash != anchor
+                {
+                    return Err(Break::Anchor {
+                        detail: format!(
+                            "record {sequence} should follow hash {anchor}, not {}",
+                            row.previous_hash
+                        ),
+                    });
                 }
             }
             Some((last, last_hash)) => {

@@ -71,7 +71,7 @@ fn log_of(kind: LogKind) -> Log {
 enum Writer {
     Csv(Log, csv::Writer<Box<dyn Write>>),
     Jsonl(Log, Box<dyn Write>),
-    Xlsx(crate::workbook::LogWorkbook),
+    Xlsx(Box<crate::workbook::LogWorkbook>),
 }
 
 impl Writer {
@@ -105,7 +105,7 @@ impl Writer {
                         "--format xlsx writes a file: add --out FILE.xlsx".into()
                     ));
                 };
-                Self::Xlsx(crate::workbook::LogWorkbook::create(path, log)?)
+                Self::Xlsx(Box::new(crate::workbook::LogWorkbook::create(path, log)?))
             }
         })
     }
@@ -166,10 +166,10 @@ fn spreadsheet_safe(column: &str, cell: &str) -> String {
 
 /// Numbers stay numbers in JSON lines; everything else is text.
 fn json_cell(column: &str, cell: String) -> Value {
-    if matches!(column, "sequence" | "rx_bytes" | "tx_bytes") {
-        if let Ok(n) = cell.parse::<u64>() {
-            return n.into();
-        }
+    if matches!(column, "sequence" | "rx_bytes" | "tx_bytes")
+        && let Ok(n) = cell.parse::<u64>()
+    {
+        return n.into();
     }
     cell.into()
 }
