@@ -14,6 +14,7 @@
 # PATHS="veth porta" runs a subset of: veth wireguard-go boringtun porta)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/netns.sh
 umask 077 # keys are written below
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
 PATHS=${PATHS:-veth wireguard-go boringtun porta}
@@ -25,9 +26,7 @@ PIDS=()
 cleanup() {
     for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done
     [ -f "$WORK/iperf.pid" ] && kill "$(cat "$WORK/iperf.pid")" 2>/dev/null || true
-    sleep 0.5
-    ip netns del $A 2>/dev/null || true
-    ip netns del $B 2>/dev/null || true
+    netns_remove $A $B
     rm -f /var/run/wireguard/pb*.sock
     rm -rf "$WORK"
 }

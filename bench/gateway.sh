@@ -5,10 +5,11 @@
 # creates and removes). Needs root for the wireguard-go reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/netns.sh
 umask 077
 WORK=$(mktemp -d)
 NS=pbench-gw
-cleanup() { pkill -f "wireguard-go -f pbgwref" 2>/dev/null || true; ip netns del $NS 2>/dev/null || true; rm -f /var/run/wireguard/pbgwref.sock; rm -rf "$WORK"; }
+cleanup() { netns_remove $NS; rm -f /var/run/wireguard/pbgwref.sock; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 cargo bench --locked --quiet -p porta-tests --bench gateway -- "$WORK/peers.conf"

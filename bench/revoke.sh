@@ -15,6 +15,7 @@
 # Needs root. Usage: sudo bench/revoke.sh   (PEERS=200 ROUNDS=5 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/netns.sh
 umask 077
 PEERS=${PEERS:-200}
 ROUNDS=${ROUNDS:-5}
@@ -23,9 +24,7 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
     for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done
-    sleep 0.5
-    ip netns del $A 2>/dev/null || true
-    ip netns del $B 2>/dev/null || true
+    netns_remove $A $B
     rm -f /var/run/wireguard/prv*.sock
     rm -rf "$WORK"
 }

@@ -18,14 +18,14 @@ if [ -z "${PORTA_BIN:-}" ]; then
     cargo build --release --locked --quiet --bin porta-controller --bin porta --bin portactl
     PORTA_BIN=$PWD/target/release
 fi
+. scripts/lib/netns.sh
 TAG=pdemo$$
 HOME_NS=$TAG-home TOWN=$TAG-town LAN=$TAG-lan
-WORK=$(mktemp -d)
-PIDS=()
+# The tag is in the work directory's name too, so every process of the run
+# (all started inside the namespaces) can be found by it.
+WORK=$(mktemp -d -t "$TAG.XXXXXX")
 cleanup() {
-    for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done
-    sleep 0.5
-    for ns in $HOME_NS $TOWN $LAN; do ip netns del "$ns" 2>/dev/null || true; done
+    netns_remove $HOME_NS $TOWN $LAN
     rm -f /var/run/wireguard/${TAG}*.sock
     rm -rf "$WORK"
 }
@@ -50,13 +50,13 @@ for pair in "$HOME_NS ${TAG}h" "$TOWN ${TAG}t1" "$LAN ${TAG}l" "$TOWN ${TAG}t2";
 ip -n $LAN route add 10.77.0.0/16 via 10.98.2.1
 in_ns $TOWN sysctl -qw net.ipv4.ip_forward=1
 mkdir -p "$WORK/www"; echo "Ajuntament: expedients, GIS, fitxers — you are inside the town network" >"$WORK/www/index.html"
-in_ns $LAN python3 -m http.server 8080 --bind 10.98.2.2 --directory "$WORK/www" >/dev/null 2>&1 & PIDS+=($!)
+in_ns $LAN python3 -m http.server 8080 --bind 10.98.2.2 --directory "$WORK/www" >/dev/null 2>&1 &
 
 step "Town hall: porta-controller init, then serve (API + embedded WireGuard gateway)"
 in_ns $TOWN "$PORTA_BIN/porta-controller" init --data "$WORK/town" --endpoint 10.98.1.1:51820 \
     --api-endpoint 10.98.1.1:7443 --no-ipv6 --json >"$WORK/init.json"
 in_ns $TOWN "$PORTA_BIN/porta-controller" serve --data "$WORK/town" --listen 10.98.1.1:7443 \
-    --gateway-interface ${TAG}gw >"$WORK/serve.log" 2>&1 & PIDS+=($!)
+    --gateway-interface ${TAG}gw >"$WORK/serve.log" 2>&1 &
 ADMIN=$(python3 -c "import json; print(json.load(open('$WORK/init.json'))['admin_invitation'])")
 for _ in $(seq 50); do portactl login "$ADMIN" >/dev/null 2>&1 && break; sleep 0.2; done
 portactl whoami
@@ -70,7 +70,7 @@ echo "invitation for Anna: ${INVITATION:0:32}…"
 
 step "Anna, at home: porta enroll, porta up"
 porta enroll "$INVITATION"
-porta up >"$WORK/up.log" 2>&1 & PIDS+=($!)
+porta up >"$WORK/up.log" 2>&1 &
 for _ in $(seq 50); do porta status --json 2>/dev/null | grep -q '"last_handshake":[0-9]' && break; sleep 0.2; done
 porta status
 echo; echo "Anna opens the town server:"

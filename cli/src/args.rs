@@ -360,23 +360,79 @@ fn parse_end_time(text: &str) -> Result<u64, String> {
 
 /// ISO 8601 UTC, a date or a date and time, as Unix seconds; a date alone
 /// is its first second, or (for `end`) its last.
+/// A date (`2026-11-23`, the whole day: its start, or its end for `--to`)
+/// or a time, in UTC (`2026-11-23T14:05:00Z`, or without the `Z`) or with
+/// an offset (`2026-11-23T14:05:00+01:00`), as Unix seconds.
 fn parse_instant(text: &str, end: bool) -> Result<u64, String> {
+    let wrong = || {
+        format!(
+            "{text:?} is not a date or time like 2026-11-23, 2026-11-23T14:05:00Z or \
+             2026-11-23T14:05:00+01:00"
+        )
+    };
+    let text = text.trim();
     let (full, date_only) = if text.len() == 10 {
-        (format!("{text}T00:00:00Z"), true)
+        (format!("{text}T00:00:00"), true)
     } else {
         (text.to_owned(), false)
     };
-    let at = humantime::parse_rfc3339_weak(full.trim_end_matches('Z'))
-        .map_err(|_| format!("{text:?} is not a date like 2026-11-01 or 2026-11-01T08:00:00Z"))?;
-    let secs = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|_| format!("{text:?} is before 1970"))?
-        .as_secs();
+    // The offset, in seconds east of UTC, and the local time before it.
+    let (local, offset) = match full.strip_suffix('Z') {
+        Some(local) => (local.to_owned(), 0i64),
+        None => match full.len().checked_sub(6).map(|i| full.split_at(i)) {
+            Some((local, zone))
+                if local.contains('T')
+                    && zone.len() == 6
+                    && matches!(zone.as_bytes()[0], b'+' | b'-')
+                    && zone.as_bytes()[3] == b':' =>
+            {
+                let hours: i64 = zone[1..3].parse().map_err(|_| wrong())?;
+                let minutes: i64 = zone[4..6].parse().map_err(|_| wrong())?;
+                let sign = if zone.starts_with('-') { -1 } else { 1 };
+                (local.to_owned(), sign * (hours * 3600 + minutes * 60))
+            }
+            _ => (full.clone(), 0),
+        },
+    };
+    let at = humantime::parse_rfc3339_weak(&local).map_err(|_| wrong())?;
+    let local_secs = i64::try_from(
+        at.duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| format!("{text:?} is before 1970"))?
+            .as_secs(),
+    )
+    .map_err(|_| wrong())?;
+    let secs =
+        u64::try_from(local_secs - offset).map_err(|_| format!("{text:?} is before 1970"))?;
     Ok(if date_only && end {
         secs + 86_399
     } else {
         secs
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::parse_instant;
+
+    #[test]
+    fn times_are_read_in_utc_or_with_their_offset_and_dates_as_whole_days() {
+        let utc = parse_instant("2026-11-23T13:05:00Z", false).unwrap();
+        assert_eq!(parse_instant("2026-11-23T13:05:00", false).unwrap(), utc);
+        assert_eq!(
+            parse_instant("2026-11-23T14:05:00+01:00", false).unwrap(),
+            utc
+        );
+        assert_eq!(
+            parse_instant("2026-11-23T08:05:00-05:00", false).unwrap(),
+            utc
+        );
+        let day = parse_instant("2026-11-23", false).unwrap();
+        assert_eq!(parse_instant("2026-11-23", true).unwrap(), day + 86_399);
+        assert_eq!(utc - day, 13 * 3600 + 5 * 60);
+        assert!(parse_instant("23/11/2026", false).is_err());
+        assert!(parse_instant("2026-11-23T14:05:00+1", false).is_err());
+    }
 }
 
 /// `portactl gateways …`.

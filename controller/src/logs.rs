@@ -106,6 +106,20 @@ pub struct AdminEntry {
 
 use porta_proto::audit::iso;
 
+impl AdminEntry {
+    /// True if `user` did it, or it was done to the user or to something
+    /// of theirs: a device or an enrollment token, whose records name
+    /// their owner (`"user"`) before or after the change.
+    pub fn concerns_user(&self, user: &str) -> bool {
+        let owner_is = |json: &str| {
+            !json.is_empty()
+                && serde_json::from_str::<serde_json::Value>(json)
+                    .is_ok_and(|value| value.get("user").and_then(|u| u.as_str()) == Some(user))
+        };
+        self.actor == user || self.target == user || owner_is(&self.before) || owner_is(&self.after)
+    }
+}
+
 impl ConnectionEntry {
     /// The record as exported.
     pub fn to_pb(&self) -> pb::ConnectionRecord {
@@ -476,10 +490,7 @@ pub fn admin_actions(
     entries::<AdminEntry>(store, T::AdminLog).filter(move |entry| {
         entry.as_ref().map_or(true, |e| {
             filter.in_time(e.at)
-                && filter
-                    .user
-                    .as_ref()
-                    .is_none_or(|u| *u == e.target || *u == e.actor)
+                && filter.user.as_ref().is_none_or(|u| e.concerns_user(u))
                 && filter.device.as_ref().is_none_or(|d| *d == e.target)
         })
     })

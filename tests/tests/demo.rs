@@ -8,11 +8,17 @@ use std::process::Command;
 fn the_demo_runs_and_shows_enroll_reach_revoke_and_the_log() {
     drop(porta_tests::netns::Lab::new().unwrap()); // clear message when not root
     let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let output = Command::new("bash")
+    let demo = Command::new("bash")
         .arg(repo.join("scripts/demo.sh"))
         .env("PORTA_BIN", binary("porta").parent().unwrap())
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // The demo tags its namespaces, interfaces and work directory with its
+    // own pid; every process it starts carries the tag on its command line.
+    let tag = format!("pdemo{}", demo.id());
+    let output = demo.wait_with_output().unwrap();
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -29,4 +35,14 @@ fn the_demo_runs_and_shows_enroll_reach_revoke_and_the_log() {
     ] {
         assert!(shown.contains(expected), "{expected:?} not shown:\n{shown}");
     }
+    // It cleans up after itself: nothing it started is left running.
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let cmdline = std::fs::read(entry.ok()?.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(&tag).then_some(cmdline)
+        })
+        .collect();
+    assert!(left.is_empty(), "the demo left processes running: {left:?}");
 }

@@ -1058,3 +1058,108 @@ async fn exports_opened_and_saved_by_a_spreadsheet_still_verify() {
     let checked = verify(csv_again).await;
     assert_eq!(checked["ok"], true, "{checked}");
 }
+
+#[tokio::test]
+async fn an_auditor_filters_by_user_and_local_time_and_is_told_about_partial_files() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    let invited = cli
+        .json(&["enroll", "--user", "anna", "--device", "anna-pc"])
+        .await;
+    enroll(
+        &mut ctl.enrollment().await,
+        invited["invitation"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    // Bernat's records come between anna's, so her export has gaps.
+    cli.json(&["enroll", "--user", "bernat", "--device", "bernat-pc"])
+        .await;
+    cli.json(&["--yes", "devices", "revoke", "anna-pc"]).await;
+
+    let export = |args: Vec<String>| {
+        let cli = &cli;
+        async move {
+            let mut all = vec!["logs", "export", "--kind", "admin", "--format", "jsonl"];
+            all.extend(args.iter().map(String::as_str));
+            let output = cli.run(&all).await;
+            assert!(output.status.success(), "{output:?}");
+            String::from_utf8(output.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Actions on anna, her devices and her tokens; none on bernat's.
+    let annas = export(vec!["--user".into(), "anna".into()]).await;
+    let actions: Vec<(String, String)> = annas
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["target"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("user.create", "anna"),
+        ("token.create", "anna-pc"),
+        ("device.enroll", "anna-pc"),
+        ("device.revoke", "anna-pc"),
+    ] {
+        assert!(
+            actions.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} missing from {actions:?}"
+        );
+    }
+    assert!(
+        !actions
+            .iter()
+            .any(|(_, target)| target.starts_with("bernat")),
+        "{actions:?}"
+    );
+
+    // --from with an offset means the same instant as in UTC.
+    let first_at = annas[0]["at"].as_str().unwrap().to_owned();
+    // The same instant written in Central European Time.
+    let at = humantime::parse_rfc3339(&first_at).unwrap();
+    let plus_one = humantime::format_rfc3339_seconds(at + std::time::Duration::from_secs(3600))
+        .to_string()
+        .replace('Z', "+01:00");
+    let from_utc = export(vec!["--from".into(), first_at.clone()]).await;
+    let from_offset = export(vec!["--from".into(), plus_one]).await;
+    assert_eq!(from_utc, from_offset);
+
+    // Verifying the filtered file without --partial says what to do.
+    let file = dir.path().join("anna.csv");
+    cli.json(&[
+        "logs",
+        "export",
+        "--kind",
+        "admin",
+        "--user",
+        "anna",
+        "--out",
+        file.to_str().unwrap(),
+    ])
+    .await;
+    let (code, stderr) = cli
+        .fails(&["logs", "verify", "--file", file.to_str().unwrap()])
+        .await;
+    assert_eq!(code, 5, "{stderr}");
+    assert!(stderr.contains("--partial"), "{stderr}");
+    assert_eq!(
+        cli.json(&[
+            "logs",
+            "verify",
+            "--partial",
+            "--file",
+            file.to_str().unwrap()
+        ])
+        .await["ok"],
+        true
+    );
+}

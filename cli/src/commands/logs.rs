@@ -508,7 +508,16 @@ fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
                            "problem": problem.to_string()})
                 );
             }
-            bail!(VerificationFailed(format!("{}: {problem}", path.display())))
+            let hint = if !partial && matches!(problem, audit::Break::Deleted { .. }) {
+                "; if this export was filtered (--user, --device, --from, --to), records are \
+                 missing on purpose: verify it with --partial"
+            } else {
+                ""
+            };
+            bail!(VerificationFailed(format!(
+                "{}: {problem}{hint}",
+                path.display()
+            )))
         }
     }
 }
