@@ -69,7 +69,7 @@ fn log_of(kind: LogKind) -> Log {
 
 /// Writes rows as CSV, JSON lines or a workbook.
 enum Writer {
-    Csv(Log, csv::Writer<Box<dyn Write>>),
+    Csv(Log, Box<csv::Writer<Box<dyn Write>>>),
     Jsonl(Log, Box<dyn Write>),
     Xlsx(Box<crate::workbook::LogWorkbook>),
 }
@@ -96,7 +96,7 @@ impl Writer {
                     .terminator(csv::Terminator::CRLF)
                     .from_writer(sink);
                 csv.write_record(log.header())?;
-                Self::Csv(log, csv)
+                Self::Csv(log, Box::new(csv))
             }
             ExportFormat::Jsonl => Self::Jsonl(log, sink()?),
             ExportFormat::Xlsx => {
