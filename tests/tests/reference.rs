@@ -153,3 +153,36 @@ fn every_language_of_the_staff_guide_carries_the_same_steps_and_messages() {
         assert_eq!(other_messages, messages, "{name}: the messages differ");
     }
 }
+
+#[test]
+fn the_docs_stand_on_the_repository_alone() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut pages = vec![repo.join("README.md")];
+    for entry in std::fs::read_dir(repo.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        assert!(
+            !text.contains("shared/"),
+            "{} refers to files outside the repository",
+            page.display()
+        );
+        // Every relative link resolves inside the repository.
+        for link in text.split("](").skip(1) {
+            let target = link.split([')', '#']).next().unwrap();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let resolved = page.parent().unwrap().join(target);
+            assert!(
+                resolved.exists(),
+                "{}: the link {target:?} leads nowhere",
+                page.display()
+            );
+        }
+    }
+}
