@@ -28,7 +28,19 @@ impl Listing {
         }
         let mut table = comfy_table::Table::new();
         table.load_preset(comfy_table::presets::NOTHING);
+        if let Some(width) = table_width() {
+            // Long cells wrap inside their column instead of pushing the
+            // line past the edge.
+            table
+                .set_width(width)
+                .set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        }
         table.set_header(self.headers.iter().map(|h| h.to_uppercase()));
+        // The first column is the name people copy into the next command:
+        // never wrapped.
+        if let Some(names) = table.column_mut(0) {
+            names.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+        }
         for row in &self.rows {
             table.add_row(row);
         }
@@ -36,6 +48,16 @@ impl Listing {
             println!("{}", line.trim_end());
         }
     }
+}
+
+/// How wide a table may be: `COLUMNS` when set (as shells and `watch`
+/// set it), else the terminal's width when stdout is one, else unlimited
+/// (a pipe gets whole lines).
+fn table_width() -> Option<u16> {
+    if let Some(columns) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()) {
+        return Some(columns);
+    }
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(width, _)| width.0)
 }
 
 /// Prints `value` as JSON, or `text` for people.

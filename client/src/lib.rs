@@ -100,6 +100,67 @@ pub enum Command {
     },
 }
 
+/// What porta's man pages say beyond the options.
+const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> = porta_proto::cli_docs::ManExtras {
+    examples: &[
+        (
+            "porta",
+            "Enroll this computer once, then connect:",
+            "sudo porta enroll porta1_…\nsudo porta up",
+        ),
+        (
+            "porta-enroll",
+            "Enroll with the invitation IT sent (the key is made here):",
+            "sudo porta enroll porta1_…",
+        ),
+        (
+            "porta-up",
+            "Connect until Ctrl-C (or connect at every start: sudo systemctl enable --now porta):",
+            "sudo porta up",
+        ),
+        (
+            "porta-status",
+            "Is the tunnel up, and when was the last handshake?",
+            "sudo porta status",
+        ),
+        (
+            "porta-export-wg",
+            "A configuration for wg-quick, readable only by you:",
+            "sudo porta export-wg --out town.conf",
+        ),
+        (
+            "porta-leave",
+            "Forget this computer's enrollment:",
+            "sudo porta leave",
+        ),
+    ],
+    exit_status: &[
+        ("0", "Success."),
+        ("1", "An error (the message says which)."),
+        ("2", "A usage error."),
+        ("3", "porta status: not connected."),
+    ],
+    files: &[
+        (
+            "/var/lib/porta-client/private.key",
+            "This computer's WireGuard private key (0600); it never leaves the computer.",
+        ),
+        (
+            "/var/lib/porta-client/device.toml",
+            "The enrollment: controller, pinned fingerprint, device credential, last configuration (0600).",
+        ),
+        ("/var/lib/porta-client/porta.pid", "The running porta up."),
+        (
+            "/var/run/wireguard/porta0.sock",
+            "The standard WireGuard control socket, for wg show.",
+        ),
+        (
+            "/etc/resolv.conf",
+            "Rewritten while the tunnel is up when systemd-resolved does not run; put back by porta down.",
+        ),
+    ],
+};
+
 /// Runs a command.
 pub async fn run(cli: Cli) -> Result<()> {
     let dir = StateDir(cli.state.clone().unwrap_or_else(StateDir::default_path));
@@ -116,10 +177,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Manpages { dir } => {
-            porta_proto::cli_docs::write_manpages(<Cli as clap::CommandFactory>::command(), &dir)
-                .with_context(|| format!("writing man pages to {}", dir.display()))
-        }
+        Command::Manpages { dir } => porta_proto::cli_docs::write_manpages(
+            <Cli as clap::CommandFactory>::command(),
+            &dir,
+            &MAN_EXTRAS,
+        )
+        .with_context(|| format!("writing man pages to {}", dir.display())),
         Command::ExportWg { out } => export_wg(&dir, out.as_deref()),
     }
 }

@@ -117,7 +117,11 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Manpages { dir } => {
-            porta_proto::cli_docs::write_manpages(<Cli as clap::CommandFactory>::command(), dir)?;
+            porta_proto::cli_docs::write_manpages(
+                <Cli as clap::CommandFactory>::command(),
+                dir,
+                &porta_controller::options::MAN_EXTRAS,
+            )?;
             Ok(())
         }
         Command::Gateway(args) => {

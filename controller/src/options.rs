@@ -42,6 +42,62 @@ pub enum LogFormat {
     Json,
 }
 
+/// What porta-controller's man pages say beyond the options.
+pub const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> =
+    porta_proto::cli_docs::ManExtras {
+        examples: &[
+            (
+                "porta-controller",
+                "Start on the defaults (first run: initialise and print the admin invitation):",
+                "porta-controller serve --init",
+            ),
+            (
+                "porta-controller-init",
+                "Initialise for a town, with its routes and DNS:",
+                "sudo -u porta porta-controller init --data /var/lib/porta --endpoint vpn.example-town.cat --route 10.1.0.0/16 --dns 10.1.0.53",
+            ),
+            (
+                "porta-controller-serve",
+                "Run as the packaged unit does:",
+                "porta-controller serve --config /etc/porta/controller.toml",
+            ),
+            (
+                "porta-controller-invite-admin",
+                "The first admin invitation was lost:",
+                "sudo -u porta porta-controller invite-admin --data /var/lib/porta",
+            ),
+            (
+                "porta-controller-gateway",
+                "First start of a remote gateway, with the invitation from portactl gateways add:",
+                "porta-controller gateway --controller porta1_… --data /var/lib/porta-gateway",
+            ),
+        ],
+        exit_status: &[
+            ("0", "Success, or a clean stop."),
+            ("1", "An error (the message says which)."),
+            ("2", "A usage error."),
+            (
+                "4",
+                "gateway: the controller removed this gateway; it stops and is not restarted.",
+            ),
+        ],
+        files: &[
+            ("/etc/porta/controller.toml", "serve's settings (--config)."),
+            (
+                "/var/lib/porta",
+                "The controller's data: store/, tls/, gateway.key, operator.sock (0700, owned by porta).",
+            ),
+            (
+                "/var/lib/porta-gateway",
+                "A remote gateway's key, credential, last peer set and undelivered events.",
+            ),
+            (
+                "/etc/porta/gateway.env",
+                "The remote gateway unit's environment (PORTA_GATEWAY_INVITATION for the first start).",
+            ),
+        ],
+    };
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

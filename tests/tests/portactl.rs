@@ -1163,3 +1163,49 @@ async fn an_auditor_filters_by_user_and_local_time_and_is_told_about_partial_fil
         true
     );
 }
+
+#[tokio::test]
+async fn tables_fit_the_width_and_completions_offer_only_what_is_usable() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    cli.json(&[
+        "users",
+        "add",
+        "núria.puig.i.sola",
+        "--display-name",
+        "Núria Puig i Solà, Servei d'Atenció Ciutadana i Oficina de Turisme",
+    ])
+    .await;
+    let listed = std::process::Command::new(binary("portactl"))
+        .arg("--config")
+        .arg(&cli.config)
+        .args(["users", "list"])
+        .env("COLUMNS", "50")
+        .output()
+        .unwrap();
+    let table = String::from_utf8(listed.stdout).unwrap();
+    assert!(table.contains("núria.puig.i.sola"), "{table}");
+    for line in table.lines() {
+        assert!(
+            line.chars().count() <= 50,
+            "wider than 50 columns: {line:?}\n{table}"
+        );
+    }
+
+    let completions = |program: &str| {
+        let output = std::process::Command::new(binary(program))
+            .args(["completions", "bash"])
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    for program in ["portactl", "porta", "porta-controller"] {
+        assert!(
+            !completions(program).contains("manpages"),
+            "{program} offers its hidden command"
+        );
+    }
+    assert!(completions("porta-controller").contains("\"human json\""));
+}

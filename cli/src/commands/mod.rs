@@ -100,9 +100,79 @@ pub async fn run(cli: Cli) -> Result<()> {
 
 /// Writes portactl.1 and one page per subcommand (portactl-users.1, …).
 pub fn write_manpages(dir: &std::path::Path) -> Result<()> {
-    porta_proto::cli_docs::write_manpages(<Cli as clap::CommandFactory>::command(), dir)
-        .with_context(|| format!("writing man pages to {}", dir.display()))
+    porta_proto::cli_docs::write_manpages(
+        <Cli as clap::CommandFactory>::command(),
+        dir,
+        &MAN_EXTRAS,
+    )
+    .with_context(|| format!("writing man pages to {}", dir.display()))
 }
+
+/// What portactl's man pages say beyond the options.
+const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> = porta_proto::cli_docs::ManExtras {
+    examples: &[
+        (
+            "portactl",
+            "Log in with the invitation init printed, then look around:",
+            "portactl login porta1_…\nportactl whoami\nportactl devices list",
+        ),
+        (
+            "portactl-login",
+            "Log in to a second controller under its own name:",
+            "portactl --profile collegno login porta1_…",
+        ),
+        (
+            "portactl-enroll",
+            "Invite one laptop (the user is created if new):",
+            "portactl enroll --user anna --device anna-laptop --groups gis",
+        ),
+        (
+            "portactl-enroll",
+            "Invite everyone in a spreadsheet (any separator, UTF-8 or Windows-1252); re-run to resume:",
+            "portactl enroll --csv staff.csv --out invitations.csv",
+        ),
+        (
+            "portactl-devices-revoke",
+            "Cut a lost laptop off at once:",
+            "portactl devices revoke anna-laptop",
+        ),
+        (
+            "portactl-groups-allow",
+            "Let the GIS group reach the GIS servers on HTTPS:",
+            "portactl groups allow gis 10.1.20.0/24 --proto tcp --ports 443",
+        ),
+        (
+            "portactl-logs-export",
+            "November's connections for a spreadsheet:",
+            "portactl logs export --kind connections --from 2026-11-01 --to 2026-11-30 --format xlsx --out november.xlsx",
+        ),
+        (
+            "portactl-logs-verify",
+            "Check an exported file offline (exit status 5 if it was changed):",
+            "portactl logs verify --file november.xlsx",
+        ),
+        (
+            "portactl-gateways-add",
+            "Add a gateway at the library annex:",
+            "portactl gateways add annex --endpoint 203.0.113.7:51820",
+        ),
+    ],
+    exit_status: &[
+        ("0", "Success."),
+        ("1", "An error (the message says which)."),
+        ("2", "A usage error: the command or an argument is wrong."),
+        ("3", "Not found (a user, group, device, token or gateway)."),
+        ("4", "Permission denied, or not logged in."),
+        (
+            "5",
+            "A log does not verify: it was edited, or records are missing.",
+        ),
+    ],
+    files: &[(
+        "~/.config/porta/portactl.toml",
+        "Saved logins (mode 0600): controller, pinned certificate fingerprint, credential.",
+    )],
+};
 
 /// Prints an invitation, optionally as a QR code too.
 pub fn print_invitation(invitation: &str, qr: bool) -> Result<()> {
