@@ -186,3 +186,38 @@ fn the_docs_stand_on_the_repository_alone() {
         }
     }
 }
+
+#[test]
+fn shell_blocks_in_the_docs_can_be_pasted() {
+    // A comment after a `\\` continuation ends the command there: the
+    // lines after it run as commands of their own.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut pages = vec![repo.join("README.md")];
+    for entry in std::fs::read_dir(repo.join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    for page in pages {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for block in text.split("```sh\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            for line in block.lines() {
+                let trimmed = line.trim_end();
+                assert!(
+                    !(trimmed.ends_with('\\') && trimmed.contains(" # ")),
+                    "{}: a comment before a line continuation: {line:?}",
+                    page.display()
+                );
+                if let Some((_, after)) = trimmed.split_once(" \\ ") {
+                    assert!(
+                        !after.trim_start().starts_with('#'),
+                        "{}: a comment after a line continuation: {line:?}",
+                        page.display()
+                    );
+                }
+            }
+        }
+    }
+}
