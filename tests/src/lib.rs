@@ -95,6 +95,30 @@ pub(crate) fn poll_process(
     }
 }
 
+/// Builds the three Debian packages from this build's binaries
+/// (`packaging/build-debs.sh --profile <this profile>`) into `out`.
+pub fn build_debs(out: &Path) -> Vec<PathBuf> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let profile = binary("porta")
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .expect("profile directory")
+        .to_owned();
+    let output = std::process::Command::new(repo.join("packaging/build-debs.sh"))
+        .args(["--profile", &profile, "--out"])
+        .arg(out)
+        .output()
+        .expect("packaging/build-debs.sh");
+    assert!(output.status.success(), "build-debs.sh: {output:?}");
+    let debs: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("the packages")
+        .map(|e| e.expect("an entry").path())
+        .collect();
+    assert_eq!(debs.len(), 3, "{debs:?}");
+    debs
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -14,3 +14,4 @@ mod portactl;
 mod reference;
 mod roles;
 mod scale;
+mod systemd;

@@ -108,26 +108,11 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
         .unwrap_or(true);
     let _cleanup = Cleanup { created_user };
     let work = tempfile::tempdir().unwrap();
-    let debs_dir = work.path().join("debs");
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    run(&[
-        repo.join("packaging/build-debs.sh").to_str().unwrap(),
-        "--profile",
-        binary("porta")
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap(),
-        "--out",
-        debs_dir.to_str().unwrap(),
-    ]);
-    let debs: Vec<String> = std::fs::read_dir(&debs_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path().to_str().unwrap().to_owned())
+    let debs: Vec<String> = build_debs(&work.path().join("debs"))
+        .iter()
+        .map(|p| p.to_str().unwrap().to_owned())
         .collect();
-    assert_eq!(debs.len(), 3, "{debs:?}");
     let install = || {
         let mut command = vec!["dpkg", "-i"];
         command.extend(debs.iter().map(String::as_str));

@@ -1,0 +1,300 @@
+//! The Debian packages' units under a real systemd: Debian bookworm
+//! containers (debootstrap, then `systemd-nspawn --boot`), each in one of
+//! the lab's network namespaces, with the packages installed by `dpkg -i`.
+//!
+//! * the controller host: `porta-controller.service` starts under its
+//!   sandboxing (ProtectSystem=strict, DeviceAllow, CapabilityBoundingSet,
+//!   SystemCallFilter, MemoryDenyWriteExecute, StateDirectory…), answers,
+//!   survives `systemctl restart`, logs clean lines to the journal and
+//!   stops cleanly;
+//! * a laptop: `porta.service` connects it to the controller's gateway;
+//! * a branch host: `porta-gateway.service` starts from its environment
+//!   file and reports to the controller.
+//!
+//! The root file system is made once (about 40 s) in
+//! /var/tmp/porta-test-rootfs and shared read-only; every container writes
+//! to its own tmpfs (`--volatile=overlay`), so nothing of a run remains.
+
+use porta_tests::netns::{Lab, addr};
+use porta_tests::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ROOTFS: &str = "/var/tmp/porta-test-rootfs/bookworm";
+
+/// The Debian root file system the containers boot, made on first use.
+fn rootfs() -> PathBuf {
+    let root = PathBuf::from(ROOTFS);
+    if root.join("usr/lib/systemd/systemd").exists() {
+        return root;
+    }
+    let partial = root.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).unwrap();
+    let output = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            "--include=systemd,systemd-sysv,dbus,iproute2,adduser",
+            "bookworm",
+        ])
+        .arg(&partial)
+        .arg("http://deb.debian.org/debian")
+        .output()
+        .expect("debootstrap (Debian's debootstrap package; .ci/run installs it)");
+    assert!(
+        output.status.success(),
+        "debootstrap: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::rename(&partial, &root).unwrap();
+    root
+}
+
+/// A booted container.
+struct Container {
+    name: String,
+    nspawn: Child,
+    log: PathBuf,
+}
+
+impl Container {
+    /// Boots `root` in the lab's namespace `ns` with the packages in
+    /// `debs` at /debs and the host's TUN device.
+    fn boot(lab: &Lab, ns: &str, name: &str, debs: &Path, work: &Path) -> Self {
+        let log = work.join(format!("{name}.console"));
+        let nspawn = Command::new("systemd-nspawn")
+            .arg("--directory")
+            .arg(rootfs())
+            .args([
+                "--volatile=overlay",
+                "--boot",
+                // The host's PID 1 is not systemd: no machine registration.
+                "--register=no",
+                "--keep-unit",
+                "--console=passive",
+            ])
+            .arg(format!("--machine={name}"))
+            .arg(format!(
+                "--network-namespace-path=/run/netns/{}",
+                lab.ns(ns)
+            ))
+            // nspawn grants network administration only with a network of
+            // its own making; this namespace is the container's own too.
+            .arg("--capability=CAP_NET_ADMIN")
+            .arg(format!("--bind-ro={}:/debs", debs.display()))
+            .arg("--bind=/dev/net/tun")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("systemd-nspawn (Debian's systemd-container; .ci/run installs it)");
+        let container = Self {
+            name: name.to_owned(),
+            nspawn,
+            log,
+        };
+        container.wait("systemd to finish booting", Duration::from_secs(60), || {
+            let state = container.sh("systemctl is-system-running 2>/dev/null || true");
+            let state = String::from_utf8_lossy(&state.stdout);
+            matches!(state.trim(), "running" | "degraded")
+        });
+        container
+    }
+
+    /// The container's PID 1, as the host sees it.
+    fn leader(&self) -> Option<String> {
+        let output = Command::new("pgrep")
+            .args(["-P", &self.nspawn.id().to_string()])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .next()
+            .map(str::to_owned)
+    }
+
+    /// Runs `script` with sh inside the container, whatever its status.
+    fn sh(&self, script: &str) -> Output {
+        let Some(leader) = self.leader() else {
+            return Command::new("false").output().unwrap();
+        };
+        Command::new("nsenter")
+            .args(["--target", &leader, "--all", "--", "sh", "-c", script])
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `script` inside and returns its stdout; fails on an error.
+    fn ok(&self, script: &str) -> String {
+        let output = self.sh(script);
+        assert!(
+            output.status.success(),
+            "{}: {script}: {}{}",
+            self.name,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Polls `ready` every 300 ms; fails with the container's console and
+    /// journal after `timeout`.
+    fn wait(&self, what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !ready() {
+            if Instant::now() > deadline {
+                let journal = self.sh("journalctl --no-pager -n 60 -o short-monotonic");
+                panic!(
+                    "{}: timed out waiting for {what}\nconsole:\n{}\njournal:\n{}",
+                    self.name,
+                    read_log(&self.log),
+                    String::from_utf8_lossy(&journal.stdout)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// The unit's journal, as its lines were written.
+    fn journal(&self, unit: &str) -> String {
+        self.ok(&format!("journalctl -u {unit} --no-pager -o cat"))
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // SIGTERM asks the container's systemd to shut down cleanly.
+        let _ = Command::new("kill")
+            .arg(self.nspawn.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if matches!(self.nspawn.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.nspawn.kill();
+        let _ = self.nspawn.wait();
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn the_units_run_under_systemd_with_their_sandboxing() {
+    let mut lab = Lab::new().unwrap();
+    lab.add_branch().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let debs = work.path().join("debs");
+    build_debs(&debs);
+
+    // The controller host, set up as the admin guide says (runuser for
+    // `sudo -u`, which minimal Debian lacks).
+    let town = Container::boot(&lab, "town", "porta-town", &debs, work.path());
+    town.ok("dpkg -i /debs/porta-controller_*.deb /debs/portactl_*.deb");
+    assert_eq!(
+        town.ok("stat -c '%U %a' /var/lib/porta").trim(),
+        "porta 700",
+        "the package made the data directory"
+    );
+    let init = json(&town.ok(&format!(
+        "runuser -u porta -- porta-controller init --data /var/lib/porta \
+         --endpoint {town}:51820 --api-endpoint {town}:7443 --no-ipv6 --json",
+        town = addr::TOWN_PUBLIC
+    )));
+    town.ok("systemctl enable --now porta-controller");
+    let admin = init["admin_invitation"].as_str().unwrap();
+    town.wait("the controller to answer", Duration::from_secs(30), || {
+        town.sh(&format!("portactl login {admin}")).status.success()
+    });
+    assert_eq!(json(&town.ok("portactl --json whoami"))["role"], "admin");
+    assert_eq!(
+        town.ok("systemctl is-active porta-controller").trim(),
+        "active"
+    );
+    let journal = town.journal("porta-controller");
+    assert!(journal.contains("embedded gateway up"), "{journal}");
+    for line in journal.lines().filter(|l| l.contains("listening")) {
+        assert!(
+            !line.contains('\u{1b}'),
+            "colour codes in the journal: {line:?}"
+        );
+        assert!(
+            !line.starts_with("20"),
+            "a timestamp of its own (the journal has one): {line:?}"
+        );
+    }
+
+    // Restart: it answers again, with the same data.
+    town.ok("systemctl restart porta-controller");
+    town.wait("the restarted controller", Duration::from_secs(30), || {
+        town.sh("portactl whoami").status.success()
+    });
+
+    // A laptop: porta.service connects it through the embedded gateway.
+    let invited = json(&town.ok("portactl --json enroll --user anna --device anna-laptop"));
+    let home = Container::boot(&lab, "home", "porta-home", &debs, work.path());
+    home.ok("dpkg -i /debs/porta_*.deb");
+    home.ok(&format!(
+        "porta enroll {}",
+        invited["invitation"].as_str().unwrap()
+    ));
+    home.ok("systemctl start porta");
+    home.wait(
+        "the laptop's first handshake",
+        Duration::from_secs(30),
+        || {
+            let status = home.sh("porta status --json");
+            serde_json::from_slice::<Value>(&status.stdout)
+                .is_ok_and(|s| s["last_handshake"].is_u64())
+        },
+    );
+    assert_eq!(home.ok("systemctl is-active porta").trim(), "active");
+    home.ok("systemctl stop porta");
+    assert_eq!(
+        home.ok("systemctl show -p Result --value porta").trim(),
+        "success",
+        "porta.service stopped cleanly: {}",
+        home.journal("porta")
+    );
+
+    // A branch host: the remote gateway unit starts from its environment
+    // file and reports to the controller.
+    let added = json(&town.ok(&format!(
+        "portactl --json gateways add annex --endpoint {}:51820",
+        addr::BRANCH_PUBLIC
+    )));
+    let branch = Container::boot(&lab, "branch", "porta-branch", &debs, work.path());
+    branch.ok("dpkg -i /debs/porta-controller_*.deb");
+    branch.ok(&format!(
+        "echo PORTA_GATEWAY_INVITATION={} >> /etc/porta/gateway.env",
+        added["invitation"].as_str().unwrap()
+    ));
+    branch.ok("systemctl start porta-gateway");
+    town.wait("the annex to report", Duration::from_secs(30), || {
+        let gateways = town.sh("portactl --json gateways list");
+        serde_json::from_slice::<Value>(&gateways.stdout).is_ok_and(|list| {
+            list.as_array().is_some_and(|all| {
+                all.iter()
+                    .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
+            })
+        })
+    });
+    assert_eq!(
+        branch.ok("systemctl is-active porta-gateway").trim(),
+        "active"
+    );
+
+    // A clean stop.
+    town.ok("systemctl stop porta-controller");
+    assert_eq!(
+        town.ok("systemctl show -p Result --value porta-controller")
+            .trim(),
+        "success"
+    );
+    assert!(town.journal("porta-controller").contains("stopped"));
+}
