@@ -2,6 +2,7 @@
 //! text, the man pages and the completions.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
 use std::path::PathBuf;
 
 /// Administer a Porta VPN: staff, groups, devices, credentials.
@@ -105,7 +106,7 @@ pub enum UsersCommand {
         #[arg(long)]
         email: Option<String>,
         /// Groups to join, comma-separated.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', add = ArgValueCandidates::new(crate::complete::groups))]
         groups: Vec<String>,
     },
     /// List staff members.
@@ -113,16 +114,19 @@ pub enum UsersCommand {
     /// Show one staff member.
     Show {
         /// The user.
+        #[arg(add = ArgValueCandidates::new(crate::complete::users))]
         name: String,
     },
     /// Disable a user: all of their devices are refused until enabled.
     Disable {
         /// The user.
+        #[arg(add = ArgValueCandidates::new(crate::complete::users))]
         name: String,
     },
     /// Enable a disabled user.
     Enable {
         /// The user.
+        #[arg(add = ArgValueCandidates::new(crate::complete::users))]
         name: String,
     },
 }
@@ -143,11 +147,13 @@ pub enum GroupsCommand {
     /// Show a group's destinations and members.
     Show {
         /// The group.
+        #[arg(add = ArgValueCandidates::new(crate::complete::groups))]
         name: String,
     },
     /// Delete a group (its members leave it).
     Delete {
         /// The group.
+        #[arg(add = ArgValueCandidates::new(crate::complete::groups))]
         name: String,
     },
     /// Let a group reach a destination.
@@ -163,6 +169,7 @@ pub enum GroupsCommand {
 #[derive(Debug, Args)]
 pub struct DestinationArgs {
     /// The group.
+    #[arg(add = ArgValueCandidates::new(crate::complete::groups))]
     pub group: String,
     /// Prefix in CIDR notation, e.g. 10.1.20.0/24.
     pub cidr: String,
@@ -191,17 +198,19 @@ pub enum MembersCommand {
     /// Add users to a group.
     Add {
         /// The group.
+        #[arg(add = ArgValueCandidates::new(crate::complete::groups))]
         group: String,
         /// Users.
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(crate::complete::users))]
         users: Vec<String>,
     },
     /// Remove users from a group.
     Remove {
         /// The group.
+        #[arg(add = ArgValueCandidates::new(crate::complete::groups))]
         group: String,
         /// Users.
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(crate::complete::users))]
         users: Vec<String>,
     },
 }
@@ -211,7 +220,7 @@ pub enum MembersCommand {
 #[command(group(clap::ArgGroup::new("what").required(true).args(["user", "csv"])))]
 pub struct EnrollArgs {
     /// The staff member (created if missing).
-    #[arg(long, requires = "device", conflicts_with = "csv")]
+    #[arg(long, requires = "device", conflicts_with = "csv", add = ArgValueCandidates::new(crate::complete::users))]
     pub user: Option<String>,
     /// The device's name, e.g. anna-laptop.
     #[arg(long, requires = "user")]
@@ -245,7 +254,7 @@ pub enum DevicesCommand {
     /// List devices.
     List {
         /// Only this user's devices.
-        #[arg(long)]
+        #[arg(long, add = ArgValueCandidates::new(crate::complete::users))]
         user: Option<String>,
         /// Include revoked devices.
         #[arg(long)]
@@ -254,11 +263,13 @@ pub enum DevicesCommand {
     /// Show a device (by name, or id for revoked ones).
     Show {
         /// Device name or id.
+        #[arg(add = ArgValueCandidates::new(crate::complete::devices))]
         name: String,
     },
     /// Rename a device.
     Rename {
         /// Current name or id.
+        #[arg(add = ArgValueCandidates::new(crate::complete::devices))]
         name: String,
         /// New name.
         new_name: String,
@@ -266,6 +277,7 @@ pub enum DevicesCommand {
     /// Revoke a device at once: it can never connect or enroll again.
     Revoke {
         /// Device name or id.
+        #[arg(add = ArgValueCandidates::new(crate::complete::devices))]
         name: String,
     },
 }

@@ -3,11 +3,23 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A shell asking for completions is answered before anything else (and
+    // before the runtime: completing names starts one of its own).
+    portactl::complete::answer_if_asked();
     porta_proto::terminal::exit_quietly_on_closed_stdout();
     let cli = portactl::args::Cli::parse();
-    match portactl::commands::run(cli).await {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portactl: could not start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(portactl::commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("portactl: {}", porta_proto::describe_chain(error.chain()));

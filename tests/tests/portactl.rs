@@ -1208,4 +1208,40 @@ async fn tables_fit_the_width_and_completions_offer_only_what_is_usable() {
         );
     }
     assert!(completions("porta-controller").contains("\"human json\""));
+
+    // Logged in, bash completes the controller's names.
+    let invited = cli
+        .json(&["enroll", "--user", "anna", "--device", "anna-laptop"])
+        .await;
+    enroll(
+        &mut ctl.enrollment().await,
+        invited["invitation"].as_str().unwrap(),
+    )
+    .await
+    .unwrap();
+    cli.json(&["groups", "add", "gis"]).await;
+    let complete = |words: &str| {
+        let script = format!(
+            "source <(portactl completions bash)\n\
+             COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_TYPE=9\n\
+             _clap_complete_portactl portactl \"${{COMP_WORDS[COMP_CWORD]}}\" portactl\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let output = std::process::Command::new("bash")
+            .args(["-c", &script])
+            .env(
+                "PATH",
+                format!(
+                    "{}:/usr/bin:/bin",
+                    binary("portactl").parent().unwrap().display()
+                ),
+            )
+            .env("PORTACTL_CONFIG", &cli.config)
+            .output()
+            .unwrap();
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(complete("portactl devices revoke an").contains("anna-laptop"));
+    assert!(complete("portactl users show nú").contains("núria.puig.i.sola"));
+    assert!(complete("portactl groups allow g").contains("gis"));
 }

@@ -87,13 +87,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ApiTokens(command) => credentials::run(&ctx, command).await,
         Command::Gateways(command) => gateways::run(&ctx, command).await,
         Command::Logs(command) => logs::run(&ctx, command).await,
-        Command::Completions { shell } => {
-            porta_proto::cli_docs::print_completions(
-                <Cli as clap::CommandFactory>::command(),
-                shell,
-            );
-            Ok(())
-        }
+        Command::Completions { shell } => crate::complete::print_registration(shell),
         Command::Manpages { dir } => write_manpages(&dir),
     }
 }
