@@ -121,6 +121,10 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
         state.config.routes.join(", ")
     );
 
+    // Ready for systemd (Type=notify): the tunnel is up.
+    if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(%error, "could not tell systemd the tunnel is up");
+    }
     let stop = signal()?;
     let gateway = state
         .config

@@ -130,6 +130,11 @@ pub async fn serve(
             let drain = drain.clone();
             async move { drain.notified().await }
         });
+    // Under systemd (Type=notify): `systemctl start` returns once the API
+    // answers, not merely once the process exists.
+    if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(%error, "could not tell systemd the controller is ready");
+    }
     tokio::pin!(server);
     tokio::select! {
         result = &mut server => result.context("serving")?,

@@ -11,6 +11,9 @@
 //! * a branch host: `porta-gateway.service` starts from its environment
 //!   file and reports to the controller.
 //!
+//! A second test runs the admin and auditor guides' shell blocks as
+//! written, in such containers, on a town's first day.
+//!
 //! The root file system is made once (about 40 s) in
 //! /var/tmp/porta-test-rootfs and shared read-only; every container writes
 //! to its own tmpfs (`--volatile=overlay`), so nothing of a run remains.
@@ -22,10 +25,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const ROOTFS: &str = "/var/tmp/porta-test-rootfs/bookworm";
+/// Where the root file system is kept between runs (the name changes
+/// whenever the package list does).
+const ROOTFS: &str = "/var/tmp/porta-test-rootfs/bookworm-2";
 
-/// The Debian root file system the containers boot, made on first use.
+/// The Debian root file system the containers boot, made on first use
+/// (once, however many tests ask at the same time).
 fn rootfs() -> PathBuf {
+    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    READY.get_or_init(make_rootfs).clone()
+}
+
+fn make_rootfs() -> PathBuf {
     let root = PathBuf::from(ROOTFS);
     if root.join("usr/lib/systemd/systemd").exists() {
         return root;
@@ -36,7 +47,7 @@ fn rootfs() -> PathBuf {
     let output = Command::new("debootstrap")
         .args([
             "--variant=minbase",
-            "--include=systemd,systemd-sysv,dbus,iproute2,adduser",
+            "--include=systemd,systemd-sysv,dbus,iproute2,adduser,sudo,procps",
             "bookworm",
         ])
         .arg(&partial)
@@ -85,6 +96,9 @@ impl Container {
             .arg("--capability=CAP_NET_ADMIN")
             .arg(format!("--bind-ro={}:/debs", debs.display()))
             .arg("--bind=/dev/net/tun")
+            // /proc/sys/net is the namespace's own: let the container set
+            // forwarding, as on a real host (the rest stays read-only).
+            .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(Stdio::inherit())
@@ -297,4 +311,189 @@ fn the_units_run_under_systemd_with_their_sandboxing() {
         "success"
     );
     assert!(town.journal("porta-controller").contains("stopped"));
+}
+
+/// The shell blocks of a guide, in order, each with the section heading
+/// it is under.
+fn guide_blocks(page: &str) -> Vec<(String, Vec<String>)> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let text = std::fs::read_to_string(repo.join("docs").join(page)).unwrap();
+    let mut heading = String::new();
+    let mut blocks = Vec::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some(title) = line.strip_prefix("## ") {
+            heading = title.to_owned();
+        }
+        if line == "```sh" {
+            let mut commands: Vec<String> = Vec::new();
+            let mut continued = false;
+            for line in lines.by_ref().take_while(|l| *l != "```") {
+                if continued {
+                    let last = commands.last_mut().unwrap();
+                    last.push(' ');
+                    last.push_str(line.trim());
+                } else {
+                    commands.push(line.to_owned());
+                }
+                continued = line.ends_with('\\');
+                if continued {
+                    let last = commands.last_mut().unwrap();
+                    last.truncate(last.trim_end_matches('\\').trim_end().len());
+                }
+            }
+            blocks.push((heading.clone(), commands));
+        }
+    }
+    blocks
+}
+
+/// Runs one line of a guide in `container`, as a person at a terminal
+/// would (`script` gives it one; "y" answers a confirmation), in /root/work.
+fn run_as_written(container: &Container, line: &str) -> String {
+    let script = format!(
+        "cd /root/work && printf 'y\\n' | script -qec {} /dev/null",
+        shell_quote(line)
+    );
+    let output = container.sh(&script);
+    let said = String::from_utf8_lossy(&output.stdout).replace('\r', "");
+    assert!(
+        output.status.success(),
+        "{}: `{line}` failed:\n{said}{}",
+        container.name,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    said
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
+/// The last invitation in `text`.
+fn last_invitation(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|word| word.starts_with("porta1_") && word.len() > 40)
+        .last()
+        .map(str::to_owned)
+}
+
+#[test]
+fn the_admin_and_auditor_guides_run_as_written() {
+    let mut lab = Lab::new().unwrap();
+    lab.add_branch().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let debs = work.path().join("debs");
+    build_debs(&debs);
+    // The town's names, as its DNS would give them.
+    let hosts = format!(
+        "{} vpn.example-town.cat\n{} annex.example-town.cat\n",
+        addr::TOWN_PUBLIC,
+        addr::BRANCH_PUBLIC
+    );
+    let prepare = |container: &Container| {
+        container.ok(&format!(
+            "printf '{hosts}127.0.1.1 %s\\n' \"$(hostname)\" >> /etc/hosts && \
+             mkdir -p /root/work && cp /debs/*.deb /root/work/"
+        ));
+    };
+    let town = Container::boot(&lab, "town", "guide-town", &debs, work.path());
+    let annex = Container::boot(&lab, "branch", "guide-annex", &debs, work.path());
+    let home = Container::boot(&lab, "home", "guide-home", &debs, work.path());
+    for container in [&town, &annex, &home] {
+        prepare(container);
+    }
+    // The spreadsheet the admin guide's CSV enrollment reads.
+    town.ok("printf 'user,device,groups,display_name,email\\n\
+         jordi,jordi-pc,gis,Jordi Roca,jordi@example-town.cat\\n\
+         marta,marta-pc,telefonia,Marta Vila,marta@example-town.cat\\n' > /root/work/staff.csv");
+
+    let mut invitation = String::new();
+    let mut on_annex = false;
+    let mut said_by_guides = String::new();
+    for page in ["admin-guide.md", "auditor-guide.md"] {
+        for (heading, block) in guide_blocks(page) {
+            if heading.starts_with("5. Revoke") {
+                // Between steps 4 and 5 anna connects, as the staff guide
+                // tells her (its steps are inline, not a block).
+                let anna = last_invitation(&said_by_guides).unwrap();
+                home.ok("cd /root/work && dpkg -i porta_*.deb");
+                home.ok(&format!("porta enroll {anna}"));
+                home.ok("systemctl enable --now porta");
+                home.wait("anna's first handshake", Duration::from_secs(30), || {
+                    let status = home.sh("porta status --json");
+                    serde_json::from_slice::<Value>(&status.stdout)
+                        .is_ok_and(|s| s["last_handshake"].is_u64())
+                });
+            }
+            for line in block {
+                let command = line.split(" #").next().unwrap().trim().to_owned();
+                if line.trim_start().starts_with("# on the annex host") {
+                    // "…with the porta-controller package installed".
+                    annex.ok("cd /root/work && dpkg -i porta-controller_*.deb");
+                    on_annex = true;
+                    continue;
+                }
+                if command.is_empty() || command.starts_with('#') {
+                    continue;
+                }
+                if command.starts_with("packaging/") {
+                    // Built by this test already (build_debs).
+                    continue;
+                }
+                // What a person types instead of the placeholders.
+                let command = command
+                    .replace("porta1_…", &invitation)
+                    .replace("_NEW.deb", "_*.deb")
+                    .replace("porta-2026-11-23.tar.gz", "porta-*.tar.gz")
+                    // A container may set only its own network's keys; the
+                    // guide's --system also loads the kernel-wide ones.
+                    .replace(
+                        "sudo sysctl --system",
+                        "sudo sysctl -p /etc/sysctl.d/60-porta.conf",
+                    );
+                let container = if command.starts_with("portactl") {
+                    on_annex = false;
+                    &town
+                } else if on_annex {
+                    &annex
+                } else {
+                    &town
+                };
+                let said = run_as_written(container, &command);
+                if let Some(newer) = last_invitation(&said) {
+                    invitation = newer;
+                }
+                said_by_guides.push_str(&said);
+                if command.starts_with("sudo systemctl enable --now porta-controller")
+                    || command.starts_with("sudo systemctl start porta-controller")
+                {
+                    town.wait("the controller", Duration::from_secs(30), || {
+                        town.sh("ss -ltn | grep -q ':7443 '").status.success()
+                    });
+                }
+                if command.starts_with("sudo systemctl enable --now porta-gateway") {
+                    town.wait("the annex", Duration::from_secs(30), || {
+                        let list = town.sh("portactl --json gateways list");
+                        serde_json::from_slice::<Value>(&list.stdout).is_ok_and(|l| {
+                            l.as_array().is_some_and(|all| {
+                                all.iter()
+                                    .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
+                            })
+                        })
+                    });
+                }
+            }
+        }
+    }
+    // What the guides promise along the way.
+    assert!(
+        said_by_guides.contains("Revoked anna-laptop"),
+        "{said_by_guides}"
+    );
+    assert!(said_by_guides.contains("role: auditor") || said_by_guides.contains("auditor"));
+    assert!(
+        said_by_guides.contains("OK"),
+        "the logs verify: {said_by_guides}"
+    );
 }

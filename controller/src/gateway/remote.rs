@@ -156,6 +156,10 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         outbox,
         events_ready: Notify::new(),
     });
+    // Ready for systemd (Type=notify): serving its last known peers.
+    if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(%error, "could not tell systemd the gateway is ready");
+    }
     let outcome = tokio::select! {
         retired = gateway.clone().follow_forever() => Err(retired.into()),
         () = gateway.clone().observe_forever() => Ok(()),
