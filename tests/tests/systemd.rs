@@ -373,8 +373,7 @@ fn shell_quote(text: &str) -> String {
 /// The last invitation in `text`.
 fn last_invitation(text: &str) -> Option<String> {
     text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|word| word.starts_with("porta1_") && word.len() > 40)
-        .last()
+        .rfind(|word| word.starts_with("porta1_") && word.len() > 40)
         .map(str::to_owned)
 }
 
