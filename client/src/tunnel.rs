@@ -222,7 +222,7 @@ async fn watch_once(
         .map_err(|_| tonic::Status::internal("damaged fingerprint"))?;
     let channel = connect(&state.controller, pinned)
         .await
-        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        .map_err(|e| tonic::Status::unavailable(porta_proto::describe_error(&e)))?;
     let mut client =
         pb::device_client::DeviceClient::with_interceptor(channel, Bearer::new(&state.credential));
     let mut stream = client

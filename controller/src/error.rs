@@ -14,11 +14,11 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
     /// A named thing does not exist.
-    #[error("{kind} {name:?} does not exist")]
+    #[error("{kind} {name} does not exist")]
     NotFound {
         /// e.g. "user", "group", "device".
         kind: &'static str,
-        /// The name or id the caller gave.
+        /// The name or id the caller gave, quoted (a prefix if long).
         name: String,
     },
     /// A thing with this name or key exists already.
@@ -70,7 +70,7 @@ impl Error {
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
         Self::NotFound {
             kind,
-            name: name.into(),
+            name: crate::validate::quoted(&name.into()),
         }
     }
 }

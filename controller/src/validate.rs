@@ -14,6 +14,22 @@ pub const MAX_TEXT_CHARS: usize = 256;
 /// Most destinations one group may hold.
 pub const MAX_DESTINATIONS: usize = 256;
 
+/// Most characters of a caller's value an error message repeats.
+const QUOTED_CHARS: usize = 40;
+
+/// `value` quoted for an error message: whole when short, else its first
+/// characters and its length. A caller's 60,000-character value must not
+/// come back whole (it would also break HTTP/2's header limits).
+pub fn quoted(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= QUOTED_CHARS {
+        format!("{value:?}")
+    } else {
+        let prefix: String = value.chars().take(QUOTED_CHARS).collect();
+        format!("{prefix:?}… ({count} characters)")
+    }
+}
+
 /// A user, group or device name: 1–64 characters, letters of any script,
 /// digits, `.`, `_`, `-`, `@`; it must start with a letter or digit.
 /// Non-ASCII letters are allowed (names like "núria" are real).
@@ -25,8 +41,9 @@ pub fn name(field: &str, value: &str) -> Result<String> {
         .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if count == 0 || count > MAX_NAME_CHARS || !first_ok || !all_ok {
         return Err(Error::invalid(format!(
-            "{field} {value:?} is not a valid name: use 1–{MAX_NAME_CHARS} letters, digits, \
-             '.', '_', '-' or '@', starting with a letter or digit"
+            "{field} {} is not a valid name: use 1–{MAX_NAME_CHARS} letters, digits, \
+             '.', '_', '-' or '@', starting with a letter or digit",
+            quoted(value)
         )));
     }
     Ok(value.to_owned())
@@ -51,7 +68,8 @@ pub fn text(field: &str, value: &str) -> Result<String> {
 pub fn cidr(field: &str, value: &str) -> Result<IpNet> {
     let net: IpNet = value.trim().parse().map_err(|_| {
         Error::invalid(format!(
-            "{field} {value:?} is not a prefix in CIDR notation (like 10.1.20.0/24 or 10.1.20.5/32)"
+            "{field} {} is not a prefix in CIDR notation (like 10.1.20.0/24 or 10.1.20.5/32)",
+            quoted(value)
         ))
     })?;
     Ok(net.trunc())
@@ -109,7 +127,8 @@ pub fn destination(message: Option<&pb::Destination>) -> Result<Destination> {
 pub fn endpoint(field: &str, value: &str) -> Result<String> {
     let problem = || {
         Error::invalid(format!(
-            "{field} must be host:port, e.g. vpn2.example.org:51820 or 192.0.2.7:51820 (got {value:?})"
+            "{field} must be host:port, e.g. vpn2.example.org:51820 or 192.0.2.7:51820 (got {})",
+            quoted(value)
         ))
     };
     let (host, port) = value.rsplit_once(':').ok_or_else(problem)?;
@@ -143,6 +162,15 @@ pub fn hostname(value: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_value_is_quoted_by_a_short_prefix() {
+        let huge = "a".repeat(60_000);
+        let error = name("user", &huge).unwrap_err().to_string();
+        assert!(error.len() < 300, "{error}");
+        assert!(error.contains("(60000 characters)"), "{error}");
+        assert_eq!(quoted("anna"), "\"anna\"");
+    }
 
     #[test]
     fn endpoints_need_a_host_and_a_port() {

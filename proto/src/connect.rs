@@ -42,7 +42,7 @@ pub enum ConnectError {
     #[error("{0:?} is not a controller address of the form host:port")]
     BadAddress(String),
     /// TCP, TLS or HTTP/2 failed for another reason.
-    #[error("could not reach the controller at {address}: {source}")]
+    #[error("could not reach the controller at {address}")]
     Unreachable {
         /// Where we tried to connect.
         address: String,

@@ -72,6 +72,11 @@ pub fn describe_chain<'a>(
     parts.join(": ")
 }
 
+/// [`describe_chain`] of `error` and its sources.
+pub fn describe_error(error: &(dyn std::error::Error + 'static)) -> String {
+    describe_chain(std::iter::successors(Some(error), |e| e.source()))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

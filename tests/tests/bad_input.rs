@@ -52,6 +52,50 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
         Code::InvalidArgument,
         "degenerate",
     );
+    // Low-order and non-canonical Curve25519 points: refused before the
+    // token is spent (the snapshot below proves nothing changed).
+    for (hex, said) in [
+        (
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "degenerate",
+        ),
+        (
+            "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+            "degenerate",
+        ),
+        (
+            "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+            "degenerate",
+        ),
+        (
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "degenerate",
+        ),
+        (
+            "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "canonical",
+        ),
+        (
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "canonical",
+        ),
+        (
+            "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "canonical",
+        ),
+    ] {
+        let bytes: Vec<u8> = (0..64)
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        use base64::Engine;
+        let key = base64::engine::general_purpose::STANDARD.encode(bytes);
+        assert_code(
+            enrollment.enroll(enroll_with(&key)).await,
+            Code::InvalidArgument,
+            said,
+        );
+    }
     // The gateway's own key.
     let gateway_key = admin
         .list_gateways(pb::ListGatewaysRequest {})
@@ -97,6 +141,35 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
         })
         .await;
     assert_code(login, Code::InvalidArgument, "porta enroll");
+    // A huge value comes back as a short prefix, in a reply that arrives
+    // (a whole 60,000-character name would break HTTP/2's header limit).
+    let huge_name = "x".repeat(60_000);
+    for result in [
+        admin
+            .create_user(pb::CreateUserRequest {
+                name: format!("!{huge_name}"),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ()),
+        admin
+            .get_device(pb::GetDeviceRequest {
+                name: huge_name.clone(),
+            })
+            .await
+            .map(|_| ()),
+    ] {
+        let status = result.expect_err("refused");
+        assert!(
+            matches!(status.code(), Code::InvalidArgument | Code::NotFound),
+            "{status:?}"
+        );
+        assert!(
+            status.message().len() < 300 && status.message().contains("characters"),
+            "{}",
+            &status.message()[..status.message().len().min(300)]
+        );
+    }
     // Oversized messages are cut off before any handler runs.
     let huge = pb::EnrollRequest {
         hostname: "h".repeat(200_000),
