@@ -11,8 +11,8 @@
 //! * a branch host: `porta-gateway.service` starts from its environment
 //!   file and reports to the controller.
 //!
-//! A second test runs the admin and auditor guides' shell blocks as
-//! written, in such containers, on a town's first day.
+//! Two more tests run the README's and the admin and auditor guides' shell
+//! blocks as written, in such containers, on a town's first day.
 //!
 //! The root file system is made once (about 40 s) in
 //! /var/tmp/porta-test-rootfs and shared read-only; every container writes
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 /// Where the root file system is kept between runs (the name changes
 /// whenever the package list does).
-const ROOTFS: &str = "/var/tmp/porta-test-rootfs/bookworm-2";
+const ROOTFS: &str = "/var/tmp/porta-test-rootfs/bookworm-3";
 
 /// The Debian root file system the containers boot, made on first use
 /// (once, however many tests ask at the same time).
@@ -47,7 +47,7 @@ fn make_rootfs() -> PathBuf {
     let output = Command::new("debootstrap")
         .args([
             "--variant=minbase",
-            "--include=systemd,systemd-sysv,dbus,iproute2,adduser,sudo,procps",
+            "--include=systemd,systemd-sysv,dbus,iproute2,adduser,sudo,procps,wireguard-tools",
             "bookworm",
         ])
         .arg(&partial)
@@ -317,7 +317,7 @@ fn the_units_run_under_systemd_with_their_sandboxing() {
 /// it is under.
 fn guide_blocks(page: &str) -> Vec<(String, Vec<String>)> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let text = std::fs::read_to_string(repo.join("docs").join(page)).unwrap();
+    let text = std::fs::read_to_string(repo.join(page)).unwrap();
     let mut heading = String::new();
     let mut blocks = Vec::new();
     let mut lines = text.lines();
@@ -348,6 +348,21 @@ fn guide_blocks(page: &str) -> Vec<(String, Vec<String>)> {
     blocks
 }
 
+/// What a town's machines have before the docs' commands run: the town's
+/// names (as its DNS would give them), a working directory with the
+/// packages, and the spreadsheet the CSV enrollments read.
+fn prepare_for_guides(container: &Container) {
+    container.ok(&format!(
+        "printf '{} vpn.example-town.cat\\n{} annex.example-town.cat\\n127.0.1.1 %s\\n' \
+         \"$(hostname)\" >> /etc/hosts && mkdir -p /root/work && cp /debs/*.deb /root/work/ && \
+         printf 'user,device,groups,display_name,email\\n\
+         jordi,jordi-pc,gis,Jordi Roca,jordi@example-town.cat\\n\
+         marta,marta-pc,gis,Marta Vila,marta@example-town.cat\\n' > /root/work/staff.csv",
+        addr::TOWN_PUBLIC,
+        addr::BRANCH_PUBLIC
+    ));
+}
+
 /// Runs one line of a guide in `container`, as a person at a terminal
 /// would (`script` gives it one; "y" answers a confirmation), in /root/work.
 fn run_as_written(container: &Container, line: &str) -> String {
@@ -370,13 +385,6 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
-/// The last invitation in `text`.
-fn last_invitation(text: &str) -> Option<String> {
-    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .rfind(|word| word.starts_with("porta1_") && word.len() > 40)
-        .map(str::to_owned)
-}
-
 #[test]
 fn the_admin_and_auditor_guides_run_as_written() {
     let mut lab = Lab::new().unwrap();
@@ -384,38 +392,26 @@ fn the_admin_and_auditor_guides_run_as_written() {
     let work = tempfile::tempdir().unwrap();
     let debs = work.path().join("debs");
     build_debs(&debs);
-    // The town's names, as its DNS would give them.
-    let hosts = format!(
-        "{} vpn.example-town.cat\n{} annex.example-town.cat\n",
-        addr::TOWN_PUBLIC,
-        addr::BRANCH_PUBLIC
-    );
-    let prepare = |container: &Container| {
-        container.ok(&format!(
-            "printf '{hosts}127.0.1.1 %s\\n' \"$(hostname)\" >> /etc/hosts && \
-             mkdir -p /root/work && cp /debs/*.deb /root/work/"
-        ));
-    };
     let town = Container::boot(&lab, "town", "guide-town", &debs, work.path());
     let annex = Container::boot(&lab, "branch", "guide-annex", &debs, work.path());
     let home = Container::boot(&lab, "home", "guide-home", &debs, work.path());
     for container in [&town, &annex, &home] {
-        prepare(container);
+        prepare_for_guides(container);
     }
-    // The spreadsheet the admin guide's CSV enrollment reads.
-    town.ok("printf 'user,device,groups,display_name,email\\n\
-         jordi,jordi-pc,gis,Jordi Roca,jordi@example-town.cat\\n\
-         marta,marta-pc,telefonia,Marta Vila,marta@example-town.cat\\n' > /root/work/staff.csv");
 
     let mut invitation = String::new();
     let mut on_annex = false;
     let mut said_by_guides = String::new();
-    for page in ["admin-guide.md", "auditor-guide.md"] {
+    for page in ["docs/admin-guide.md", "docs/auditor-guide.md"] {
         for (heading, block) in guide_blocks(page) {
             if heading.starts_with("5. Revoke") {
                 // Between steps 4 and 5 anna connects, as the staff guide
                 // tells her (its steps are inline, not a block).
-                let anna = last_invitation(&said_by_guides).unwrap();
+                let anna = last_invitation(
+                    &said_by_guides,
+                    Some(porta_proto::pb::InvitationKind::Device),
+                )
+                .unwrap();
                 home.ok("cd /root/work && dpkg -i porta_*.deb");
                 home.ok(&format!("porta enroll {anna}"));
                 home.ok("systemctl enable --now porta");
@@ -460,7 +456,7 @@ fn the_admin_and_auditor_guides_run_as_written() {
                     &town
                 };
                 let said = run_as_written(container, &command);
-                if let Some(newer) = last_invitation(&said) {
+                if let Some(newer) = last_invitation(&said, None) {
                     invitation = newer;
                 }
                 said_by_guides.push_str(&said);
@@ -495,4 +491,115 @@ fn the_admin_and_auditor_guides_run_as_written() {
         said_by_guides.contains("OK"),
         "the logs verify: {said_by_guides}"
     );
+}
+
+/// The last invitation in `text` (of `kind`, if given).
+fn last_invitation(text: &str, kind: Option<porta_proto::pb::InvitationKind>) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .rfind(|word| {
+            word.starts_with("porta1_")
+                && porta_proto::Invitation::decode(word)
+                    .is_ok_and(|i| kind.is_none_or(|kind| i.kind == kind))
+        })
+        .map(str::to_owned)
+}
+
+/// Waits until the annex gateway has reported to the controller.
+fn wait_for_annex(town: &Container) {
+    town.wait("the annex", Duration::from_secs(30), || {
+        let list = town.sh("portactl --json gateways list");
+        serde_json::from_slice::<Value>(&list.stdout).is_ok_and(|l| {
+            l.as_array().is_some_and(|all| {
+                all.iter()
+                    .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
+            })
+        })
+    });
+}
+
+#[test]
+fn the_readme_runs_as_written() {
+    use porta_proto::pb::InvitationKind;
+    let mut lab = Lab::new().unwrap();
+    lab.add_branch().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let debs = work.path().join("debs");
+    build_debs(&debs);
+    // The admin's computer is the town box; a laptop; the annex host. The
+    // README's commands assume Porta's programs are installed.
+    let town = Container::boot(&lab, "town", "readme-town", &debs, work.path());
+    let home = Container::boot(&lab, "home", "readme-home", &debs, work.path());
+    let annex = Container::boot(&lab, "branch", "readme-annex", &debs, work.path());
+    for (container, packages) in [
+        (&town, "porta-controller_*.deb portactl_*.deb"),
+        (&home, "porta_*.deb"),
+        (&annex, "porta-controller_*.deb"),
+    ] {
+        prepare_for_guides(container);
+        container.ok(&format!("cd /root/work && dpkg -i {packages}"));
+    }
+
+    let mut said = String::new();
+    let mut background = 0;
+    for (heading, block) in guide_blocks("README.md") {
+        if block.iter().any(|l| l.contains("cargo ")) {
+            // The two commands: CI runs the second; `serve --init` is
+            // controller/tests/cli.rs's.
+            continue;
+        }
+        for line in block {
+            let command = line.split(" #").next().unwrap().trim().to_owned();
+            if command.is_empty() || command.starts_with('#') {
+                continue;
+            }
+            let kind = if command.contains("porta enroll") {
+                InvitationKind::Device
+            } else if command.contains("gateway --controller") {
+                InvitationKind::Gateway
+            } else {
+                InvitationKind::Login
+            };
+            let command = match last_invitation(&said, Some(kind)) {
+                Some(invitation) => command.replace("porta1_…", &invitation),
+                None => command,
+            };
+            let container = if command.starts_with("sudo porta") || command.starts_with("sudo wg") {
+                &home
+            } else if command.starts_with("porta-controller gateway") {
+                &annex
+            } else {
+                &town
+            };
+            // Programs that stay in the foreground run in the background
+            // here, until they are ready (or, for `porta up`, `porta down`).
+            let foreground = command.starts_with("porta-controller serve")
+                || command == "sudo porta up"
+                || command.starts_with("porta-controller gateway");
+            if foreground {
+                background += 1;
+                container.ok(&format!(
+                    "cd /root/work && ({command}) > /root/work/background-{background}.log 2>&1 &"
+                ));
+                if command.starts_with("porta-controller serve") {
+                    town.wait("the controller", Duration::from_secs(30), || {
+                        town.sh("ss -ltn | grep -q ':7443 '").status.success()
+                    });
+                } else if command == "sudo porta up" {
+                    home.wait("the laptop's handshake", Duration::from_secs(30), || {
+                        let status = home.sh("porta status --json");
+                        serde_json::from_slice::<Value>(&status.stdout)
+                            .is_ok_and(|s| s["last_handshake"].is_u64())
+                    });
+                } else {
+                    wait_for_annex(&town);
+                }
+                continue;
+            }
+            said.push_str(&run_as_written(container, &command));
+        }
+        let _ = heading;
+    }
+    assert!(said.contains("interface: porta0 (up)"), "{said}");
+    assert!(said.contains("Revoked anna-laptop"), "{said}");
+    assert!(said.contains("OK"), "the logs verify: {said}");
 }
