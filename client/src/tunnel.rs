@@ -160,14 +160,7 @@ async fn tell_reachability(
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         every.tick().await;
-        let last_handshake = {
-            let shell = shell.lock().unwrap_or_else(|p| p.into_inner());
-            let node = shell.node();
-            node.peer_ids()
-                .filter_map(|id| node.stats(id)?.last_handshake)
-                .max()
-        };
-        match watch.observe(std::time::Instant::now(), last_handshake) {
+        match watch.observe(std::time::Instant::now(), last_handshake(shell)) {
             Some(Notice::Unreachable) => {
                 eprintln!("porta: cannot reach the gateway at {gateway}, still trying");
             }
@@ -278,15 +271,18 @@ async fn watch_once(
     ))
 }
 
+/// When the tunnel last completed a handshake with the gateway.
+fn last_handshake(shell: &Mutex<Shell>) -> Option<std::time::Instant> {
+    let shell = shell.lock().unwrap_or_else(|p| p.into_inner());
+    let node = shell.node();
+    node.peer_ids()
+        .filter_map(|id| node.stats(id)?.last_handshake)
+        .max()
+}
+
 /// What `porta up` tells the controller about this computer and its tunnel.
 fn status_report(shell: &Mutex<Shell>) -> pb::DeviceStatusReport {
-    let last_handshake = {
-        let shell = shell.lock().unwrap_or_else(|p| p.into_inner());
-        let node = shell.node();
-        node.peer_ids()
-            .filter_map(|id| node.stats(id)?.last_handshake)
-            .max()
-    };
+    let last_handshake = last_handshake(shell);
     let last_handshake_at = last_handshake
         .and_then(|at| {
             let age = std::time::Instant::now().saturating_duration_since(at);

@@ -154,8 +154,8 @@ fn every_language_of_the_staff_guide_carries_the_same_steps_and_messages() {
     }
 }
 
-#[test]
-fn the_docs_stand_on_the_repository_alone() {
+/// README.md and every page in docs/.
+fn doc_pages() -> Vec<std::path::PathBuf> {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut pages = vec![repo.join("README.md")];
     for entry in std::fs::read_dir(repo.join("docs")).unwrap() {
@@ -164,6 +164,12 @@ fn the_docs_stand_on_the_repository_alone() {
             pages.push(path);
         }
     }
+    pages
+}
+
+#[test]
+fn the_docs_stand_on_the_repository_alone() {
+    let pages = doc_pages();
     for page in pages {
         let text = std::fs::read_to_string(&page).unwrap();
         assert!(
@@ -191,14 +197,7 @@ fn the_docs_stand_on_the_repository_alone() {
 fn shell_blocks_in_the_docs_can_be_pasted() {
     // A comment after a `\\` continuation ends the command there: the
     // lines after it run as commands of their own.
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut pages = vec![repo.join("README.md")];
-    for entry in std::fs::read_dir(repo.join("docs")).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "md") {
-            pages.push(path);
-        }
-    }
+    let pages = doc_pages();
     for page in pages {
         let text = std::fs::read_to_string(&page).unwrap();
         for block in text.split("```sh\n").skip(1) {

@@ -258,15 +258,7 @@ fn the_units_run_under_systemd_with_their_sandboxing() {
         invited["invitation"].as_str().unwrap()
     ));
     home.ok("systemctl start porta");
-    home.wait(
-        "the laptop's first handshake",
-        Duration::from_secs(30),
-        || {
-            let status = home.sh("porta status --json");
-            serde_json::from_slice::<Value>(&status.stdout)
-                .is_ok_and(|s| s["last_handshake"].is_u64())
-        },
-    );
+    wait_for_handshake(&home);
     assert_eq!(home.ok("systemctl is-active porta").trim(), "active");
     home.ok("systemctl stop porta");
     assert_eq!(
@@ -289,15 +281,7 @@ fn the_units_run_under_systemd_with_their_sandboxing() {
         added["invitation"].as_str().unwrap()
     ));
     branch.ok("systemctl start porta-gateway");
-    town.wait("the annex to report", Duration::from_secs(30), || {
-        let gateways = town.sh("portactl --json gateways list");
-        serde_json::from_slice::<Value>(&gateways.stdout).is_ok_and(|list| {
-            list.as_array().is_some_and(|all| {
-                all.iter()
-                    .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
-            })
-        })
-    });
+    wait_for_annex(&town);
     assert_eq!(
         branch.ok("systemctl is-active porta-gateway").trim(),
         "active"
@@ -415,11 +399,7 @@ fn the_admin_and_auditor_guides_run_as_written() {
                 home.ok("cd /root/work && dpkg -i porta_*.deb");
                 home.ok(&format!("porta enroll {anna}"));
                 home.ok("systemctl enable --now porta");
-                home.wait("anna's first handshake", Duration::from_secs(30), || {
-                    let status = home.sh("porta status --json");
-                    serde_json::from_slice::<Value>(&status.stdout)
-                        .is_ok_and(|s| s["last_handshake"].is_u64())
-                });
+                wait_for_handshake(&home);
             }
             for line in block {
                 let command = line.split(" #").next().unwrap().trim().to_owned();
@@ -468,15 +448,7 @@ fn the_admin_and_auditor_guides_run_as_written() {
                     });
                 }
                 if command.starts_with("sudo systemctl enable --now porta-gateway") {
-                    town.wait("the annex", Duration::from_secs(30), || {
-                        let list = town.sh("portactl --json gateways list");
-                        serde_json::from_slice::<Value>(&list.stdout).is_ok_and(|l| {
-                            l.as_array().is_some_and(|all| {
-                                all.iter()
-                                    .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
-                            })
-                        })
-                    });
+                    wait_for_annex(&town);
                 }
             }
         }
@@ -504,12 +476,20 @@ fn last_invitation(text: &str, kind: Option<porta_proto::pb::InvitationKind>) ->
         .map(str::to_owned)
 }
 
+/// Waits until the laptop's tunnel has completed a handshake.
+fn wait_for_handshake(home: &Container) {
+    home.wait("the laptop's handshake", Duration::from_secs(30), || {
+        let status = home.sh("porta status --json");
+        serde_json::from_slice::<Value>(&status.stdout).is_ok_and(|s| s["last_handshake"].is_u64())
+    });
+}
+
 /// Waits until the annex gateway has reported to the controller.
 fn wait_for_annex(town: &Container) {
-    town.wait("the annex", Duration::from_secs(30), || {
+    town.wait("the annex to report", Duration::from_secs(30), || {
         let list = town.sh("portactl --json gateways list");
-        serde_json::from_slice::<Value>(&list.stdout).is_ok_and(|l| {
-            l.as_array().is_some_and(|all| {
+        serde_json::from_slice::<Value>(&list.stdout).is_ok_and(|list| {
+            list.as_array().is_some_and(|all| {
                 all.iter()
                     .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
             })
@@ -585,11 +565,7 @@ fn the_readme_runs_as_written() {
                         town.sh("ss -ltn | grep -q ':7443 '").status.success()
                     });
                 } else if command == "sudo porta up" {
-                    home.wait("the laptop's handshake", Duration::from_secs(30), || {
-                        let status = home.sh("porta status --json");
-                        serde_json::from_slice::<Value>(&status.stdout)
-                            .is_ok_and(|s| s["last_handshake"].is_u64())
-                    });
+                    wait_for_handshake(&home);
                 } else {
                     wait_for_annex(&town);
                 }

@@ -609,6 +609,20 @@ mod tests {
             .collect()
     }
 
+    /// The export at `path` reads back to the rows written, and verifies.
+    fn reads_back_and_verifies(path: &Path) {
+        let (log, rows) = read_export(path).unwrap();
+        assert_eq!(log, Log::Admin);
+        let rows: Vec<Row> = rows.map(Result::unwrap).collect();
+        let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
+        assert_eq!(
+            rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
+            expected
+        );
+        let sequences = rows.iter().filter_map(Row::sequence).collect();
+        assert!(audit::verify(rows, &sequences, Gaps::Forbidden, None).is_ok());
+    }
+
     fn write(format: ExportFormat) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("export");
@@ -645,20 +659,11 @@ mod tests {
         assert_eq!(targets[9], "Núria Puig i Solà");
         assert_eq!(targets[4], "'=HYPERLINK(\"http://example.invalid\")");
 
-        let (log, rows) = read_export(&path).unwrap();
-        assert_eq!(log, Log::Admin);
-        let rows: Vec<Row> = rows.map(Result::unwrap).collect();
-        let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
-        assert_eq!(
-            rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
-            expected
-        );
-        let sequences = rows.iter().filter_map(Row::sequence).collect();
-        assert!(audit::verify(rows, &sequences, Gaps::Forbidden, None).is_ok());
+        reads_back_and_verifies(&path);
     }
 
     #[test]
-    fn jsonl_exports_read_back_to_the_same_cells() {
+    fn jsonl_exports_read_back_to_the_same_cells_and_verify() {
         let (_dir, path) = write(ExportFormat::Jsonl);
         let first_line = std::fs::read_to_string(&path)
             .unwrap()
@@ -668,29 +673,13 @@ mod tests {
             .to_owned();
         let value: Value = serde_json::from_str(&first_line).unwrap();
         assert_eq!(value["sequence"], 1, "numbers stay numbers");
-        let (log, rows) = read_export(&path).unwrap();
-        assert_eq!(log, Log::Admin);
-        let rows: Vec<Row> = rows.map(Result::unwrap).collect();
-        let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
-        assert_eq!(
-            rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
-            expected
-        );
+        reads_back_and_verifies(&path);
     }
 
     #[test]
     fn xlsx_exports_read_back_to_the_same_cells_and_verify() {
         let (_dir, path) = write(ExportFormat::Xlsx);
-        let (log, rows) = read_export(&path).unwrap();
-        assert_eq!(log, Log::Admin);
-        let rows: Vec<Row> = rows.map(Result::unwrap).collect();
-        let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
-        assert_eq!(
-            rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
-            expected
-        );
-        let sequences = rows.iter().filter_map(Row::sequence).collect();
-        assert!(audit::verify(rows, &sequences, Gaps::Forbidden, None).is_ok());
+        reads_back_and_verifies(&path);
     }
 
     #[test]
