@@ -55,6 +55,15 @@ impl Portactl {
     }
 }
 
+/// A controller and a portactl logged in to it as admin.
+async fn logged_in() -> (TestController, tempfile::TempDir, Portactl) {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &ctl.admin_invitation]).await;
+    (ctl, dir, cli)
+}
+
 #[tokio::test]
 async fn login_profiles_whoami_and_logout() {
     let ctl = TestController::start(&[]).await.unwrap();
@@ -129,10 +138,7 @@ async fn login_profiles_whoami_and_logout() {
 
 #[tokio::test]
 async fn every_command_works_and_its_json_parses() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (ctl, _dir, cli) = logged_in().await;
 
     assert_eq!(
         cli.json(&["groups", "add", "gis", "--description", "GIS viewers"])
@@ -353,10 +359,7 @@ async fn every_command_works_and_its_json_parses() {
 
 #[tokio::test]
 async fn exit_codes_mean_something() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (ctl, _dir, cli) = logged_in().await;
     let auditor = cli
         .json(&["api-tokens", "create", "--role", "auditor", "--name", "aud"])
         .await;
@@ -461,10 +464,7 @@ async fn exit_codes_mean_something() {
 
 #[tokio::test]
 async fn csv_enrollment_reports_bad_rows_and_resumes() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (ctl, dir, cli) = logged_in().await;
     cli.json(&["groups", "add", "gis"]).await;
     let staff = dir.path().join("staff.csv");
     let out = dir.path().join("invitations.csv");
@@ -548,10 +548,7 @@ fn read_out(path: &Path) -> Vec<Vec<String>> {
 
 #[tokio::test]
 async fn gateways_are_added_listed_and_checked() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (ctl, _dir, cli) = logged_in().await;
 
     let added = cli
         .json(&[
@@ -649,10 +646,7 @@ async fn gateways_are_added_listed_and_checked() {
 
 #[tokio::test]
 async fn exported_logs_verify_offline_and_each_tampering_is_named() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (_ctl, dir, cli) = logged_in().await;
     for (name, display) in [
         ("anna", "Anna Vidal"),
         ("bernat", "Bernat, \"el de GIS\""),
@@ -879,10 +873,7 @@ fn with_closed_stdout(program: &str, config: &Path, args: &[&str]) -> Output {
 #[tokio::test]
 async fn a_closed_stdout_ends_every_program_quietly() {
     use std::os::unix::process::ExitStatusExt;
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (_ctl, _dir, cli) = logged_in().await;
     cli.json(&["enroll", "--user", "anna", "--device", "anna-pc"])
         .await;
     for (program, args) in [
@@ -908,10 +899,7 @@ async fn a_closed_stdout_ends_every_program_quietly() {
 
 #[tokio::test]
 async fn csv_files_as_spreadsheets_save_them_enroll_with_the_right_lines() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (_ctl, dir, cli) = logged_in().await;
     // What Excel in a Catalan locale saves: semicolons, capitalised
     // headers, and (as "CSV") Windows-1252; a note cell spans two lines, so
     // the bad row after it starts on line 4 of the file.
@@ -1006,10 +994,7 @@ fn libreoffice_resave(file: &Path, format: &str, out_dir: &Path) -> PathBuf {
 
 #[tokio::test]
 async fn exports_opened_and_saved_by_a_spreadsheet_still_verify() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (_ctl, dir, cli) = logged_in().await;
     cli.json(&[
         "groups",
         "add",
@@ -1061,10 +1046,7 @@ async fn exports_opened_and_saved_by_a_spreadsheet_still_verify() {
 
 #[tokio::test]
 async fn an_auditor_filters_by_user_and_local_time_and_is_told_about_partial_files() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (ctl, dir, cli) = logged_in().await;
     let invited = cli
         .json(&["enroll", "--user", "anna", "--device", "anna-pc"])
         .await;
@@ -1166,10 +1148,7 @@ async fn an_auditor_filters_by_user_and_local_time_and_is_told_about_partial_fil
 
 #[tokio::test]
 async fn tables_fit_the_width_and_completions_offer_only_what_is_usable() {
-    let ctl = TestController::start(&[]).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &ctl.admin_invitation]).await;
+    let (ctl, _dir, cli) = logged_in().await;
     cli.json(&[
         "users",
         "add",
