@@ -23,6 +23,9 @@ use tonic::Code;
 /// A peer is reported idle after this long without traffic.
 const IDLE_AFTER: Duration = Duration::from_secs(180);
 
+/// A connection to the controller that lasted this long resets the backoff.
+const LASTED: Duration = Duration::from_secs(60);
+
 /// How often a connected client reports its status (and once at connect).
 const REPORT_EVERY: Duration = Duration::from_secs(60);
 
@@ -174,9 +177,15 @@ async fn tell_reachability(
 /// for the person, when the device is refused. Reconnects with backoff on
 /// any other failure.
 async fn watch(dir: &StateDir, mut state: DeviceState, shell: Arc<Mutex<Shell>>) -> String {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff =
+        porta_proto::connect::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
-        match watch_once(dir, &mut state, &shell).await {
+        let started = std::time::Instant::now();
+        let outcome = watch_once(dir, &mut state, &shell).await;
+        if started.elapsed() >= LASTED {
+            backoff.reset();
+        }
+        match outcome {
             Err(status)
                 if matches!(
                     status.code(),
@@ -199,8 +208,7 @@ async fn watch(dir: &StateDir, mut state: DeviceState, shell: Arc<Mutex<Shell>>)
             }
             Ok(()) => {}
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

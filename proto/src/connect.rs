@@ -213,3 +213,72 @@ impl Interceptor for Bearer {
         Ok(request)
     }
 }
+
+/// When to try reaching the controller again: exponential backoff with
+/// full jitter (each wait is random between zero and the current ceiling,
+/// which doubles up to a cap). After a controller restart, a town's
+/// laptops and gateways then come back spread over the window instead of
+/// all at once, and the first retry after a short outage comes within the
+/// base delay. Call [`Backoff::reset`] once a connection has lasted.
+#[derive(Clone, Debug)]
+pub struct Backoff {
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// Ceilings `base`, 2·`base`, 4·`base`, … up to `cap`.
+    pub fn new(base: std::time::Duration, cap: std::time::Duration) -> Self {
+        Self {
+            base,
+            cap,
+            attempt: 0,
+        }
+    }
+
+    /// How long to wait before the next attempt.
+    pub fn next_delay(&mut self) -> std::time::Duration {
+        self.delay_at(rand::random::<f64>())
+    }
+
+    /// The next delay for `unit` in [0, 1): the pure part.
+    fn delay_at(&mut self, unit: f64) -> std::time::Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        ceiling.mul_f64(unit.clamp(0.0, 1.0))
+    }
+
+    /// Starts again from `base` (after a connection that lasted).
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn ceilings_double_to_the_cap_and_reset_starts_over() {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        let ceilings: Vec<u64> = (0..7).map(|_| backoff.delay_at(1.0).as_secs()).collect();
+        assert_eq!(ceilings, [1, 2, 4, 8, 16, 30, 30]);
+        backoff.reset();
+        assert_eq!(backoff.delay_at(1.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn each_wait_is_spread_below_its_ceiling() {
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+        assert_eq!(backoff.delay_at(0.0), Duration::ZERO);
+        assert_eq!(backoff.delay_at(0.5), Duration::from_secs(1));
+        for _ in 0..100 {
+            assert!(backoff.next_delay() <= Duration::from_secs(30));
+        }
+    }
+}

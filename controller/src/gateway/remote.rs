@@ -191,6 +191,12 @@ pub struct GatewayRetired {
     pub data: String,
 }
 
+/// How a remote gateway retries the controller: jittered, at most 10 s
+/// apart (it holds sessions, so it comes back sooner than laptops).
+fn retry_backoff() -> porta_proto::connect::Backoff {
+    porta_proto::connect::Backoff::new(Duration::from_secs(1), Duration::from_secs(10))
+}
+
 /// The controller's message when `error` is its refusal of the credential.
 fn refused_credential(error: &anyhow::Error) -> Option<String> {
     error.chain().find_map(|cause| {
@@ -232,7 +238,7 @@ impl Gateway {
     /// every stream that got going), until it refuses this gateway's
     /// credential.
     async fn follow_forever(self: Arc<Self>) -> GatewayRetired {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = retry_backoff();
         loop {
             let mut streamed = false;
             match self.follow(&mut streamed).await {
@@ -245,15 +251,13 @@ impl Gateway {
                 }
                 Err(error) => tracing::warn!(
                     error = %describe_chain(error.chain()),
-                    retry_in = ?backoff,
                     "lost the controller; serving the last known peers"
                 ),
             }
             if streamed {
-                backoff = Duration::from_secs(1);
+                backoff.reset();
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
+            tokio::time::sleep(backoff.next_delay()).await;
         }
     }
 
@@ -327,7 +331,7 @@ impl Gateway {
     /// controller has recorded it (it skips event ids it has already).
     async fn report_forever(self: Arc<Self>) {
         let mut client = None;
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = retry_backoff();
         loop {
             if self.outbox.is_empty() {
                 let _ = tokio::time::timeout(Duration::from_secs(5), self.events_ready.notified())
@@ -335,12 +339,11 @@ impl Gateway {
                 continue;
             }
             match self.report_batch(&mut client).await {
-                Ok(()) => backoff = Duration::from_secs(1),
+                Ok(()) => backoff.reset(),
                 Err(error) => {
                     client = None;
                     tracing::debug!(error = %describe_chain(error.chain()), "events not delivered yet");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    tokio::time::sleep(backoff.next_delay()).await;
                 }
             }
         }
