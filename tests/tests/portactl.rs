@@ -1224,3 +1224,76 @@ async fn tables_fit_the_width_and_completions_offer_only_what_is_usable() {
     assert!(complete("portactl users show nú").contains("núria.puig.i.sola"));
     assert!(complete("portactl groups allow g").contains("gis"));
 }
+
+#[tokio::test]
+async fn a_csv_run_stops_when_the_controller_dies_and_a_rerun_finishes_every_row() {
+    let (mut ctl, dir, cli) = logged_in().await;
+    let staff = dir.path().join("staff.csv");
+    let out = dir.path().join("invitations.csv");
+    let mut rows = String::from("user,device\n");
+    for i in 0..400 {
+        rows.push_str(&format!("u{i:03},pc-{i:03}\n"));
+    }
+    std::fs::write(&staff, rows).unwrap();
+    // An invitation created by a run that died before writing it down.
+    let lost = cli
+        .json(&["enroll", "--user", "u001", "--device", "pc-001"])
+        .await;
+
+    // The controller dies mid-run: the run stops after a few rows, not 400.
+    let run = tokio::process::Command::new(binary("portactl"))
+        .arg("--config")
+        .arg(&cli.config)
+        .args(["enroll", "--csv"])
+        .arg(&staff)
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while read_out_if_any(&out).len() < 3 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    ctl.kill9().await.unwrap();
+    let stopped = run.wait_with_output().await.unwrap();
+    let said = String::from_utf8_lossy(&stopped.stderr);
+    assert!(!stopped.status.success());
+    assert!(
+        said.contains("stopped at line") && said.contains("run the same command again"),
+        "{said}"
+    );
+    let failed_lines = said.lines().filter(|l| l.starts_with("line ")).count();
+    assert!(failed_lines <= 3, "it went on failing: {said}");
+
+    // The re-run finishes: every row once, the lost invitation replaced.
+    ctl.serve().await.unwrap();
+    let summary = cli
+        .json(&[
+            "enroll",
+            "--csv",
+            staff.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(summary["failed"], serde_json::json!([]), "{summary}");
+    let written = read_out(&out);
+    assert_eq!(written.len(), 400);
+    let tokens = cli.json(&["tokens", "list"]).await;
+    let tokens = tokens.as_array().unwrap();
+    assert_eq!(tokens.len(), 400, "one open invitation per row");
+    assert!(
+        tokens.iter().all(|t| t["id"] != lost["token_id"]),
+        "the lost invitation no longer works"
+    );
+}
+
+/// The rows of a CSV output file, or none while it does not exist yet.
+fn read_out_if_any(path: &Path) -> Vec<Vec<String>> {
+    if path.exists() {
+        read_out(path)
+    } else {
+        Vec::new()
+    }
+}

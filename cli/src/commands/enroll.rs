@@ -2,10 +2,13 @@
 //!
 //! A CSV run is resumable: every invitation is appended to `--out` (and
 //! flushed) the moment it exists — it cannot be shown again — and a re-run
-//! skips the rows whose user and device are already in `--out`. A bad row
-//! is reported and the run goes on. The input may be what a spreadsheet
-//! saved: any separator and encoding [`crate::spreadsheet`] knows; the
-//! output copies each row's `display_name` and `email`, for mail merges.
+//! skips the rows whose user and device are already in `--out`; a row whose
+//! invitation was created but never written there (the run died in
+//! between) gets a new one, the lost one deleted. A bad row is reported and
+//! the run goes on; a controller that stops answering stops the run. The
+//! input may be what a spreadsheet saved: any separator and encoding
+//! [`crate::spreadsheet`] knows; the output copies each row's
+//! `display_name` and `email`, for mail merges.
 
 use super::{Ctx, print_invitation};
 use crate::args::EnrollArgs;
@@ -157,6 +160,7 @@ async fn bulk(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let (mut enrolled, mut skipped, mut failures) = (0usize, 0usize, Vec::new());
+    let (mut unreachable_in_a_row, mut stopped_at) = (0, None);
     for (line, row) in rows {
         progress.inc(1);
         let mut row = match row {
@@ -174,7 +178,13 @@ async fn bulk(
             row.gateway = gateway.unwrap_or_default().to_owned();
         }
         progress.set_message(format!("{} / {}", row.user, row.device));
-        match enroll_row(&mut admin, &row, &mut users, ttl).await {
+        let outcome = enroll_row(&mut admin, &row, &mut users, ttl).await;
+        if outcome.as_ref().is_err_and(is_unreachable) {
+            unreachable_in_a_row += 1;
+        } else {
+            unreachable_in_a_row = 0;
+        }
+        match outcome {
             Ok(created) => {
                 let token = created.token.unwrap_or_default();
                 out.write_record([
@@ -190,6 +200,12 @@ async fn bulk(
                 enrolled += 1;
             }
             Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": porta_proto::describe_chain(e.chain())})),
+        }
+        if unreachable_in_a_row >= GIVE_UP_AFTER {
+            // The controller is gone: every further row would fail the
+            // same way. What was done is in --out; a re-run resumes.
+            stopped_at = Some(line);
+            break;
         }
     }
     progress.finish_and_clear();
@@ -210,6 +226,16 @@ async fn bulk(
                 failure["error"].as_str().unwrap_or("")
             );
         }
+    }
+    if let Some(line) = stopped_at {
+        bail!(
+            "stopped at line {line}: the controller did not answer {GIVE_UP_AFTER} times in a row. \
+             {enrolled} invitations were written to {}; run the same command again to resume \
+             (rows already there are skipped)",
+            out_path.display()
+        );
+    }
+    if !ctx.json {
         println!(
             "{enrolled} enrolled, {skipped} already done (skipped), {} failed; invitations in {}",
             failures.len(),
@@ -227,6 +253,19 @@ async fn bulk(
     }
 }
 
+/// How many rows in a row may find the controller unreachable before a
+/// CSV run stops.
+const GIVE_UP_AFTER: usize = 3;
+
+/// True if `error` says the controller could not be reached.
+fn is_unreachable(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<tonic::Status>()
+            .is_some_and(|s| s.code() == Code::Unavailable)
+    })
+}
+
 async fn enroll_row(
     admin: &mut AdminClient<Authed>,
     row: &Row,
@@ -234,7 +273,44 @@ async fn enroll_row(
     ttl: u64,
 ) -> Result<pb::CreateEnrollmentTokenResponse> {
     ensure_user(admin, row, Some(users)).await?;
-    create_token(admin, row, ttl).await
+    match create_token(admin, row, ttl).await {
+        Err(error) if is_already_exists(&error) => {
+            // An earlier run created this row's invitation but died before
+            // writing it to --out (it is not there, or the row would have
+            // been skipped): nobody has it, so it is replaced.
+            let Some(open) = open_token(admin, row).await? else {
+                return Err(error);
+            };
+            admin
+                .delete_enrollment_token(pb::DeleteEnrollmentTokenRequest { id: open.id })
+                .await?;
+            create_token(admin, row, ttl).await
+        }
+        outcome => outcome,
+    }
+}
+
+fn is_already_exists(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<tonic::Status>()
+            .is_some_and(|s| s.code() == Code::AlreadyExists)
+    })
+}
+
+/// The open enrollment token for this row's user and device, if any.
+async fn open_token(
+    admin: &mut AdminClient<Authed>,
+    row: &Row,
+) -> Result<Option<pb::EnrollmentToken>> {
+    let tokens = admin
+        .list_enrollment_tokens(pb::ListEnrollmentTokensRequest {})
+        .await?
+        .into_inner()
+        .tokens;
+    Ok(tokens
+        .into_iter()
+        .find(|t| t.user == row.user && t.device_name == row.device))
 }
 
 /// Creates the user if missing (with the row's groups), else adds the
