@@ -19,7 +19,7 @@ use porta_proto::pb;
 use porta_proto::pb::admin_client::AdminClient;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use tonic::Code;
 
@@ -161,6 +161,8 @@ async fn bulk(
     );
     let (mut enrolled, mut skipped, mut failures) = (0usize, 0usize, Vec::new());
     let (mut unreachable_in_a_row, mut stopped_at) = (0, None);
+    // Rows written by this run, and the line each came from.
+    let mut this_run: HashMap<(String, String), u64> = HashMap::new();
     for (line, row) in rows {
         progress.inc(1);
         let mut row = match row {
@@ -170,8 +172,16 @@ async fn bulk(
                 continue;
             }
         };
-        if done.contains(&(row.user.clone(), row.device.clone())) {
+        let key = (row.user.clone(), row.device.clone());
+        if done.contains(&key) {
             skipped += 1;
+            continue;
+        }
+        if let Some(first) = this_run.get(&key) {
+            // The same row twice in the file: its invitation was written on
+            // the first one and must not be replaced.
+            failures.push(json!({"line": line, "user": row.user, "device": row.device,
+                "error": format!("an invitation for this user and device exists already (line {first} of this file)")}));
             continue;
         }
         if row.gateway.is_empty() {
@@ -197,6 +207,7 @@ async fn bulk(
                     row.email.as_str(),
                 ])?;
                 out.flush()?;
+                this_run.insert(key, line);
                 enrolled += 1;
             }
             Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": porta_proto::describe_chain(e.chain())})),
