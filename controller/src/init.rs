@@ -153,14 +153,8 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
 
     let store = Store::open(&data.join("store")).context("creating the store")?;
     let gateway = GatewayRecord {
-        id: crate::secret::new_id(),
-        name: settings.gateway_name.clone(),
-        endpoint: wg_endpoint.clone(),
         public_key: gateway_public_key.clone(),
-        embedded: true,
-        last_seen_at: 0,
-        applied_revision: 0,
-        credential_id: None,
+        ..GatewayRecord::new(&settings.gateway_name, &wg_endpoint, true, None)
     };
     store
         .write(|t| {

@@ -35,6 +35,7 @@
 
 pub mod api;
 pub mod error;
+pub mod event_check;
 mod files;
 pub mod gateway;
 pub mod init;

@@ -16,8 +16,9 @@
 //!   verifies and the pruning itself is on record.
 
 use crate::error::{Error, Result};
+use crate::event_check;
 use crate::state::Caller;
-use crate::store::records::DeviceRecord;
+use crate::store::records::{DeviceRecord, GatewayRecord};
 use crate::store::{Store, T, TxError, Txn, meta};
 use porta_proto::audit::{self, GENESIS, Log, Row};
 use porta_proto::pb;
@@ -215,6 +216,12 @@ pub struct OpenSession {
     pub gateway: String,
     /// Unix seconds.
     pub since: u64,
+    /// Bytes from the device in this session, as last reported.
+    #[serde(default)]
+    pub rx_bytes: u64,
+    /// Bytes to the device in this session, as last reported.
+    #[serde(default)]
+    pub tx_bytes: u64,
 }
 
 fn head(t: &Txn<'_>, key: &[u8]) -> Result<Head, TxError> {
@@ -366,28 +373,42 @@ pub fn event_from_pb(e: pb::ConnectionEvent) -> Result<GatewayEvent> {
 /// The kinds of connection event.
 pub const EVENT_KINDS: &[&str] = &["session_start", "endpoint_change", "session_end"];
 
+/// What became of a batch of events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventReport {
+    /// Events recorded now.
+    pub accepted: u32,
+    /// Events refused (never recorded): event id and why.
+    pub refused: Vec<(String, String)>,
+}
+
 /// Records `events` from `gateway` in one transaction: each event id once,
 /// each with its device's user, name and tunnel address, keeping the open
-/// sessions in step. Returns how many were new.
-pub async fn record_events(store: &Store, gateway: &str, events: &[GatewayEvent]) -> Result<u32> {
-    store
+/// sessions in step. Events [`event_check::check`] refuses are left out of
+/// the chain, logged, and counted in the gateway's record.
+pub async fn record_events(
+    store: &Store,
+    gateway: &GatewayRecord,
+    events: &[GatewayEvent],
+    now: u64,
+) -> Result<EventReport> {
+    let report = store
         .append(|t| {
-            let mut recorded = 0;
+            let mut report = EventReport::default();
             for event in events {
                 if t.contains(T::EventIds, event.event_id.as_bytes())? {
                     continue;
                 }
                 let device: Option<DeviceRecord> = t.get(T::Devices, event.device_id.as_bytes())?;
-                let Some(device) = device else {
-                    tracing::warn!(device_id = %event.device_id, "event for an unknown device ignored");
-                    continue;
-                };
-                let open: Option<OpenSession> = t.get(T::Sessions, device.id.as_bytes())?;
-                let session_start = if event.session_start != 0 {
-                    event.session_start
-                } else {
-                    open.as_ref().map(|s| s.since).unwrap_or(event.at)
-                };
+                let open: Option<OpenSession> = t.get(T::Sessions, event.device_id.as_bytes())?;
+                let (device, admitted) =
+                    match event_check::check(event, device.as_ref(), open.as_ref(), gateway, now) {
+                        Ok(admitted) => (device.expect("admitted events have a device"), admitted),
+                        Err(reason) => {
+                            report.refused.push((event.event_id.clone(), reason));
+                            continue;
+                        }
+                    };
                 match event.kind.as_str() {
                     "session_end" => t.remove(T::Sessions, device.id.as_bytes())?,
                     _ => t.put(
@@ -398,8 +419,10 @@ pub async fn record_events(store: &Store, gateway: &str, events: &[GatewayEvent]
                             device: device.name.clone(),
                             tunnel_address: device.ipv4.to_string(),
                             public_address: event.public_address.clone(),
-                            gateway: gateway.to_owned(),
-                            since: session_start,
+                            gateway: gateway.name.clone(),
+                            since: admitted.session_start,
+                            rx_bytes: event.rx_bytes,
+                            tx_bytes: event.tx_bytes,
                         },
                     )?,
                 }
@@ -413,19 +436,30 @@ pub async fn record_events(store: &Store, gateway: &str, events: &[GatewayEvent]
                     tunnel_address: device.ipv4.to_string(),
                     public_address: event.public_address.clone(),
                     previous_public_address: event.previous_public_address.clone(),
-                    gateway: gateway.to_owned(),
-                    session_start,
+                    gateway: gateway.name.clone(),
+                    session_start: admitted.session_start,
                     rx_bytes: event.rx_bytes,
                     tx_bytes: event.tx_bytes,
                     reason: event.reason.clone(),
                     previous_hash: String::new(),
                     hash: String::new(),
                 })?;
-                recorded += 1;
+                report.accepted += 1;
             }
-            Ok(recorded)
+            if !report.refused.is_empty()
+                && let Some(mut record) =
+                    t.get::<GatewayRecord>(T::Gateways, gateway.id.as_bytes())?
+            {
+                record.refused_events += report.refused.len() as u64;
+                t.put(T::Gateways, gateway.id.as_bytes(), &record)?;
+            }
+            Ok(report)
         })
-        .await
+        .await?;
+    for (event_id, reason) in &report.refused {
+        tracing::warn!(gateway = %gateway.name, event_id = %crate::validate::quoted(event_id), %reason, "connection event refused");
+    }
+    Ok(report)
 }
 
 /// Which records an export or a verification reads.
@@ -737,6 +771,12 @@ mod tests {
         (dir, store)
     }
 
+    const NOW: u64 = 1_000;
+
+    fn town() -> GatewayRecord {
+        GatewayRecord::new("town", "192.0.2.1:51820", true, None)
+    }
+
     fn event(id: &str, kind: &str, at: u64) -> GatewayEvent {
         GatewayEvent {
             event_id: id.into(),
@@ -779,9 +819,10 @@ mod tests {
         let (_dir, store) = store_with_device().await;
         let start = event("e1", "session_start", 100);
         assert_eq!(
-            record_events(&store, "town", std::slice::from_ref(&start))
+            record_events(&store, &town(), std::slice::from_ref(&start), NOW)
                 .await
-                .expect("record"),
+                .expect("record")
+                .accepted,
             1
         );
         let open = sessions(&store).expect("sessions");
@@ -793,9 +834,10 @@ mod tests {
         // A resend (the reply was lost) and the end: only the end is new.
         let end = event("e2", "session_end", 160);
         assert_eq!(
-            record_events(&store, "town", &[start, end])
+            record_events(&store, &town(), &[start, end], NOW)
                 .await
-                .expect("record"),
+                .expect("record")
+                .accepted,
             1
         );
         assert!(sessions(&store).expect("sessions").is_empty());
@@ -904,11 +946,12 @@ mod tests {
         admin_actions_at(&store, &[10, 20, 30, 40, 50]).await;
         record_events(
             &store,
-            "town",
+            &town(),
             &[
                 event("e1", "session_start", 15),
                 event("e2", "session_end", 45),
             ],
+            NOW,
         )
         .await
         .expect("record");

@@ -1210,16 +1210,7 @@ impl Controller {
         let (credential, invitation) = self
             .create_api_credential(actor, name, Role::Gateway, ttl_secs, now)
             .await?;
-        let gateway = GatewayRecord {
-            id: secret::new_id(),
-            name: name.to_owned(),
-            endpoint: endpoint.to_owned(),
-            public_key: String::new(),
-            embedded: false,
-            last_seen_at: 0,
-            applied_revision: 0,
-            credential_id: Some(credential.id),
-        };
+        let gateway = GatewayRecord::new(name, endpoint, false, Some(credential.id));
         self.write(|t| {
             if t.contains(T::Gateways, gateway.id.as_bytes())? {
                 return Err(Error::AlreadyExists("gateway id collision".into()).into());

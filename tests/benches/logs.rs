@@ -7,7 +7,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use porta_controller::logs::{GatewayEvent, record_events};
-use porta_controller::store::records::DeviceRecord;
+use porta_controller::store::records::{DeviceRecord, GatewayRecord};
 use porta_controller::store::{Store, T};
 use std::time::Instant;
 
@@ -41,6 +41,7 @@ async fn main() {
         .write(|t| t.put(T::Devices, device.id.as_bytes(), &device))
         .await
         .unwrap();
+    let gateway = GatewayRecord::new("embedded", "192.0.2.1:51820", true, None);
     let kinds = ["session_start", "endpoint_change", "session_end"];
     let started = Instant::now();
     let mut next = 0u64;
@@ -67,7 +68,9 @@ async fn main() {
                 session_start: 0,
             })
             .collect();
-        record_events(&store, "embedded", &events).await.unwrap();
+        record_events(&store, &gateway, &events, 1_790_000_000 + count)
+            .await
+            .unwrap();
         next += BATCH;
     }
     store.flush().await.unwrap();

@@ -3,6 +3,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod attacks;
 mod bad_input;
 mod client;
 mod dataplane;

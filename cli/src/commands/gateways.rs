@@ -24,6 +24,7 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                     "public key",
                     "confirmed revision",
                     "last seen",
+                    "refused events",
                 ],
                 rows: gateways
                     .iter()
@@ -39,6 +40,7 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                             },
                             g.applied_revision.to_string(),
                             output::time(g.last_seen_at),
+                            g.refused_events.to_string(),
                         ]
                     })
                     .collect(),
@@ -110,5 +112,6 @@ fn gateway_json(g: &pb::GatewayInfo) -> Value {
         "id": g.id, "name": g.name, "kind": kind(g), "endpoint": g.endpoint,
         "public_key": g.public_key, "applied_revision": g.applied_revision,
         "last_seen_at": output::time_json(g.last_seen_at),
+        "refused_events": g.refused_events,
     })
 }

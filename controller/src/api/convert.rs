@@ -119,5 +119,6 @@ pub(crate) fn gateway(g: GatewayRecord) -> pb::GatewayInfo {
         embedded: g.embedded,
         last_seen_at: g.last_seen_at,
         applied_revision: g.applied_revision,
+        refused_events: g.refused_events,
     }
 }

@@ -73,9 +73,16 @@ impl Gateway for GatewayApi {
             ))
             .into());
         }
-        let accepted = logs::record_events(self.0.store(), &gateway.name, &events).await?;
-        tracing::debug!(gateway = %gateway.name, sent = events.len(), accepted, "connection events");
-        Ok(Response::new(pb::ReportEventsResponse { accepted }))
+        let report = logs::record_events(self.0.store(), &gateway, &events, now()).await?;
+        tracing::debug!(gateway = %gateway.name, sent = events.len(), accepted = report.accepted, refused = report.refused.len(), "connection events");
+        Ok(Response::new(pb::ReportEventsResponse {
+            accepted: report.accepted,
+            refused: report
+                .refused
+                .into_iter()
+                .map(|(event_id, reason)| pb::RefusedEvent { event_id, reason })
+                .collect(),
+        }))
     }
 
     async fn ack_revision(

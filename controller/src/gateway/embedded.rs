@@ -9,6 +9,7 @@ use super::{InstalledPeers, OBSERVE_EVERY, start_shell};
 use crate::api::now;
 use crate::logs;
 use crate::state::Controller;
+use crate::store::records::GatewayRecord;
 use anyhow::{Context, Result};
 use porta_tunnel::keys::PrivateKey;
 use std::path::Path;
@@ -54,6 +55,11 @@ pub fn start(
     tracing::info!(interface = %options.interface, port, "embedded gateway up");
 
     let name = settings.gateway_name.clone();
+    let this_gateway = ctl
+        .list_gateways()?
+        .into_iter()
+        .find(|g| g.embedded)
+        .context("the store has no record of the embedded gateway")?;
     let mut revisions = ctl.peer_revisions();
     let mut shutdown = ctl.shutdown_signal();
     Ok(tokio::spawn(async move {
@@ -73,7 +79,7 @@ pub fn start(
                     }
                 }
             }
-            record(&ctl, &name, &mut installed).await;
+            record(&ctl, &this_gateway, &mut installed).await;
             tokio::select! {
                 changed = revisions.changed() => if changed.is_err() { break },
                 _ = shutdown.changed() => break,
@@ -81,19 +87,19 @@ pub fn start(
             }
         }
         installed.shutdown(&mut shell.node(), now());
-        record(&ctl, &name, &mut installed).await;
+        record(&ctl, &this_gateway, &mut installed).await;
         drop(shell);
         tracing::info!("embedded gateway stopped");
     }))
 }
 
 /// Records the connection events `installed` produced.
-async fn record(ctl: &Controller, gateway: &str, installed: &mut InstalledPeers) {
+async fn record(ctl: &Controller, gateway: &GatewayRecord, installed: &mut InstalledPeers) {
     let events = installed.take_events();
     if events.is_empty() {
         return;
     }
-    if let Err(error) = logs::record_events(ctl.store(), gateway, &events).await {
+    if let Err(error) = logs::record_events(ctl.store(), gateway, &events, now()).await {
         tracing::error!(%error, lost = events.len(), "could not record connection events");
     }
 }

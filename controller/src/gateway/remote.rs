@@ -360,10 +360,15 @@ impl Gateway {
         let Some(connected) = client.as_mut() else {
             return Ok(());
         };
-        connected
+        let report = connected
             .report_events(pb::ReportEventsRequest { events })
             .await
-            .context("the controller did not take the events")?;
+            .context("the controller did not take the events")?
+            .into_inner();
+        // Refused events will never be taken: they leave the outbox too.
+        for refused in &report.refused {
+            tracing::warn!(event_id = %refused.event_id, reason = %refused.reason, "the controller refused a connection event");
+        }
         self.outbox.remove(&keys)?;
         Ok(())
     }

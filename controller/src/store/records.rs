@@ -251,4 +251,24 @@ pub struct GatewayRecord {
     /// A remote gateway's credential (its gateway-role API credential).
     #[serde(default)]
     pub credential_id: Option<String>,
+    /// Connection events from it the controller refused, ever.
+    #[serde(default)]
+    pub refused_events: u64,
+}
+
+impl GatewayRecord {
+    /// A new gateway record: `embedded`, or remote with `credential_id`.
+    pub fn new(name: &str, endpoint: &str, embedded: bool, credential_id: Option<String>) -> Self {
+        Self {
+            id: crate::secret::new_id(),
+            name: name.to_owned(),
+            endpoint: endpoint.to_owned(),
+            public_key: String::new(),
+            embedded,
+            last_seen_at: 0,
+            applied_revision: 0,
+            credential_id,
+            refused_events: 0,
+        }
+    }
 }
