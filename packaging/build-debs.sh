@@ -77,6 +77,8 @@ install -D -m 644 packaging/systemd/porta-controller.service "$root/lib/systemd/
 install -D -m 644 packaging/systemd/porta-gateway.service "$root/lib/systemd/system/porta-gateway.service"
 install -D -m 644 packaging/etc/controller.toml "$root/etc/porta/controller.toml"
 install -D -m 600 packaging/etc/gateway.env "$root/etc/porta/gateway.env"
+install -D -m 644 packaging/fail2ban/filter.conf "$root/etc/fail2ban/filter.d/porta-controller.conf"
+install -D -m 644 packaging/fail2ban/jail.conf "$root/etc/fail2ban/jail.d/porta-controller.conf"
 mkdir -p "$root/usr/share/doc/porta-controller" && cp -r docs "$root/usr/share/doc/porta-controller/"
 add_docs porta-controller "$root"
 package porta-controller "Porta controller: WireGuard keys and peer configurations for a town's remote staff

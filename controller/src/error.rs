@@ -52,6 +52,14 @@ pub enum Error {
         /// The decoder's message.
         reason: String,
     },
+    /// The caller's address failed to authenticate too often.
+    #[error("too many failed sign-in attempts from {source_address}; try again in {} s", retry_after.as_secs().max(1))]
+    Throttled {
+        /// The refused address.
+        source_address: std::net::IpAddr,
+        /// How long until it may try again.
+        retry_after: std::time::Duration,
+    },
     /// The controller is shutting down.
     #[error("the controller is shutting down")]
     ShuttingDown,
@@ -86,6 +94,7 @@ impl From<Error> for Status {
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::AddressesExhausted(_) => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
+            Error::Throttled { .. } => Code::ResourceExhausted,
             Error::ShuttingDown => Code::Unavailable,
             Error::Store(_) | Error::Corrupt { .. } => {
                 tracing::error!(error = %error, "internal error");

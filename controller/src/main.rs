@@ -67,14 +67,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await?;
                 print_init_report(&report, false)?;
             }
-            server::serve(
-                &settings.data,
-                settings.listen,
-                settings.gateway.as_ref(),
-                settings.retention,
-                stop,
-            )
-            .await
+            server::serve(&settings, stop).await
         }
         Command::InviteAdmin(args) => {
             init_logging(

@@ -219,7 +219,8 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// TOML config file (keys: data, listen, log_format, log_level,
-    /// gateway, gateway_interface, session_idle, retention).
+    /// gateway, gateway_interface, session_idle, retention,
+    /// max_connections_per_source).
     #[arg(long, env = "PORTA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory.
@@ -245,6 +246,10 @@ pub struct ServeArgs {
     /// verifiable [default: keep everything].
     #[arg(long, env = "PORTA_RETENTION", value_parser = humantime::parse_duration)]
     pub retention: Option<std::time::Duration>,
+    /// Connections one IP address may hold open to the API; more are
+    /// closed at once (loopback is exempt) [default: 256].
+    #[arg(long, env = "PORTA_MAX_CONNECTIONS_PER_SOURCE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_source: Option<u32>,
 }
 
 /// The config file.
@@ -267,6 +272,8 @@ pub struct FileConfig {
     pub session_idle: Option<String>,
     /// Log retention, e.g. "365d".
     pub retention: Option<String>,
+    /// Connections one IP address may hold open.
+    pub max_connections_per_source: Option<u32>,
 }
 
 impl FileConfig {
@@ -294,6 +301,8 @@ pub struct ServeSettings {
     pub gateway: Option<crate::gateway::GatewayOptions>,
     /// Log retention, if any.
     pub retention: Option<std::time::Duration>,
+    /// The API listener's limits.
+    pub limits: crate::listener::Limits,
 }
 
 /// A duration from the config file.
@@ -355,6 +364,15 @@ impl ServeSettings {
                 }
             }),
             retention,
+            limits: crate::listener::Limits {
+                per_source: args
+                    .max_connections_per_source
+                    .or(file.max_connections_per_source)
+                    .map_or(crate::listener::Limits::default().per_source, |n| {
+                        n.max(1) as usize
+                    }),
+                ..Default::default()
+            },
         })
     }
 }

@@ -2,7 +2,8 @@
 //! reflection and graceful shutdown.
 
 use crate::api::{Apis, MAX_MESSAGE_BYTES};
-use crate::gateway::GatewayOptions;
+use crate::listener::{Registry, TLS_HANDSHAKE_TIMEOUT, incoming};
+use crate::options::ServeSettings;
 use crate::state::Controller;
 use crate::store::Store;
 use crate::tls::{Identity, TlsPaths};
@@ -10,12 +11,11 @@ use anyhow::{Context, Result};
 use porta_proto::pb;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::transport::{Server, ServerTlsConfig};
 
 /// How long a shutdown waits for open requests and streams to finish.
@@ -23,13 +23,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
 /// Opens the data directory and serves on `listen` until `shutdown`
 /// resolves; then ends open streams, drains requests and flushes the store.
-pub async fn serve(
-    data: &Path,
-    listen: SocketAddr,
-    gateway: Option<&GatewayOptions>,
-    retention: Option<Duration>,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
+pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let data = settings.data.as_path();
     let identity = Identity::load(&TlsPaths::in_dir(data)).with_context(|| {
         format!(
             "loading the TLS identity from {} (was it initialised?)",
@@ -45,10 +40,12 @@ pub async fn serve(
     })?;
     let controller = Controller::new(store.clone(), fingerprint)?;
     tokio::spawn(controller.clone().run_peer_journal());
-    if let Some(retention) = retention {
+    if let Some(retention) = settings.retention {
         tokio::spawn(enforce_retention(controller.clone(), retention));
     }
-    let gateway = gateway
+    let gateway = settings
+        .gateway
+        .as_ref()
         .map(|options| crate::gateway::start(controller.clone(), data, options))
         .transpose()?;
     let operator = crate::operator::listen(data, controller.clone(), {
@@ -58,6 +55,7 @@ pub async fn serve(
         }
     })?;
 
+    let listen = settings.listen;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -88,10 +86,13 @@ pub async fn serve(
         .context("building the reflection service")?;
 
     let apis = Apis::new(controller.clone());
-    let tls = ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(
-        &identity.cert_pem,
-        &identity.key_pem,
-    ));
+    let tls = ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            &identity.cert_pem,
+            &identity.key_pem,
+        ))
+        .timeout(TLS_HANDSHAKE_TIMEOUT);
+    let connections = Registry::default();
     let drain = Arc::new(Notify::new());
     let server = Server::builder()
         // Reap connections of laptops that vanished (roamed, slept, lost
@@ -100,6 +101,16 @@ pub async fn serve(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tls_config(tls)
         .context("TLS configuration")?
+        // Every request marks its connection as used (see `listener`).
+        .trace_fn({
+            let connections = connections.clone();
+            move |request| {
+                if let Some(peer) = peer_of(request) {
+                    connections.mark_served(peer);
+                }
+                tracing::Span::none()
+            }
+        })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
@@ -126,7 +137,7 @@ pub async fn serve(
             pb::session_server::SessionServer::new(apis.session)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), {
+        .serve_with_incoming_shutdown(incoming(listener, settings.limits, connections), {
             let drain = drain.clone();
             async move { drain.notified().await }
         });
@@ -157,6 +168,14 @@ pub async fn serve(
     store.flush().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The peer address of a request on a TLS connection.
+fn peer_of(request: &tonic::codegen::http::Request<()>) -> Option<SocketAddr> {
+    request
+        .extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|info| info.get_ref().remote_addr())
 }
 
 /// Prunes both logs now and every hour until shutdown.

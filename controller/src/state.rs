@@ -67,6 +67,8 @@ pub struct Controller {
     /// Gateways running since this process started, by name: the revision
     /// each last confirmed and when.
     gateway_acks: watch::Sender<BTreeMap<String, GatewayAck>>,
+    /// Failed authentication by source address.
+    auth_failures: Arc<Mutex<crate::guard::Ledger>>,
 }
 
 /// A gateway's last confirmation.
@@ -99,6 +101,7 @@ impl Controller {
             journal: Arc::new(Mutex::new(PeerJournal::new(revision, Vec::new(), HISTORY))),
             journal_revision: watch::Sender::new(revision),
             gateway_acks: watch::Sender::new(BTreeMap::new()),
+            auth_failures: Arc::default(),
         };
         ctl.journal = Arc::new(Mutex::new(PeerJournal::new(
             revision,
@@ -106,6 +109,13 @@ impl Controller {
             HISTORY,
         )));
         Ok(ctl)
+    }
+
+    /// Failed authentication by source address (see [`crate::guard`]).
+    pub fn auth_failures(&self) -> std::sync::MutexGuard<'_, crate::guard::Ledger> {
+        self.auth_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The settings chosen at init.

@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 pub use porta_proto;
 
 pub mod netns;
+pub mod town;
 
 pub use porta_proto::connect::Authed;
 

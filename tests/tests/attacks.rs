@@ -6,8 +6,10 @@ use porta_proto::connect::Bearer;
 use porta_proto::invitation::Invitation;
 use porta_proto::pb;
 use porta_proto::pb::gateway_client::GatewayClient;
+use porta_tests::netns::{Lab, addr};
+use porta_tests::town::{Town, path, wait_until};
 use porta_tests::*;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn unix_now() -> u64 {
     SystemTime::now()
@@ -216,4 +218,194 @@ async fn a_gateway_cannot_forge_connection_history() {
         log.matches("connection event refused").count() >= attempted,
         "{log}"
     );
+}
+
+/// Opens idle TLS connections and half-open ones (five bytes of a TLS
+/// record header, then nothing) from one address, then reports once a
+/// second how many the server still holds open, as JSON lines.
+const FLOODER: &str = r#"
+import json, socket, ssl, sys, time
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.set_alpn_protocols(["h2"])
+idle = [ctx.wrap_socket(socket.create_connection((host, port))) for _ in range(3)]
+half = []
+for _ in range(count):
+    s = socket.create_connection((host, port))
+    try:
+        s.sendall(b"\x16\x03\x01\x02\x00")
+    except OSError:
+        pass
+    half.append(s)
+for s in idle + half:
+    s.setblocking(False)
+
+def still_open(s):
+    try:
+        while True:
+            if not s.recv(4096):
+                return False
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return True
+    except (OSError, ssl.SSLError):
+        return False
+
+start = time.time()
+while True:
+    time.sleep(1)
+    half = [s for s in half if still_open(s)]
+    idle = [s for s in idle if still_open(s)]
+    print(json.dumps({"t": round(time.time() - start), "half_open": len(half), "tls_idle": len(idle)}), flush=True)
+    if not half and not idle or time.time() - start > 60:
+        break
+"#;
+
+fn json_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+#[test]
+fn half_open_connections_are_capped_and_closed_and_the_admin_is_served() {
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, false);
+    let dir = town.dir.path();
+    std::fs::write(dir.join("flood.py"), FLOODER).unwrap();
+    let log = dir.join("flood.log");
+    let flood = lab
+        .spawn(
+            "home",
+            &[
+                "python3",
+                path(&dir.join("flood.py")),
+                addr::TOWN_PUBLIC,
+                "7443",
+                "500",
+            ],
+            &log,
+        )
+        .unwrap();
+    lab.wait_for(flood, "the flood", Duration::from_secs(30), |_| {
+        !json_lines(&log).is_empty()
+    });
+    // Mid-flood, the admin (another address) is served.
+    let whoami = town.admin(&lab, &["whoami"]);
+    assert_eq!(whoami["role"], "admin", "{whoami}");
+    wait_until("the flood to end", Duration::from_secs(90), || {
+        lab_exited(&mut lab, flood)
+    });
+    let reports = json_lines(&log);
+    let first = &reports[0];
+    let held = first["half_open"].as_u64().unwrap() + first["tls_idle"].as_u64().unwrap();
+    assert!(
+        held <= 256,
+        "one address held {held} connections (the cap is 256): {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    let last = reports.last().unwrap();
+    assert_eq!(
+        (last["half_open"].as_u64(), last["tls_idle"].as_u64()),
+        (Some(0), Some(0)),
+        "the controller still holds connections that never sent a request: {reports:?}"
+    );
+    assert!(
+        town.log().contains("connection refused from 172.31.1.2"),
+        "{}",
+        town.log()
+    );
+}
+
+fn lab_exited(lab: &mut Lab, handle: usize) -> bool {
+    lab.exited(handle).unwrap().is_some()
+}
+
+#[test]
+fn guessing_is_logged_for_fail2ban_and_throttled() {
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, false);
+    let real = Invitation::decode(town.init["admin_invitation"].as_str().unwrap()).unwrap();
+    let guess_secret = "guessedsecretguessedsecretguessedsecret";
+    let guess = Invitation {
+        token: format!("0123456789abcdef.{guess_secret}"),
+        ..real
+    }
+    .encode();
+    let profiles = town.dir.path().join("guesser.toml");
+    let login = |lab: &Lab| {
+        lab.run(
+            "home",
+            &[
+                path(&binary("portactl")),
+                "--config",
+                path(&profiles),
+                "login",
+                &guess,
+            ],
+        )
+        .unwrap()
+    };
+    for attempt in 0..=guard_limit() {
+        let output = login(&lab);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(stderr.contains("not valid"), "attempt {attempt}: {stderr}");
+    }
+    // Throttled now: even a valid credential from that address is refused
+    // unread, while the same admin elsewhere is served.
+    let throttled = login(&lab);
+    let stderr = String::from_utf8_lossy(&throttled.stderr);
+    assert!(
+        stderr.contains("too many failed sign-in attempts from 172.31.1.2"),
+        "{stderr}"
+    );
+    let valid_from_home = lab
+        .run(
+            "home",
+            &[
+                path(&binary("portactl")),
+                "--config",
+                path(&town.profiles()),
+                "whoami",
+            ],
+        )
+        .unwrap();
+    assert!(!valid_from_home.status.success());
+    assert!(
+        String::from_utf8_lossy(&valid_from_home.stderr)
+            .contains("too many failed sign-in attempts")
+    );
+    assert_eq!(town.admin(&lab, &["whoami"])["role"], "admin");
+
+    // One line per failure, with the source and the secret's id only.
+    let log = town.log();
+    assert!(!log.contains(guess_secret), "a secret reached the log");
+    assert!(log.contains("0123456789abcdef"), "{log}");
+    // fail2ban's own tool finds every failure with the shipped filter.
+    let filter =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/fail2ban/filter.conf");
+    let report = std::process::Command::new("fail2ban-regex")
+        .arg("--print-all-matched")
+        .arg(town.dir.path().join("serve.log"))
+        .arg(&filter)
+        .output()
+        .expect("fail2ban-regex (apt install fail2ban)");
+    let report = String::from_utf8_lossy(&report.stdout);
+    let matched: u64 = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Failregex: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(matched > u64::from(guard_limit()), "{report}");
+    assert!(report.contains("172.31.1.2"), "{report}");
+}
+
+/// Failures a source may have before it is throttled.
+fn guard_limit() -> u32 {
+    porta_controller::guard::Ledger::LIMIT
 }

@@ -268,12 +268,15 @@ async fn bulk(
 /// CSV run stops.
 const GIVE_UP_AFTER: usize = 3;
 
-/// True if `error` says the controller could not be reached.
+/// True if `error` says the controller could not be reached, or the
+/// connection broke mid-call (an `Unknown` status carrying a transport
+/// error: statuses the controller sends never carry a source).
 fn is_unreachable(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
-            .downcast_ref::<tonic::Status>()
-            .is_some_and(|s| s.code() == Code::Unavailable)
+        cause.downcast_ref::<tonic::Status>().is_some_and(|s| {
+            s.code() == Code::Unavailable
+                || (s.code() == Code::Unknown && std::error::Error::source(s).is_some())
+        })
     })
 }
 

@@ -1,9 +1,12 @@
 //! Who is calling, and may they? Every handler's first line.
 
 use crate::error::{Error, Result};
+use crate::guard::{Failure, Ledger, Verdict};
 use crate::state::{Caller, Controller};
 use crate::store::records::Role;
 use porta_proto::AUTHORIZATION_HEADER;
+use std::net::SocketAddr;
+use std::time::Instant;
 use tonic::Request;
 
 /// Roles that may call an RPC.
@@ -23,6 +26,51 @@ pub(crate) fn address_of<M>(request: &Request<M>) -> String {
         .remote_addr()
         .map(|a| a.to_string())
         .unwrap_or_default()
+}
+
+/// Refuses a call from a throttled source before anything it sent is
+/// looked at (see [`crate::guard`]).
+pub(crate) fn admit(ctl: &Controller, source: Option<SocketAddr>) -> Result<()> {
+    let Some(source) = source else {
+        return Ok(());
+    };
+    match ctl.auth_failures().check(source.ip(), Instant::now()) {
+        Verdict::Allowed => Ok(()),
+        Verdict::Throttled { retry_after } => Err(Error::Throttled {
+            source_address: source.ip(),
+            retry_after,
+        }),
+    }
+}
+
+/// Passes `outcome` through; a refused secret (wrong, unknown, revoked)
+/// counts as a failure of `source`, logged in one stable line that names
+/// the source and the secret's id (never the secret):
+/// `authentication failed from <ip>`. `what` says which kind of secret.
+pub(crate) fn note_outcome<T>(
+    ctl: &Controller,
+    source: Option<SocketAddr>,
+    presented: &str,
+    what: &'static str,
+    outcome: Result<T>,
+) -> Result<T> {
+    if let (Err(Error::Unauthenticated(reason)), Some(source)) = (&outcome, source) {
+        let ip = source.ip();
+        let id = crate::secret::parse(presented).map(|s| s.id).unwrap_or("-");
+        let failure = ctl.auth_failures().fail(ip, Instant::now());
+        tracing::warn!(source = %ip, id, what, %reason, "authentication failed from {ip}");
+        if failure == Failure::Throttle {
+            tracing::warn!(
+                source = %ip,
+                seconds = Ledger::BLOCK.as_secs(),
+                "authentication failed from {ip} more than {} times in {} s; refusing it for {} s",
+                Ledger::LIMIT,
+                Ledger::WINDOW.as_secs(),
+                Ledger::BLOCK.as_secs()
+            );
+        }
+    }
+    outcome
 }
 
 /// Authenticates the request's bearer credential and checks that its role
@@ -47,7 +95,9 @@ pub(crate) fn authorize<M>(
         .ok_or_else(|| {
             Error::Unauthenticated("the authorization header must be `Bearer <credential>`".into())
         })?;
-    let mut caller = ctl.authenticate(value)?;
+    let source = request.remote_addr();
+    admit(ctl, source)?;
+    let mut caller = note_outcome(ctl, source, value, "credential", ctl.authenticate(value))?;
     caller.address = address_of(request);
     if !allowed.contains(&caller.role) {
         tracing::warn!(caller = %caller.name, role = caller.role.as_str(), action, "permission denied");

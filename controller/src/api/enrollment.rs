@@ -1,7 +1,7 @@
 //! Enrollment: redeem one-time tokens. The only service without a bearer
 //! credential: the token itself is the proof.
 
-use super::{convert, now};
+use super::{auth, convert, now};
 use crate::error::Error;
 use crate::state::Controller;
 use crate::validate;
@@ -20,6 +20,8 @@ impl Enrollment for EnrollmentApi {
         request: Request<pb::EnrollRequest>,
     ) -> Result<Response<pb::EnrollResponse>, Status> {
         let address = super::auth::address_of(&request);
+        let source = request.remote_addr();
+        auth::admit(&self.0, source)?;
         let r = request.into_inner();
         let key: PublicKey = r
             .public_key
@@ -27,10 +29,12 @@ impl Enrollment for EnrollmentApi {
             .map_err(|e| Error::invalid(format!("public_key: {e}")))?;
         let hostname = validate::hostname(&r.hostname)?;
         let os = validate::text("os", &r.os)?;
-        let (device, credential) = self
+        let enrolled = self
             .0
             .enroll(&r.token, key, &hostname, &os, &address, now())
-            .await?;
+            .await;
+        let (device, credential) =
+            auth::note_outcome(&self.0, source, &r.token, "invitation", enrolled)?;
         let config = self.0.device_config(&device.id)?;
         Ok(Response::new(pb::EnrollResponse {
             config: Some(config),
@@ -44,12 +48,13 @@ impl Enrollment for EnrollmentApi {
         request: Request<pb::LoginRequest>,
     ) -> Result<Response<pb::LoginResponse>, Status> {
         let address = super::auth::address_of(&request);
+        let source = request.remote_addr();
+        auth::admit(&self.0, source)?;
         let r = request.into_inner();
         let client_name = validate::text("client_name", &r.client_name)?;
-        let (credential, secret) = self
-            .0
-            .login(&r.token, &client_name, &address, now())
-            .await?;
+        let logged_in = self.0.login(&r.token, &client_name, &address, now()).await;
+        let (credential, secret) =
+            auth::note_outcome(&self.0, source, &r.token, "invitation", logged_in)?;
         tracing::info!(name = %credential.name, role = credential.role.as_str(), "credential activated");
         Ok(Response::new(pb::LoginResponse {
             credential: secret,
