@@ -41,8 +41,13 @@ impl Listing {
         if let Some(names) = table.column_mut(0) {
             names.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
         }
+        // Cells are shown escaped: a stored U+202E or zero-width character
+        // must not make one name look like another.
         for row in &self.rows {
-            table.add_row(row);
+            table.add_row(
+                row.iter()
+                    .map(|cell| porta_proto::terminal::printable(cell)),
+            );
         }
         for line in table.to_string().lines() {
             println!("{}", line.trim_end());
@@ -65,7 +70,9 @@ pub fn show(json: bool, value: Value, text: impl FnOnce() -> String) {
     if json {
         println!("{value}");
     } else {
-        println!("{}", text());
+        for line in text().lines() {
+            println!("{}", porta_proto::terminal::printable(line));
+        }
     }
 }
 

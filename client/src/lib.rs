@@ -15,6 +15,7 @@
 
 pub mod dns;
 pub mod reachability;
+pub mod routes;
 pub mod state;
 pub mod tunnel;
 pub mod uapi;

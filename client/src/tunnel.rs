@@ -96,7 +96,7 @@ pub(crate) async fn up(dir: &StateDir, interface: &str) -> Result<()> {
                 .filter(|m| *m >= 1280)
                 .unwrap_or(1420),
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
-            routes: parse_nets(&state.config.routes)?,
+            routes: system_routes(&state)?,
         },
     )?;
     let port = shell.local_addr()?.port();
@@ -263,7 +263,7 @@ async fn watch_once(
         };
         let config = SavedConfig::from(config);
         if config != state.config {
-            if let Err(error) = apply(shell, &config) {
+            if let Err(error) = apply(shell, state, &config) {
                 tracing::warn!(error = %porta_proto::describe_chain(error.chain()), "could not apply the new configuration");
                 continue;
             }
@@ -307,12 +307,42 @@ fn status_report(shell: &Mutex<Shell>) -> pb::DeviceStatusReport {
     }
 }
 
-fn apply(shell: &Mutex<Shell>, config: &SavedConfig) -> Result<()> {
+fn apply(shell: &Mutex<Shell>, state: &DeviceState, config: &SavedConfig) -> Result<()> {
     let mut shell = shell.lock().unwrap_or_else(|p| p.into_inner());
     let peer = gateway_peer(config)?;
-    shell.set_routes(&peer.allowed_ips)?;
+    shell.set_routes(&crate::routes::system_routes(
+        &peer.allowed_ips,
+        &outside_the_tunnel(&state.controller, config),
+    ))?;
     shell.node().upsert_peer(peer);
     Ok(())
+}
+
+/// The system routes for `state`'s configuration: its routes without the
+/// addresses that must stay outside the tunnel.
+fn system_routes(state: &DeviceState) -> Result<Vec<IpNet>> {
+    Ok(crate::routes::system_routes(
+        &parse_nets(&state.config.routes)?,
+        &outside_the_tunnel(&state.controller, &state.config),
+    ))
+}
+
+/// Addresses that must never be routed into the tunnel: the gateways'
+/// endpoints and the controller's API (see [`crate::routes`]). Names that
+/// do not resolve now contribute nothing.
+fn outside_the_tunnel(controller: &str, config: &SavedConfig) -> Vec<std::net::IpAddr> {
+    let mut addresses: Vec<std::net::IpAddr> = config
+        .gateways
+        .iter()
+        .map(|g| g.endpoint.as_str())
+        .chain([controller])
+        .filter_map(|endpoint| endpoint.to_socket_addrs().ok())
+        .flatten()
+        .map(|a| a.ip())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    addresses
 }
 
 /// The gateway as this device's one peer: everything routed goes to it.

@@ -83,7 +83,10 @@ pub fn check(
         if event.at + CLOCK_SKEW < session.since {
             return Err("its time is before its session started".into());
         }
-        if event.rx_bytes < session.rx_bytes || event.tx_bytes < session.tx_bytes {
+        // A restart's end carries the bytes the gateway last saved, which
+        // may predate its last report: the recorded end keeps the larger.
+        let restart = event.reason == crate::gateway::sessions::reason::RESTART;
+        if !restart && (event.rx_bytes < session.rx_bytes || event.tx_bytes < session.tx_bytes) {
             return Err(format!(
                 "its byte counts ({} received, {} sent) are below the {} and {} already recorded for this session",
                 event.rx_bytes, event.tx_bytes, session.rx_bytes, session.tx_bytes

@@ -43,6 +43,7 @@ pub mod init;
 pub mod ipam;
 pub mod listener;
 pub mod logs;
+pub mod names;
 pub mod operator;
 pub mod options;
 pub mod peers;

@@ -409,6 +409,13 @@ pub async fn record_events(
                             continue;
                         }
                     };
+                // Bytes already recorded for the session this event continues.
+                let so_far = match (&open, event.kind.as_str()) {
+                    (Some(open), "session_end" | "endpoint_change") => {
+                        (open.rx_bytes, open.tx_bytes)
+                    }
+                    _ => (0, 0),
+                };
                 match event.kind.as_str() {
                     "session_end" => t.remove(T::Sessions, device.id.as_bytes())?,
                     _ => t.put(
@@ -438,8 +445,8 @@ pub async fn record_events(
                     previous_public_address: event.previous_public_address.clone(),
                     gateway: gateway.name.clone(),
                     session_start: admitted.session_start,
-                    rx_bytes: event.rx_bytes,
-                    tx_bytes: event.tx_bytes,
+                    rx_bytes: event.rx_bytes.max(so_far.0),
+                    tx_bytes: event.tx_bytes.max(so_far.1),
                     reason: event.reason.clone(),
                     previous_hash: String::new(),
                     hash: String::new(),

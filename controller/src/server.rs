@@ -38,7 +38,12 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
             data.display()
         )
     })?;
-    let controller = Controller::new(store.clone(), fingerprint)?;
+    let controller = Controller::new(store.clone(), fingerprint)?.with_session_idle(
+        settings
+            .gateway
+            .as_ref()
+            .map_or(crate::gateway::DEFAULT_SESSION_IDLE, |g| g.session_idle),
+    );
     tokio::spawn(controller.clone().run_peer_journal());
     if let Some(retention) = settings.retention {
         tokio::spawn(enforce_retention(controller.clone(), retention));

@@ -11,6 +11,7 @@
 use crate::error::{Error, Result};
 use crate::ipam;
 use crate::logs::Actor;
+use crate::names;
 use crate::peers::{HISTORY, PeerJournal, Update};
 use crate::secret::{self, IssuedSecret, PresentedSecret};
 use crate::settings::Settings;
@@ -69,6 +70,10 @@ pub struct Controller {
     gateway_acks: watch::Sender<BTreeMap<String, GatewayAck>>,
     /// Failed authentication by source address.
     auth_failures: Arc<Mutex<crate::guard::Ledger>>,
+    /// Unix seconds this process started.
+    started_at: u64,
+    /// How long a gateway may be gone before its sessions are shown ended.
+    session_idle: std::time::Duration,
 }
 
 /// A gateway's last confirmation.
@@ -102,6 +107,8 @@ impl Controller {
             journal_revision: watch::Sender::new(revision),
             gateway_acks: watch::Sender::new(BTreeMap::new()),
             auth_failures: Arc::default(),
+            started_at: crate::api::now(),
+            session_idle: crate::gateway::DEFAULT_SESSION_IDLE,
         };
         ctl.journal = Arc::new(Mutex::new(PeerJournal::new(
             revision,
@@ -109,6 +116,28 @@ impl Controller {
             HISTORY,
         )));
         Ok(ctl)
+    }
+
+    /// Sets the session idle threshold (`serve --session-idle`).
+    pub fn with_session_idle(mut self, idle: std::time::Duration) -> Self {
+        self.session_idle = idle;
+        self
+    }
+
+    /// Sessions open now. A session whose gateway has been gone (not
+    /// connected) for longer than the idle threshold is over, whether or
+    /// not its end was ever reported, and is not listed.
+    pub fn live_sessions(&self, now: u64) -> Result<Vec<crate::logs::OpenSession>> {
+        let acks = self.gateway_acks.borrow().clone();
+        let idle = self.session_idle.as_secs();
+        Ok(crate::logs::sessions(&self.store)?
+            .into_iter()
+            .filter(|session| match acks.get(&session.gateway) {
+                Some(ack) if ack.connected => true,
+                Some(ack) => ack.at + idle >= now,
+                None => self.started_at + idle >= now,
+            })
+            .collect())
     }
 
     /// Failed authentication by source address (see [`crate::guard`]).
@@ -200,6 +229,7 @@ impl Controller {
         self.gateway_acks.send_modify(|acks| {
             if let Some(ack) = acks.get_mut(gateway) {
                 ack.connected = false;
+                ack.at = crate::api::now();
             }
         });
     }
@@ -337,6 +367,9 @@ impl Controller {
             for group in &user.groups {
                 require_group(t, group)?;
             }
+            names::claim(t, names::Kind::User, &user.name, |t, holder| {
+                t.contains(T::Users, holder.as_bytes())
+            })?;
             t.put(T::Users, user.name.as_bytes(), &user)?;
             t.log_admin(
                 actor,
@@ -397,6 +430,9 @@ impl Controller {
                     Error::AlreadyExists(format!("group {:?} already exists", group.name)).into(),
                 );
             }
+            names::claim(t, names::Kind::Group, &group.name, |t, holder| {
+                t.contains(T::Groups, holder.as_bytes())
+            })?;
             t.put(T::Groups, group.name.as_bytes(), &group)?;
             t.log_admin(
                 actor,
@@ -611,6 +647,9 @@ impl Controller {
                     created_by: actor.name.clone(),
                     redeemed_at: None,
                 };
+                names::claim(t, names::Kind::Device, device_name, |t, holder| {
+                    device_name_taken(t, holder, now)
+                })?;
                 t.put(T::Invites, record.id.as_bytes(), &record)?;
                 t.put_raw(T::TokenNames, device_name.as_bytes(), record.id.as_bytes())?;
                 t.log_admin(
@@ -894,6 +933,9 @@ impl Controller {
             }
             let before = json(&current);
             t.remove(T::DeviceNames, current.name.as_bytes())?;
+            names::claim(t, names::Kind::Device, new_name, |t, holder| {
+                device_name_taken(t, holder, now)
+            })?;
             t.put_raw(T::DeviceNames, new_name.as_bytes(), current.id.as_bytes())?;
             current.name = new_name.to_owned();
             t.put(T::Devices, current.id.as_bytes(), &current)?;
@@ -1187,6 +1229,32 @@ impl Controller {
     }
 
     // ----- gateways -----------------------------------------------------------------
+
+    /// Warnings for a destination that contains this controller's own
+    /// addresses (the API and every gateway endpoint given as an IP
+    /// address): clients keep those outside the tunnel.
+    pub fn own_addresses_in(&self, cidr: &ipnet::IpNet) -> Result<Vec<String>> {
+        let settings = self.settings();
+        let mut endpoints = vec![(
+            "the controller's API".to_owned(),
+            settings.api_endpoint.clone(),
+        )];
+        for gateway in self.list_gateways()? {
+            endpoints.push((format!("gateway {:?}", gateway.name), gateway.endpoint));
+        }
+        Ok(endpoints
+            .into_iter()
+            .filter_map(|(what, endpoint)| {
+                let address: std::net::SocketAddr = endpoint.parse().ok()?;
+                cidr.contains(&address.ip()).then(|| {
+                    format!(
+                        "{cidr} contains {what} ({endpoint}); laptops keep that address outside \
+                         the tunnel, so it is not reached through it"
+                    )
+                })
+            })
+            .collect())
+    }
 
     /// Known gateways, with what they confirmed since this process started.
     pub fn list_gateways(&self) -> Result<Vec<GatewayRecord>> {

@@ -32,7 +32,8 @@ pub fn quoted(value: &str) -> String {
 
 /// A user, group or device name: 1–64 characters, letters of any script,
 /// digits, `.`, `_`, `-`, `@`; it must start with a letter or digit.
-/// Non-ASCII letters are allowed (names like "núria" are real).
+/// Non-ASCII letters are allowed (names like "núria" are real), but not
+/// names that could deceive ([`crate::names::check_shape`]).
 pub fn name(field: &str, value: &str) -> Result<String> {
     let count = value.chars().count();
     let first_ok = value.chars().next().is_some_and(char::is_alphanumeric);
@@ -46,6 +47,8 @@ pub fn name(field: &str, value: &str) -> Result<String> {
             quoted(value)
         )));
     }
+    crate::names::check_shape(value)
+        .map_err(|why| Error::invalid(format!("{field} {} {why}", quoted(value))))?;
     Ok(value.to_owned())
 }
 
@@ -59,6 +62,16 @@ pub fn text(field: &str, value: &str) -> Result<String> {
     if value.chars().any(char::is_control) {
         return Err(Error::invalid(format!(
             "{field} contains control characters"
+        )));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|&c| porta_proto::terminal::is_invisible(c))
+    {
+        return Err(Error::invalid(format!(
+            "{field} contains the invisible character U+{:04X} (a direction override or \
+             zero-width character), which could make it display as something else",
+            u32::from(c)
         )));
     }
     Ok(value.trim().to_owned())
@@ -151,9 +164,13 @@ pub fn endpoint(field: &str, value: &str) -> Result<String> {
 
 /// A host name as a device reports it: up to 253 characters, printable.
 pub fn hostname(value: &str) -> Result<String> {
-    if value.len() > 253 || value.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if value.len() > 253
+        || value
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || porta_proto::terminal::is_invisible(c))
+    {
         return Err(Error::invalid(
-            "hostname must be at most 253 printable characters without spaces",
+            "hostname must be at most 253 printable characters without spaces or invisible characters",
         ));
     }
     Ok(value.to_owned())

@@ -167,3 +167,59 @@ mod tests {
         assert!(LogStyle::decide(false, false, false).timestamps);
     }
 }
+
+/// True for characters that are invisible yet change how text around them
+/// is shown: bidirectional controls (U+202E makes "evil\u{202e}txt.exe"
+/// read "evilexe.txt"), zero-width characters, and other invisible format
+/// characters. Names and text fields refuse them; displays escape them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'..='\u{1160}'
+            | '\u{17B4}'..='\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// `text` as it may be shown in a table or message: control and invisible
+/// characters are written as `\u{…}` escapes so that what an admin reads
+/// is what is stored (values stored before they were refused included).
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() || is_invisible(c) {
+            shown.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn invisible_characters_are_shown_escaped() {
+        assert_eq!(printable("anna"), "anna");
+        assert_eq!(printable("evil\u{202e}exe.txt"), "evil\\u{202e}exe.txt");
+        assert_eq!(printable("a\u{200b}b\tc"), "a\\u{200b}b\\u{0009}c");
+        assert!(!is_invisible('a') && !is_invisible('ñ') && is_invisible('\u{feff}'));
+    }
+}

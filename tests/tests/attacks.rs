@@ -409,3 +409,105 @@ fn guessing_is_logged_for_fail2ban_and_throttled() {
 fn guard_limit() -> u32 {
     porta_controller::guard::Ledger::LIMIT
 }
+
+#[tokio::test]
+async fn names_that_deceive_are_refused() {
+    let ctl = TestController::start(&[]).await.unwrap();
+    let mut admin = ctl.admin().await;
+    add_user(&mut admin, "alice").await;
+    add_user(&mut admin, "núria").await;
+    let create = |name: &str, display_name: &str| pb::CreateUserRequest {
+        name: name.into(),
+        display_name: display_name.into(),
+        ..Default::default()
+    };
+    for (name, code, says) in [
+        ("\u{430}lice", tonic::Code::InvalidArgument, "mixes letters"),
+        (
+            "ａｌｉｃｅ",
+            tonic::Code::InvalidArgument,
+            "not allowed in names",
+        ),
+        (
+            "aIice",
+            tonic::Code::AlreadyExists,
+            "looks like the existing user \"alice\"",
+        ),
+        (
+            "\u{430}\u{406}\u{456}\u{441}\u{435}",
+            tonic::Code::AlreadyExists,
+            "looks like",
+        ),
+    ] {
+        let refused = admin.create_user(create(name, "")).await.unwrap_err();
+        assert_eq!(refused.code(), code, "{name}: {refused:?}");
+        assert!(refused.message().contains(says), "{name}: {refused:?}");
+    }
+    // Invisible characters in text fields.
+    for text in ["evil\u{202e}exe.txt", "Anna\u{200b}Ferrer", "\u{feff}Anna"] {
+        let refused = admin.create_user(create("anna", text)).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        assert!(
+            refused.message().contains("invisible character"),
+            "{refused:?}"
+        );
+    }
+    let refused = admin
+        .create_group(pb::CreateGroupRequest {
+            name: "gis".into(),
+            description: "GIS\u{2066}team".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    // Lookalike groups and devices, and a device's reported host name.
+    add_group(&mut admin, "gis").await;
+    add_group(&mut admin, "rooms").await;
+    let refused = admin
+        .create_group(pb::CreateGroupRequest {
+            name: "roorns".into(),
+            description: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::AlreadyExists, "{refused:?}");
+    let invitation = invite(&mut admin, "alice", "alice-pc").await;
+    let lookalike = admin
+        .create_enrollment_token(pb::CreateEnrollmentTokenRequest {
+            user: "alice".into(),
+            device_name: "aIice-pc".into(),
+            ttl_seconds: 0,
+            gateway: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        lookalike.code(),
+        tonic::Code::AlreadyExists,
+        "{lookalike:?}"
+    );
+    let mut enrollment = ctl.enrollment().await;
+    let refused = enrollment
+        .enroll(pb::EnrollRequest {
+            token: Invitation::decode(&invitation).unwrap().token,
+            public_key: porta_tunnel::keys::PrivateKey::generate()
+                .public_key()
+                .to_base64(),
+            hostname: "evil\u{202e}cod.exe".into(),
+            os: "linux".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    // Nothing refused was stored; the real names are intact.
+    let users: Vec<String> = admin
+        .list_users(pb::ListUsersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .users
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert_eq!(users, ["alice", "núria"]);
+}

@@ -1015,3 +1015,83 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     let said = read_log(&logs.join("annex-again.log"));
     assert!(said.contains("no longer accepts this gateway"), "{said}");
 }
+
+#[test]
+fn a_full_tunnel_keeps_the_gateway_and_the_controller_outside_and_still_gets_changes() {
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, true);
+    let portactl = binary("portactl");
+    town.admin(&lab, &["groups", "add", "everything"]);
+    // The controller warns: the destination contains its own addresses.
+    let allowed = lab
+        .exec(
+            "town",
+            &[
+                path(&portactl),
+                "--config",
+                path(&town.profiles()),
+                "groups",
+                "allow",
+                "everything",
+                "0.0.0.0/0",
+            ],
+        )
+        .unwrap();
+    let warned = String::from_utf8_lossy(&allowed.stderr);
+    assert!(
+        warned.contains("contains the controller's API") && warned.contains("outside"),
+        "{warned}"
+    );
+
+    let state = town.enroll(&lab, "anna", "anna-laptop", "everything");
+    let interface = lab.iface("anna");
+    lab.owns_socket(&interface);
+    let porta = binary("porta");
+    let up = lab
+        .spawn(
+            "home",
+            &[
+                path(&porta),
+                "--state",
+                path(&state),
+                "--interface",
+                &interface,
+                "up",
+            ],
+            &town.dir.path().join("anna.log"),
+        )
+        .unwrap();
+    let ping = |lab: &Lab| {
+        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
+            .unwrap()
+            .status
+            .success()
+    };
+    lab.wait_for(up, "the full tunnel", Duration::from_secs(15), ping);
+    // The gateway's endpoint and the API stay on the home link.
+    let route = lab
+        .exec("home", &["ip", "route", "get", addr::TOWN_PUBLIC])
+        .unwrap();
+    let route = String::from_utf8_lossy(&route.stdout);
+    assert!(
+        !route.contains(&interface),
+        "the endpoint is routed into the tunnel: {route}"
+    );
+    let elsewhere = lab
+        .exec("home", &["ip", "route", "get", "198.51.100.1"])
+        .unwrap();
+    assert!(String::from_utf8_lossy(&elsewhere.stdout).contains(&interface));
+
+    // A later policy change still arrives (the control connection is
+    // outside the tunnel): the full tunnel becomes one server.
+    town.admin(&lab, &["groups", "allow", "everything", "172.31.2.2/32"]);
+    town.admin(&lab, &["groups", "disallow", "everything", "0.0.0.0/0"]);
+    wait_until("the narrower routes", Duration::from_secs(15), || {
+        let routes = lab
+            .exec("home", &["ip", "route", "show", "dev", &interface])
+            .unwrap();
+        let routes = String::from_utf8_lossy(&routes.stdout).into_owned();
+        routes.contains("172.31.2.2") && !routes.contains("0.0.0.0/1")
+    });
+    assert!(ping(&lab), "the server is still reached");
+}

@@ -67,6 +67,9 @@ pub struct PeerStats {
     pub rx_bytes: u64,
     /// Bytes of WireGuard datagrams sent.
     pub tx_bytes: u64,
+    /// When data (not keepalives or handshakes) last came from it, while
+    /// active.
+    pub last_data: Option<Instant>,
     /// Packets dropped: destination not allowed by its filter.
     pub dropped_filtered: u64,
     /// Packets dropped: source address not one of its allowed IPs.
@@ -90,10 +93,27 @@ pub enum Event {
         /// Where they come from now.
         to: SocketAddr,
     },
-    /// Nothing received from the peer for the idle threshold.
+    /// A data packet (not a keepalive or handshake) arrived from a peer
+    /// that had sent none for the idle threshold (or ever): its activity
+    /// begins. The counters are the peer's just before that packet.
+    Active {
+        /// The peer.
+        peer: PeerId,
+        /// `rx_bytes` before the packet.
+        rx_bytes: u64,
+        /// `tx_bytes` before the packet.
+        tx_bytes: u64,
+    },
+    /// An active peer sent no data for the idle threshold (keepalives and
+    /// handshakes do not count). The counters are the peer's as of its
+    /// last data packet in either direction.
     Idle {
         /// The peer.
         peer: PeerId,
+        /// `rx_bytes` after its last data packet.
+        rx_bytes: u64,
+        /// `tx_bytes` after its last data packet.
+        tx_bytes: u64,
     },
 }
 
@@ -129,8 +149,10 @@ struct Peer {
     config: PeerConfig,
     tunn: Tunn,
     stats: PeerStats,
-    last_received: Option<Instant>,
-    idle_reported: bool,
+    /// Between [`Event::Active`] and [`Event::Idle`].
+    active: bool,
+    /// Counters after its last data packet.
+    counters_at_last_data: (u64, u64),
 }
 
 /// A WireGuard node: one private key, many peers.
@@ -149,8 +171,8 @@ pub struct Node {
 }
 
 impl Node {
-    /// A node with `key` and no peers. A peer is reported [`Event::Idle`]
-    /// after `idle_after` without a datagram from it.
+    /// A node with `key` and no peers. An active peer is reported
+    /// [`Event::Idle`] after `idle_after` without data.
     pub fn new(key: &PrivateKey, idle_after: Duration) -> Self {
         let private = key.as_x25519().clone();
         let public = x25519::PublicKey::from(&private);
@@ -199,8 +221,8 @@ impl Node {
                 config,
                 tunn,
                 stats,
-                last_received: None,
-                idle_reported: false,
+                active: false,
+                counters_at_last_data: (0, 0),
             },
         );
         id
@@ -303,6 +325,11 @@ impl Node {
                 let to = peer.stats.endpoint.ok_or(Drop::NoEndpoint)?;
                 peer.stats.tx_bytes += datagram.len() as u64;
                 sink.send_datagram(to, datagram);
+                // Data to an active peer belongs to its activity (its bytes
+                // count); only data from it begins or prolongs activity.
+                if peer.active {
+                    peer.counters_at_last_data = (peer.stats.rx_bytes, peer.stats.tx_bytes);
+                }
                 Ok(())
             }
             TunnResult::Done => Ok(()), // queued until the handshake completes
@@ -352,6 +379,7 @@ impl Node {
             .decapsulate(Some(from.ip()), datagram, &mut self.scratch);
         let mut outcome = Ok(());
         let mut authenticated = false;
+        let mut carried_data = false;
         loop {
             match result {
                 TunnResult::Done => break,
@@ -369,20 +397,36 @@ impl Node {
                 }
                 TunnResult::WriteToTunnelV4(packet, source) => {
                     authenticated = true;
+                    carried_data = true;
                     outcome = deliver(&self.routes, id, peer, packet, source.into(), sink);
                     break;
                 }
                 TunnResult::WriteToTunnelV6(packet, source) => {
                     authenticated = true;
+                    carried_data = true;
                     outcome = deliver(&self.routes, id, peer, packet, source.into(), sink);
                     break;
                 }
             }
         }
         if authenticated {
+            let before = (peer.stats.rx_bytes, peer.stats.tx_bytes);
             peer.stats.rx_bytes += datagram.len() as u64;
-            peer.last_received = Some(now);
-            peer.idle_reported = false;
+            if carried_data {
+                if !peer.active {
+                    peer.active = true;
+                    push_event(
+                        &mut self.events,
+                        Event::Active {
+                            peer: id,
+                            rx_bytes: before.0,
+                            tx_bytes: before.1,
+                        },
+                    );
+                }
+                peer.stats.last_data = Some(now);
+                peer.counters_at_last_data = (peer.stats.rx_bytes, peer.stats.tx_bytes);
+            }
             if peer.stats.endpoint != Some(from) {
                 let previous = peer.stats.endpoint.replace(from);
                 push_event(
@@ -449,11 +493,21 @@ impl Node {
                 _ => {}
             }
             let idle = peer
-                .last_received
-                .is_some_and(|at| now.duration_since(at) >= self.idle_after);
-            if idle && !peer.idle_reported {
-                peer.idle_reported = true;
-                push_event(&mut self.events, Event::Idle { peer: id });
+                .stats
+                .last_data
+                .is_some_and(|at| now.saturating_duration_since(at) >= self.idle_after);
+            if peer.active && idle {
+                peer.active = false;
+                peer.stats.last_data = None;
+                let (rx_bytes, tx_bytes) = peer.counters_at_last_data;
+                push_event(
+                    &mut self.events,
+                    Event::Idle {
+                        peer: id,
+                        rx_bytes,
+                        tx_bytes,
+                    },
+                );
             }
         }
     }

@@ -361,8 +361,53 @@ fn silence_past_the_threshold_is_reported_once() {
     assert_eq!(node.poll_event(), None);
     node.handle_timeout(now + Duration::from_secs(181), &mut sink);
     node.handle_timeout(now + Duration::from_secs(190), &mut sink);
-    assert_eq!(node.poll_event(), Some(Event::Idle { peer: 1 }));
+    let stats = node.stats(1).unwrap();
+    assert_eq!(
+        node.poll_event(),
+        Some(Event::Idle {
+            peer: 1,
+            rx_bytes: stats.rx_bytes,
+            tx_bytes: stats.tx_bytes
+        })
+    );
     assert_eq!(node.poll_event(), None);
+}
+
+#[test]
+fn activity_begins_with_data_not_with_handshakes_or_keepalives() {
+    let (mut lab, gateway, laptop) = town();
+    let now = Instant::now();
+    // A handshake alone.
+    let mut in_flight = VecDeque::new();
+    lab.node(laptop).initiate_handshakes(&mut Capture {
+        from: laptop,
+        in_flight: &mut in_flight,
+        delivered: &mut Vec::new(),
+    });
+    lab.in_flight = in_flight;
+    lab.run(now, |a| a);
+    let events = lab.events(gateway);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::HandshakeCompleted { .. }))
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Active { .. })),
+        "{events:?}"
+    );
+    // The first data packet begins activity, counted from just before it.
+    let before = lab.node(gateway).stats(1).unwrap();
+    lab.send(laptop, &tcp(CLIENT, SERVER, 443)).unwrap();
+    lab.run(now, |a| a);
+    assert_eq!(
+        lab.events(gateway),
+        [Event::Active {
+            peer: 1,
+            rx_bytes: before.rx_bytes,
+            tx_bytes: before.tx_bytes
+        }]
+    );
 }
 
 #[test]

@@ -48,13 +48,19 @@ pub(super) async fn run(ctx: &Ctx, command: GroupsCommand) -> Result<()> {
             });
             return Ok(());
         }
-        GroupsCommand::Allow(args) => admin
-            .allow_destination(pb::AllowDestinationRequest {
-                group: args.group,
-                destination,
-            })
-            .await?
-            .into_inner(),
+        GroupsCommand::Allow(args) => {
+            let allowed = admin
+                .allow_destination(pb::AllowDestinationRequest {
+                    group: args.group,
+                    destination,
+                })
+                .await?
+                .into_inner();
+            for warning in &allowed.warnings {
+                eprintln!("portactl: warning: {warning}");
+            }
+            allowed.group.unwrap_or_default()
+        }
         GroupsCommand::Disallow(args) => admin
             .disallow_destination(pb::DisallowDestinationRequest {
                 group: args.group,

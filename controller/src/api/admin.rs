@@ -122,15 +122,19 @@ impl Admin for AdminApi {
     async fn allow_destination(
         &self,
         request: Request<pb::AllowDestinationRequest>,
-    ) -> Reply<pb::Group> {
+    ) -> Reply<pb::AllowDestinationResponse> {
         let caller = authorize(&self.0, &request, "change what groups may reach", ADMIN)?;
         let r = request.into_inner();
         let destination = validate::destination(r.destination.as_ref())?;
+        let warnings = self.0.own_addresses_in(&destination.cidr)?;
         self.0
             .allow_destination(&Actor::from(&caller), &r.group, destination, now())
             .await?;
         let (group, members) = self.0.group(&r.group)?;
-        Ok(Response::new(convert::group(group, members)))
+        Ok(Response::new(pb::AllowDestinationResponse {
+            group: Some(convert::group(group, members)),
+            warnings,
+        }))
     }
 
     async fn disallow_destination(

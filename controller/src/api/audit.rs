@@ -3,6 +3,7 @@
 //! a bounded channel), so memory stays flat however long the log is.
 
 use super::auth::{AUDIT, authorize};
+use super::now;
 use crate::error::Error;
 use crate::logs::{self, Filter};
 use crate::state::Controller;
@@ -116,7 +117,9 @@ impl Audit for AuditApi {
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         authorize(&self.0, &request, "list sessions", AUDIT)?;
-        let sessions = logs::sessions(self.0.store())?
+        let sessions = self
+            .0
+            .live_sessions(now())?
             .into_iter()
             .map(|s| pb::ConnectedSession {
                 user: s.user,

@@ -5,7 +5,7 @@
 //! it applied so that `RevokeDevice` can report it, and records its
 //! connection events in the controller's log directly.
 
-use super::{InstalledPeers, OBSERVE_EVERY, start_shell};
+use super::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
 use crate::api::now;
 use crate::logs;
 use crate::state::Controller;
@@ -62,7 +62,13 @@ pub fn start(
         .context("the store has no record of the embedded gateway")?;
     let mut revisions = ctl.peer_revisions();
     let mut shutdown = ctl.shutdown_signal();
+    let (mut session_file, left_open) = SessionFile::open(data)?;
     Ok(tokio::spawn(async move {
+        // Sessions a killed run left open end first.
+        if let Err(error) = logs::record_events(ctl.store(), &this_gateway, &left_open, now()).await
+        {
+            tracing::error!(%error, sessions = left_open.len(), "could not end the sessions the last run left open");
+        }
         let mut installed = InstalledPeers::default();
         let mut applied = 0;
         let mut observe = tokio::time::interval(OBSERVE_EVERY);
@@ -80,6 +86,9 @@ pub fn start(
                 }
             }
             record(&ctl, &this_gateway, &mut installed).await;
+            if let Err(error) = session_file.save(installed.open_sessions(&shell.node())) {
+                tracing::error!(error = %format!("{error:#}"), "could not save the open sessions");
+            }
             tokio::select! {
                 changed = revisions.changed() => if changed.is_err() { break },
                 _ = shutdown.changed() => break,
@@ -88,6 +97,9 @@ pub fn start(
         }
         installed.shutdown(&mut shell.node(), now());
         record(&ctl, &this_gateway, &mut installed).await;
+        if let Err(error) = session_file.save(Vec::new()) {
+            tracing::error!(error = %format!("{error:#}"), "could not save the open sessions");
+        }
         drop(shell);
         tracing::info!("embedded gateway stopped");
     }))

@@ -64,6 +64,72 @@ fn start_shell(
     )
 }
 
+/// A gateway's open sessions on disk (`open-sessions.json` in its data
+/// directory), so that a gateway that was killed ends them at its next
+/// start. Rewritten when the set of sessions changes, and otherwise at most
+/// every [`SessionFile::EVERY`] while they carry traffic.
+pub struct SessionFile {
+    path: std::path::PathBuf,
+    saved: Vec<sessions::SavedSession>,
+    at: Option<std::time::Instant>,
+}
+
+impl SessionFile {
+    /// How often a changing (not a new) set of sessions is saved.
+    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// The file in `data`, and the `session_end` events (reason
+    /// `gateway_restart`) for what the last run left open; the file is
+    /// emptied only once the caller has kept those events.
+    pub fn open(data: &std::path::Path) -> anyhow::Result<(Self, Vec<GatewayEvent>)> {
+        let path = data.join("open-sessions.json");
+        let left_open: Vec<sessions::SavedSession> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                tracing::error!(%error, path = %path.display(), "the saved open sessions are damaged; they stay open in the log");
+                Vec::new()
+            }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(error) => return Err(anyhow::Error::new(error).context(format!("reading {}", path.display()))),
+        };
+        if !left_open.is_empty() {
+            tracing::warn!(
+                sessions = left_open.len(),
+                "ending the sessions the last run left open (it did not stop cleanly)"
+            );
+        }
+        let events = sessions::ended_by_restart(&left_open);
+        Ok((
+            Self {
+                path,
+                saved: left_open,
+                at: None,
+            },
+            events,
+        ))
+    }
+
+    /// Saves `open` if it differs from what is saved (a new or ended
+    /// session at once; new byte counts or activity at most every
+    /// [`Self::EVERY`]).
+    pub fn save(&mut self, open: Vec<sessions::SavedSession>) -> anyhow::Result<()> {
+        if open == self.saved {
+            return Ok(());
+        }
+        let same_sessions = open.len() == self.saved.len()
+            && open
+                .iter()
+                .zip(&self.saved)
+                .all(|(a, b)| a.device_id == b.device_id && a.started == b.started);
+        if same_sessions && self.at.is_some_and(|at| at.elapsed() < Self::EVERY) {
+            return Ok(());
+        }
+        crate::files::replace_private(&self.path, &serde_json::to_vec(&open)?)?;
+        self.saved = open;
+        self.at = Some(std::time::Instant::now());
+        Ok(())
+    }
+}
+
 /// The peers installed in a gateway's node, by device, and their sessions.
 #[derive(Default)]
 pub struct InstalledPeers {
@@ -84,6 +150,11 @@ impl InstalledPeers {
     /// The connection events produced since the last call.
     pub fn take_events(&mut self) -> Vec<GatewayEvent> {
         self.sessions.take()
+    }
+
+    /// The open sessions, to save for [`sessions::ended_by_restart`].
+    pub fn open_sessions(&self, node: &Node) -> Vec<sessions::SavedSession> {
+        self.sessions.open_sessions(node)
     }
 
     /// Ends every open session: the gateway is stopping.
@@ -171,7 +242,7 @@ impl InstalledPeers {
             self.observe(node, now);
             if let Some(stats) = node.stats(id) {
                 self.sessions
-                    .end(id, &stats, sessions::reason::REVOKED, now);
+                    .end_now(id, &stats, sessions::reason::REVOKED, now);
             }
             self.by_peer.remove(&id);
             node.remove_peer(id);

@@ -26,7 +26,7 @@
 //! only once the controller has recorded them. The controller skips event
 //! ids it already has, so a resend after a lost reply counts once.
 
-use super::{InstalledPeers, OBSERVE_EVERY, start_shell};
+use super::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
 use crate::files::{replace_private, write_private};
 use crate::peers::{Update, peer_from_pb, update_to_pb};
 use anyhow::{Context, Result, bail};
@@ -136,6 +136,8 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         None => 0,
     };
     let outbox = EventOutbox::open(&data.join("events"))?;
+    let (sessions, left_open) = SessionFile::open(data)?;
+    outbox.push(&left_open)?;
     tracing::info!(
         gateway = %enrollment.name,
         interface = %options.interface,
@@ -152,6 +154,7 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         state: Mutex::new(State {
             installed,
             revision,
+            sessions,
         }),
         outbox,
         events_ready: Notify::new(),
@@ -223,6 +226,7 @@ struct Gateway {
 struct State {
     installed: InstalledPeers,
     revision: u64,
+    sessions: SessionFile,
 }
 
 /// Events in one `ReportEvents` call (well under the controller's message
@@ -313,6 +317,16 @@ impl Gateway {
             if let Err(error) = self.keep_events() {
                 tracing::error!(error = %format!("{error:#}"), "could not keep connection events on disk");
             }
+            self.save_sessions();
+        }
+    }
+
+    /// Saves the open sessions (after their events are kept).
+    fn save_sessions(&self) {
+        let mut state = self.lock();
+        let open = state.installed.open_sessions(&self.shell.node());
+        if let Err(error) = state.sessions.save(open) {
+            tracing::error!(error = %format!("{error:#}"), "could not save the open sessions");
         }
     }
 
@@ -383,6 +397,7 @@ impl Gateway {
         if let Err(error) = self.keep_events() {
             tracing::error!(error = %format!("{error:#}"), "could not keep the last connection events");
         }
+        self.save_sessions();
         let mut client = None;
         let deliver = async {
             while !self.outbox.is_empty() {

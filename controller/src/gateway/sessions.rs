@@ -1,18 +1,25 @@
 //! Turning what a gateway's node sees into connection events (sans-IO).
 //!
-//! A session starts with the first completed handshake after the device was
-//! idle (or new), moves when the device's datagrams come from another
-//! address (roaming), and ends when the device stays idle past the
-//! threshold, when its peer is removed (revoked, or its user disabled) or
-//! when the gateway shuts down. Byte counts are the session's: the node's
-//! counters at the event minus their value when the previous session of
-//! that peer ended (zero for its first), so traffic between the handshake
-//! and the next look at the node still counts.
+//! A session is a stretch of use, not of connectivity: it starts with the
+//! first data packet from a device that was idle (or new) — handshakes and
+//! keepalives alone start nothing, and do not keep a session open — moves
+//! when the device's datagrams come from another address (roaming), and
+//! ends when no data came from the device for the idle threshold, when its
+//! peer is removed (revoked, or its user disabled) or when the gateway
+//! shuts down. Byte counts are exactly the session's: the node's counters
+//! at its last data packet minus their value just before its first.
+//!
+//! Open sessions can be saved ([`SessionTracker::open_sessions`]) with the
+//! time of their last data, so that a gateway that was killed can end them
+//! at its next start ([`ended_by_restart`], reason `gateway_restart`, at
+//! the last activity it saved) instead of leaving them open for ever.
 
 use crate::logs::GatewayEvent;
 use porta_tunnel::node::{Event, PeerStats};
 use porta_tunnel::{Node, PeerId};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::time::Instant;
 
 #[derive(Clone, Debug)]
 struct Session {
@@ -21,14 +28,33 @@ struct Session {
     endpoint: String,
     rx_base: u64,
     tx_base: u64,
+    /// Unix seconds of the last data seen from the device.
+    last_activity: u64,
+    /// The node's `last_data` when it was last looked at.
+    last_data_seen: Option<Instant>,
+}
+
+/// An open session as a gateway saves it, to end it after a crash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedSession {
+    /// The device.
+    pub device_id: String,
+    /// Unix seconds it started.
+    pub started: u64,
+    /// ip:port it came from.
+    pub endpoint: String,
+    /// Unix seconds of its last data.
+    pub last_activity: u64,
+    /// Its bytes so far, from the device.
+    pub rx_bytes: u64,
+    /// Its bytes so far, to the device.
+    pub tx_bytes: u64,
 }
 
 /// Open sessions by peer, and the events not yet taken.
 #[derive(Default)]
 pub struct SessionTracker {
     open: HashMap<PeerId, Session>,
-    /// Counters when each peer's last session ended.
-    ended_at: HashMap<PeerId, (u64, u64)>,
     events: Vec<GatewayEvent>,
 }
 
@@ -40,6 +66,9 @@ pub mod reason {
     pub const REVOKED: &str = "revoked";
     /// The gateway stopped.
     pub const SHUTDOWN: &str = "gateway shutdown";
+    /// The gateway stopped without ending it (killed, crashed, power
+    /// lost); ended when it started again.
+    pub const RESTART: &str = "gateway_restart";
 }
 
 fn address(stats: &PeerStats) -> String {
@@ -61,22 +90,35 @@ impl SessionTracker {
     ) {
         while let Some(event) = node.poll_event() {
             match event {
-                Event::HandshakeCompleted { peer } => {
+                Event::HandshakeCompleted { .. } => {} // not use by itself
+                Event::Active {
+                    peer,
+                    rx_bytes,
+                    tx_bytes,
+                } => {
                     if self.open.contains_key(&peer) {
-                        continue; // a rekey within the session
+                        continue;
                     }
                     let (Some(device_id), Some(stats)) = (device_of(peer), node.stats(peer)) else {
                         continue;
                     };
-                    let (rx_base, tx_base) = self.ended_at.get(&peer).copied().unwrap_or((0, 0));
                     let session = Session {
                         device_id,
                         started: now,
                         endpoint: address(&stats),
-                        rx_base,
-                        tx_base,
+                        rx_base: rx_bytes,
+                        tx_base: tx_bytes,
+                        last_activity: now,
+                        last_data_seen: stats.last_data,
                     };
-                    self.push(&session, "session_start", now, &stats, String::new(), "");
+                    self.push(
+                        &session,
+                        "session_start",
+                        now,
+                        (rx_bytes, tx_bytes),
+                        String::new(),
+                        "",
+                    );
                     self.open.insert(peer, session);
                 }
                 Event::EndpointChanged { peer, from, to } => {
@@ -89,24 +131,38 @@ impl SessionTracker {
                     session.endpoint = to.to_string();
                     let session = session.clone();
                     if let Some(stats) = node.stats(peer) {
-                        self.push(&session, "endpoint_change", now, &stats, previous, "");
+                        let counters = (stats.rx_bytes, stats.tx_bytes);
+                        self.push(&session, "endpoint_change", now, counters, previous, "");
                     }
                 }
-                Event::Idle { peer } => {
-                    if let Some(stats) = node.stats(peer) {
-                        self.end(peer, &stats, reason::IDLE, now);
-                    }
-                }
+                Event::Idle {
+                    peer,
+                    rx_bytes,
+                    tx_bytes,
+                } => self.end(peer, (rx_bytes, tx_bytes), reason::IDLE, now),
+            }
+        }
+        // Note when each open session last carried data.
+        for (&peer, session) in &mut self.open {
+            let last_data = node.stats(peer).and_then(|s| s.last_data);
+            if last_data.is_some() && last_data != session.last_data_seen {
+                session.last_data_seen = last_data;
+                session.last_activity = now;
             }
         }
     }
 
-    /// Ends `peer`'s session (if open) with `why`; `stats` are its last.
-    pub fn end(&mut self, peer: PeerId, stats: &PeerStats, why: &str, now: u64) {
+    /// Ends `peer`'s session (if open) with `why`; `counters` are the
+    /// node's `(rx_bytes, tx_bytes)` at its end.
+    pub fn end(&mut self, peer: PeerId, counters: (u64, u64), why: &str, now: u64) {
         if let Some(session) = self.open.remove(&peer) {
-            self.push(&session, "session_end", now, stats, String::new(), why);
-            self.ended_at.insert(peer, (stats.rx_bytes, stats.tx_bytes));
+            self.push(&session, "session_end", now, counters, String::new(), why);
         }
+    }
+
+    /// Ends `peer`'s session with its current counters (removed peers).
+    pub fn end_now(&mut self, peer: PeerId, stats: &PeerStats, why: &str, now: u64) {
+        self.end(peer, (stats.rx_bytes, stats.tx_bytes), why, now);
     }
 
     /// Ends every open session (the gateway is stopping).
@@ -114,8 +170,29 @@ impl SessionTracker {
         let peers: Vec<PeerId> = self.open.keys().copied().collect();
         for peer in peers {
             let stats = node.stats(peer).unwrap_or_default();
-            self.end(peer, &stats, reason::SHUTDOWN, now);
+            self.end_now(peer, &stats, reason::SHUTDOWN, now);
         }
+    }
+
+    /// The open sessions, as a gateway saves them; `node` gives their bytes.
+    pub fn open_sessions(&self, node: &Node) -> Vec<SavedSession> {
+        let mut saved: Vec<SavedSession> = self
+            .open
+            .iter()
+            .map(|(&peer, s)| {
+                let stats = node.stats(peer).unwrap_or_default();
+                SavedSession {
+                    device_id: s.device_id.clone(),
+                    started: s.started,
+                    endpoint: s.endpoint.clone(),
+                    last_activity: s.last_activity,
+                    rx_bytes: stats.rx_bytes.saturating_sub(s.rx_base),
+                    tx_bytes: stats.tx_bytes.saturating_sub(s.tx_base),
+                }
+            })
+            .collect();
+        saved.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        saved
     }
 
     /// The events produced since the last call, oldest first.
@@ -128,7 +205,7 @@ impl SessionTracker {
         session: &Session,
         kind: &str,
         now: u64,
-        stats: &PeerStats,
+        (rx_bytes, tx_bytes): (u64, u64),
         previous_public_address: String,
         why: &str,
     ) {
@@ -137,16 +214,32 @@ impl SessionTracker {
             kind: kind.to_owned(),
             at: now,
             device_id: session.device_id.clone(),
-            public_address: if kind == "session_end" {
-                session.endpoint.clone()
-            } else {
-                address(stats)
-            },
+            public_address: session.endpoint.clone(),
             previous_public_address,
-            rx_bytes: stats.rx_bytes.saturating_sub(session.rx_base),
-            tx_bytes: stats.tx_bytes.saturating_sub(session.tx_base),
+            rx_bytes: rx_bytes.saturating_sub(session.rx_base),
+            tx_bytes: tx_bytes.saturating_sub(session.tx_base),
             reason: why.to_owned(),
             session_start: session.started,
         });
     }
+}
+
+/// The `session_end` events for sessions a gateway saved but never ended
+/// (it was killed): each ends at its last activity, with its last bytes.
+pub fn ended_by_restart(saved: &[SavedSession]) -> Vec<GatewayEvent> {
+    saved
+        .iter()
+        .map(|s| GatewayEvent {
+            event_id: new_event_id(),
+            kind: "session_end".into(),
+            at: s.last_activity.max(s.started),
+            device_id: s.device_id.clone(),
+            public_address: s.endpoint.clone(),
+            previous_public_address: String::new(),
+            rx_bytes: s.rx_bytes,
+            tx_bytes: s.tx_bytes,
+            reason: reason::RESTART.into(),
+            session_start: s.started,
+        })
+        .collect()
 }

@@ -18,6 +18,7 @@
 //! | `admin_log` | sequence (u64 big-endian) | [`AdminEntry`](crate::logs::AdminEntry) |
 //! | `event_ids` | a gateway's event id | sequence of the record it became |
 //! | `sessions` | device id | [`OpenSession`](crate::logs::OpenSession) |
+//! | `name_skeletons` | kind byte, 0, TR39 skeleton | the name holding it ([`crate::names`]) |
 //!
 //! Every change goes through [`Store::write`] (or [`Store::append`] for log
 //! records, which change no configuration): one sled transaction over all
@@ -45,12 +46,32 @@ use std::sync::{Arc, Mutex};
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Ordered migrations: entry `i` upgrades a store from version `i + 1` to
-/// `i + 2`. Version 1 is the first schema, so there are none yet; the
-/// mechanism is exercised by the version checks in [`Store::open`].
-const MIGRATIONS: &[fn(&sled::Db) -> Result<()>] = &[];
+/// `i + 2`.
+const MIGRATIONS: &[fn(&sled::Db) -> Result<()>] = &[index_name_skeletons];
+
+/// 1 → 2: the `name_skeletons` index of every user, group and device name
+/// (live devices and open tokens), so lookalikes of names made before are
+/// refused too.
+fn index_name_skeletons(db: &sled::Db) -> Result<()> {
+    use crate::names::{Kind, skeleton_key};
+    let index = db.open_tree(T::NameSkeletons.name())?;
+    for (tree, kind) in [
+        (T::Users, Kind::User),
+        (T::Groups, Kind::Group),
+        (T::DeviceNames, Kind::Device),
+        (T::TokenNames, Kind::Device),
+    ] {
+        for key in db.open_tree(tree.name())?.iter().keys() {
+            let key = key?;
+            let name = String::from_utf8_lossy(&key);
+            index.insert(skeleton_key(kind, &name), key.as_ref())?;
+        }
+    }
+    Ok(())
+}
 
 /// Keys of the `meta` tree.
 pub mod meta {
@@ -105,9 +126,11 @@ pub enum T {
     EventIds,
     /// Sessions open now, by device id.
     Sessions,
+    /// Lookalike index of names.
+    NameSkeletons,
 }
 
-const ALL_TREES: [T; 15] = [
+const ALL_TREES: [T; 16] = [
     T::Meta,
     T::Users,
     T::Groups,
@@ -123,6 +146,7 @@ const ALL_TREES: [T; 15] = [
     T::AdminLog,
     T::EventIds,
     T::Sessions,
+    T::NameSkeletons,
 ];
 
 impl T {
@@ -143,6 +167,7 @@ impl T {
             T::AdminLog => "admin_log",
             T::EventIds => "event_ids",
             T::Sessions => "sessions",
+            T::NameSkeletons => "name_skeletons",
         }
     }
 }
@@ -227,6 +252,16 @@ impl Store {
             tracing::info!(from = version, to = version + 1, "migrated store schema");
         }
         Ok(())
+    }
+
+    #[cfg(test)]
+    fn meta_u32_schema(&self) -> u32 {
+        self.tree(T::Meta)
+            .get(meta::SCHEMA_VERSION)
+            .ok()
+            .flatten()
+            .and_then(|b| b.as_ref().try_into().ok())
+            .map_or(0, u32::from_be_bytes)
     }
 
     /// The sled tree for `t`, for reads.
@@ -471,5 +506,35 @@ mod tests {
         }
         let err = Store::open(dir.path()).err().expect("refused");
         assert!(err.to_string().contains("newer Porta"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_first_schema_store_gets_its_names_indexed() {
+        use crate::names::{Kind, claim};
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .write(|t| t.put(T::Users, b"alice", &user("alice")))
+                .await
+                .expect("write");
+            store.tree(T::NameSkeletons).clear().expect("clear");
+            store
+                .tree(T::Meta)
+                .insert(meta::SCHEMA_VERSION, &1u32.to_be_bytes())
+                .expect("insert");
+            store.flush().await.expect("flush");
+        }
+        let store = Store::open(dir.path()).expect("migrated");
+        assert_eq!(store.meta_u32_schema(), SCHEMA_VERSION);
+        let lookalike = store
+            .write(|t| {
+                claim(t, Kind::User, "aIice", |t, holder| {
+                    t.contains(T::Users, holder.as_bytes())
+                })
+            })
+            .await
+            .expect_err("a lookalike of a name from before the migration");
+        assert!(lookalike.to_string().contains("looks like"), "{lookalike}");
     }
 }
