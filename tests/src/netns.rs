@@ -199,6 +199,14 @@ impl Lab {
         Ok(self.children.len() - 1)
     }
 
+    /// SIGKILL to a spawned process (no chance to clean up), and wait.
+    pub fn kill(&mut self, handle: usize) -> Result<()> {
+        let child = &mut self.children[handle];
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
     /// SIGTERM to a spawned process and wait for it; returns its exit code.
     pub fn stop(&mut self, handle: usize) -> Result<Option<i32>> {
         let child = &mut self.children[handle];

@@ -41,6 +41,16 @@ impl Town {
 
     /// Like [`Town::start`], with more `init` flags.
     pub fn start_with(lab: &mut Lab, embedded_gateway: bool, init_flags: &[&str]) -> Town {
+        Town::start_serving(lab, embedded_gateway, init_flags, &[])
+    }
+
+    /// Like [`Town::start_with`], with more `serve` flags too.
+    pub fn start_serving(
+        lab: &mut Lab,
+        embedded_gateway: bool,
+        init_flags: &[&str],
+        serve_flags: &[&str],
+    ) -> Town {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let api = format!("{}:7443", addr::TOWN_PUBLIC);
@@ -76,6 +86,7 @@ impl Town {
         } else {
             serve_args.push("--no-gateway".into());
         }
+        serve_args.extend(serve_flags.iter().map(|f| f.to_string()));
         let args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
         let serve = lab
             .spawn("town", &args, &dir.path().join("serve.log"))

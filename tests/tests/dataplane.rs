@@ -1095,3 +1095,133 @@ fn a_full_tunnel_keeps_the_gateway_and_the_controller_outside_and_still_gets_cha
     });
     assert!(ping(&lab), "the server is still reached");
 }
+
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// RFC 3339 (as exports write it) to Unix seconds.
+fn unix_of(value: &Value) -> u64 {
+    humantime::parse_rfc3339(value.as_str().unwrap())
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn every_burst_is_inside_its_own_session_and_a_killed_gateway_ends_its_sessions() {
+    let mut lab = Lab::new().unwrap();
+    let mut town = Town::start_serving(&mut lab, true, &[], &["--session-idle", "3s"]);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
+    let state = town.enroll(&lab, "anna", "anna-laptop", "lan");
+    let interface = lab.iface("anna");
+    lab.owns_socket(&interface);
+    let porta = binary("porta");
+    let up = lab
+        .spawn(
+            "home",
+            &[
+                path(&porta),
+                "--state",
+                path(&state),
+                "--interface",
+                &interface,
+                "up",
+            ],
+            &town.dir.path().join("anna.log"),
+        )
+        .unwrap();
+    // The tunnel is up (a handshake, keepalives) but nobody uses it yet.
+    lab.wait_for(up, "anna's handshake", Duration::from_secs(15), |lab| {
+        lab.run("home", &["wg", "show", &interface, "latest-handshakes"])
+            .map(|o| !String::from_utf8_lossy(&o.stdout).contains("\t0"))
+            .unwrap_or(false)
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        town.sessions_of(&lab, "anna-laptop").is_empty(),
+        "a handshake and keepalives are not a session"
+    );
+
+    // Bursts 7 s apart (idle threshold 3 s): each its own session.
+    let bursts: Vec<(u64, u64)> = (0..3)
+        .map(|i| {
+            if i > 0 {
+                std::thread::sleep(Duration::from_secs(7));
+            }
+            let start = unix_now();
+            lab.exec(
+                "home",
+                &["ping", "-c", "3", "-i", "0.2", "-s", "1000", addr::SERVER],
+            )
+            .unwrap();
+            (start, unix_now())
+        })
+        .collect();
+    wait_until("three sessions ended", Duration::from_secs(20), || {
+        town.sessions_of(&lab, "anna-laptop")
+            .iter()
+            .filter(|r| r["kind"] == "session_end")
+            .count()
+            == bursts.len()
+    });
+    let records = town.sessions_of(&lab, "anna-laptop");
+    let ends: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "session_end")
+        .collect();
+    for ((from, to), end) in bursts.iter().zip(&ends) {
+        let (started, ended) = (unix_of(&end["session_start"]), unix_of(&end["at"]));
+        assert!(
+            started <= from + 2 && ended + 1 >= *to,
+            "burst {from}..{to} outside its session {started}..{ended}: {records:?}"
+        );
+        // Exactly its own bytes: three 1,000-byte pings and their framing,
+        // no handshakes or keepalives from the idle time around it.
+        let rx = end["rx_bytes"].as_u64().unwrap();
+        assert!(
+            (3_000..3_600).contains(&rx),
+            "{rx} bytes for one burst: {end}"
+        );
+        assert_eq!(end["reason"], "idle");
+    }
+
+    // A burst, then the controller (and its gateway) is killed mid-session.
+    lab.exec("home", &["ping", "-c", "2", addr::SERVER])
+        .unwrap();
+    wait_until("the session to start", Duration::from_secs(10), || {
+        town.admin(&lab, &["logs", "sessions"])
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+    });
+    lab.kill(town.serve).unwrap();
+    town.start_again(&mut lab);
+    wait_until(
+        "the left-open session to end",
+        Duration::from_secs(15),
+        || {
+            town.sessions_of(&lab, "anna-laptop")
+                .iter()
+                .any(|r| r["reason"] == "gateway_restart")
+        },
+    );
+    let records = town.sessions_of(&lab, "anna-laptop");
+    let restart = records
+        .iter()
+        .find(|r| r["reason"] == "gateway_restart")
+        .unwrap();
+    assert!(restart["rx_bytes"].as_u64().unwrap() > 0, "{restart}");
+    let open = town.admin(&lab, &["logs", "sessions"]);
+    assert_eq!(open.as_array().map(Vec::len), Some(0), "{open}");
+    let verified = town.admin(&lab, &["logs", "verify"]);
+    assert!(
+        verified.as_array().unwrap().iter().all(|l| l["ok"] == true),
+        "{verified}"
+    );
+}
