@@ -752,7 +752,7 @@ mod tests {
 
     async fn store_with_device() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("store")).expect("open");
         let device = DeviceRecord {
             id: "d1".into(),
             name: "anna-laptop".into(),

@@ -94,8 +94,7 @@ pub async fn invite_admin_locally(
         .with_context(|| format!("loading the TLS identity from {}", data.display()))?;
     let store = Store::open(&data.join("store")).with_context(|| {
         format!(
-            "opening the store in {} (a porta-controller is using it, but its operator socket {} \
-             does not answer)",
+            "opening the store in {} (the operator socket {} did not answer)",
             data.display(),
             socket.display()
         )

@@ -250,6 +250,11 @@ pub struct ServeArgs {
     /// closed at once (loopback is exempt) [default: 256].
     #[arg(long, env = "PORTA_MAX_CONNECTIONS_PER_SOURCE", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections_per_source: Option<u32>,
+    /// Start on a store that is behind what this controller acknowledged
+    /// (an older backup restored on purpose); acknowledged changes after
+    /// that backup, revocations among them, are lost.
+    #[arg(long)]
+    pub accept_store_rollback: bool,
 }
 
 /// The config file.
@@ -303,6 +308,8 @@ pub struct ServeSettings {
     pub retention: Option<std::time::Duration>,
     /// The API listener's limits.
     pub limits: crate::listener::Limits,
+    /// Accept a store behind its witness.
+    pub accept_store_rollback: bool,
 }
 
 /// A duration from the config file.
@@ -373,6 +380,7 @@ impl ServeSettings {
                     }),
                 ..Default::default()
             },
+            accept_store_rollback: args.accept_store_rollback,
         })
     }
 }

@@ -32,12 +32,13 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         )
     })?;
     let fingerprint = identity.fingerprint()?;
-    let store = Store::open(&data.join("store")).with_context(|| {
-        format!(
-            "opening the store in {} (is another porta-controller using it?)",
-            data.display()
-        )
-    })?;
+    let store_dir = data.join("store");
+    let store = if settings.accept_store_rollback {
+        Store::open_accepting_rollback(&store_dir)
+    } else {
+        Store::open(&store_dir)
+    }
+    .with_context(|| format!("opening the store in {}", store_dir.display()))?;
     let controller = Controller::new(store.clone(), fingerprint)?.with_session_idle(
         settings
             .gateway

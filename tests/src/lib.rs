@@ -188,6 +188,11 @@ impl TestController {
 
     /// Starts `serve` and waits until it accepts TLS connections.
     pub async fn serve(&mut self) -> Result<()> {
+        self.serve_with(&[]).await
+    }
+
+    /// Like [`TestController::serve`], with more `serve` flags.
+    pub async fn serve_with(&mut self, extra: &[&str]) -> Result<()> {
         assert!(self.child.is_none(), "already serving");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -204,6 +209,7 @@ impl TestController {
                 "json",
                 "--no-gateway",
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
@@ -214,6 +220,7 @@ impl TestController {
                 return Ok(());
             }
             if let Some(status) = self.child.as_mut().unwrap().try_wait()? {
+                self.child = None;
                 bail!("serve exited with {status}: {}", self.log());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -511,3 +511,64 @@ async fn names_that_deceive_are_refused() {
         .collect();
     assert_eq!(users, ["alice", "núria"]);
 }
+
+/// `cp -a from to`, replacing `to`.
+fn replace_dir(from: &std::path::Path, to: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(to);
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+}
+
+#[tokio::test]
+async fn a_store_that_lost_acknowledged_changes_is_refused_until_the_operator_says_so() {
+    let mut ctl = TestController::start(&[]).await.unwrap();
+    let credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
+    let mut admin = ctl.admin_with(&credential).await;
+    let laptop = invite(&mut admin, "anna", "anna-laptop").await;
+    enroll(&mut ctl.enrollment().await, &laptop).await.unwrap();
+    assert!(ctl.stop().await.unwrap());
+    let store = ctl.data().join("store");
+    let before_revocation = ctl.dir.path().join("store-before");
+    replace_dir(&store, &before_revocation);
+
+    // Acknowledged: the laptop is revoked.
+    ctl.serve().await.unwrap();
+    let mut admin = ctl.admin_with(&credential).await;
+    admin
+        .revoke_device(pb::RevokeDeviceRequest {
+            name: "anna-laptop".into(),
+        })
+        .await
+        .unwrap();
+    assert!(ctl.stop().await.unwrap());
+
+    // The store goes back to before the revocation (as sled does after
+    // damage to its log): the controller refuses it and says why.
+    replace_dir(&before_revocation, &store);
+    let refused = ctl.serve().await.unwrap_err().to_string();
+    assert!(
+        refused.contains("behind what this controller acknowledged")
+            && refused.contains("admin log ends at record")
+            && refused.contains("--accept-store-rollback")
+            && !refused.contains("another porta-controller"),
+        "{refused}"
+    );
+    // An operator who restored that backup on purpose starts it knowingly.
+    ctl.serve_with(&["--accept-store-rollback"]).await.unwrap();
+    let mut admin = ctl.admin_with(&credential).await;
+    let devices = admin
+        .list_devices(pb::ListDevicesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .devices;
+    assert_eq!(devices.len(), 1);
+    assert!(ctl.stop().await.unwrap());
+    // From then on the witness follows the restored store.
+    ctl.serve().await.unwrap();
+}

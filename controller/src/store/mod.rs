@@ -32,6 +32,7 @@
 //! refused rather than misread.
 
 pub mod records;
+pub mod witness;
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -183,6 +184,8 @@ pub struct Store {
     commits: Arc<AtomicU64>,
     /// Highest commit number known durable; held while a flush runs.
     durable: Arc<tokio::sync::Mutex<u64>>,
+    /// Where the witness of what is durable is kept ([`witness`]).
+    witness_path: Arc<std::path::PathBuf>,
 }
 
 /// Errors inside a transaction: conflicts retry, our errors abort.
@@ -201,15 +204,40 @@ pub struct Txn<'a> {
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`, checking and migrating
-    /// its schema.
+    /// its schema, and refusing it if it lost writes its witness saw.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, false)
+    }
+
+    /// Like [`Store::open`] for a store an operator restored from an older
+    /// backup on purpose: a store behind its witness is accepted (logged)
+    /// and the witness starts again from it.
+    pub fn open_accepting_rollback(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, true)
+    }
+
+    fn open_with(dir: &Path, accept_rollback: bool) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             // sled's default page cache is 1 GiB: far more than a town's
             // configuration needs, and the logs are read in one pass.
             .cache_capacity(CACHE_BYTES)
-            .open()?;
+            .open()
+            .map_err(|error| match &error {
+                // sled takes an exclusive file lock: only then is another
+                // process the reason.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    Error::FailedPrecondition(format!(
+                        "the store in {} is in use by another porta-controller (its lock is held)",
+                        dir.display()
+                    ))
+                }
+                _ => Error::Store(error),
+            })?;
         let trees = ALL_TREES
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -220,9 +248,47 @@ impl Store {
             write_lock: Arc::new(Mutex::new(())),
             commits: Arc::new(AtomicU64::new(0)),
             durable: Arc::new(tokio::sync::Mutex::new(0)),
+            witness_path: Arc::new(dir.with_extension("witness")),
         };
         store.check_schema()?;
+        store.check_witness(dir, accept_rollback)?;
         Ok(store)
+    }
+
+    /// The store's own account of what it holds.
+    fn current_witness(&self) -> Result<witness::Witness> {
+        let meta = self.tree(T::Meta);
+        let mark = |key: &[u8]| -> Result<witness::Mark> {
+            match meta.get(key)? {
+                Some(bytes) => decode(T::Meta, key, &bytes),
+                None => Ok(witness::Mark::default()),
+            }
+        };
+        Ok(witness::Witness {
+            revision: self.meta_u64(meta::REVISION)?,
+            admin: mark(meta::ADMIN_HEAD)?,
+            connections: mark(meta::CONNECTION_HEAD)?,
+        })
+    }
+
+    fn check_witness(&self, dir: &Path, accept_rollback: bool) -> Result<()> {
+        let found = self.current_witness()?;
+        if let Some(witnessed) = witness::load(&self.witness_path)?
+            && let Some(lost) = witnessed.lost_in(&found)
+        {
+            if !accept_rollback {
+                return Err(Error::FailedPrecondition(format!(
+                    "the store in {} is behind what this controller acknowledged: {lost}. It was \
+                     damaged or replaced by an older copy, and would undo acknowledged changes \
+                     (revocations among them). Stop and restore the latest backup (admin guide, \
+                     \"Backups and restore\"); if you restored an older backup on purpose, start \
+                     once with --accept-store-rollback",
+                    dir.display()
+                )));
+            }
+            tracing::warn!(%lost, "starting on a store behind its witness, as asked (--accept-store-rollback)");
+        }
+        witness::save(&self.witness_path, &found)
     }
 
     fn check_schema(&self) -> Result<()> {
@@ -371,15 +437,21 @@ impl Store {
         Ok(())
     }
 
+    /// Flushes sled, then records in the witness what was committed before
+    /// the flush began (so the witness never claims more than is durable).
     async fn blocking_flush(&self) -> Result<()> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
-            .await
-            .map_err(|e| {
-                Error::Store(sled::Error::ReportableBug(format!(
-                    "flush task failed: {e}"
-                )))
-            })??;
+        let before = self.current_witness()?;
+        let (db, path) = (self.db.clone(), self.witness_path.clone());
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            db.flush()?;
+            witness::save(&path, &before)
+        })
+        .await
+        .map_err(|e| {
+            Error::Store(sled::Error::ReportableBug(format!(
+                "flush task failed: {e}"
+            )))
+        })??;
         Ok(())
     }
 }
@@ -466,7 +538,7 @@ mod tests {
     #[tokio::test]
     async fn writes_are_atomic_and_bump_the_revision() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("open");
+        let store = Store::open(&dir.path().join("store")).expect("open");
         let (rev1, ()) = store
             .write(|t| t.put(T::Users, b"anna", &user("anna")))
             .await
@@ -497,14 +569,16 @@ mod tests {
     async fn a_store_from_a_newer_porta_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let store = Store::open(dir.path()).expect("open");
+            let store = Store::open(&dir.path().join("store")).expect("open");
             store
                 .tree(T::Meta)
                 .insert(meta::SCHEMA_VERSION, &(SCHEMA_VERSION + 1).to_be_bytes())
                 .expect("insert");
             store.flush().await.expect("flush");
         }
-        let err = Store::open(dir.path()).err().expect("refused");
+        let err = Store::open(&dir.path().join("store"))
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("newer Porta"), "{err}");
     }
 
@@ -513,7 +587,7 @@ mod tests {
         use crate::names::{Kind, claim};
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let store = Store::open(dir.path()).expect("open");
+            let store = Store::open(&dir.path().join("store")).expect("open");
             store
                 .write(|t| t.put(T::Users, b"alice", &user("alice")))
                 .await
@@ -525,7 +599,7 @@ mod tests {
                 .expect("insert");
             store.flush().await.expect("flush");
         }
-        let store = Store::open(dir.path()).expect("migrated");
+        let store = Store::open(&dir.path().join("store")).expect("migrated");
         assert_eq!(store.meta_u32_schema(), SCHEMA_VERSION);
         let lookalike = store
             .write(|t| {
