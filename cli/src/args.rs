@@ -336,6 +336,11 @@ pub enum LogsCommand {
         /// records are expected (edits and disorder are still found).
         #[arg(long, requires = "file")]
         partial: bool,
+        /// Remember the logs' current heads even if they are behind the
+        /// ones this profile verified before (after a deliberate restore
+        /// of an older backup).
+        #[arg(long, conflicts_with = "file")]
+        accept_rollback: bool,
     },
     /// Who is connected now, since when and from where.
     Sessions,

@@ -23,6 +23,43 @@ pub struct Profile {
     pub role: String,
     /// The credential's name on the controller.
     pub name: String,
+    /// The head of each log as `logs verify` last found it, by log name:
+    /// a later verification that finds the log shorter, or its head
+    /// replaced, reports it (the controller's store went back).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub verified: BTreeMap<String, VerifiedHead>,
+}
+
+/// A log's head as verified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedHead {
+    /// Sequence of its newest record.
+    pub sequence: u64,
+    /// That record's hash.
+    pub hash: String,
+    /// When it was verified (RFC 3339).
+    pub at: String,
+}
+
+impl VerifiedHead {
+    /// Why a log now ending at `sequence` with `hash` cannot be the one
+    /// verified before, if it cannot.
+    pub fn went_back(&self, sequence: u64, hash: &str) -> Option<String> {
+        if sequence < self.sequence {
+            Some(format!(
+                "it went backwards: it ends at record {sequence}, but record {} (hash {}) was \
+                 verified at {}",
+                self.sequence, self.hash, self.at
+            ))
+        } else if sequence == self.sequence && hash != self.hash {
+            Some(format!(
+                "its record {sequence} is not the one verified at {} (hash {} then, {hash} now)",
+                self.at, self.hash
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 impl Profile {

@@ -129,6 +129,7 @@ async fn run(cli: Cli) -> Result<()> {
                     invitation: args.invitation.clone(),
                     interface: args.interface.clone(),
                     session_idle: args.session_idle,
+                    accept_controller_rollback: args.accept_controller_rollback,
                 },
                 stop,
             )

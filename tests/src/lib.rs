@@ -30,6 +30,24 @@ pub mod town;
 
 pub use porta_proto::connect::Authed;
 
+/// `cp -a from to`, replacing whatever `to` was (file or directory).
+pub fn copy_replacing(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    let _ = std::fs::remove_file(to);
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        copied.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
+
 /// Path of one of the workspace's binaries (built by `cargo test --workspace`).
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

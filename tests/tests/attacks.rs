@@ -512,18 +512,6 @@ async fn names_that_deceive_are_refused() {
     assert_eq!(users, ["alice", "núria"]);
 }
 
-/// `cp -a from to`, replacing `to`.
-fn replace_dir(from: &std::path::Path, to: &std::path::Path) {
-    let _ = std::fs::remove_dir_all(to);
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-}
-
 #[tokio::test]
 async fn a_store_that_lost_acknowledged_changes_is_refused_until_the_operator_says_so() {
     let mut ctl = TestController::start(&[]).await.unwrap();
@@ -531,10 +519,31 @@ async fn a_store_that_lost_acknowledged_changes_is_refused_until_the_operator_sa
     let mut admin = ctl.admin_with(&credential).await;
     let laptop = invite(&mut admin, "anna", "anna-laptop").await;
     enroll(&mut ctl.enrollment().await, &laptop).await.unwrap();
+    // An auditor logs in with portactl.
+    let auditor = admin
+        .create_api_credential(pb::CreateApiCredentialRequest {
+            name: "auditor".into(),
+            role: pb::Role::Auditor as i32,
+            ttl_seconds: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .invitation;
+    let config = ctl.dir.path().join("auditor.toml");
+    let portactl = |args: &[&str]| {
+        std::process::Command::new(binary("portactl"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(portactl(&["login", &auditor]).status.success());
     assert!(ctl.stop().await.unwrap());
     let store = ctl.data().join("store");
     let before_revocation = ctl.dir.path().join("store-before");
-    replace_dir(&store, &before_revocation);
+    copy_replacing(&store, &before_revocation);
 
     // Acknowledged: the laptop is revoked.
     ctl.serve().await.unwrap();
@@ -545,11 +554,13 @@ async fn a_store_that_lost_acknowledged_changes_is_refused_until_the_operator_sa
         })
         .await
         .unwrap();
+    // The auditor verifies the logs; portactl remembers their heads.
+    assert!(portactl(&["logs", "verify"]).status.success());
     assert!(ctl.stop().await.unwrap());
 
     // The store goes back to before the revocation (as sled does after
     // damage to its log): the controller refuses it and says why.
-    replace_dir(&before_revocation, &store);
+    copy_replacing(&before_revocation, &store);
     let refused = ctl.serve().await.unwrap_err().to_string();
     assert!(
         refused.contains("behind what this controller acknowledged")
@@ -568,6 +579,23 @@ async fn a_store_that_lost_acknowledged_changes_is_refused_until_the_operator_sa
         .into_inner()
         .devices;
     assert_eq!(devices.len(), 1);
+    // The restored logs verify on their own, but not against what the
+    // auditor verified before; once accepted, verification is clean again.
+    let behind = portactl(&["logs", "verify"]);
+    let said = String::from_utf8_lossy(&behind.stdout);
+    assert!(!behind.status.success());
+    assert!(
+        said.contains("admin log: BROKEN: it went backwards"),
+        "{said}"
+    );
+    let again = portactl(&["logs", "verify"]);
+    assert!(!again.status.success(), "it keeps saying so");
+    assert!(
+        portactl(&["logs", "verify", "--accept-rollback"])
+            .status
+            .success()
+    );
+    assert!(portactl(&["logs", "verify"]).status.success());
     assert!(ctl.stop().await.unwrap());
     // From then on the witness follows the restored store.
     ctl.serve().await.unwrap();

@@ -937,8 +937,14 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     assert_eq!(status["gateway_endpoint"], endpoint.as_str(), "{status}");
 
     // The controller goes away and the annex gateway restarts meanwhile:
-    // it serves its peer set from disk.
+    // it serves its peer set from disk. (A backup of the controller's store
+    // is taken while it is stopped.)
     town.stop(&mut lab);
+    let backup = town.dir.path().join("backup");
+    std::fs::create_dir(&backup).unwrap();
+    for name in ["store", "store.witness"] {
+        copy_replacing(&town.data().join(name), &backup.join(name));
+    }
     assert_eq!(lab.stop(remote).unwrap(), Some(0), "a clean stop");
     let remote = start_gateway(&mut lab, None, "annex-again.log");
     wait_until(
@@ -1002,6 +1008,27 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     assert_eq!(ids.len(), records.len(), "an event was recorded twice");
     let verified = town.admin(&lab, &["logs", "verify", "--kind", "connections"]);
     assert_eq!(verified[0]["ok"], true, "{verified}");
+
+    // The controller's store goes back to the backup, before the
+    // revocation, on purpose: the annex refuses the older peer set and
+    // keeps the laptop out.
+    town.stop(&mut lab);
+    for name in ["store", "store.witness"] {
+        copy_replacing(&backup.join(name), &town.data().join(name));
+    }
+    town.serve_args.push("--accept-store-rollback".into());
+    town.start_again(&mut lab);
+    wait_until(
+        "the annex to refuse the older peer set",
+        Duration::from_secs(30),
+        || read_log(&logs.join("annex-again.log")).contains("older than revision"),
+    );
+    assert!(
+        !reachable(&lab),
+        "a revoked laptop came back through the annex"
+    );
+    // As the admin guide says after such a restore: revoke it again.
+    town.admin(&lab, &["devices", "revoke", "pau-laptop"]);
 
     // Retired (its last device is revoked): the gateway stops by itself,
     // saying why, instead of retrying for ever.

@@ -10,6 +10,7 @@ use super::Ctx;
 use crate::args::{ExportFormat, LogKind, LogsCommand};
 use crate::error::Usage;
 use crate::output::{self, Listing};
+use crate::profile::{ProfileFile, VerifiedHead};
 use anyhow::{Context, Result, bail};
 use porta_proto::audit::{self, Gaps, Log, Row};
 use porta_proto::pb;
@@ -49,13 +50,17 @@ pub(super) async fn run(ctx: &Ctx, command: LogsCommand) -> Result<()> {
             kind,
             file: Some(file),
             partial,
+            ..
         } => {
             let _ = kind;
             verify_file(ctx, &file, partial)
         }
         LogsCommand::Verify {
-            kind, file: None, ..
-        } => verify_controller(ctx, kind).await,
+            kind,
+            file: None,
+            accept_rollback,
+            ..
+        } => verify_controller(ctx, kind, accept_rollback).await,
         LogsCommand::Sessions => sessions(ctx).await,
     }
 }
@@ -262,7 +267,7 @@ async fn copy<R>(
     Ok((count, last_hash))
 }
 
-async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>) -> Result<()> {
+async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>, accept_rollback: bool) -> Result<()> {
     let mut audit = AuditClient::new(ctx.channel().await?);
     let kinds = match kind {
         Some(kind) => vec![kind],
@@ -287,6 +292,45 @@ async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>) -> Result<()> {
             broken.push(format!("{name} log: {}", r.problem));
         }
         results.push((name, r));
+    }
+    // Held against the heads this profile verified before: a store that
+    // went back (damaged, or restored from an older copy) verifies
+    // cleanly on its own.
+    let mut file = ProfileFile::load(&ctx.config)?;
+    let (profile_name, _) = file.select(ctx.profile.as_deref())?;
+    let mut remembered = file.profiles[&profile_name].verified.clone();
+    let mut went_back = false;
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    for (name, r) in &mut results {
+        if !r.ok {
+            continue;
+        }
+        let key = (*name).to_owned();
+        if let Some(why) = remembered
+            .get(&key)
+            .and_then(|head| head.went_back(r.last_sequence, &r.last_hash))
+            .filter(|_| !accept_rollback)
+        {
+            r.ok = false;
+            r.problem = why;
+            broken.push(format!("{name} log: {}", r.problem));
+            went_back = true;
+        } else {
+            remembered.insert(
+                key,
+                VerifiedHead {
+                    sequence: r.last_sequence,
+                    hash: r.last_hash.clone(),
+                    at: now.clone(),
+                },
+            );
+        }
+    }
+    // What went back stays remembered as it was, so that every later
+    // verification says so too.
+    if !went_back && let Some(profile) = file.profiles.get_mut(&profile_name) {
+        profile.verified = remembered;
+        file.save(&ctx.config)?;
     }
     if ctx.json {
         let value: Vec<Value> = results

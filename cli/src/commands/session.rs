@@ -34,12 +34,24 @@ pub(super) async fn login(ctx: &Ctx, args: LoginArgs) -> Result<()> {
         .into_inner();
     let profile_name = ctx.profile.clone().unwrap_or_else(|| "default".into());
     let mut file = ProfileFile::load(&ctx.config)?;
+    // Logging in again to the same controller keeps what `logs verify`
+    // remembers of it.
+    let verified = file
+        .profiles
+        .get(&profile_name)
+        .filter(|p| {
+            p.controller == invitation.controller
+                && p.fingerprint == invitation.fingerprint.to_string()
+        })
+        .map(|p| p.verified.clone())
+        .unwrap_or_default();
     let profile = Profile {
         controller: invitation.controller.clone(),
         fingerprint: invitation.fingerprint.to_string(),
         credential: response.credential,
         role: output::role(response.role).into(),
         name: response.name.clone(),
+        verified,
     };
     file.profiles.insert(profile_name.clone(), profile.clone());
     file.current = Some(profile_name.clone());

@@ -59,6 +59,8 @@ pub struct RemoteOptions {
     pub interface: String,
     /// A session ends after this long without traffic.
     pub session_idle: Duration,
+    /// Take a peer set older than the one applied (see `GatewayArgs`).
+    pub accept_controller_rollback: bool,
 }
 
 /// What `gateway.toml` holds.
@@ -148,6 +150,7 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         "gateway up, serving its last known peers"
     );
     let gateway = Arc::new(Gateway {
+        accept_controller_rollback: options.accept_controller_rollback,
         data: data.to_owned(),
         enrollment,
         shell,
@@ -212,9 +215,24 @@ fn refused_credential(error: &anyhow::Error) -> Option<String> {
     })
 }
 
+/// The controller offered a peer set older than the one applied: its
+/// store lost changes (revocations among them), so its word is not taken.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the controller offered peer revision {offered}, older than revision {held} that this gateway \
+     applied: its store went back and may have lost revocations. Serving the peers of revision \
+     {held} until it catches up; if the controller was restored from an older backup on purpose, \
+     restart this gateway with --accept-controller-rollback"
+)]
+struct ControllerWentBack {
+    held: u64,
+    offered: u64,
+}
+
 /// A running remote gateway: its tunnel, its peers and sessions, and the
 /// events not yet delivered.
 struct Gateway {
+    accept_controller_rollback: bool,
     data: PathBuf,
     enrollment: Enrollment,
     shell: Shell,
@@ -280,6 +298,20 @@ impl Gateway {
         *streamed = true;
         tracing::info!(after, "following the controller");
         while let Some(message) = stream.message().await? {
+            let held = self.lock().revision;
+            if message.revision < held {
+                if !self.accept_controller_rollback {
+                    bail!(ControllerWentBack {
+                        held,
+                        offered: message.revision
+                    });
+                }
+                tracing::warn!(
+                    held,
+                    offered = message.revision,
+                    "taking an older peer set, as asked (--accept-controller-rollback)"
+                );
+            }
             let Some(update) = update_from_pb(message, &self.enrollment.name) else {
                 continue;
             };
