@@ -60,6 +60,14 @@ pub enum Error {
         /// How long until it may try again.
         retry_after: std::time::Duration,
     },
+    /// The disk holding the data directory is full.
+    #[error(
+        "the disk holding {dir} is full; free space there and the controller resumes by itself"
+    )]
+    DiskFull {
+        /// The data directory.
+        dir: String,
+    },
     /// The controller is shutting down.
     #[error("the controller is shutting down")]
     ShuttingDown,
@@ -94,7 +102,7 @@ impl From<Error> for Status {
             Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::AddressesExhausted(_) => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
-            Error::Throttled { .. } => Code::ResourceExhausted,
+            Error::Throttled { .. } | Error::DiskFull { .. } => Code::ResourceExhausted,
             Error::ShuttingDown => Code::Unavailable,
             Error::Store(_) | Error::Corrupt { .. } => {
                 tracing::error!(error = %error, "internal error");

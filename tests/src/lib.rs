@@ -159,7 +159,12 @@ pub struct TestController {
 impl TestController {
     /// `init` with defaults (plus `extra` flags) and `serve`.
     pub async fn start(extra: &[&str]) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
+        Self::start_in(tempfile::tempdir()?, extra).await
+    }
+
+    /// Like [`TestController::start`] in `dir`, whose `data` (if it
+    /// exists, e.g. as a mount point) must be empty.
+    pub async fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Result<Self> {
         let api = format!("127.0.0.1:{}", free_port());
         let data = dir.path().join("data");
         let output = Command::new(binary("porta-controller"))

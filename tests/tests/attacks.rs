@@ -1,6 +1,7 @@
-//! Attacks on the controller by holders of some credential (or none): each
-//! test plays the attack against a real `porta-controller` and asserts that
-//! the log, the store and honest callers are unaffected.
+//! Attacks on the controller by holders of some credential (or none), and
+//! faults of its host (a damaged store, a full disk): each test plays the
+//! attack or fault against a real `porta-controller` and asserts that the
+//! log, the store and honest callers are unaffected.
 
 use porta_proto::connect::Bearer;
 use porta_proto::invitation::Invitation;
@@ -599,4 +600,113 @@ async fn a_store_that_lost_acknowledged_changes_is_refused_until_the_operator_sa
     assert!(ctl.stop().await.unwrap());
     // From then on the witness follows the restored store.
     ctl.serve().await.unwrap();
+}
+
+/// A small filesystem of its own, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount tmpfs (the tests run as root)");
+        Self(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_is_named_and_the_controller_recovers_when_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&dir.path().join("data"), "16m");
+    let mut ctl = TestController::start_in(dir, &[]).await.unwrap();
+    let credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
+    let mut admin = ctl.admin_with(&credential).await;
+    let filler = ctl.data().join("filler");
+    let fill = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=15"])
+        .arg(format!("of={}", filler.display()))
+        .output()
+        .unwrap();
+    assert!(fill.status.success(), "{fill:?}");
+    let create = |i: usize| pb::CreateUserRequest {
+        name: format!("user{i}"),
+        display_name: "x".repeat(250),
+        ..Default::default()
+    };
+    let mut refused = None;
+    for i in 0..5_000 {
+        if let Err(status) = admin.create_user(create(i)).await {
+            refused = Some(status);
+            break;
+        }
+    }
+    let refused = refused.expect("the disk filled");
+    let errors: Vec<String> = ctl
+        .log()
+        .lines()
+        .filter(|l| l.contains("ERROR") && !l.contains("sled::"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?} {errors:?}"
+    );
+    assert!(
+        refused.message().contains("the disk holding") && refused.message().contains("is full"),
+        "{refused:?}"
+    );
+    // Still full: still refused, clearly.
+    let again = admin.create_user(create(9_999)).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::ResourceExhausted);
+
+    // Space is freed: within seconds writes work again, without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match admin.create_user(create(10_000)).await {
+            Ok(_) => break,
+            Err(status) if std::time::Instant::now() < deadline => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("still refused 10 s after space was freed: {status:?}"),
+        }
+    }
+    assert!(
+        ctl.log().contains("the store writes again"),
+        "{}",
+        ctl.log()
+    );
+    assert!(ctl.stop().await.unwrap());
+    // What was refused was not kept; what was acknowledged was.
+    ctl.serve().await.unwrap();
+    let names: Vec<String> = ctl
+        .admin_with(&credential)
+        .await
+        .list_users(pb::ListUsersRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .users
+        .into_iter()
+        .map(|u| u.name)
+        .collect();
+    assert!(names.contains(&"user10000".to_owned()));
+    assert!(!names.contains(&"user9999".to_owned()));
+    assert!(ctl.stop().await.unwrap());
+    drop(disk);
 }

@@ -7,7 +7,7 @@
 
 use super::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
 use crate::api::now;
-use crate::logs;
+use crate::logs::{self, GatewayEvent};
 use crate::state::Controller;
 use crate::store::records::GatewayRecord;
 use anyhow::{Context, Result};
@@ -65,10 +65,9 @@ pub fn start(
     let (mut session_file, left_open) = SessionFile::open(data)?;
     Ok(tokio::spawn(async move {
         // Sessions a killed run left open end first.
-        if let Err(error) = logs::record_events(ctl.store(), &this_gateway, &left_open, now()).await
-        {
-            tracing::error!(%error, sessions = left_open.len(), "could not end the sessions the last run left open");
-        }
+        let mut pending = Pending::default();
+        pending.push(left_open);
+        pending.deliver(&ctl, &this_gateway).await;
         let mut installed = InstalledPeers::default();
         let mut applied = 0;
         let mut observe = tokio::time::interval(OBSERVE_EVERY);
@@ -85,7 +84,7 @@ pub fn start(
                     }
                 }
             }
-            record(&ctl, &this_gateway, &mut installed).await;
+            record(&ctl, &this_gateway, &mut installed, &mut pending).await;
             if let Err(error) = session_file.save(installed.open_sessions(&shell.node())) {
                 tracing::error!(error = %format!("{error:#}"), "could not save the open sessions");
             }
@@ -96,7 +95,7 @@ pub fn start(
             }
         }
         installed.shutdown(&mut shell.node(), now());
-        record(&ctl, &this_gateway, &mut installed).await;
+        record(&ctl, &this_gateway, &mut installed, &mut pending).await;
         if let Err(error) = session_file.save(Vec::new()) {
             tracing::error!(error = %format!("{error:#}"), "could not save the open sessions");
         }
@@ -106,12 +105,98 @@ pub fn start(
 }
 
 /// Records the connection events `installed` produced.
-async fn record(ctl: &Controller, gateway: &GatewayRecord, installed: &mut InstalledPeers) {
-    let events = installed.take_events();
-    if events.is_empty() {
-        return;
+async fn record(
+    ctl: &Controller,
+    gateway: &GatewayRecord,
+    installed: &mut InstalledPeers,
+    pending: &mut Pending,
+) {
+    pending.push(installed.take_events());
+    pending.deliver(ctl, gateway).await;
+}
+
+/// Connection events the log has not taken yet (its disk is full, say):
+/// they wait, oldest first, and are recorded once it takes them again.
+/// At most [`Pending::MAX`] wait; older ones are dropped beyond that,
+/// counted and logged.
+#[derive(Default)]
+struct Pending {
+    events: std::collections::VecDeque<GatewayEvent>,
+    dropped: u64,
+    failing: bool,
+}
+
+impl Pending {
+    /// Events kept at most while the log cannot take them.
+    const MAX: usize = 100_000;
+    /// Events recorded in one transaction.
+    const BATCH: usize = 1_000;
+
+    fn push(&mut self, events: Vec<GatewayEvent>) {
+        self.events.extend(events);
+        let excess = self.events.len().saturating_sub(Self::MAX);
+        if excess > 0 {
+            self.events.drain(..excess);
+            self.dropped += excess as u64;
+            tracing::error!(
+                dropped = excess,
+                dropped_in_total = self.dropped,
+                waiting = self.events.len(),
+                "connection events dropped: the log has not taken any for too long"
+            );
+        }
     }
-    if let Err(error) = logs::record_events(ctl.store(), gateway, &events, now()).await {
-        tracing::error!(%error, lost = events.len(), "could not record connection events");
+
+    async fn deliver(&mut self, ctl: &Controller, gateway: &GatewayRecord) {
+        while !self.events.is_empty() {
+            let batch: Vec<GatewayEvent> = self.events.iter().take(Self::BATCH).cloned().collect();
+            match logs::record_events(ctl.store(), gateway, &batch, now()).await {
+                Ok(_) => {
+                    self.events.drain(..batch.len());
+                    if std::mem::take(&mut self.failing) {
+                        tracing::info!("connection events are recorded again");
+                    }
+                }
+                Err(error) => {
+                    if !std::mem::replace(&mut self.failing, true) {
+                        tracing::error!(%error, waiting = self.events.len(), "connection events wait: the log cannot take them now");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: usize) -> GatewayEvent {
+        GatewayEvent {
+            event_id: format!("e{i}"),
+            kind: "session_start".into(),
+            at: 1,
+            device_id: "d".into(),
+            public_address: "192.0.2.1:1".into(),
+            previous_public_address: String::new(),
+            rx_bytes: 0,
+            tx_bytes: 0,
+            reason: String::new(),
+            session_start: 1,
+        }
+    }
+
+    #[test]
+    fn waiting_events_are_bounded_and_the_oldest_are_dropped_and_counted() {
+        let mut pending = Pending::default();
+        pending.push((0..Pending::MAX).map(event).collect());
+        assert_eq!((pending.events.len(), pending.dropped), (Pending::MAX, 0));
+        pending.push((Pending::MAX..Pending::MAX + 5).map(event).collect());
+        assert_eq!((pending.events.len(), pending.dropped), (Pending::MAX, 5));
+        assert_eq!(
+            pending.events.front().map(|e| e.event_id.as_str()),
+            Some("e5")
+        );
     }
 }

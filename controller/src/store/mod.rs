@@ -173,11 +173,83 @@ impl T {
     }
 }
 
+/// The open sled database and its trees.
+struct Opened {
+    db: sled::Db,
+    trees: Vec<Tree>,
+}
+
+impl Opened {
+    fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            // sled's default page cache is 1 GiB: far more than a town's
+            // configuration needs, and the logs are read in one pass.
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|error| match &error {
+                // sled takes an exclusive file lock: only then is another
+                // process the reason.
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("lock") =>
+                {
+                    Error::FailedPrecondition(format!(
+                        "the store in {} is in use by another porta-controller (its lock is held)",
+                        dir.display()
+                    ))
+                }
+                _ => storage_error(dir, error),
+            })?;
+        let trees = ALL_TREES
+            .iter()
+            .map(|t| db.open_tree(t.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { db, trees })
+    }
+}
+
+/// True for "no space left" and "quota exceeded".
+fn is_disk_full(error: &sled::Error) -> bool {
+    matches!(error, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::StorageFull
+            || matches!(io.raw_os_error(), Some(28 | 122)))
+}
+
+/// `error` as the controller reports it: a full disk names the data
+/// directory holding the store.
+fn storage_error(dir: &Path, error: sled::Error) -> Error {
+    if is_disk_full(&error) {
+        Error::DiskFull {
+            dir: dir.parent().unwrap_or(dir).display().to_string(),
+        }
+    } else {
+        Error::Store(error)
+    }
+}
+
+/// Free space a store whose disk filled waits for before it reopens.
+const REOPEN_NEEDS_BYTES: u64 = 4 * 1024 * 1024;
+
+/// How often a store whose disk filled tries to reopen.
+const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A cheap-to-clone handle on the open store.
+///
+/// When its disk fills, sled refuses every later write, even once space is
+/// freed (it keeps the first I/O error for good). So a write that finds the
+/// disk full marks the store, and the next write (at most once a second)
+/// closes sled and opens it again from what is on disk — which is exactly
+/// what was acknowledged, since the writes that failed were reported as
+/// failed. Callers see `RESOURCE_EXHAUSTED` until then, and never a
+/// restart.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    trees: Arc<Vec<Tree>>,
+    opened: Arc<std::sync::RwLock<Option<Arc<Opened>>>>,
+    dir: Arc<std::path::PathBuf>,
+    /// Set when the disk filled; the last reopen attempt.
+    disk_full: Arc<Mutex<Option<std::time::Instant>>>,
     write_lock: Arc<Mutex<()>>,
     /// Transactions committed (maybe not yet durable), counted in this
     /// process; log appends commit without bumping the revision.
@@ -217,34 +289,10 @@ impl Store {
     }
 
     fn open_with(dir: &Path, accept_rollback: bool) -> Result<Self> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            // sled's default page cache is 1 GiB: far more than a town's
-            // configuration needs, and the logs are read in one pass.
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|error| match &error {
-                // sled takes an exclusive file lock: only then is another
-                // process the reason.
-                sled::Error::Io(io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("lock") =>
-                {
-                    Error::FailedPrecondition(format!(
-                        "the store in {} is in use by another porta-controller (its lock is held)",
-                        dir.display()
-                    ))
-                }
-                _ => Error::Store(error),
-            })?;
-        let trees = ALL_TREES
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<Result<Vec<_>, _>>()?;
         let store = Self {
-            db,
-            trees: Arc::new(trees),
+            opened: Arc::new(std::sync::RwLock::new(Some(Arc::new(Opened::open(dir)?)))),
+            dir: Arc::new(dir.to_owned()),
+            disk_full: Arc::new(Mutex::new(None)),
             write_lock: Arc::new(Mutex::new(())),
             commits: Arc::new(AtomicU64::new(0)),
             durable: Arc::new(tokio::sync::Mutex::new(0)),
@@ -313,7 +361,7 @@ impl Store {
             )));
         }
         for version in found..SCHEMA_VERSION {
-            MIGRATIONS[(version - 1) as usize](&self.db)?;
+            MIGRATIONS[(version - 1) as usize](&self.opened().db)?;
             meta.insert(meta::SCHEMA_VERSION, &(version + 1).to_be_bytes())?;
             tracing::info!(from = version, to = version + 1, "migrated store schema");
         }
@@ -331,8 +379,86 @@ impl Store {
     }
 
     /// The sled tree for `t`, for reads.
-    pub fn tree(&self, t: T) -> &Tree {
-        &self.trees[t as usize]
+    pub fn tree(&self, t: T) -> Tree {
+        self.opened().trees[t as usize].clone()
+    }
+
+    fn opened(&self) -> Arc<Opened> {
+        self.opened
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .expect("the store is open")
+            .clone()
+    }
+
+    /// `error`, noting a full disk for the next write to recover from.
+    fn failed(&self, error: sled::Error) -> Error {
+        let error = storage_error(&self.dir, error);
+        if matches!(error, Error::DiskFull { .. }) {
+            let mut full = self.disk_full.lock().unwrap_or_else(|p| p.into_inner());
+            if full.is_none() {
+                tracing::error!(%error, "the store cannot write: its disk is full");
+                *full = Some(std::time::Instant::now() - REOPEN_EVERY);
+            }
+        }
+        error
+    }
+
+    /// After the disk filled: closes sled and opens it again (at most once
+    /// a second), so that writes work again once space was freed. Until
+    /// then writes fail with [`Error::DiskFull`].
+    fn recover(&self) -> Result<()> {
+        let mut full = self.disk_full.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tried) = *full else {
+            return Ok(());
+        };
+        let still_full = || Error::DiskFull {
+            dir: self.dir.parent().unwrap_or(&self.dir).display().to_string(),
+        };
+        if tried.elapsed() < REOPEN_EVERY {
+            return Err(still_full());
+        }
+        *full = Some(std::time::Instant::now());
+        // Reopening needs room of its own: wait until there is some.
+        let available = nix::sys::statvfs::statvfs(self.dir.as_path())
+            .map(|s| s.blocks_available() * s.fragment_size())
+            .unwrap_or(0);
+        if available < REOPEN_NEEDS_BYTES {
+            return Err(still_full());
+        }
+        let mut opened = self.opened.write().unwrap_or_else(|p| p.into_inner());
+        let current = opened.take().expect("the store is open");
+        // Only a handle nobody else holds can be closed.
+        let current = match Arc::try_unwrap(current) {
+            Ok(current) => current,
+            Err(shared) => {
+                *opened = Some(shared);
+                return Err(still_full());
+            }
+        };
+        drop(current);
+        // Readers that still hold one of the old trees keep sled's lock a
+        // moment longer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let reopened = loop {
+            match Opened::open(&self.dir) {
+                Ok(reopened) => break reopened,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                // Nothing safe is left to serve from: stop, and let the
+                // service manager start the controller again.
+                Err(error) => {
+                    tracing::error!(%error, dir = %self.dir.display(), "the store could not be opened again after its disk filled; stopping");
+                    std::process::exit(75);
+                }
+            }
+        };
+        *opened = Some(Arc::new(reopened));
+        *full = None;
+        tracing::info!(dir = %self.dir.display(), "the store writes again: space was freed on its disk");
+        Ok(())
     }
 
     /// Reads and decodes one record.
@@ -385,11 +511,14 @@ impl Store {
         change: impl Fn(&Txn<'_>) -> Result<R, TxError>,
         bump: bool,
     ) -> Result<(u64, R)> {
+        self.recover()?;
         let outcome = {
             // Writes are serialised; a poisoned lock only means another
             // writer panicked, and sled's transaction kept the store whole.
             let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-            self.trees
+            let opened = self.opened();
+            opened
+                .trees
                 .as_slice()
                 .transaction(|trees| {
                     let txn = Txn { trees };
@@ -409,7 +538,7 @@ impl Store {
         };
         let (commit, outcome) = outcome.map_err(|e| match e {
             sled::transaction::TransactionError::Abort(e) => e,
-            sled::transaction::TransactionError::Storage(e) => Error::Store(e),
+            sled::transaction::TransactionError::Storage(e) => self.failed(e),
         })?;
         self.make_durable(commit).await?;
         Ok(outcome)
@@ -441,18 +570,24 @@ impl Store {
     /// the flush began (so the witness never claims more than is durable).
     async fn blocking_flush(&self) -> Result<()> {
         let before = self.current_witness()?;
-        let (db, path) = (self.db.clone(), self.witness_path.clone());
-        tokio::task::spawn_blocking(move || -> Result<()> {
-            db.flush()?;
-            witness::save(&path, &before)
+        let (opened, path) = (self.opened(), self.witness_path.clone());
+        tokio::task::spawn_blocking(move || -> Result<(), sled::Error> {
+            opened.db.flush()?;
+            // The changes are durable now, whatever happens to the witness:
+            // one that could not be written only lags behind (it is a lower
+            // bound), and the caller is told the truth.
+            if let Err(error) = witness::save(&path, &before) {
+                tracing::warn!(%error, "could not update the store's witness");
+            }
+            Ok(())
         })
         .await
         .map_err(|e| {
             Error::Store(sled::Error::ReportableBug(format!(
                 "flush task failed: {e}"
             )))
-        })??;
-        Ok(())
+        })?
+        .map_err(|e| self.failed(e))
     }
 }
 

@@ -91,7 +91,12 @@ pub fn load(path: &Path) -> crate::error::Result<Option<Witness>> {
 pub fn save(path: &Path, witness: &Witness) -> crate::error::Result<()> {
     let bytes = serde_json::to_vec(witness).expect("a witness serialises");
     crate::files::replace_private(path, &bytes).map_err(|e| {
-        crate::error::Error::Store(sled::Error::Io(std::io::Error::other(format!("{e:#}"))))
+        // Keep the I/O error's kind: a full disk must stay recognisable.
+        let kind = e
+            .chain()
+            .find_map(|cause| cause.downcast_ref::<std::io::Error>())
+            .map_or(std::io::ErrorKind::Other, std::io::Error::kind);
+        crate::error::Error::Store(sled::Error::Io(std::io::Error::new(kind, format!("{e:#}"))))
     })
 }
 
