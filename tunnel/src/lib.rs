@@ -20,5 +20,6 @@ pub mod keys;
 pub mod node;
 #[cfg(feature = "io")]
 pub mod shell;
+pub mod throttle;
 
 pub use node::{Event, Node, PeerConfig, PeerId, PeerStats, Sink};

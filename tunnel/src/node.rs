@@ -134,6 +134,9 @@ pub enum Drop {
     Filtered,
     /// boringtun rejected the datagram (bad MAC, replay, rate limit…).
     Rejected,
+    /// A handshake initiation over its source's allowance
+    /// ([`crate::throttle`]).
+    Throttled,
 }
 
 /// Where a node's output goes: implemented by the IO shell (sockets and a
@@ -167,6 +170,7 @@ pub struct Node {
     events: VecDeque<Event>,
     idle_after: Duration,
     last_rate_reset: Option<Instant>,
+    throttle: crate::throttle::HandshakeThrottle,
     scratch: Box<[u8]>,
 }
 
@@ -187,6 +191,7 @@ impl Node {
             events: VecDeque::new(),
             idle_after,
             last_rate_reset: None,
+            throttle: crate::throttle::HandshakeThrottle::default(),
             scratch: vec![0u8; MAX_PACKET].into_boxed_slice(),
         }
     }
@@ -347,6 +352,11 @@ impl Node {
         now: Instant,
         sink: &mut impl Sink,
     ) -> Result<(), Drop> {
+        // Handshake initiations (type 1, 148 bytes) are counted per source
+        // before any cryptography.
+        if datagram.len() == 148 && datagram[0] == 1 && !self.throttle.allow(from.ip(), now) {
+            return Err(Drop::Throttled);
+        }
         let packet =
             match self
                 .rate_limiter
@@ -359,6 +369,7 @@ impl Node {
                 }
                 Err(_) => return Err(Drop::Rejected),
             };
+        let cookie_reply = matches!(packet, Packet::PacketCookieReply(_));
         let id = match packet {
             Packet::HandshakeInit(init) => {
                 let half = parse_handshake_anon(&self.private, &self.public, &init)
@@ -438,6 +449,18 @@ impl Node {
                     },
                 );
             }
+        }
+        // The responder is under load and sent a cookie: initiate again at
+        // once, with the cookie's MAC2 (which gets past its limit), instead
+        // of waiting for the 5 s retransmission.
+        if cookie_reply
+            && outcome.is_ok()
+            && let TunnResult::WriteToNetwork(initiation) = peer
+                .tunn
+                .format_handshake_initiation(&mut self.scratch, true)
+        {
+            peer.stats.tx_bytes += initiation.len() as u64;
+            sink.send_datagram(from, initiation);
         }
         let handshake_after = peer.tunn.time_since_last_handshake();
         if handshake_after.is_some()

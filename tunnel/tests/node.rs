@@ -5,7 +5,7 @@
 
 use etherparse::PacketBuilder;
 use porta_tunnel::filter::{Filter, Rule, protocol};
-use porta_tunnel::keys::PrivateKey;
+use porta_tunnel::keys::{PrivateKey, PublicKey};
 use porta_tunnel::node::Drop;
 use porta_tunnel::{Event, Node, PeerConfig, Sink};
 use std::collections::{HashMap, VecDeque};
@@ -501,4 +501,78 @@ mod routing {
             }
         }
     }
+}
+
+/// A flood's initiation for `gateway`: valid MAC1, from a key it does not know.
+fn stranger_initiation(gateway: &PublicKey) -> Vec<u8> {
+    let mut stranger = Node::new(&PrivateKey::generate(), Duration::from_secs(180));
+    stranger.upsert_peer(PeerConfig {
+        public_key: gateway.clone(),
+        allowed_ips: vec![],
+        endpoint: Some(addr("192.0.2.1:51820")),
+        persistent_keepalive: None,
+        filter: None,
+    });
+    let mut in_flight = VecDeque::new();
+    stranger.initiate_handshakes(&mut Capture {
+        from: addr("203.0.113.1:1"),
+        in_flight: &mut in_flight,
+        delivered: &mut Vec::new(),
+    });
+    in_flight.pop_front().unwrap().2
+}
+
+#[test]
+fn a_flooding_address_is_cut_off_before_any_cryptography() {
+    let (mut lab, gateway, _) = town();
+    let flood = stranger_initiation(&lab.node(gateway).public_key());
+    let now = Instant::now();
+    let flooder = addr("203.0.113.66:4000");
+    let mut sink = Capture {
+        from: gateway,
+        in_flight: &mut VecDeque::new(),
+        delivered: &mut Vec::new(),
+    };
+    let throttled = (0..1_000)
+        .filter(|_| {
+            lab.nodes
+                .get_mut(&gateway)
+                .unwrap()
+                .handle_datagram(flooder, &flood, now, &mut sink)
+                == Err(Drop::Throttled)
+        })
+        .count();
+    assert_eq!(throttled, 1_000 - porta_tunnel::throttle::BURST as usize);
+}
+
+#[test]
+fn under_load_a_laptop_answers_the_cookie_at_once_and_connects() {
+    let (mut lab, gateway, laptop) = town();
+    let flood = stranger_initiation(&lab.node(gateway).public_key());
+    let now = Instant::now();
+    // Many addresses, each within its own allowance, put the gateway under
+    // load: from now on it answers initiations without MAC2 with a cookie.
+    let mut sink = Capture {
+        from: gateway,
+        in_flight: &mut VecDeque::new(),
+        delivered: &mut Vec::new(),
+    };
+    for i in 0..200u32 {
+        let source = SocketAddr::from(([203, 0, (i / 250) as u8, (i % 250) as u8 + 1], 4000));
+        let _ = lab
+            .nodes
+            .get_mut(&gateway)
+            .unwrap()
+            .handle_datagram(source, &flood, now, &mut sink);
+    }
+    // The laptop's first initiation draws a cookie; its second, sent at
+    // once with the cookie, completes the handshake: no 5 s wait.
+    lab.send(laptop, &tcp(CLIENT, SERVER, 443)).unwrap();
+    lab.run(now, |a| a);
+    assert!(
+        lab.events(laptop)
+            .contains(&Event::HandshakeCompleted { peer: 1 }),
+        "drops: {:?}",
+        lab.drops
+    );
 }
