@@ -37,7 +37,7 @@ fn main() {
         .map(|_| {
             let mut node = Node::new(&PrivateKey::generate(), Duration::from_secs(180));
             node.upsert_peer(PeerConfig {
-                public_key: gateway.clone(),
+                public_key: gateway,
                 allowed_ips: vec![],
                 endpoint: Some(target),
                 persistent_keepalive: None,

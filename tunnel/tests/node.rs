@@ -507,7 +507,7 @@ mod routing {
 fn stranger_initiation(gateway: &PublicKey) -> Vec<u8> {
     let mut stranger = Node::new(&PrivateKey::generate(), Duration::from_secs(180));
     stranger.upsert_peer(PeerConfig {
-        public_key: gateway.clone(),
+        public_key: *gateway,
         allowed_ips: vec![],
         endpoint: Some(addr("192.0.2.1:51820")),
         persistent_keepalive: None,
