@@ -316,6 +316,9 @@ pub struct ServeSettings {
     pub limits: crate::listener::Limits,
     /// Accept a store behind its witness.
     pub accept_store_rollback: bool,
+    /// A session ends after this long without traffic (also how long a
+    /// gateway may be gone before its sessions are no longer listed).
+    pub session_idle: std::time::Duration,
 }
 
 /// A duration from the config file.
@@ -387,6 +390,7 @@ impl ServeSettings {
                 ..Default::default()
             },
             accept_store_rollback: args.accept_store_rollback,
+            session_idle,
         })
     }
 }

@@ -39,12 +39,8 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         Store::open(&store_dir)
     }
     .with_context(|| format!("opening the store in {}", store_dir.display()))?;
-    let controller = Controller::new(store.clone(), fingerprint)?.with_session_idle(
-        settings
-            .gateway
-            .as_ref()
-            .map_or(crate::gateway::DEFAULT_SESSION_IDLE, |g| g.session_idle),
-    );
+    let controller =
+        Controller::new(store.clone(), fingerprint)?.with_session_idle(settings.session_idle);
     tokio::spawn(controller.clone().run_peer_journal());
     if let Some(retention) = settings.retention {
         tokio::spawn(enforce_retention(controller.clone(), retention));

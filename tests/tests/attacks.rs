@@ -710,3 +710,54 @@ async fn a_full_disk_is_named_and_the_controller_recovers_when_space_is_freed() 
     assert!(ctl.stop().await.unwrap());
     drop(disk);
 }
+
+#[tokio::test]
+async fn sessions_of_a_gateway_gone_past_the_idle_time_are_no_longer_listed() {
+    let mut ctl = TestController::start(&[]).await.unwrap();
+    let credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
+    assert!(ctl.stop().await.unwrap());
+    ctl.serve_with(&["--session-idle", "2s"]).await.unwrap();
+    let mut admin = ctl.admin_with(&credential).await;
+    let mut annex = gateway_login(&ctl, &mut admin, "annex", "192.0.2.7:51820").await;
+    let device = enroll_on(&ctl, &mut admin, "anna", "anna-laptop", "annex").await;
+    // The annex is connected (it follows the peer set) and reports a session.
+    let stream = annex
+        .watch_peers(pb::WatchPeersRequest { after_revision: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    annex
+        .report_events(pb::ReportEventsRequest {
+            events: vec![event("start", "session_start", unix_now(), &device)],
+        })
+        .await
+        .unwrap();
+    let audit = porta_proto::pb::audit_client::AuditClient::with_interceptor(
+        ctl.channel().await,
+        Bearer::new(&credential),
+    );
+    let listed = || {
+        let mut audit = audit.clone();
+        async move {
+            audit
+                .list_sessions(pb::ListSessionsRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+                .sessions
+                .len()
+        }
+    };
+    // Connected: listed however long it lasts.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(listed().await, 1);
+    // The annex dies without ending it: once it has been gone for the idle
+    // time, the session is over.
+    drop(stream);
+    drop(annex);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while listed().await == 1 {
+        assert!(std::time::Instant::now() < deadline, "still listed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
