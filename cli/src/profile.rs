@@ -6,8 +6,6 @@ use anyhow::{Context, Result, bail};
 use porta_proto::CertFingerprint;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// One saved login.
@@ -102,27 +100,14 @@ impl ProfileFile {
         }
     }
 
-    /// Writes the file with mode 0600 (via a temporary file and rename, so a
-    /// crash never leaves half a file).
+    /// Writes the file owner-only (0600), atomically and durably.
     pub fn save(&self, path: &Path) -> Result<()> {
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let temporary = dir.join(format!(".portactl.{}.tmp", std::process::id()));
-        let text = toml::to_string_pretty(self)?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)
-            .with_context(|| format!("creating {}", temporary.display()))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600))?;
-        std::fs::rename(&temporary, path).with_context(|| format!("writing {}", path.display()))?;
+        porta_proto::files::replace_private(path, toml::to_string_pretty(self)?.as_bytes())?;
         Ok(())
     }
 

@@ -10,9 +10,8 @@ use anyhow::{Context, Result};
 use porta_proto::pb;
 use porta_tunnel::keys::PrivateKey;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 
 /// The device's enrollment and last known config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,15 +142,12 @@ impl StateDir {
         self.replace_private("device.toml", toml::to_string_pretty(state)?.as_bytes())
     }
 
-    /// Writes `name` through a temporary file and a rename, so that a
-    /// crash leaves the old file or the new one, never half of either.
+    /// Replaces `name` owner-only, atomically and durably.
     fn replace_private(&self, name: &str, bytes: &[u8]) -> Result<()> {
-        let temporary = self.file(&format!(".{name}.tmp"));
-        let _ = std::fs::remove_file(&temporary);
-        write_private(&temporary, bytes)?;
-        std::fs::rename(&temporary, self.file(name))
-            .with_context(|| format!("replacing {}", self.file(name).display()))?;
-        Ok(())
+        Ok(porta_proto::files::replace_private(
+            &self.file(name),
+            bytes,
+        )?)
     }
 
     /// Forgets this computer's enrollment: the key and the saved state.
@@ -197,16 +193,4 @@ impl StateDir {
     pub fn pid_file(&self) -> PathBuf {
         self.file("porta.pid")
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
 }

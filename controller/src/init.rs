@@ -119,7 +119,7 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
     let fingerprint = identity.fingerprint()?;
 
     let gateway_key = PrivateKey::generate();
-    crate::files::write_private(
+    porta_proto::files::create_private(
         &data.join("gateway.key"),
         format!("{}\n", gateway_key.to_base64()).as_bytes(),
     )?;

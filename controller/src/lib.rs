@@ -36,7 +36,6 @@
 pub mod api;
 pub mod error;
 pub mod event_check;
-mod files;
 pub mod gateway;
 pub mod guard;
 pub mod init;

@@ -81,7 +81,10 @@ impl Identity {
             std::fs::create_dir_all(dir)?;
         }
         std::fs::write(&paths.cert, &self.cert_pem)?;
-        crate::files::write_private(&paths.key, self.key_pem.as_bytes())
+        Ok(porta_proto::files::create_private(
+            &paths.key,
+            self.key_pem.as_bytes(),
+        )?)
     }
 
     /// SHA-256 of the leaf certificate: what clients pin.

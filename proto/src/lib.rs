@@ -9,6 +9,8 @@
 //! * [`fingerprint`]: SHA-256 certificate fingerprints, how clients pin the
 //!   controller without any PKI.
 //! * [`keys`]: WireGuard public keys as they travel in messages (base64).
+//! * [`files`]: the one owner-only, atomic and durable file writer every
+//!   program uses for keys, credentials and state.
 //! * [`audit`]: the audit logs' columns, hash chain and verifier, shared by
 //!   the controller and `portactl logs verify --file`.
 //! * [`connect`] (feature `client`): a tonic channel over TLS that accepts
@@ -18,6 +20,7 @@
 //!   three programs.
 
 pub mod audit;
+pub mod files;
 pub mod fingerprint;
 pub mod invitation;
 pub mod keys;

@@ -123,7 +123,7 @@ impl SessionFile {
         if same_sessions && self.at.is_some_and(|at| at.elapsed() < Self::EVERY) {
             return Ok(());
         }
-        crate::files::replace_private(&self.path, &serde_json::to_vec(&open)?)?;
+        porta_proto::files::replace_private(&self.path, &serde_json::to_vec(&open)?)?;
         self.saved = open;
         self.at = Some(std::time::Instant::now());
         Ok(())

@@ -27,10 +27,10 @@
 //! ids it already has, so a resend after a lost reply counts once.
 
 use super::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
-use crate::files::{replace_private, write_private};
 use crate::peers::{Update, peer_from_pb, update_to_pb};
 use anyhow::{Context, Result, bail};
 use porta_proto::connect::{Authed, Bearer, connect};
+use porta_proto::files::{create_private as write_private, replace_private};
 use porta_proto::pb::gateway_client::GatewayClient;
 use porta_proto::{CertFingerprint, Invitation, describe_chain, pb};
 use porta_tunnel::keys::PrivateKey;
@@ -627,10 +627,10 @@ fn load_enrollment(data: &Path) -> Result<Option<Enrollment>> {
 }
 
 fn save_enrollment(data: &Path, enrollment: &Enrollment) -> Result<()> {
-    replace_private(
+    Ok(replace_private(
         &data.join("gateway.toml"),
         toml::to_string(enrollment)?.as_bytes(),
-    )
+    )?)
 }
 
 fn load_peers(data: &Path, gateway: &str) -> Result<Option<(u64, Vec<crate::state::GatewayPeer>)>> {
@@ -651,10 +651,10 @@ fn load_peers(data: &Path, gateway: &str) -> Result<Option<(u64, Vec<crate::stat
 
 fn save_peers(data: &Path, revision: u64, installed: &InstalledPeers) -> Result<()> {
     let snapshot = Update::Snapshot(installed.peers().cloned().collect());
-    replace_private(
+    Ok(replace_private(
         &data.join("peers.pb"),
         &update_to_pb(snapshot, revision).encode_to_vec(),
-    )
+    )?)
 }
 
 fn host_name() -> String {

@@ -90,14 +90,8 @@ pub fn load(path: &Path) -> crate::error::Result<Option<Witness>> {
 /// Writes `witness` to `path` durably (replaced atomically).
 pub fn save(path: &Path, witness: &Witness) -> crate::error::Result<()> {
     let bytes = serde_json::to_vec(witness).expect("a witness serialises");
-    crate::files::replace_private(path, &bytes).map_err(|e| {
-        // Keep the I/O error's kind: a full disk must stay recognisable.
-        let kind = e
-            .chain()
-            .find_map(|cause| cause.downcast_ref::<std::io::Error>())
-            .map_or(std::io::ErrorKind::Other, std::io::Error::kind);
-        crate::error::Error::Store(sled::Error::Io(std::io::Error::new(kind, format!("{e:#}"))))
-    })
+    porta_proto::files::replace_private(path, &bytes)
+        .map_err(|e| crate::error::Error::Store(sled::Error::Io(e)))
 }
 
 #[cfg(test)]
