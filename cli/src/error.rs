@@ -19,6 +19,11 @@ pub struct Usage(pub String);
 #[error("{0}")]
 pub struct NotLoggedIn(pub String);
 
+/// A chain that does not verify (exit 5).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct VerificationFailed(pub String);
+
 /// Some rows of a bulk run failed (exit 1, after reporting them).
 #[derive(Debug, thiserror::Error)]
 #[error("{failed} of {total} rows failed (see above)")]
@@ -38,7 +43,7 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
         if cause.is::<NotLoggedIn>() {
             return ExitCode::from(4);
         }
-        if cause.is::<crate::commands::VerificationFailed>() {
+        if cause.is::<VerificationFailed>() {
             return ExitCode::from(5);
         }
         if let Some(status) = cause.downcast_ref::<tonic::Status>() {

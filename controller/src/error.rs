@@ -68,6 +68,9 @@ pub enum Error {
         /// The data directory.
         dir: String,
     },
+    /// A blocking task (a log verification, say) panicked or was cancelled.
+    #[error("a background task failed: {0}")]
+    Task(String),
     /// The controller is shutting down.
     #[error("the controller is shutting down")]
     ShuttingDown,
@@ -104,7 +107,7 @@ impl From<Error> for Status {
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::Throttled { .. } | Error::DiskFull { .. } => Code::ResourceExhausted,
             Error::ShuttingDown => Code::Unavailable,
-            Error::Store(_) | Error::Corrupt { .. } => {
+            Error::Store(_) | Error::Corrupt { .. } | Error::Task(_) => {
                 tracing::error!(error = %error, "internal error");
                 return Status::internal("internal error; the controller's log has the details");
             }

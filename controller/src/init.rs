@@ -37,7 +37,7 @@ pub const DEFAULT_VPN_PREFIX: &str = "10.77.0.0/16";
 pub struct InitOptions {
     /// The data directory to create.
     pub data: PathBuf,
-    /// Public host[:port] of the WireGuard endpoint (UDP); default: this
+    /// Public `host[:port]` of the WireGuard endpoint (UDP); default: this
     /// host's first non-loopback IPv4 address, port 51820.
     pub endpoint: Option<String>,
     /// Public host:port of the API written into invitations; default: the

@@ -7,13 +7,21 @@
 //!
 //! # Layout
 //! * [`store`]: sled trees, typed records, schema version, the one atomic
-//!   write path.
+//!   write path, the witness of what is durable, recovery from a full disk.
 //! * [`state`]: [`Controller`], the cloneable handle with every operation;
 //!   takes `now` as an argument, returns typed [`Error`]s.
 //! * [`api`]: the tonic services (Enrollment, Device, Admin, Audit, Gateway):
 //!   authorize → validate → one `Controller` call → convert.
-//! * [`ipam`], [`secret`], [`validate`]: pure helpers (address allocation,
-//!   hashed constant-time secrets, input checks).
+//! * [`caller`]: who an authenticated credential belongs to; [`clock`]: the
+//!   one reading of the wall clock.
+//! * [`ipam`], [`secret`], [`validate`], [`names`]: pure helpers (address
+//!   allocation, hashed constant-time secrets, input checks, names that
+//!   cannot deceive).
+//! * [`guard`]: failed sign-ins by source address, throttling guessers;
+//!   [`listener`]: the API's TCP listener with per-source caps and
+//!   deadlines for connections that never send a request.
+//! * [`logs`]: the hash-chained connection and admin logs;
+//!   [`event_check`]: what a gateway's event must satisfy to enter them.
 //! * [`policy`]: groups → destinations, used for client routes and for the
 //!   gateway's filter alike.
 //! * [`peers`]: the peer journal — the peer set as revisioned changes, for
@@ -34,6 +42,8 @@
 //! ```
 
 pub mod api;
+pub mod caller;
+pub mod clock;
 pub mod error;
 pub mod event_check;
 pub mod gateway;

@@ -15,9 +15,9 @@
 //!   retention run carries the anchor too, so the remaining log still
 //!   verifies and the pruning itself is on record.
 
+use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::event_check;
-use crate::state::Caller;
 use crate::store::records::{DeviceRecord, GatewayRecord};
 use crate::store::{Store, T, TxError, Txn, meta};
 use porta_proto::audit::{self, GENESIS, Log, Row};

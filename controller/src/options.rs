@@ -178,7 +178,7 @@ pub struct InitArgs {
     /// Data directory to create (must not exist or be empty).
     #[arg(long, env = "PORTA_DATA")]
     pub data: Option<PathBuf>,
-    /// Public host[:port] staff's WireGuard traffic reaches (UDP; default
+    /// Public host or host:port staff's WireGuard traffic reaches (UDP; default
     /// port 51820). Default: this host's first non-loopback IPv4 address.
     #[arg(long, env = "PORTA_ENDPOINT")]
     pub endpoint: Option<String>,

@@ -17,11 +17,26 @@
 //! gateway that was behind gets a snapshot. Revisions are the store's, which
 //! persist, so a gateway that was up to date resumes without one.
 
-use crate::state::GatewayPeer;
+use crate::store::records::Destination;
 #[cfg(test)]
-use crate::store::records::{Destination, PortRange, Protocol};
-use porta_proto::pb;
+use crate::store::records::{PortRange, Protocol};
+use porta_proto::{PublicKey, pb};
 use std::collections::{BTreeMap, VecDeque};
+
+/// A device as a gateway peer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayPeer {
+    /// The device.
+    pub device_id: String,
+    /// The gateway (by name) the device connects through.
+    pub gateway: String,
+    /// Its WireGuard key.
+    pub public_key: PublicKey,
+    /// Its tunnel addresses.
+    pub allowed_ips: Vec<ipnet::IpNet>,
+    /// What it may reach.
+    pub destinations: Vec<Destination>,
+}
 
 /// How many changes the journal remembers before older gateways need a
 /// snapshot. A change is one device added, changed or removed.
@@ -207,7 +222,7 @@ pub fn peer_to_pb(peer: GatewayPeer) -> pb::Peer {
         destinations: peer
             .destinations
             .into_iter()
-            .map(crate::api::convert::destination)
+            .map(pb::Destination::from)
             .collect(),
     }
 }

@@ -189,7 +189,7 @@ async fn enforce_retention(ctl: Controller, retention: Duration) {
             _ = every.tick() => {}
             _ = shutdown.changed() => return,
         }
-        let now = crate::api::now();
+        let now = crate::clock::now();
         let cutoff = now.saturating_sub(retention.as_secs());
         if let Err(error) = crate::logs::prune_before(ctl.store(), cutoff, now).await {
             tracing::error!(%error, "retention run failed; the logs are unchanged");

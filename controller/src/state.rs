@@ -8,10 +8,12 @@
 //! once durable, is announced on a watch channel so that config streams can
 //! react.
 
+pub use crate::caller::Caller;
 use crate::error::{Error, Result};
 use crate::ipam;
 use crate::logs::Actor;
 use crate::names;
+pub use crate::peers::GatewayPeer;
 use crate::peers::{HISTORY, PeerJournal, Update};
 use crate::secret::{self, IssuedSecret, PresentedSecret};
 use crate::settings::Settings;
@@ -22,36 +24,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
-
-/// What a caller's credential says about it.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// The credential's role.
-    pub role: Role,
-    /// The credential id.
-    pub credential_id: String,
-    /// A name for logs and audit ("admin", a device name).
-    pub name: String,
-    /// For devices: which one.
-    pub device_id: Option<String>,
-    /// The caller's network address, for the admin log.
-    pub address: String,
-}
-
-/// A device as a gateway peer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GatewayPeer {
-    /// The device.
-    pub device_id: String,
-    /// The gateway (by name) the device connects through.
-    pub gateway: String,
-    /// Its WireGuard key.
-    pub public_key: PublicKey,
-    /// Its tunnel addresses.
-    pub allowed_ips: Vec<ipnet::IpNet>,
-    /// What it may reach.
-    pub destinations: Vec<Destination>,
-}
 
 /// The shared controller state: store, settings, identity, change feed.
 #[derive(Clone)]
@@ -107,7 +79,7 @@ impl Controller {
             journal_revision: watch::Sender::new(revision),
             gateway_acks: watch::Sender::new(BTreeMap::new()),
             auth_failures: Arc::default(),
-            started_at: crate::api::now(),
+            started_at: crate::clock::now(),
             session_idle: crate::gateway::DEFAULT_SESSION_IDLE,
         };
         ctl.journal = Arc::new(Mutex::new(PeerJournal::new(
@@ -229,7 +201,7 @@ impl Controller {
         self.gateway_acks.send_modify(|acks| {
             if let Some(ack) = acks.get_mut(gateway) {
                 ack.connected = false;
-                ack.at = crate::api::now();
+                ack.at = crate::clock::now();
             }
         });
     }

@@ -8,7 +8,7 @@
 
 use super::Ctx;
 use crate::args::{ExportFormat, LogKind, LogsCommand};
-use crate::error::Usage;
+use crate::error::{Usage, VerificationFailed};
 use crate::output::{self, Listing};
 use crate::profile::{ProfileFile, VerifiedHead};
 use anyhow::{Context, Result, bail};
@@ -21,11 +21,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// A chain that does not verify (exit 5).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct VerificationFailed(pub String);
 
 pub(super) async fn run(ctx: &Ctx, command: LogsCommand) -> Result<()> {
     match command {

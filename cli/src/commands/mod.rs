@@ -6,7 +6,7 @@ mod enroll;
 mod gateways;
 mod logs;
 
-pub use logs::VerificationFailed;
+pub use crate::error::VerificationFailed;
 mod groups;
 mod session;
 mod users;

@@ -92,7 +92,7 @@ impl Audit for AuditApi {
         let store = self.0.store().clone();
         let verification = tokio::task::spawn_blocking(move || logs::verify(&store, log))
             .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+            .map_err(|e| Error::Task(e.to_string()))??;
         let (first, last) = verification.range.unwrap_or_default();
         Ok(Response::new(pb::VerifyLogResponse {
             ok: verification.problem.is_none(),

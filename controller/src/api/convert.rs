@@ -18,30 +18,9 @@ pub(crate) fn group(g: GroupRecord, members: Vec<String>) -> pb::Group {
     pb::Group {
         name: g.name,
         description: g.description,
-        destinations: g.destinations.into_iter().map(destination).collect(),
+        destinations: g.destinations.into_iter().map(Into::into).collect(),
         members,
         created_at: g.created_at,
-    }
-}
-
-pub(crate) fn destination(d: Destination) -> pb::Destination {
-    let protocol = match d.protocol {
-        Protocol::Any => pb::Protocol::Any,
-        Protocol::Tcp => pb::Protocol::Tcp,
-        Protocol::Udp => pb::Protocol::Udp,
-        Protocol::Icmp => pb::Protocol::Icmp,
-    };
-    pb::Destination {
-        cidr: d.cidr.to_string(),
-        protocol: protocol as i32,
-        ports: d
-            .ports
-            .into_iter()
-            .map(|p| pb::PortRange {
-                first: p.first.into(),
-                last: p.last.into(),
-            })
-            .collect(),
     }
 }
 

@@ -22,19 +22,12 @@ pub use operator::OperatorApi;
 pub use session::SessionApi;
 
 use crate::state::Controller;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Largest message any service accepts, in bytes. The biggest legitimate
 /// request (a group's members, a status report) is far smaller.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-/// The current time in Unix seconds: the one place handlers read the clock.
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::now;
 
 /// All services over one controller.
 pub struct Apis {

@@ -6,7 +6,7 @@
 //! connection events in the controller's log directly.
 
 use super::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
-use crate::api::now;
+use crate::clock::now;
 use crate::logs::{self, GatewayEvent};
 use crate::state::Controller;
 use crate::store::records::GatewayRecord;

@@ -502,7 +502,7 @@ impl EventOutbox {
 }
 
 fn unix_now() -> u64 {
-    crate::api::now()
+    crate::clock::now()
 }
 
 /// An update from the controller; peers that fail to parse are left out

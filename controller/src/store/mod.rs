@@ -28,7 +28,7 @@
 //! returns, so an acknowledged change survives `kill -9`.
 //!
 //! The schema version is checked on open and older stores are migrated by
-//! ordered steps ([`MIGRATIONS`]); a store written by a newer Porta is
+//! ordered steps (`MIGRATIONS`); a store written by a newer Porta is
 //! refused rather than misread.
 
 pub mod records;

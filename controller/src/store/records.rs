@@ -272,3 +272,27 @@ impl GatewayRecord {
         }
     }
 }
+
+impl From<Destination> for porta_proto::pb::Destination {
+    fn from(d: Destination) -> Self {
+        use porta_proto::pb;
+        let protocol = match d.protocol {
+            Protocol::Any => pb::Protocol::Any,
+            Protocol::Tcp => pb::Protocol::Tcp,
+            Protocol::Udp => pb::Protocol::Udp,
+            Protocol::Icmp => pb::Protocol::Icmp,
+        };
+        pb::Destination {
+            cidr: d.cidr.to_string(),
+            protocol: protocol as i32,
+            ports: d
+                .ports
+                .into_iter()
+                .map(|p| pb::PortRange {
+                    first: p.first.into(),
+                    last: p.last.into(),
+                })
+                .collect(),
+        }
+    }
+}
