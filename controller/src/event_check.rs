@@ -10,7 +10,8 @@
 //! why it is refused. Refused events never enter the hash chain; the caller
 //! logs and counts them and tells the gateway.
 
-use crate::logs::{GatewayEvent, OpenSession};
+use crate::event::{EndReason, EventKind, GatewayEvent};
+use crate::logs::OpenSession;
 use crate::store::records::{DeviceRecord, GatewayRecord};
 use std::net::SocketAddr;
 
@@ -57,7 +58,7 @@ pub fn check(
         true,
     )?;
     let session_here = open.filter(|s| s.gateway == gateway.name);
-    let session_start = if event.kind == "session_start" {
+    let session_start = if event.kind == EventKind::SessionStart {
         if !serves(gateway, device) {
             return Err(format!(
                 "device {} is not assigned to gateway {}",
@@ -85,7 +86,7 @@ pub fn check(
         }
         // A restart's end carries the bytes the gateway last saved, which
         // may predate its last report: the recorded end keeps the larger.
-        let restart = event.reason == crate::gateway::sessions::reason::RESTART;
+        let restart = event.reason == Some(EndReason::Restart);
         if !restart && (event.rx_bytes < session.rx_bytes || event.tx_bytes < session.tx_bytes) {
             return Err(format!(
                 "its byte counts ({} received, {} sent) are below the {} and {} already recorded for this session",
@@ -159,14 +160,14 @@ mod tests {
     fn event(kind: &str, at: u64) -> GatewayEvent {
         GatewayEvent {
             event_id: "e".into(),
-            kind: kind.into(),
+            kind: kind.parse().expect("a kind"),
             at,
             device_id: "d1".into(),
             public_address: "192.0.2.9:40000".into(),
             previous_public_address: String::new(),
             rx_bytes: 1_000,
             tx_bytes: 2_000,
-            reason: String::new(),
+            reason: None,
             session_start: 0,
         }
     }

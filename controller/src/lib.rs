@@ -20,7 +20,8 @@
 //! * [`guard`]: failed sign-ins by source address, throttling guessers;
 //!   [`listener`]: the API's TCP listener with per-source caps and
 //!   deadlines for connections that never send a request.
-//! * [`logs`]: the hash-chained connection and admin logs;
+//! * [`event`]: what a gateway saw, typed, and its wire codec;
+//!   [`logs`]: the hash-chained connection and admin logs;
 //!   [`event_check`]: what a gateway's event must satisfy to enter them.
 //! * [`policy`]: groups → destinations, used for client routes and for the
 //!   gateway's filter alike.
@@ -45,6 +46,7 @@ pub mod api;
 pub mod caller;
 pub mod clock;
 pub mod error;
+pub mod event;
 pub mod event_check;
 pub mod gateway;
 pub mod guard;

@@ -17,6 +17,7 @@
 
 use crate::caller::Caller;
 use crate::error::{Error, Result};
+use crate::event::{EventKind, GatewayEvent};
 use crate::event_check;
 use crate::store::records::{DeviceRecord, GatewayRecord};
 use crate::store::{Store, T, TxError, Txn, meta};
@@ -287,92 +288,6 @@ impl Txn<'_> {
     }
 }
 
-/// A gateway's event, checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GatewayEvent {
-    /// Random id from the gateway.
-    pub event_id: String,
-    /// `session_start`, `endpoint_change` or `session_end`.
-    pub kind: String,
-    /// Unix seconds.
-    pub at: u64,
-    /// The device.
-    pub device_id: String,
-    /// ip:port.
-    pub public_address: String,
-    /// For endpoint changes.
-    pub previous_public_address: String,
-    /// Session bytes from the device.
-    pub rx_bytes: u64,
-    /// Session bytes to the device.
-    pub tx_bytes: u64,
-    /// For session ends.
-    pub reason: String,
-    /// Unix seconds the session started (0 if unknown).
-    pub session_start: u64,
-}
-
-/// An event as it travels in `Gateway.ReportEvents`.
-pub fn event_to_pb(e: &GatewayEvent) -> pb::ConnectionEvent {
-    pb::ConnectionEvent {
-        event_id: e.event_id.clone(),
-        kind: e.kind.clone(),
-        at: e.at,
-        device_id: e.device_id.clone(),
-        public_address: e.public_address.clone(),
-        previous_public_address: e.previous_public_address.clone(),
-        rx_bytes: e.rx_bytes,
-        tx_bytes: e.tx_bytes,
-        reason: e.reason.clone(),
-        session_start: e.session_start,
-    }
-}
-
-/// A reported event, checked: an id, a known kind, a device, short fields.
-pub fn event_from_pb(e: pb::ConnectionEvent) -> Result<GatewayEvent> {
-    let short = |field: &str, value: &str, max: usize| {
-        if value.len() > max || value.chars().any(char::is_control) {
-            Err(Error::invalid(format!(
-                "{field} must be at most {max} printable characters"
-            )))
-        } else {
-            Ok(())
-        }
-    };
-    if e.event_id.is_empty() || e.device_id.is_empty() {
-        return Err(Error::invalid(
-            "every event needs an event_id and a device_id",
-        ));
-    }
-    if !EVENT_KINDS.contains(&e.kind.as_str()) {
-        return Err(Error::invalid(format!(
-            "unknown event kind {:?} (expected one of {})",
-            e.kind,
-            EVENT_KINDS.join(", ")
-        )));
-    }
-    short("event_id", &e.event_id, 64)?;
-    short("device_id", &e.device_id, 64)?;
-    short("public_address", &e.public_address, 64)?;
-    short("previous_public_address", &e.previous_public_address, 64)?;
-    short("reason", &e.reason, 64)?;
-    Ok(GatewayEvent {
-        event_id: e.event_id,
-        kind: e.kind,
-        at: e.at,
-        device_id: e.device_id,
-        public_address: e.public_address,
-        previous_public_address: e.previous_public_address,
-        rx_bytes: e.rx_bytes,
-        tx_bytes: e.tx_bytes,
-        reason: e.reason,
-        session_start: e.session_start,
-    })
-}
-
-/// The kinds of connection event.
-pub const EVENT_KINDS: &[&str] = &["session_start", "endpoint_change", "session_end"];
-
 /// What became of a batch of events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EventReport {
@@ -410,14 +325,14 @@ pub async fn record_events(
                         }
                     };
                 // Bytes already recorded for the session this event continues.
-                let so_far = match (&open, event.kind.as_str()) {
-                    (Some(open), "session_end" | "endpoint_change") => {
+                let so_far = match (&open, event.kind) {
+                    (Some(open), EventKind::SessionEnd | EventKind::EndpointChange) => {
                         (open.rx_bytes, open.tx_bytes)
                     }
                     _ => (0, 0),
                 };
-                match event.kind.as_str() {
-                    "session_end" => t.remove(T::Sessions, device.id.as_bytes())?,
+                match event.kind {
+                    EventKind::SessionEnd => t.remove(T::Sessions, device.id.as_bytes())?,
                     _ => t.put(
                         T::Sessions,
                         device.id.as_bytes(),
@@ -436,7 +351,7 @@ pub async fn record_events(
                 t.log_connection(ConnectionEntry {
                     sequence: 0,
                     event_id: event.event_id.clone(),
-                    kind: event.kind.clone(),
+                    kind: event.kind.as_str().to_owned(),
                     at: event.at,
                     user: device.user.clone(),
                     device: device.name.clone(),
@@ -447,7 +362,10 @@ pub async fn record_events(
                     session_start: admitted.session_start,
                     rx_bytes: event.rx_bytes.max(so_far.0),
                     tx_bytes: event.tx_bytes.max(so_far.1),
-                    reason: event.reason.clone(),
+                    reason: event
+                        .reason
+                        .map(|r| r.as_str().to_owned())
+                        .unwrap_or_default(),
                     previous_hash: String::new(),
                     hash: String::new(),
                 })?;
@@ -748,6 +666,7 @@ pub async fn prune_before(store: &Store, cutoff: u64, now: u64) -> Result<Pruned
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::EndReason;
     use crate::store::records::DeviceRecord;
 
     async fn store_with_device() -> (tempfile::TempDir, Store) {
@@ -785,20 +704,17 @@ mod tests {
     }
 
     fn event(id: &str, kind: &str, at: u64) -> GatewayEvent {
+        let kind: EventKind = kind.parse().expect("a kind");
         GatewayEvent {
             event_id: id.into(),
-            kind: kind.into(),
+            kind,
             at,
             device_id: "d1".into(),
             public_address: "192.0.2.9:40000".into(),
             previous_public_address: String::new(),
             rx_bytes: at * 10,
             tx_bytes: at * 20,
-            reason: if kind == "session_end" {
-                "idle".into()
-            } else {
-                String::new()
-            },
+            reason: (kind == EventKind::SessionEnd).then_some(EndReason::Idle),
             session_start: 0,
         }
     }

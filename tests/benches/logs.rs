@@ -6,7 +6,8 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use porta_controller::logs::{GatewayEvent, record_events};
+use porta_controller::event::{EndReason, EventKind, GatewayEvent};
+use porta_controller::logs::record_events;
 use porta_controller::store::records::{DeviceRecord, GatewayRecord};
 use porta_controller::store::{Store, T};
 use std::time::Instant;
@@ -42,14 +43,14 @@ async fn main() {
         .await
         .unwrap();
     let gateway = GatewayRecord::new("embedded", "192.0.2.1:51820", true, None);
-    let kinds = ["session_start", "endpoint_change", "session_end"];
+    let kinds = EventKind::ALL;
     let started = Instant::now();
     let mut next = 0u64;
     while next < count {
         let events: Vec<GatewayEvent> = (next..(next + BATCH).min(count))
             .map(|i| GatewayEvent {
                 event_id: format!("bench-{i:016x}"),
-                kind: kinds[(i % 3) as usize].into(),
+                kind: kinds[(i % 3) as usize],
                 at: 1_790_000_000 + i,
                 device_id: "bench-device".into(),
                 public_address: format!("192.0.2.{}:{}", i % 250 + 1, 40_000 + i % 20_000),
@@ -60,11 +61,7 @@ async fn main() {
                 },
                 rx_bytes: i * 1_300,
                 tx_bytes: i * 4_100,
-                reason: if i % 3 == 2 {
-                    "idle".into()
-                } else {
-                    String::new()
-                },
+                reason: (i % 3 == 2).then_some(EndReason::Idle),
                 session_start: 0,
             })
             .collect();

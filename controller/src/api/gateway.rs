@@ -5,6 +5,7 @@
 use super::auth::{GATEWAY, authorize};
 use super::now;
 use crate::error::Error;
+use crate::event::GatewayEvent;
 use crate::logs;
 use crate::peers::{Update, update_to_pb};
 use crate::state::Controller;
@@ -65,7 +66,7 @@ impl Gateway for GatewayApi {
             .into_inner()
             .events
             .into_iter()
-            .map(logs::event_from_pb)
+            .map(GatewayEvent::try_from)
             .collect::<Result<Vec<_>, _>>()?;
         if events.len() > MAX_EVENTS_PER_REPORT {
             return Err(Error::invalid(format!(

@@ -7,7 +7,8 @@
 
 use super::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
 use crate::clock::now;
-use crate::logs::{self, GatewayEvent};
+use crate::event::GatewayEvent;
+use crate::logs;
 use crate::state::Controller;
 use crate::store::records::GatewayRecord;
 use anyhow::{Context, Result};
@@ -175,14 +176,14 @@ mod tests {
     fn event(i: usize) -> GatewayEvent {
         GatewayEvent {
             event_id: format!("e{i}"),
-            kind: "session_start".into(),
+            kind: crate::event::EventKind::SessionStart,
             at: 1,
             device_id: "d".into(),
             public_address: "192.0.2.1:1".into(),
             previous_public_address: String::new(),
             rx_bytes: 0,
             tx_bytes: 0,
-            reason: String::new(),
+            reason: None,
             session_start: 1,
         }
     }

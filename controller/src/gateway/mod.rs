@@ -22,7 +22,7 @@ pub mod sessions;
 
 pub use embedded::{GatewayOptions, start};
 
-use crate::logs::GatewayEvent;
+use crate::event::GatewayEvent;
 use crate::peers::{PeerChange, Update};
 use crate::state::GatewayPeer;
 use ipnet::IpNet;
@@ -242,7 +242,7 @@ impl InstalledPeers {
             self.observe(node, now);
             if let Some(stats) = node.stats(id) {
                 self.sessions
-                    .end_now(id, &stats, sessions::reason::REVOKED, now);
+                    .end_now(id, &stats, crate::event::EndReason::Revoked, now);
             }
             self.by_peer.remove(&id);
             node.remove_peer(id);

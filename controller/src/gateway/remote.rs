@@ -468,11 +468,11 @@ impl EventOutbox {
         self.db.is_empty()
     }
 
-    fn push(&self, events: &[crate::logs::GatewayEvent]) -> Result<()> {
+    fn push(&self, events: &[crate::event::GatewayEvent]) -> Result<()> {
         for event in events {
             let key = self.db.generate_id()?.to_be_bytes();
             self.db
-                .insert(key, crate::logs::event_to_pb(event).encode_to_vec())?;
+                .insert(key, pb::ConnectionEvent::from(event).encode_to_vec())?;
         }
         self.db.flush()?;
         Ok(())

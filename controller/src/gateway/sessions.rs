@@ -14,7 +14,7 @@
 //! at its next start ([`ended_by_restart`], reason `gateway_restart`, at
 //! the last activity it saved) instead of leaving them open for ever.
 
-use crate::logs::GatewayEvent;
+use crate::event::{EndReason, EventKind, GatewayEvent};
 use porta_tunnel::node::{Event, PeerStats};
 use porta_tunnel::{Node, PeerId};
 use serde::{Deserialize, Serialize};
@@ -56,19 +56,6 @@ pub struct SavedSession {
 pub struct SessionTracker {
     open: HashMap<PeerId, Session>,
     events: Vec<GatewayEvent>,
-}
-
-/// Why a session ended.
-pub mod reason {
-    /// No traffic for the idle threshold.
-    pub const IDLE: &str = "idle";
-    /// The device's peer was removed: revoked, or its user disabled.
-    pub const REVOKED: &str = "revoked";
-    /// The gateway stopped.
-    pub const SHUTDOWN: &str = "gateway shutdown";
-    /// The gateway stopped without ending it (killed, crashed, power
-    /// lost); ended when it started again.
-    pub const RESTART: &str = "gateway_restart";
 }
 
 fn address(stats: &PeerStats) -> String {
@@ -113,11 +100,11 @@ impl SessionTracker {
                     };
                     self.push(
                         &session,
-                        "session_start",
+                        EventKind::SessionStart,
                         now,
                         (rx_bytes, tx_bytes),
                         String::new(),
-                        "",
+                        None,
                     );
                     self.open.insert(peer, session);
                 }
@@ -132,14 +119,21 @@ impl SessionTracker {
                     let session = session.clone();
                     if let Some(stats) = node.stats(peer) {
                         let counters = (stats.rx_bytes, stats.tx_bytes);
-                        self.push(&session, "endpoint_change", now, counters, previous, "");
+                        self.push(
+                            &session,
+                            EventKind::EndpointChange,
+                            now,
+                            counters,
+                            previous,
+                            None,
+                        );
                     }
                 }
                 Event::Idle {
                     peer,
                     rx_bytes,
                     tx_bytes,
-                } => self.end(peer, (rx_bytes, tx_bytes), reason::IDLE, now),
+                } => self.end(peer, (rx_bytes, tx_bytes), EndReason::Idle, now),
             }
         }
         // Note when each open session last carried data.
@@ -154,14 +148,21 @@ impl SessionTracker {
 
     /// Ends `peer`'s session (if open) with `why`; `counters` are the
     /// node's `(rx_bytes, tx_bytes)` at its end.
-    pub fn end(&mut self, peer: PeerId, counters: (u64, u64), why: &str, now: u64) {
+    pub fn end(&mut self, peer: PeerId, counters: (u64, u64), why: EndReason, now: u64) {
         if let Some(session) = self.open.remove(&peer) {
-            self.push(&session, "session_end", now, counters, String::new(), why);
+            self.push(
+                &session,
+                EventKind::SessionEnd,
+                now,
+                counters,
+                String::new(),
+                Some(why),
+            );
         }
     }
 
     /// Ends `peer`'s session with its current counters (removed peers).
-    pub fn end_now(&mut self, peer: PeerId, stats: &PeerStats, why: &str, now: u64) {
+    pub fn end_now(&mut self, peer: PeerId, stats: &PeerStats, why: EndReason, now: u64) {
         self.end(peer, (stats.rx_bytes, stats.tx_bytes), why, now);
     }
 
@@ -170,7 +171,7 @@ impl SessionTracker {
         let peers: Vec<PeerId> = self.open.keys().copied().collect();
         for peer in peers {
             let stats = node.stats(peer).unwrap_or_default();
-            self.end_now(peer, &stats, reason::SHUTDOWN, now);
+            self.end_now(peer, &stats, EndReason::Shutdown, now);
         }
     }
 
@@ -203,22 +204,22 @@ impl SessionTracker {
     fn push(
         &mut self,
         session: &Session,
-        kind: &str,
+        kind: EventKind,
         now: u64,
         (rx_bytes, tx_bytes): (u64, u64),
         previous_public_address: String,
-        why: &str,
+        why: Option<EndReason>,
     ) {
         self.events.push(GatewayEvent {
             event_id: new_event_id(),
-            kind: kind.to_owned(),
+            kind,
             at: now,
             device_id: session.device_id.clone(),
             public_address: session.endpoint.clone(),
             previous_public_address,
             rx_bytes: rx_bytes.saturating_sub(session.rx_base),
             tx_bytes: tx_bytes.saturating_sub(session.tx_base),
-            reason: why.to_owned(),
+            reason: why,
             session_start: session.started,
         });
     }
@@ -231,14 +232,14 @@ pub fn ended_by_restart(saved: &[SavedSession]) -> Vec<GatewayEvent> {
         .iter()
         .map(|s| GatewayEvent {
             event_id: new_event_id(),
-            kind: "session_end".into(),
+            kind: EventKind::SessionEnd,
             at: s.last_activity.max(s.started),
             device_id: s.device_id.clone(),
             public_address: s.endpoint.clone(),
             previous_public_address: String::new(),
             rx_bytes: s.rx_bytes,
             tx_bytes: s.tx_bytes,
-            reason: reason::RESTART.into(),
+            reason: Some(EndReason::Restart),
             session_start: s.started,
         })
         .collect()
