@@ -38,17 +38,26 @@ impl std::str::FromStr for EventKind {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|kind| kind.as_str() == text)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "unknown event kind {} (expected one of {})",
-                    crate::validate::quoted(text),
-                    Self::ALL.map(Self::as_str).join(", ")
-                ))
-            })
+        one_of(text, "event kind", Self::ALL, Self::as_str)
     }
+}
+
+/// The member of a closed set whose wire string is `text`.
+fn one_of<T: Copy, const N: usize>(
+    text: &str,
+    what: &str,
+    all: [T; N],
+    as_str: fn(T) -> &'static str,
+) -> Result<T> {
+    all.into_iter()
+        .find(|member| as_str(*member) == text)
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown {what} {} (expected one of {})",
+                crate::validate::quoted(text),
+                all.map(as_str).join(", ")
+            ))
+        })
 }
 
 /// Why a session ended.
@@ -83,16 +92,7 @@ impl std::str::FromStr for EndReason {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|reason| reason.as_str() == text)
-            .ok_or_else(|| {
-                Error::invalid(format!(
-                    "unknown end reason {} (expected one of {})",
-                    crate::validate::quoted(text),
-                    Self::ALL.map(Self::as_str).join(", ")
-                ))
-            })
+        one_of(text, "end reason", Self::ALL, Self::as_str)
     }
 }
 
