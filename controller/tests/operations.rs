@@ -44,19 +44,9 @@ fn secret_of(invitation: &str) -> String {
 }
 
 async fn user(ctl: &Controller, name: &str) {
-    ctl.create_user(
-        &admin(),
-        UserRecord {
-            name: name.into(),
-            display_name: String::new(),
-            email: String::new(),
-            disabled: false,
-            groups: Default::default(),
-            created_at: T0,
-        },
-    )
-    .await
-    .unwrap();
+    ctl.create_user(&admin(), UserRecord::new(name, T0))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -146,17 +136,7 @@ async fn lookalike_names_are_refused_in_the_creating_transaction() {
     let (_dir, ctl) = controller().await;
     user(&ctl, "alice").await;
     let lookalike = ctl
-        .create_user(
-            &admin(),
-            UserRecord {
-                name: "aIice".into(),
-                display_name: String::new(),
-                email: String::new(),
-                disabled: false,
-                groups: Default::default(),
-                created_at: T0,
-            },
-        )
+        .create_user(&admin(), UserRecord::new("aIice", T0))
         .await
         .unwrap_err();
     assert!(

@@ -660,14 +660,7 @@ mod tests {
     use super::*;
 
     fn user(name: &str) -> UserRecord {
-        UserRecord {
-            name: name.into(),
-            display_name: String::new(),
-            email: String::new(),
-            disabled: false,
-            groups: Default::default(),
-            created_at: 1,
-        }
+        UserRecord::new(name, 1)
     }
 
     #[tokio::test]

@@ -29,6 +29,20 @@ pub struct UserRecord {
     pub created_at: u64,
 }
 
+impl UserRecord {
+    /// An enabled user in no group, without display name or e-mail.
+    pub fn new(name: &str, created_at: u64) -> Self {
+        Self {
+            name: name.to_owned(),
+            display_name: String::new(),
+            email: String::new(),
+            disabled: false,
+            groups: BTreeSet::new(),
+            created_at,
+        }
+    }
+}
+
 /// A group and what its members may reach.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupRecord {
