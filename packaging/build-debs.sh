@@ -92,9 +92,11 @@ install -D -m 755 "$BIN/porta" "$root/usr/bin/porta"
 install -D -m 644 packaging/systemd/porta.service "$root/lib/systemd/system/porta.service"
 add_docs porta "$root"
 package porta "Porta: connect this computer to the town hall's network
- The staff client of the Porta VPN: enroll once with an invitation, then
- porta up. Speaks standard WireGuard; wg show works against it." \
-    "iproute2"
+ The staff client of the Porta VPN: a tunnel service (porta.service) that
+ holds this computer's key and tunnel, and the porta command that drives
+ it without administrator rights for members of the porta group. Speaks
+ standard WireGuard; wg show works against it." \
+    "adduser, iproute2"
 
 # portactl: admin and auditor CLI, with man pages and completions.
 root=$STAGE/portactl

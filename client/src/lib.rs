@@ -3,17 +3,38 @@
 //! controller.
 //!
 //! # Layout
+//! * [`daemon`]: `porta daemon`, the tunnel service (root) that owns the
+//!   key, the tunnel and the controller watch, and its local API
+//!   (`porta.local.v1` on `/run/porta/porta.sock`) for front ends.
+//! * [`local`]: the front ends' side of that API.
+//! * [`front`]: the CLI's commands as a front end (with the service) or on
+//!   their own (as root, without it).
+//! * [`connection`]: one tunnel that is up — porta-tunnel's node and IO
+//!   shell, DNS, the control socket, and the tasks that follow the
+//!   controller, the gateway and the network.
+//! * [`enrollment`]: making the key here and enrolling with the controller.
 //! * [`state`]: the private key and enrollment in a 0700 state directory.
-//! * [`tunnel`]: `porta up` — the WireGuard tunnel (porta-tunnel's node and
-//!   IO shell) plus the controller watch that applies new routes live and
-//!   takes the tunnel down when the device is revoked.
+//! * [`tunnel`]: `up --foreground`, `down` and `status` without the service,
+//!   and the status printout both paths share.
 //! * [`uapi`]: the standard WireGuard control socket, so `wg show` works.
-//! * [`reachability`]: one line when the gateway cannot be reached, one
-//!   when it can again (instead of boringtun's retries).
+//! * [`reachability`], [`network`]: the pure parts that notice an
+//!   unreachable gateway, a resumed computer or a changed network.
+//! * [`diagnostics`]: the help-desk report, without secrets.
+//! * [`i18n`]: the staff-facing messages in Catalan, Spanish, Italian and
+//!   English, shared with the desktop app.
 //! * [`dns`]: the town's DNS while the tunnel is up.
+//! * [`routes`]: the tunnel's routes minus what must stay outside it.
 //! * [`wgconf`]: `porta export-wg`, a wg-quick configuration.
 
+pub mod connection;
+pub mod daemon;
+pub mod diagnostics;
 pub mod dns;
+pub mod enrollment;
+pub mod front;
+pub mod i18n;
+pub mod local;
+pub mod network;
 pub mod reachability;
 pub mod routes;
 pub mod state;
@@ -21,25 +42,25 @@ pub mod tunnel;
 pub mod uapi;
 pub mod wgconf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use porta_proto::connect::connect;
-use porta_proto::pb;
-use porta_proto::{Invitation, pb::InvitationKind};
-use porta_tunnel::keys::PrivateKey;
-use state::{DeviceState, StateDir};
+use state::StateDir;
 use std::path::PathBuf;
 
 /// Porta: connect this computer to your town hall's network.
 #[derive(Debug, Parser)]
 #[command(name = "porta", version, propagate_version = true)]
 pub struct Cli {
-    /// State directory (key and enrollment).
+    /// State directory (key and enrollment) of the service or of a
+    /// foreground tunnel.
     #[arg(long, global = true, env = "PORTA_STATE", value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// Tunnel interface name.
     #[arg(long, global = true, env = "PORTA_INTERFACE", default_value = "porta0")]
     pub interface: String,
+    /// The tunnel service's socket.
+    #[arg(long, global = true, env = "PORTA_SOCKET", value_name = "PATH", default_value = local::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
     /// More log output (-v, -vv).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -57,7 +78,7 @@ pub enum Command {
     /// another controller, is enrolled again with a new key after a
     /// confirmation (`--yes` in scripts).
     Enroll {
-        /// The invitation (porta1_…).
+        /// The invitation (porta1_…, or a porta: link).
         invitation: String,
         /// Replace a revoked or other controller's enrollment without asking.
         #[arg(long, short)]
@@ -70,9 +91,15 @@ pub enum Command {
         #[arg(long, short)]
         yes: bool,
     },
-    /// Connect (stays in the foreground; stop with Ctrl-C or `porta down`).
-    Up,
-    /// Disconnect a running `porta up`.
+    /// Connect (the service keeps the tunnel up, and brings it up again
+    /// at the next start).
+    Up {
+        /// Run the tunnel in this terminal instead of the service (root;
+        /// stop with Ctrl-C or `porta down`).
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Disconnect.
     Down,
     /// Show whether the tunnel is up, its last handshake and traffic
     /// (exit status 3 when not connected).
@@ -81,6 +108,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a report for IT's help desk (versions, state, reachability,
+    /// routes, DNS, recent errors; no secrets).
+    Diagnostics,
+    /// Run the tunnel service (root; started by porta.service).
+    Daemon,
     /// Print this device's tunnel as a wg-quick configuration. It holds
     /// the private key: `--out FILE` writes it readable only by its owner.
     ExportWg {
@@ -106,23 +138,38 @@ const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> = porta_proto::cli_d
     examples: &[
         (
             "porta",
-            "Enroll this computer once, then connect:",
-            "sudo porta enroll porta1_…\nsudo porta up",
+            "Enroll this computer once, then connect (members of the porta group need no sudo):",
+            "porta enroll porta1_…\nporta up",
         ),
         (
             "porta-enroll",
-            "Enroll with the invitation IT sent (the key is made here):",
-            "sudo porta enroll porta1_…",
+            "Enroll with the invitation IT sent (the key is made here, by the service):",
+            "porta enroll porta1_…",
         ),
         (
             "porta-up",
-            "Connect until Ctrl-C (or connect at every start: sudo systemctl enable --now porta):",
-            "sudo porta up",
+            "Connect now and at every start, until porta down:",
+            "porta up",
+        ),
+        (
+            "porta-up",
+            "Without the service (servers, tests): the tunnel in this terminal until Ctrl-C:",
+            "sudo porta up --foreground",
         ),
         (
             "porta-status",
             "Is the tunnel up, and when was the last handshake?",
-            "sudo porta status",
+            "porta status",
+        ),
+        (
+            "porta-diagnostics",
+            "A report to paste into a support request (no secrets in it):",
+            "porta diagnostics",
+        ),
+        (
+            "porta-daemon",
+            "The tunnel service, as porta.service starts it:",
+            "sudo systemctl enable --now porta",
         ),
         (
             "porta-export-wg",
@@ -132,7 +179,7 @@ const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> = porta_proto::cli_d
         (
             "porta-leave",
             "Forget this computer's enrollment:",
-            "sudo porta leave",
+            "porta leave",
         ),
     ],
     exit_status: &[
@@ -150,7 +197,18 @@ const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> = porta_proto::cli_d
             "/var/lib/porta-client/device.toml",
             "The enrollment: controller, pinned fingerprint, device credential, last configuration (0600).",
         ),
-        ("/var/lib/porta-client/porta.pid", "The running porta up."),
+        (
+            "/var/lib/porta-client/service.toml",
+            "What the service remembers: connect at start, and a refusal by the controller.",
+        ),
+        (
+            "/var/lib/porta-client/porta.pid",
+            "The running porta up --foreground.",
+        ),
+        (
+            "/run/porta/porta.sock",
+            "The tunnel service's local API (root:porta 0660): the porta command and the app use it.",
+        ),
         (
             "/var/run/wireguard/porta0.sock",
             "The standard WireGuard control socket, for wg show.",
@@ -165,12 +223,23 @@ const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> = porta_proto::cli_d
 /// Runs a command.
 pub async fn run(cli: Cli) -> Result<()> {
     let dir = StateDir(cli.state.clone().unwrap_or_else(StateDir::default_path));
+    let socket = cli.socket.as_path();
     match cli.command {
-        Command::Enroll { invitation, yes } => enroll(&dir, &invitation, yes).await,
-        Command::Leave { yes } => leave(&dir, yes),
-        Command::Up => tunnel::up(&dir, &cli.interface).await,
-        Command::Down => tunnel::down(&dir, &cli.interface),
-        Command::Status { json } => tunnel::status(&dir, &cli.interface, json),
+        Command::Enroll { invitation, yes } => front::enroll(socket, &dir, &invitation, yes).await,
+        Command::Leave { yes } => front::leave(socket, &dir, yes).await,
+        Command::Up { foreground: true } => tunnel::up_foreground(&dir, &cli.interface).await,
+        Command::Up { foreground: false } => front::up(socket).await,
+        Command::Down => front::down(socket, &dir, &cli.interface).await,
+        Command::Status { json } => front::status(socket, &dir, &cli.interface, json).await,
+        Command::Diagnostics => front::diagnostics(socket, &dir, &cli.interface).await,
+        Command::Daemon => {
+            daemon::run(daemon::Options {
+                socket: cli.socket.clone(),
+                dir,
+                interface: cli.interface.clone(),
+            })
+            .await
+        }
         Command::Completions { shell } => {
             porta_proto::cli_docs::print_completions(
                 <Cli as clap::CommandFactory>::command(),
@@ -184,187 +253,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             &MAN_EXTRAS,
         )
         .with_context(|| format!("writing man pages to {}", dir.display())),
-        Command::ExportWg { out } => export_wg(&dir, out.as_deref()),
+        Command::ExportWg { out } => front::export_wg(&dir, out.as_deref()),
     }
-}
-
-async fn enroll(dir: &StateDir, text: &str, yes: bool) -> Result<()> {
-    let invitation = Invitation::decode(text)?;
-    if invitation.kind != InvitationKind::Device {
-        bail!(
-            "this invitation is for an administrator (`portactl login`), not for enrolling a computer"
-        );
-    }
-    if dir.is_enrolled() {
-        let previous = dir.load()?;
-        refuse_while_connected(dir)?;
-        let why = replaceable(&previous, &invitation).await?;
-        let question = format!(
-            "This computer is enrolled as {} ({why}). Enroll it again with a new key?",
-            previous.config.device_name
-        );
-        confirmed(&question, yes)?;
-    }
-    dir.prepare()?;
-    // The private key is made here and never leaves this computer.
-    let key = PrivateKey::generate();
-    let channel = connect(&invitation.controller, invitation.fingerprint).await?;
-    let response = pb::enrollment_client::EnrollmentClient::new(channel)
-        .enroll(pb::EnrollRequest {
-            token: invitation.token,
-            public_key: key.public_key().to_base64(),
-            hostname: hostname(),
-            os: os_name(),
-        })
-        .await
-        .context("the controller refused the enrollment")?
-        .into_inner();
-    let config = response
-        .config
-        .context("the controller sent no configuration")?;
-    dir.write_key(&key)?;
-    let state = DeviceState {
-        controller: invitation.controller,
-        fingerprint: invitation.fingerprint.to_string(),
-        credential: response.credential,
-        config: config.into(),
-    };
-    dir.save(&state)?;
-    println!(
-        "Enrolled {} for {} with address {}. Connect with: porta up",
-        state.config.device_name,
-        state.config.user,
-        state.config.addresses.join(", ")
-    );
-    Ok(())
-}
-
-/// Why the saved enrollment `previous` may be replaced by `invitation`'s,
-/// or an error when it is still in use with the same controller.
-async fn replaceable(previous: &DeviceState, invitation: &Invitation) -> Result<&'static str> {
-    if previous.fingerprint != invitation.fingerprint.to_string() {
-        return Ok("with another controller");
-    }
-    let still_valid = async {
-        let channel = connect(&previous.controller, invitation.fingerprint).await?;
-        pb::session_client::SessionClient::with_interceptor(
-            channel,
-            porta_proto::connect::Bearer::new(&previous.credential),
-        )
-        .who_am_i(pb::WhoAmIRequest {})
-        .await?;
-        anyhow::Ok(())
-    };
-    match still_valid.await {
-        Ok(()) => bail!(
-            "this computer is already enrolled as {} and the controller still accepts it; \
-             to enroll it again, ask IT to revoke it (`portactl devices revoke {}`) \
-             or forget it here with `porta leave`",
-            previous.config.device_name,
-            previous.config.device_name
-        ),
-        Err(error) => match error
-            .downcast_ref::<tonic::Status>()
-            .map(tonic::Status::code)
-        {
-            Some(tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) => {
-                Ok("revoked or no longer accepted by the controller")
-            }
-            _ => Err(error.context(format!(
-                "this computer is already enrolled as {}, and the controller could not be asked \
-                 whether that enrollment still holds",
-                previous.config.device_name
-            ))),
-        },
-    }
-}
-
-/// Refuses to change the enrollment under a running tunnel.
-fn refuse_while_connected(dir: &StateDir) -> Result<()> {
-    if let Some(pid) = dir.running_tunnel() {
-        bail!("the tunnel is connected (`porta up`, pid {pid}); disconnect first: porta down");
-    }
-    Ok(())
-}
-
-/// Asks, or takes `--yes`; an error when the answer is no or nobody can
-/// be asked.
-fn confirmed(question: &str, yes: bool) -> Result<()> {
-    use porta_proto::terminal::{Answer, confirm};
-    match confirm(question, yes)? {
-        Answer::Yes => Ok(()),
-        Answer::No => bail!("cancelled; nothing was changed"),
-        Answer::NoTerminal => bail!("{question} Pass --yes to confirm (no terminal to ask on)"),
-    }
-}
-
-/// `porta export-wg`: the tunnel as a wg-quick file, private key included.
-fn export_wg(dir: &StateDir, out: Option<&std::path::Path>) -> Result<()> {
-    let config = wgconf::render(&dir.load()?, &dir.key()?);
-    match out {
-        None => {
-            eprintln!(
-                "porta: this configuration contains this computer's private key; keep it \
-                 private (`--out FILE` writes it readable only by you)"
-            );
-            print!("{config}");
-        }
-        Some(path) => {
-            use std::io::Write;
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            // An existing file keeps its mode on open: make it private too.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            file.write_all(config.as_bytes())?;
-            file.sync_all()?;
-            eprintln!(
-                "Wrote {} (mode 0600; it contains the private key).",
-                path.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// `porta leave`: forgets this computer's enrollment.
-fn leave(dir: &StateDir, yes: bool) -> Result<()> {
-    let state = dir.load()?;
-    refuse_while_connected(dir)?;
-    confirmed(
-        &format!(
-            "Forget the enrollment of {} (its key is deleted)?",
-            state.config.device_name
-        ),
-        yes,
-    )?;
-    dir.forget()?;
-    println!(
-        "This computer no longer holds the enrollment of {}. Until IT revokes it \
-         (`portactl devices revoke {}`), the controller still lists it.",
-        state.config.device_name, state.config.device_name
-    );
-    Ok(())
-}
-
-pub(crate) fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
-}
-
-pub(crate) fn os_name() -> String {
-    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    release
-        .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .map(|v| v.trim_matches('"').to_owned())
-        .unwrap_or_else(|| std::env::consts::OS.to_owned())
 }
 
 /// Logs to stderr; `-v` for info, `-vv` for debug.

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = porta_client::Cli::parse();
-    if !matches!(cli.command, porta_client::Command::Up) {
+    if !matches!(
+        cli.command,
+        porta_client::Command::Up { foreground: true } | porta_client::Command::Daemon
+    ) {
         // Commands that print and end; `up` is a service and stays immune.
         porta_proto::terminal::exit_quietly_on_closed_stdout();
     }

@@ -14,6 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Where wg looks for an interface's socket.
@@ -104,12 +105,29 @@ impl Snapshot {
     }
 }
 
+/// The served control socket. Dropping it removes the socket and ends its
+/// thread (with the thread goes `snapshot`, and whatever it holds: the
+/// tunnel service takes tunnels down and up without exiting).
+pub struct Server {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Wake the accept so the thread sees the flag.
+        let _ = UnixStream::connect(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Serves the socket for `interface` on a thread; `snapshot` is called for
 /// every `get`.
 pub fn serve(
     interface: &str,
     snapshot: impl Fn() -> Snapshot + Send + Sync + 'static,
-) -> Result<()> {
+) -> Result<Server> {
     let path = socket_path(interface);
     let dir = path.parent().context("socket directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -118,16 +136,19 @@ pub fn serve(
     let listener =
         UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let snapshot = Arc::new(snapshot);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
     std::thread::Builder::new()
         .name("porta-uapi".into())
         .spawn(move || {
             for stream in listener.incoming().flatten() {
-                let snapshot = snapshot.clone();
-                let _ = answer(stream, &*snapshot);
+                if stopped.load(Ordering::Relaxed) {
+                    break;
+                }
+                let _ = answer(stream, &snapshot);
             }
         })?;
-    Ok(())
+    Ok(Server { path, stop })
 }
 
 fn answer(stream: UnixStream, snapshot: &dyn Fn() -> Snapshot) -> std::io::Result<()> {

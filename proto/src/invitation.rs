@@ -19,6 +19,10 @@ pub const PREFIX: &str = "porta1_";
 /// Longest invitation accepted, to bound work on hostile input.
 const MAX_LEN: usize = 4096;
 
+/// The URI scheme of invitation links (`porta:porta1_…`), registered by the
+/// desktop app (`x-scheme-handler/porta`).
+pub const LINK_SCHEME: &str = "porta";
+
 /// A decoded invitation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Invitation {
@@ -62,14 +66,31 @@ impl Invitation {
         format!("{PREFIX}{}", body.to_ascii_lowercase())
     }
 
-    /// Decodes an invitation a person pasted.
+    /// The invitation as a `porta:` link: clicked in an e-mail, it opens
+    /// the desktop app with the invitation filled in.
+    pub fn link(&self) -> String {
+        format!("{LINK_SCHEME}:{}", self.encode())
+    }
+
+    /// Decodes an invitation a person pasted, or a `porta:` link to one.
+    /// Spaces and line breaks (which e-mail adds) are ignored.
     pub fn decode(text: &str) -> Result<Self, InvitationError> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        if compact.len() > MAX_LEN {
+        if compact.len() > MAX_LEN + LINK_SCHEME.len() + 4 {
             return Err(InvitationError::TooLong);
         }
         let lower = compact.to_ascii_lowercase();
-        let body = lower
+        let unlinked = match lower
+            .strip_prefix(LINK_SCHEME)
+            .and_then(|l| l.strip_prefix(':'))
+        {
+            Some(link) => link.trim_start_matches('/').trim_end_matches('/'),
+            None => lower.as_str(),
+        };
+        if unlinked.len() > MAX_LEN {
+            return Err(InvitationError::TooLong);
+        }
+        let body = unlinked
             .strip_prefix(PREFIX)
             .ok_or(InvitationError::NotAnInvitation)?;
         let bytes = BASE32_NOPAD
@@ -118,6 +139,22 @@ impl std::str::FromStr for Invitation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_or_an_email_wrapped_invitation_decodes() {
+        let text = sample().encode();
+        assert_eq!(Invitation::decode(&sample().link()), Ok(sample()));
+        assert_eq!(
+            Invitation::decode(&format!("porta://{text}/")),
+            Ok(sample())
+        );
+        let wrapped = format!("  {}\r\n  {} \n", &text[..40], &text[40..]);
+        assert_eq!(Invitation::decode(&wrapped), Ok(sample()));
+        assert_eq!(
+            Invitation::decode("porta:https://example.invalid"),
+            Err(InvitationError::NotAnInvitation)
+        );
+    }
 
     fn sample() -> Invitation {
         Invitation {

@@ -4,6 +4,8 @@
 //! * [`pb`]: the `porta.v1` messages and services, generated at build time
 //!   from `proto/porta/v1/porta.proto` by protox + tonic-prost-build (no
 //!   system `protoc`). Server stubs sit behind the `server` feature.
+//! * [`local`]: `porta.local.v1`, the tunnel service's API over its Unix
+//!   socket, for the `porta` CLI and `porta-desktop`.
 //! * [`invitation`]: the one-word invitation format (`porta1_…`) that carries
 //!   a controller address, its certificate fingerprint and a one-time token.
 //! * [`fingerprint`]: SHA-256 certificate fingerprints, how clients pin the
@@ -41,6 +43,15 @@ pub mod pb {
     /// The encoded `FileDescriptorSet` of the contract, for gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/porta_descriptor.bin"));
+}
+
+/// Generated messages and gRPC stubs for package `porta.local.v1`: the
+/// tunnel service's API on this computer (`porta daemon` and its front
+/// ends). Both sides live in the client, so its server stubs are always
+/// built.
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+pub mod local {
+    tonic::include_proto!("porta.local.v1");
 }
 
 pub use fingerprint::CertFingerprint;

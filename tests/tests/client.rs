@@ -12,6 +12,9 @@ fn porta(state: &Path, args: &[&str]) -> Output {
     std::process::Command::new(binary("porta"))
         .arg("--state")
         .arg(state)
+        // No tunnel service: the commands do the work themselves.
+        .arg("--socket")
+        .arg(state.with_extension("no-service.sock"))
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -162,21 +165,29 @@ async fn a_computer_moves_to_another_controller_and_leave_forgets_it() {
 }
 
 #[test]
-fn connecting_without_root_says_to_use_sudo_and_touches_nothing() {
+fn connecting_without_root_or_service_says_what_to_run_and_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    for (command, needed) in [("up", "sudo porta up"), ("down", "sudo porta down")] {
+    for (command, needed) in [
+        (&["up"][..], "sudo systemctl enable --now porta"),
+        (&["up"], "sudo porta up --foreground"),
+        (&["up", "--foreground"], "sudo porta up --foreground"),
+        (&["down"], "sudo porta down"),
+        (&["enroll", "porta1_x"], "sudo systemctl enable --now porta"),
+    ] {
         let output = std::process::Command::new("setpriv")
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"])
             .arg(binary("porta"))
             .arg("--state")
             .arg(dir.path().join("state"))
-            .arg(command)
+            .arg("--socket")
+            .arg(dir.path().join("no-service.sock"))
+            .args(command)
             .stdin(Stdio::null())
             .output()
             .unwrap();
         assert!(!output.status.success());
         let message = stderr(&output);
-        assert!(message.contains(needed), "{command}: {message}");
+        assert!(message.contains(needed), "{command:?}: {message}");
     }
     assert!(!dir.path().join("state").exists());
 }

@@ -83,7 +83,15 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     let up = lab
         .spawn(
             "home",
-            &[porta, "--state", path(&state), "--interface", &tunnel, "up"],
+            &[
+                porta,
+                "--state",
+                path(&state),
+                "--interface",
+                &tunnel,
+                "up",
+                "--foreground",
+            ],
             &up_log,
         )
         .unwrap();
@@ -301,6 +309,7 @@ fn the_embedded_gateway_enforces_groups_and_cuts_revoked_devices() {
             "--interface",
             &anna_if,
             "up",
+            "--foreground",
         ],
         &town.dir.path().join("anna.log"),
     )
@@ -627,6 +636,7 @@ fn the_tunnel_recovers_from_roaming_and_a_gateway_restart_by_itself() {
         "--interface",
         &tunnel,
         "up",
+        "--foreground",
     ];
     // The laptop connects while the town box (and its gateway) is down: it
     // says so once, and once more when the gateway answers.
@@ -886,6 +896,7 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
             "--interface",
             &tunnel,
             "up",
+            "--foreground",
         ],
         &town.dir.path().join("up2.log"),
     )
@@ -1084,6 +1095,7 @@ fn a_full_tunnel_keeps_the_gateway_and_the_controller_outside_and_still_gets_cha
                 "--interface",
                 &interface,
                 "up",
+                "--foreground",
             ],
             &town.dir.path().join("anna.log"),
         )
@@ -1160,6 +1172,7 @@ fn every_burst_is_inside_its_own_session_and_a_killed_gateway_ends_its_sessions(
                 "--interface",
                 &interface,
                 "up",
+                "--foreground",
             ],
             &town.dir.path().join("anna.log"),
         )

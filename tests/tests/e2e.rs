@@ -15,4 +15,5 @@ mod portactl;
 mod reference;
 mod roles;
 mod scale;
+mod service;
 mod systemd;

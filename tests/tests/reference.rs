@@ -44,13 +44,14 @@ fn the_configuration_reference_covers_every_option() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/configuration.md"),
     )
     .unwrap();
-    let commands: [(&str, &[&str]); 7] = [
+    let commands: [(&str, &[&str]); 8] = [
         ("porta-controller", &["init"]),
         ("porta-controller", &["invite-admin"]),
         ("porta-controller", &["serve"]),
         ("porta-controller", &["gateway"]),
         ("porta", &[]),
         ("porta", &["up"]),
+        ("porta", &["daemon"]),
         ("portactl", &[]),
     ];
     let mut missing = Vec::new();

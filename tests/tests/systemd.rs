@@ -249,17 +249,35 @@ fn the_units_run_under_systemd_with_their_sandboxing() {
         town.sh("portactl whoami").status.success()
     });
 
-    // A laptop: porta.service connects it through the embedded gateway.
+    // A laptop: the package makes the `porta` group and starts the tunnel
+    // service; a staff member in the group enrolls and connects without
+    // root, through the embedded gateway.
     let invited = json(&town.ok("portactl --json enroll --user anna --device anna-laptop"));
     let home = Container::boot(&lab, "home", "porta-home", &debs, work.path());
     home.ok("dpkg -i /debs/porta_*.deb");
-    home.ok(&format!(
-        "porta enroll {}",
+    assert_eq!(home.ok("systemctl is-active porta").trim(), "active");
+    home.ok("getent group porta");
+    home.ok("adduser --disabled-password --gecos '' anna >/dev/null && adduser anna porta");
+    let enrolled = home.ok(&format!(
+        "runuser -u anna -- porta enroll {}",
         invited["invitation"].as_str().unwrap()
     ));
-    home.ok("systemctl start porta");
+    assert!(enrolled.contains("Enrolled anna-laptop"), "{enrolled}");
+    home.ok("runuser -u anna -- porta up");
     wait_for_handshake(&home);
-    assert_eq!(home.ok("systemctl is-active porta").trim(), "active");
+    // Restarted (as at boot), the service connects by itself.
+    home.ok("systemctl restart porta");
+    wait_for_handshake(&home);
+    // Someone outside the group is told what IT must run.
+    home.ok("adduser --disabled-password --gecos '' bob >/dev/null");
+    let refused = home.sh("runuser -u bob -- porta status");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("sudo adduser bob porta"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    home.ok("runuser -u anna -- porta down");
     home.ok("systemctl stop porta");
     assert_eq!(
         home.ok("systemctl show -p Result --value porta").trim(),
@@ -398,7 +416,7 @@ fn the_admin_and_auditor_guides_run_as_written() {
                 .unwrap();
                 home.ok("cd /root/work && dpkg -i porta_*.deb");
                 home.ok(&format!("porta enroll {anna}"));
-                home.ok("systemctl enable --now porta");
+                home.ok("porta up");
                 wait_for_handshake(&home);
             }
             for line in block {
@@ -543,7 +561,10 @@ fn the_readme_runs_as_written() {
                 Some(invitation) => command.replace("porta1_…", &invitation),
                 None => command,
             };
-            let container = if command.starts_with("sudo porta") || command.starts_with("sudo wg") {
+            let container = if command.starts_with("sudo porta ")
+                || command.starts_with("porta ")
+                || command.starts_with("sudo wg")
+            {
                 &home
             } else if command.starts_with("porta-controller gateway") {
                 &annex
@@ -551,9 +572,8 @@ fn the_readme_runs_as_written() {
                 &town
             };
             // Programs that stay in the foreground run in the background
-            // here, until they are ready (or, for `porta up`, `porta down`).
+            // here, until they are ready.
             let foreground = command.starts_with("porta-controller serve")
-                || command == "sudo porta up"
                 || command.starts_with("porta-controller gateway");
             if foreground {
                 background += 1;
@@ -564,14 +584,15 @@ fn the_readme_runs_as_written() {
                     town.wait("the controller", Duration::from_secs(30), || {
                         town.sh("ss -ltn | grep -q ':7443 '").status.success()
                     });
-                } else if command == "sudo porta up" {
-                    wait_for_handshake(&home);
                 } else {
                     wait_for_annex(&town);
                 }
                 continue;
             }
             said.push_str(&run_as_written(container, &command));
+            if command == "porta up" {
+                wait_for_handshake(&home);
+            }
         }
         let _ = heading;
     }

@@ -105,6 +105,8 @@ pub struct Shell {
     config: ShellConfig,
     routes: Vec<IpNet>,
     stop: Arc<AtomicBool>,
+    /// Set by [`Shell::initiate_handshakes`], taken by the timer thread.
+    handshake_wanted: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -122,6 +124,7 @@ impl Shell {
             config,
             routes: Vec::new(),
             stop,
+            handshake_wanted: Arc::new(AtomicBool::new(false)),
             threads: Vec::new(),
         };
         shell.set_routes(&shell.config.routes.clone())?;
@@ -146,10 +149,16 @@ impl Shell {
         lock(&shell.node).initiate_handshakes(&mut outbox);
         outbox.send(&shell.socket, &tun);
         let (node, socket, stop) = (shell.node.clone(), shell.socket.clone(), shell.stop.clone());
+        let handshake_wanted = shell.handshake_wanted.clone();
         shell.threads.push(spawn("porta-timers", move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(TICK);
-                lock(&node).handle_timeout(Instant::now(), &mut outbox);
+                let mut node = lock(&node);
+                if handshake_wanted.swap(false, Ordering::Relaxed) {
+                    node.initiate_handshakes(&mut outbox);
+                }
+                node.handle_timeout(Instant::now(), &mut outbox);
+                drop(node);
                 outbox.send(&socket, &tun);
             }
         }));
@@ -160,6 +169,13 @@ impl Shell {
     /// and events. Hold the guard briefly: packets wait meanwhile.
     pub fn node(&self) -> MutexGuard<'_, Node> {
         lock(&self.node)
+    }
+
+    /// Starts a handshake with every peer that has an endpoint, within one
+    /// timer tick: after the computer resumed or its network changed, the
+    /// tunnel is back before the next packet needs it.
+    pub fn initiate_handshakes(&self) {
+        self.handshake_wanted.store(true, Ordering::Relaxed);
     }
 
     /// The UDP address the tunnel listens on.

@@ -1,0 +1,533 @@
+//! The `porta.local.v1` Tunnel service: one tunnel, owned here, driven by
+//! front ends. State lives in [`Inner`]; every change publishes a fresh
+//! [`local::Status`] on a watch channel, which `WatchStatus` streams.
+
+use super::settings::{Refusal, Remembered};
+use crate::connection::{Connection, Event};
+use crate::enrollment;
+use crate::state::StateDir;
+use porta_proto::local::{self, status::Problem, status::State};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, watch};
+use tonic::{Request, Response, Status};
+
+/// While connected, the status (counters, handshake) is refreshed this often.
+const REFRESH: Duration = Duration::from_secs(2);
+
+/// How many recent errors diagnostics show.
+const ERRORS_KEPT: usize = 10;
+
+/// The service; cheap to clone.
+#[derive(Clone)]
+pub struct TunnelService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: StateDir,
+    interface: String,
+    /// The tunnel while it is up. An async mutex: Up and Down wait for
+    /// each other.
+    live: tokio::sync::Mutex<Option<Live>>,
+    health: Mutex<Health>,
+    status: watch::Sender<local::Status>,
+}
+
+struct Live {
+    connection: Connection,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+/// What the connection's events told about it.
+#[derive(Default)]
+struct Health {
+    controller_unreachable: bool,
+    gateway_unreachable: bool,
+    no_network: bool,
+    /// Recent errors, newest last, with their Unix time.
+    errors: VecDeque<(u64, String)>,
+}
+
+impl Health {
+    fn error(&mut self, text: String) {
+        if self.errors.len() == ERRORS_KEPT {
+            self.errors.pop_front();
+        }
+        self.errors.push_back((unix(SystemTime::now()), text));
+    }
+}
+
+impl TunnelService {
+    /// A service for the enrollment in `dir`, tunnel on `interface`.
+    pub fn new(dir: StateDir, interface: String) -> Self {
+        let (status, _) = watch::channel(local::Status::default());
+        let service = Self {
+            inner: Arc::new(Inner {
+                dir,
+                interface,
+                live: tokio::sync::Mutex::new(None),
+                health: Mutex::new(Health::default()),
+                status,
+            }),
+        };
+        service.inner.publish(None);
+        service
+    }
+
+    /// Connects if the remembered settings say so (at service start).
+    pub async fn resume(&self) {
+        let remembered = self.inner.remembered();
+        if remembered.connect_at_start
+            && remembered.refused.is_none()
+            && self.inner.dir.is_enrolled()
+        {
+            match self.inner.up().await {
+                Ok(_) => tracing::info!("connected at start, as last left"),
+                Err(status) => {
+                    tracing::warn!(error = %status.message(), "could not connect at start")
+                }
+            }
+        }
+    }
+
+    /// Takes the tunnel down (the service is stopping). The remembered
+    /// "connect at start" stays as it is.
+    pub async fn shut_down(&self) {
+        drop(self.inner.live.lock().await.take());
+    }
+}
+
+impl Inner {
+    fn remembered(&self) -> Remembered {
+        Remembered::load(&self.dir).unwrap_or_else(|error| {
+            tracing::warn!(error = %porta_proto::describe_chain(error.chain()), "service settings unreadable; using defaults");
+            Remembered::default()
+        })
+    }
+
+    fn remember(&self, change: impl FnOnce(&mut Remembered)) -> Result<(), Status> {
+        let mut remembered = self.remembered();
+        change(&mut remembered);
+        remembered.save(&self.dir).map_err(|e| internal(&e))
+    }
+
+    /// Publishes the status now; `live` is the tunnel if the caller holds it.
+    fn publish(&self, live: Option<&Live>) {
+        let status = self.compose(live);
+        self.status.send_if_modified(|old| {
+            let changed = *old != status;
+            *old = status;
+            changed
+        });
+    }
+
+    fn compose(&self, live: Option<&Live>) -> local::Status {
+        let mut status = local::Status {
+            interface: self.interface.clone(),
+            client_version: env!("CARGO_PKG_VERSION").into(),
+            ..Default::default()
+        };
+        let health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        status.last_error = health
+            .errors
+            .back()
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default();
+        let Ok(state) = self.dir.load() else {
+            status.state = State::NotEnrolled.into();
+            return status;
+        };
+        let config = state.config;
+        status.device_name = config.device_name;
+        status.user = config.user;
+        status.addresses = config.addresses;
+        status.controller = state.controller;
+        if let Some(gateway) = config.gateways.first() {
+            status.gateway_name = gateway.name.clone();
+            status.gateway_endpoint = gateway.endpoint.clone();
+            status.gateway_public_key = gateway.public_key.clone();
+        }
+        status.routes = config.routes;
+        status.dns_servers = config.dns_servers;
+        status.search_domains = config.search_domains;
+        let Some(live) = live else {
+            status.state = match self.remembered().refused {
+                Some(_) => State::Revoked,
+                None => State::Disconnected,
+            }
+            .into();
+            return status;
+        };
+        let counters = live.connection.counters();
+        status.connected_since = unix(live.connection.since());
+        status.last_handshake = counters.last_handshake.map_or(0, unix);
+        status.rx_bytes = counters.rx_bytes;
+        status.tx_bytes = counters.tx_bytes;
+        if let Some(endpoint) = counters.endpoint {
+            status.gateway_endpoint = endpoint.to_string();
+        }
+        let mut problems = Vec::new();
+        if health.no_network {
+            problems.push(Problem::NoNetwork);
+        }
+        if health.gateway_unreachable {
+            problems.push(Problem::GatewayUnreachable);
+        }
+        if health.controller_unreachable {
+            problems.push(Problem::ControllerUnreachable);
+        }
+        status.problems = problems.into_iter().map(Into::into).collect();
+        let through = counters.last_handshake.is_some() && !health.gateway_unreachable;
+        status.state = if through {
+            State::Connected
+        } else {
+            State::Connecting
+        }
+        .into();
+        status
+    }
+
+    async fn up(self: &Arc<Self>) -> Result<local::Status, Status> {
+        let mut live = self.live.lock().await;
+        if live.is_none() {
+            if !self.dir.is_enrolled() {
+                return Err(Status::failed_precondition(
+                    "this computer is not enrolled yet: enroll it with the invitation your IT unit sent you",
+                ));
+            }
+            if let Some(refusal) = self.remembered().refused {
+                return Err(Status::failed_precondition(refused_words(&refusal)));
+            }
+            {
+                // A new tunnel starts healthy; the error history stays.
+                let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                let errors = std::mem::take(&mut health.errors);
+                *health = Health {
+                    errors,
+                    ..Health::default()
+                };
+            }
+            let (events, received) = mpsc::unbounded_channel();
+            let connection =
+                Connection::open(&self.dir, &self.interface, events).map_err(|error| {
+                    let text = porta_proto::describe_chain(error.chain());
+                    self.note_error(format!("could not connect: {text}"));
+                    Status::internal(format!("could not connect: {text}"))
+                })?;
+            tracing::info!(interface = %self.interface, "tunnel up");
+            let follower = tokio::spawn(self.clone().follow(received));
+            *live = Some(Live {
+                connection,
+                follower,
+            });
+            self.remember(|r| r.connect_at_start = true)?;
+        }
+        self.publish(live.as_ref());
+        Ok(self.compose(live.as_ref()))
+    }
+
+    async fn down(&self) -> Result<local::Status, Status> {
+        let mut live = self.live.lock().await;
+        if live.take().is_some() {
+            tracing::info!(interface = %self.interface, "tunnel down");
+        }
+        self.remember(|r| r.connect_at_start = false)?;
+        self.publish(None);
+        Ok(self.compose(None))
+    }
+
+    fn note_error(&self, text: String) {
+        tracing::warn!(error = %text, "tunnel problem");
+        self.health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .error(text);
+    }
+
+    /// Turns the connection's events into status, until it is refused.
+    async fn follow(self: Arc<Self>, mut events: mpsc::UnboundedReceiver<Event>) {
+        let mut refresh = tokio::time::interval(REFRESH);
+        loop {
+            let event = tokio::select! {
+                event = events.recv() => event,
+                _ = refresh.tick() => {
+                    self.publish_current().await;
+                    continue;
+                }
+            };
+            let Some(event) = event else { return };
+            {
+                let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                match &event {
+                    Event::GatewayUnreachable => {
+                        health.gateway_unreachable = true;
+                        health.error("cannot reach the gateway".into());
+                    }
+                    Event::GatewayReached => health.gateway_unreachable = false,
+                    Event::ControllerUnreachable(why) => {
+                        if !health.controller_unreachable {
+                            health.error(format!("cannot reach the controller: {why}"));
+                        }
+                        health.controller_unreachable = true;
+                    }
+                    Event::ControllerReached => health.controller_unreachable = false,
+                    Event::NoNetwork => health.no_network = true,
+                    Event::NetworkChanged(_) => health.no_network = false,
+                    Event::ConfigUpdated(_) => {}
+                    Event::Refused { message, .. } => {
+                        health.error(format!("the controller refused this device: {message}"))
+                    }
+                }
+            }
+            if let Event::Refused { revoked, message } = event {
+                // Dropping the tunnel aborts this task: do it from another.
+                let inner = self.clone();
+                tokio::spawn(async move { inner.refused(Refusal { revoked, message }).await });
+                return;
+            }
+            self.publish_current().await;
+        }
+    }
+
+    async fn publish_current(&self) {
+        let live = self.live.lock().await;
+        self.publish(live.as_ref());
+    }
+
+    async fn refused(&self, refusal: Refusal) {
+        let mut live = self.live.lock().await;
+        tracing::warn!(revoked = refusal.revoked, message = %refusal.message, "the controller refused this device; the tunnel is down");
+        drop(live.take());
+        if let Err(status) = self.remember(|r| r.refused = Some(refusal)) {
+            tracing::warn!(error = %status.message(), "could not remember the refusal");
+        }
+        self.publish(None);
+    }
+}
+
+/// The refusal in the words the front ends show when there is no catalogue.
+fn refused_words(refusal: &Refusal) -> String {
+    if refusal.revoked {
+        crate::i18n::Msg::Revoked.text(crate::i18n::Lang::En).into()
+    } else {
+        format!(
+            "the controller no longer accepts this computer: {}",
+            refusal.message
+        )
+    }
+}
+
+fn unix(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn internal(error: &anyhow::Error) -> Status {
+    Status::internal(porta_proto::describe_chain(error.chain()))
+}
+
+/// The one mapping from an enrollment failure to the local API's codes
+/// (see local.proto).
+fn enroll_status(error: &anyhow::Error) -> Status {
+    let text = porta_proto::describe_chain(error.chain());
+    if error
+        .downcast_ref::<porta_proto::InvitationError>()
+        .is_some()
+    {
+        return Status::invalid_argument(text);
+    }
+    if error.downcast_ref::<enrollment::StillEnrolled>().is_some() {
+        return Status::failed_precondition(text);
+    }
+    if error
+        .downcast_ref::<porta_proto::connect::ConnectError>()
+        .is_some()
+    {
+        return Status::unavailable(text);
+    }
+    match error
+        .chain()
+        .find_map(|c| c.downcast_ref::<tonic::Status>())
+        .map(Status::code)
+    {
+        Some(
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated | tonic::Code::NotFound,
+        ) => Status::permission_denied(text),
+        Some(tonic::Code::Unavailable | tonic::Code::DeadlineExceeded) => Status::unavailable(text),
+        Some(
+            tonic::Code::InvalidArgument
+            | tonic::Code::AlreadyExists
+            | tonic::Code::FailedPrecondition,
+        ) => Status::failed_precondition(text),
+        _ => Status::internal(text),
+    }
+}
+
+type StatusStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<local::Status, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl local::tunnel_server::Tunnel for TunnelService {
+    async fn preview(
+        &self,
+        request: Request<local::PreviewRequest>,
+    ) -> Result<Response<local::PreviewResponse>, Status> {
+        let invitation = enrollment::decode(&request.into_inner().invitation)
+            .map_err(|e| Status::invalid_argument(porta_proto::describe_chain(e.chain())))?;
+        let enrolled_as = self
+            .inner
+            .dir
+            .load()
+            .map(|s| s.config.device_name)
+            .unwrap_or_default();
+        Ok(Response::new(local::PreviewResponse {
+            controller: invitation.controller,
+            fingerprint: invitation.fingerprint.to_string(),
+            enrolled_as,
+        }))
+    }
+
+    async fn enroll(
+        &self,
+        request: Request<local::EnrollRequest>,
+    ) -> Result<Response<local::EnrollResponse>, Status> {
+        let request = request.into_inner();
+        let inner = &self.inner;
+        // Holding the tunnel's lock: no Up while the enrollment changes.
+        let live = inner.live.lock().await;
+        if live.is_some() {
+            return Err(Status::failed_precondition(
+                "the tunnel is connected; disconnect first",
+            ));
+        }
+        let invitation = enrollment::decode(&request.invitation).map_err(|e| enroll_status(&e))?;
+        let existing = enrollment::existing(&inner.dir, &invitation)
+            .await
+            .map_err(|e| enroll_status(&e))?;
+        if let Some(existing) = existing
+            && !request.replace
+        {
+            return Err(Status::already_exists(format!(
+                "This computer is enrolled as {} ({}). Enroll it again with a new key?",
+                existing.device_name, existing.why
+            )));
+        }
+        let state = enrollment::enroll(&inner.dir, invitation)
+            .await
+            .map_err(|error| {
+                let status = enroll_status(&error);
+                inner.note_error(format!("enrollment failed: {}", status.message()));
+                status
+            })?;
+        inner.remember(|r| r.refused = None)?;
+        tracing::info!(device = %state.config.device_name, "enrolled");
+        inner.publish(None);
+        Ok(Response::new(local::EnrollResponse {
+            device_name: state.config.device_name,
+            user: state.config.user,
+            addresses: state.config.addresses,
+        }))
+    }
+
+    async fn up(&self, _: Request<local::UpRequest>) -> Result<Response<local::Status>, Status> {
+        self.inner.up().await.map(Response::new)
+    }
+
+    async fn down(
+        &self,
+        _: Request<local::DownRequest>,
+    ) -> Result<Response<local::Status>, Status> {
+        self.inner.down().await.map(Response::new)
+    }
+
+    async fn get_status(
+        &self,
+        _: Request<local::StatusRequest>,
+    ) -> Result<Response<local::Status>, Status> {
+        let live = self.inner.live.lock().await;
+        Ok(Response::new(self.inner.compose(live.as_ref())))
+    }
+
+    type WatchStatusStream = StatusStream;
+
+    async fn watch_status(
+        &self,
+        _: Request<local::StatusRequest>,
+    ) -> Result<Response<StatusStream>, Status> {
+        self.inner.publish_current().await;
+        let stream = tokio_stream::wrappers::WatchStream::new(self.inner.status.subscribe());
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
+            stream, Ok,
+        ))))
+    }
+
+    async fn get_settings(
+        &self,
+        _: Request<local::SettingsRequest>,
+    ) -> Result<Response<local::Settings>, Status> {
+        Ok(Response::new(local::Settings {
+            connect_at_start: self.inner.remembered().connect_at_start,
+        }))
+    }
+
+    async fn update_settings(
+        &self,
+        request: Request<local::Settings>,
+    ) -> Result<Response<local::Settings>, Status> {
+        let wanted = request.into_inner();
+        self.inner
+            .remember(|r| r.connect_at_start = wanted.connect_at_start)?;
+        Ok(Response::new(wanted))
+    }
+
+    async fn leave(
+        &self,
+        _: Request<local::LeaveRequest>,
+    ) -> Result<Response<local::LeaveResponse>, Status> {
+        let inner = &self.inner;
+        let live = inner.live.lock().await;
+        if live.is_some() {
+            return Err(Status::failed_precondition(
+                "the tunnel is connected; disconnect first",
+            ));
+        }
+        let state = inner
+            .dir
+            .load()
+            .map_err(|_| Status::failed_precondition("this computer is not enrolled"))?;
+        inner.dir.forget().map_err(|e| internal(&e))?;
+        Remembered::forget(&inner.dir).map_err(|e| internal(&e))?;
+        tracing::info!(device = %state.config.device_name, "enrollment forgotten");
+        inner.publish(None);
+        Ok(Response::new(local::LeaveResponse {
+            device_name: state.config.device_name,
+        }))
+    }
+
+    async fn diagnostics(
+        &self,
+        _: Request<local::DiagnosticsRequest>,
+    ) -> Result<Response<local::DiagnosticsResponse>, Status> {
+        let live = self.inner.live.lock().await;
+        let status = self.inner.compose(live.as_ref());
+        drop(live);
+        let errors = self
+            .inner
+            .health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .errors
+            .clone();
+        let text =
+            crate::diagnostics::report(&status, true, &errors.into_iter().collect::<Vec<_>>())
+                .await;
+        Ok(Response::new(local::DiagnosticsResponse { text }))
+    }
+}

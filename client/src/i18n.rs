@@ -1,0 +1,471 @@
+//! The staff-facing words of Porta — the desktop app's and the `porta`
+//! command's plain-words messages — in Catalan, Spanish, Italian and
+//! English, in the formal register of docs/staff-guide.md (Catalan and
+//! Italian address the person with the plural imperative, Spanish with
+//! *usted*).
+//!
+//! Every message is a [`Msg`] variant and every variant has all four
+//! languages: [`Msg::text`] is one `match` the compiler checks for
+//! completeness; the tests check that no entry is empty and that every
+//! language keeps the same `{placeholders}`. Written by hand rather than
+//! with Fluent or gettext: four languages and a few dozen sentences do not
+//! need a runtime, files to install or plural rules.
+
+/// A language of the catalogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Lang {
+    /// Català.
+    #[serde(rename = "ca")]
+    Ca,
+    /// Español.
+    #[serde(rename = "es")]
+    Es,
+    /// Italiano.
+    #[serde(rename = "it")]
+    It,
+    /// English.
+    #[serde(rename = "en")]
+    En,
+}
+
+impl Lang {
+    /// All languages, in the order the settings list them.
+    pub const ALL: [Lang; 4] = [Lang::Ca, Lang::Es, Lang::It, Lang::En];
+
+    /// The language's own name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Ca => "Català",
+            Lang::Es => "Español",
+            Lang::It => "Italiano",
+            Lang::En => "English",
+        }
+    }
+
+    /// The two-letter code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ca => "ca",
+            Lang::Es => "es",
+            Lang::It => "it",
+            Lang::En => "en",
+        }
+    }
+
+    /// The language of a POSIX locale name (`ca_ES.UTF-8`, `es`, `it_IT`),
+    /// if it is one of ours.
+    pub fn from_locale(locale: &str) -> Option<Lang> {
+        let language = locale
+            .split(['_', '.', '@', '-'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        Lang::ALL.into_iter().find(|l| l.code() == language)
+    }
+
+    /// The system's language, as the environment gives it (`LC_ALL`,
+    /// `LC_MESSAGES`, `LANGUAGE`'s first entry, `LANG`); English when
+    /// none is ours.
+    pub fn from_environment() -> Lang {
+        Self::from_variables(|name| std::env::var(name).ok())
+    }
+
+    /// [`Lang::from_environment`] over any source of variables.
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Lang {
+        ["LC_ALL", "LC_MESSAGES", "LANGUAGE", "LANG"]
+            .into_iter()
+            .filter_map(|name| get(name).filter(|v| !v.is_empty()))
+            .map(|value| value.split(':').next().unwrap_or_default().to_owned())
+            .find(|value| value != "C" && value != "POSIX" && !value.starts_with("C."))
+            .and_then(|value| Lang::from_locale(&value))
+            .unwrap_or(Lang::En)
+    }
+}
+
+macro_rules! catalogue {
+    ($( $(#[$doc:meta])* $name:ident { en: $en:literal, ca: $ca:literal, es: $es:literal, it: $it:literal } )*) => {
+        /// A staff-facing message.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Msg {
+            $( $(#[$doc])* $name, )*
+        }
+
+        impl Msg {
+            /// Every message, for tests and tools.
+            pub const ALL: &'static [Msg] = &[$(Msg::$name),*];
+
+            /// The message in `lang`, `{placeholders}` unfilled.
+            pub fn text(self, lang: Lang) -> &'static str {
+                match self {
+                    $( Msg::$name => match lang {
+                        Lang::En => $en,
+                        Lang::Ca => $ca,
+                        Lang::Es => $es,
+                        Lang::It => $it,
+                    }, )*
+                }
+            }
+        }
+    };
+}
+
+impl Msg {
+    /// The message in `lang` with each `{name}` replaced by its value.
+    pub fn fill(self, lang: Lang, values: &[(&str, &str)]) -> String {
+        let mut text = self.text(lang).to_owned();
+        for (name, value) in values {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
+    }
+}
+
+catalogue! {
+    /// The window's title.
+    AppTitle { en: "Porta", ca: "Porta", es: "Porta", it: "Porta" }
+    /// First run: what to paste.
+    PasteInvitation {
+        en: "Paste the invitation your IT unit sent you",
+        ca: "Enganxeu la invitació que us ha enviat el servei d'informàtica",
+        es: "Pegue la invitación que le ha enviado el servicio de informática",
+        it: "Incollate l'invito che vi hanno inviato i servizi informatici"
+    }
+    /// First run: the field's hint.
+    InvitationHint {
+        en: "It starts with porta1_ and may span several lines; paste it whole.",
+        ca: "Comença per porta1_ i pot ocupar diverses línies; enganxeu-la sencera.",
+        es: "Empieza por porta1_ y puede ocupar varias líneas; péguela entera.",
+        it: "Inizia con porta1_ e può occupare più righe; incollatelo per intero."
+    }
+    /// The invitation field's accessible label.
+    InvitationField { en: "Invitation", ca: "Invitació", es: "Invitación", it: "Invito" }
+    /// Button: go on to the preview.
+    Continue { en: "Continue", ca: "Continua", es: "Continuar", it: "Continua" }
+    /// Button: go back.
+    Back { en: "Back", ca: "Enrere", es: "Atrás", it: "Indietro" }
+    /// Preview: heading.
+    PreviewTitle {
+        en: "Enroll this computer",
+        ca: "Registrar aquest ordinador",
+        es: "Registrar este equipo",
+        it: "Registrare questo computer"
+    }
+    /// Preview: the town hall's server.
+    PreviewController {
+        en: "Your town hall's server: {controller}",
+        ca: "Servidor del vostre ajuntament: {controller}",
+        es: "Servidor de su ayuntamiento: {controller}",
+        it: "Server del vostro comune: {controller}"
+    }
+    /// Preview: its identity.
+    PreviewFingerprint {
+        en: "Its certificate: {fingerprint}",
+        ca: "El seu certificat: {fingerprint}",
+        es: "Su certificado: {fingerprint}",
+        it: "Il suo certificato: {fingerprint}"
+    }
+    /// Preview: what will happen.
+    PreviewWhat {
+        en: "A key is created on this computer and never leaves it. The town hall registers this computer with it; then you can connect to the town hall's network from here.",
+        ca: "Es crea una clau en aquest ordinador, que no en surt mai. L'ajuntament hi registra aquest ordinador; després us hi podreu connectar a la xarxa de l'ajuntament des d'aquí.",
+        es: "Se crea una clave en este equipo, que nunca sale de él. El ayuntamiento registra este equipo con ella; después podrá conectarse desde aquí a la red del ayuntamiento.",
+        it: "Su questo computer viene creata una chiave che non lo lascia mai. Il comune registra questo computer con essa; poi potrete collegarvi da qui alla rete del comune."
+    }
+    /// Preview: it replaces an earlier enrollment.
+    PreviewReplaces {
+        en: "This computer is enrolled as {device}; this invitation replaces that enrollment.",
+        ca: "Aquest ordinador està registrat com a {device}; aquesta invitació substitueix aquell registre.",
+        es: "Este equipo está registrado como {device}; esta invitación sustituye ese registro.",
+        it: "Questo computer è registrato come {device}; questo invito sostituisce quella registrazione."
+    }
+    /// Button: enroll.
+    Enroll { en: "Enroll", ca: "Registra", es: "Registrar", it: "Registra" }
+    /// Enroll again after a confirmation.
+    EnrollAgain {
+        en: "Enroll again with a new key",
+        ca: "Registra'l de nou amb una clau nova",
+        es: "Registrarlo de nuevo con una clave nueva",
+        it: "Registralo di nuovo con una nuova chiave"
+    }
+    /// While a request runs.
+    Working { en: "Working…", ca: "Un moment…", es: "Un momento…", it: "Un momento…" }
+    /// Enrolled as.
+    EnrolledAs {
+        en: "{device} · {user}",
+        ca: "{device} · {user}",
+        es: "{device} · {user}",
+        it: "{device} · {user}"
+    }
+    /// Button: connect.
+    Connect { en: "Connect", ca: "Connecta", es: "Conectar", it: "Collega" }
+    /// Button: disconnect.
+    Disconnect { en: "Disconnect", ca: "Desconnecta", es: "Desconectar", it: "Scollega" }
+    /// State: connected.
+    StateConnected {
+        en: "Connected to the town hall's network",
+        ca: "Connectat a la xarxa de l'ajuntament",
+        es: "Conectado a la red del ayuntamiento",
+        it: "Collegato alla rete del comune"
+    }
+    /// State: connecting.
+    StateConnecting {
+        en: "Connecting…",
+        ca: "S'està connectant…",
+        es: "Conectando…",
+        it: "Collegamento in corso…"
+    }
+    /// State: disconnected.
+    StateDisconnected {
+        en: "Not connected",
+        ca: "No connectat",
+        es: "No conectado",
+        it: "Non collegato"
+    }
+    /// Status: since when.
+    ConnectedSince { en: "Connected since", ca: "Connectat des de", es: "Conectado desde", it: "Collegato dalle" }
+    /// Status: the gateway.
+    Gateway { en: "Through", ca: "A través de", es: "A través de", it: "Tramite" }
+    /// Status: traffic.
+    Traffic { en: "Traffic", ca: "Trànsit", es: "Tráfico", it: "Traffico" }
+    /// Status: traffic each way.
+    TrafficEachWay {
+        en: "{received} received, {sent} sent",
+        ca: "{received} rebuts, {sent} enviats",
+        es: "{received} recibidos, {sent} enviados",
+        it: "{received} ricevuti, {sent} inviati"
+    }
+    /// Status: last handshake.
+    LastHandshake { en: "Last handshake", ca: "Última negociació", es: "Última negociación", it: "Ultimo handshake" }
+    /// Status: seconds ago.
+    SecondsAgo {
+        en: "{seconds} s ago",
+        ca: "fa {seconds} s",
+        es: "hace {seconds} s",
+        it: "{seconds} s fa"
+    }
+    /// Status: never.
+    Never { en: "never", ca: "mai", es: "nunca", it: "mai" }
+    /// Status: DNS.
+    TownDns { en: "Town DNS", ca: "DNS de l'ajuntament", es: "DNS del ayuntamiento", it: "DNS del comune" }
+    /// What the town lets this computer reach.
+    Reach {
+        en: "What you can reach through Porta",
+        ca: "A què podeu accedir a través de Porta",
+        es: "A qué puede acceder a través de Porta",
+        it: "Cosa potete raggiungere tramite Porta"
+    }
+    /// Problem: controller unreachable.
+    ControllerUnreachable {
+        en: "The town hall's server cannot be reached. The connection still works; changes made by IT will arrive when the server is back.",
+        ca: "No es pot accedir al servidor de l'ajuntament. La connexió continua funcionant; els canvis que faci informàtica arribaran quan el servidor torni a respondre.",
+        es: "No se puede acceder al servidor del ayuntamiento. La conexión sigue funcionando; los cambios que haga informática llegarán cuando el servidor vuelva a responder.",
+        it: "Il server del comune non è raggiungibile. Il collegamento continua a funzionare; le modifiche dei servizi informatici arriveranno quando il server tornerà a rispondere."
+    }
+    /// Problem: gateway unreachable.
+    GatewayUnreachable {
+        en: "The town hall's gateway does not answer. Check your internet connection; Porta keeps trying.",
+        ca: "La passarel·la de l'ajuntament no respon. Comproveu la connexió a internet; Porta continua intentant-ho.",
+        es: "La pasarela del ayuntamiento no responde. Compruebe su conexión a internet; Porta sigue intentándolo.",
+        it: "Il gateway del comune non risponde. Verificate la connessione a internet; Porta continua a provare."
+    }
+    /// Problem: no network.
+    NoNetwork {
+        en: "This computer has no network connection. Porta reconnects by itself when it has one again.",
+        ca: "Aquest ordinador no té connexió a la xarxa. Porta es tornarà a connectar sol quan en torni a tenir.",
+        es: "Este equipo no tiene conexión de red. Porta se volverá a conectar solo cuando vuelva a tenerla.",
+        it: "Questo computer non ha una connessione di rete. Porta si ricollegherà da solo quando tornerà disponibile."
+    }
+    /// Revoked.
+    Revoked {
+        en: "This computer was disconnected by your IT unit. Contact them if this is a mistake.",
+        ca: "El servei d'informàtica ha desconnectat aquest ordinador. Poseu-vos-hi en contacte si és un error.",
+        es: "El servicio de informática ha desconectado este equipo. Póngase en contacto con ellos si se trata de un error.",
+        it: "I servizi informatici hanno scollegato questo computer. Contattateli se si tratta di un errore."
+    }
+    /// Revoked: enroll with a new invitation.
+    NewInvitation {
+        en: "I have a new invitation",
+        ca: "Tinc una invitació nova",
+        es: "Tengo una invitación nueva",
+        it: "Ho un nuovo invito"
+    }
+    /// The invitation is damaged.
+    InvitationDamaged {
+        en: "This is not a complete Porta invitation. Copy it again, whole, from the e-mail IT sent you.",
+        ca: "Això no és una invitació de Porta completa. Torneu-la a copiar, sencera, del correu que us ha enviat informàtica.",
+        es: "Esto no es una invitación de Porta completa. Vuelva a copiarla, entera, del correo que le ha enviado informática.",
+        it: "Questo non è un invito di Porta completo. Copiatelo di nuovo, per intero, dall'e-mail dei servizi informatici."
+    }
+    /// The invitation was used or expired.
+    InvitationRefused {
+        en: "This invitation was already used or has expired. Ask your IT unit for a new one.",
+        ca: "Aquesta invitació ja s'ha fet servir o ha caducat. Demaneu-ne una de nova al servei d'informàtica.",
+        es: "Esta invitación ya se ha usado o ha caducado. Pida una nueva al servicio de informática.",
+        it: "Questo invito è già stato usato o è scaduto. Chiedetene uno nuovo ai servizi informatici."
+    }
+    /// The controller cannot be reached while enrolling.
+    EnrollUnreachable {
+        en: "The town hall's server cannot be reached. Check your internet connection and try again.",
+        ca: "No es pot accedir al servidor de l'ajuntament. Comproveu la connexió a internet i torneu-ho a provar.",
+        es: "No se puede acceder al servidor del ayuntamiento. Compruebe su conexión a internet y vuelva a intentarlo.",
+        it: "Il server del comune non è raggiungibile. Verificate la connessione a internet e riprovate."
+    }
+    /// The service is not running.
+    ServiceNotRunning {
+        en: "The Porta service is not running on this computer. Ask your IT unit to run: sudo systemctl enable --now porta",
+        ca: "El servei Porta no s'està executant en aquest ordinador. Demaneu al servei d'informàtica que executi: sudo systemctl enable --now porta",
+        es: "El servicio Porta no se está ejecutando en este equipo. Pida al servicio de informática que ejecute: sudo systemctl enable --now porta",
+        it: "Il servizio Porta non è in esecuzione su questo computer. Chiedete ai servizi informatici di eseguire: sudo systemctl enable --now porta"
+    }
+    /// The user is not in the porta group.
+    NotInGroup {
+        en: "Your user account ({user}) may not connect this computer yet. Ask your IT unit to run: sudo adduser {user} porta — then log out and in again.",
+        ca: "El vostre compte d'usuari ({user}) encara no pot connectar aquest ordinador. Demaneu al servei d'informàtica que executi: sudo adduser {user} porta — i després tanqueu la sessió i torneu a entrar.",
+        es: "Su cuenta de usuario ({user}) todavía no puede conectar este equipo. Pida al servicio de informática que ejecute: sudo adduser {user} porta — y después cierre la sesión y vuelva a entrar.",
+        it: "Il vostro account utente ({user}) non può ancora collegare questo computer. Chiedete ai servizi informatici di eseguire: sudo adduser {user} porta — poi uscite dalla sessione e rientrate."
+    }
+    /// Any other failure, with the service's words.
+    Failed {
+        en: "Something went wrong: {detail}",
+        ca: "Alguna cosa no ha anat bé: {detail}",
+        es: "Algo no ha ido bien: {detail}",
+        it: "Qualcosa non è andato a buon fine: {detail}"
+    }
+    /// Button: retry.
+    Retry { en: "Try again", ca: "Torna-ho a provar", es: "Volver a intentarlo", it: "Riprova" }
+    /// Button: copy diagnostics.
+    CopyDiagnostics {
+        en: "Copy diagnostics for IT",
+        ca: "Copia el diagnòstic per a informàtica",
+        es: "Copiar el diagnóstico para informática",
+        it: "Copia la diagnostica per i servizi informatici"
+    }
+    /// Diagnostics were copied.
+    DiagnosticsCopied {
+        en: "Copied. Paste it into your message to IT.",
+        ca: "Copiat. Enganxeu-lo al missatge per a informàtica.",
+        es: "Copiado. Péguelo en su mensaje a informática.",
+        it: "Copiato. Incollatelo nel messaggio ai servizi informatici."
+    }
+    /// Button: settings.
+    Settings { en: "Settings", ca: "Configuració", es: "Configuración", it: "Impostazioni" }
+    /// Setting: connect at login.
+    ConnectAtLogin {
+        en: "Connect when I log in",
+        ca: "Connecta quan iniciï la sessió",
+        es: "Conectar al iniciar sesión",
+        it: "Collega all'accesso"
+    }
+    /// Setting: start minimised.
+    StartMinimised {
+        en: "Start minimised",
+        ca: "Inicia minimitzat",
+        es: "Iniciar minimizado",
+        it: "Avvia ridotto a icona"
+    }
+    /// Setting: language.
+    Language { en: "Language", ca: "Idioma", es: "Idioma", it: "Lingua" }
+    /// Button: done with settings.
+    Done { en: "Done", ca: "Fet", es: "Hecho", it: "Fatto" }
+    /// Tray menu: open the window.
+    OpenWindow { en: "Open Porta", ca: "Obre Porta", es: "Abrir Porta", it: "Apri Porta" }
+    /// Tray menu: quit the app (the tunnel stays).
+    Quit {
+        en: "Quit (the connection stays as it is)",
+        ca: "Surt (la connexió es queda com està)",
+        es: "Salir (la conexión se queda como está)",
+        it: "Esci (il collegamento resta com'è)"
+    }
+    /// Notification: connected.
+    NotifyConnected {
+        en: "Porta: connected to the town hall's network",
+        ca: "Porta: connectat a la xarxa de l'ajuntament",
+        es: "Porta: conectado a la red del ayuntamiento",
+        it: "Porta: collegato alla rete del comune"
+    }
+    /// Notification: disconnected without being asked.
+    NotifyDropped {
+        en: "Porta: the connection to the town hall was lost; it is being restored",
+        ca: "Porta: s'ha perdut la connexió amb l'ajuntament; s'està restablint",
+        es: "Porta: se ha perdido la conexión con el ayuntamiento; se está restableciendo",
+        it: "Porta: il collegamento con il comune si è interrotto; è in corso il ripristino"
+    }
+    /// CLI: not connected.
+    NotConnected { en: "not connected", ca: "no connectat", es: "no conectado", it: "non collegato" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn placeholders(text: &str) -> BTreeSet<&str> {
+        text.split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect()
+    }
+
+    #[test]
+    fn every_message_exists_in_all_four_languages_with_the_same_placeholders() {
+        for message in Msg::ALL {
+            let english = placeholders(message.text(Lang::En));
+            for lang in Lang::ALL {
+                let text = message.text(lang);
+                assert!(!text.trim().is_empty(), "{message:?} in {lang:?} is empty");
+                assert_eq!(placeholders(text), english, "{message:?} in {lang:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn sentences_are_translated_not_copied() {
+        // Only names, symbols and shared words may read the same in two
+        // languages; a whole sentence left in English is a forgotten one.
+        for message in Msg::ALL {
+            let english = message.text(Lang::En);
+            if english.split_whitespace().count() < 4 {
+                continue;
+            }
+            for lang in [Lang::Ca, Lang::Es, Lang::It] {
+                assert_ne!(message.text(lang), english, "{message:?} in {lang:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_language_follows_the_locale_and_falls_back_to_english() {
+        let with = |pairs: &'static [(&'static str, &'static str)]| {
+            Lang::from_variables(|name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            })
+        };
+        assert_eq!(with(&[("LANG", "ca_ES.UTF-8")]), Lang::Ca);
+        assert_eq!(
+            with(&[("LANG", "es_ES.UTF-8"), ("LC_ALL", "it_IT.UTF-8")]),
+            Lang::It
+        );
+        assert_eq!(
+            with(&[("LANGUAGE", "es:en"), ("LANG", "en_GB.UTF-8")]),
+            Lang::Es
+        );
+        assert_eq!(with(&[("LANG", "ca_ES@valencia")]), Lang::Ca);
+        assert_eq!(with(&[("LANG", "de_DE.UTF-8")]), Lang::En);
+        assert_eq!(
+            with(&[("LC_ALL", "C.UTF-8"), ("LANG", "it_IT.UTF-8")]),
+            Lang::It
+        );
+        assert_eq!(with(&[]), Lang::En);
+    }
+
+    #[test]
+    fn placeholders_are_filled() {
+        assert_eq!(
+            Msg::NotInGroup.fill(Lang::Es, &[("user", "anna")]),
+            "Su cuenta de usuario (anna) todavía no puede conectar este equipo. Pida al servicio de informática que ejecute: sudo adduser anna porta — y después cierre la sesión y vuelva a entrar."
+        );
+    }
+}

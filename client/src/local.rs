@@ -1,0 +1,89 @@
+//! The front ends' side of the tunnel service's local API
+//! (`porta.local.v1` over `/run/porta/porta.sock`): finding the service and
+//! saying plainly why it cannot be used.
+
+use crate::i18n::{Lang, Msg};
+use porta_proto::local::tunnel_client::TunnelClient;
+use std::path::{Path, PathBuf};
+use tonic::transport::{Channel, Endpoint};
+
+/// Where `porta daemon` listens unless told otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/porta/porta.sock";
+
+/// A client of the tunnel service.
+pub type Client = TunnelClient<Channel>;
+
+/// Why the tunnel service cannot be used from here.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreachable {
+    /// No service listens on the socket.
+    #[error("{} ({})", Msg::ServiceNotRunning.text(Lang::from_environment()), path.display())]
+    NotRunning {
+        /// The socket.
+        path: PathBuf,
+    },
+    /// The socket's permissions keep this user out.
+    #[error("{}", Msg::NotInGroup.fill(Lang::from_environment(), &[("user", user)]))]
+    NotAllowed {
+        /// The user's name.
+        user: String,
+    },
+    /// Any other failure to reach the socket.
+    #[error("could not reach the Porta service at {path}: {source}")]
+    Other {
+        /// The socket.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// Connects to the service on `path`.
+pub async fn connect(path: &Path) -> Result<Client, Unreachable> {
+    // One probe first, to tell "not running" from "not allowed" (tonic
+    // would report both as a transport error).
+    match tokio::net::UnixStream::connect(path).await {
+        Ok(_) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Err(Unreachable::NotRunning { path: path.into() });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(Unreachable::NotAllowed { user: user_name() });
+        }
+        Err(source) => {
+            return Err(Unreachable::Other {
+                path: path.into(),
+                source,
+            });
+        }
+    }
+    let socket = path.to_owned();
+    let channel = Endpoint::from_static("http://porta.service.local")
+        .connect_with_connector(tower::service_fn(move |_: tonic::codegen::http::Uri| {
+            let socket = socket.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(socket).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .map_err(|e| Unreachable::Other {
+            path: path.into(),
+            source: std::io::Error::other(e),
+        })?;
+    Ok(TunnelClient::new(channel))
+}
+
+/// The name of the user running this program.
+pub fn user_name() -> String {
+    let uid = nix::unistd::Uid::current();
+    nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.to_string(), |u| u.name)
+}

@@ -1,0 +1,404 @@
+//! The tunnel service (`porta daemon`) and the `porta` CLI as its
+//! unprivileged front end, with real users and groups of this machine: a
+//! member of the `porta` group enrolls, connects and disconnects without
+//! root; another user is refused, even through a socket opened to all; the
+//! private key and the credential never cross the socket; the service
+//! comes back connected after a restart, renews the tunnel when the
+//! network changes, and shows a revocation.
+
+use porta_proto::local;
+use porta_tests::netns::{Lab, addr};
+use porta_tests::town::{Town, json, path, wait_until};
+use porta_tests::{binary, read_log};
+use std::os::unix::fs::PermissionsExt;
+use std::process::Output;
+use std::time::Duration;
+
+/// Users (and the `porta` group, if this test made it) of this machine,
+/// removed again when dropped.
+struct Accounts {
+    users: Vec<String>,
+    made_group: bool,
+}
+
+impl Accounts {
+    fn new() -> Self {
+        let made_group = !run(&["getent", "group", "porta"]).status.success();
+        if made_group {
+            ok(&["addgroup", "--system", "porta"]);
+        }
+        Self {
+            users: Vec::new(),
+            made_group,
+        }
+    }
+
+    /// A fresh user; in the `porta` group with `adduser NAME porta`, as the
+    /// admin guide says, when `member`.
+    fn user(&mut self, name: &str, member: bool) -> String {
+        let _ = run(&["userdel", name]);
+        ok(&[
+            "useradd",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ]);
+        self.users.push(name.to_owned());
+        if member {
+            ok(&["adduser", name, "porta"]);
+        }
+        name.to_owned()
+    }
+}
+
+impl Drop for Accounts {
+    fn drop(&mut self) {
+        for user in &self.users {
+            let _ = run(&["userdel", user]);
+        }
+        if self.made_group {
+            let _ = run(&["groupdel", "porta"]);
+        }
+    }
+}
+
+fn run(command: &[&str]) -> Output {
+    std::process::Command::new(command[0])
+        .args(&command[1..])
+        .output()
+        .unwrap()
+}
+
+fn ok(command: &[&str]) {
+    let output = run(command);
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        command.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// `porta` as `user` (with that user's groups), in the home namespace,
+/// talking to the service on `socket`.
+fn porta_as(lab: &Lab, user: &str, socket: &std::path::Path, args: &[&str]) -> Output {
+    let porta = binary("porta");
+    let mut command = vec![
+        "setpriv",
+        "--reuid",
+        user,
+        "--regid",
+        user,
+        "--init-groups",
+        "--",
+        path(&porta),
+        "--socket",
+        path(socket),
+    ];
+    command.extend_from_slice(args);
+    lab.run("home", &command).unwrap()
+}
+
+/// Every answer of the local API, as the root test process gets it.
+async fn every_answer(socket: &std::path::Path) -> Vec<Vec<u8>> {
+    use prost::Message;
+    let mut client = porta_client::local::connect(socket).await.unwrap();
+    let mut answers = Vec::new();
+    let status = client
+        .get_status(local::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    answers.push(status.encode_to_vec());
+    answers.push(format!("{status:?}").into_bytes());
+    let mut stream = client
+        .watch_status(local::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    answers.push(first.encode_to_vec());
+    let diagnostics = client
+        .diagnostics(local::DiagnosticsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    answers.push(diagnostics.text.into_bytes());
+    let settings = client
+        .get_settings(local::SettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    answers.push(settings.encode_to_vec());
+    answers
+}
+
+#[test]
+fn a_group_member_connects_without_root_and_others_are_refused() {
+    let mut accounts = Accounts::new();
+    let anna = accounts.user("porta-t-anna", true);
+    let bob = accounts.user("porta-t-bob", false);
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, true);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
+    let invitation = town.admin(
+        &lab,
+        &[
+            "enroll",
+            "--user",
+            "anna",
+            "--device",
+            "anna-home",
+            "--groups",
+            "lan",
+        ],
+    )["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The service, as porta.service runs it; its socket in a directory
+    // every user can reach, as /run/porta is.
+    let run_dir = tempfile::Builder::new()
+        .prefix("porta-run")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = run_dir.path().join("porta").join("porta.sock");
+    let state = town.dir.path().join("service-state");
+    let tunnel = lab.iface("s");
+    lab.owns_socket(&tunnel);
+    let daemon_log = town.dir.path().join("daemon.log");
+    let porta = binary("porta");
+    let daemon_command = [
+        path(&porta),
+        "--socket",
+        path(&socket),
+        "--state",
+        path(&state),
+        "--interface",
+        &tunnel,
+        "-v",
+        "daemon",
+    ];
+    let daemon = lab.spawn("home", &daemon_command, &daemon_log).unwrap();
+    lab.wait_for(daemon, "the service", Duration::from_secs(10), |_| {
+        socket.exists()
+    });
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "root:porta 0660");
+
+    // Anna, in the group: enroll, connect, status — no root anywhere.
+    let enrolled = porta_as(&lab, &anna, &socket, &["enroll", &invitation]);
+    assert!(enrolled.status.success(), "{}", text(&enrolled));
+    assert!(
+        text(&enrolled).contains("Enrolled anna-home for anna"),
+        "{}",
+        text(&enrolled)
+    );
+    let up = porta_as(&lab, &anna, &socket, &["up"]);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(text(&up).contains("Connected anna-home"), "{}", text(&up));
+    let reachable = |lab: &Lab| {
+        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
+            .unwrap()
+            .status
+            .success()
+    };
+    wait_until(
+        "the town server through the tunnel",
+        Duration::from_secs(30),
+        || reachable(&lab),
+    );
+    wait_until("a connected status", Duration::from_secs(10), || {
+        json(porta_as(&lab, &anna, &socket, &["status", "--json"]))["state"] == "connected"
+    });
+    let status = porta_as(&lab, &anna, &socket, &["status"]);
+    let said = text(&status);
+    assert!(
+        said.contains(&format!("interface: {tunnel} (up)")),
+        "{said}"
+    );
+    assert!(
+        said.contains("latest handshake:") && !said.contains("never"),
+        "{said}"
+    );
+    // `wg show` keeps working against the service's tunnel.
+    let wg = lab.exec("home", &["wg", "show", &tunnel]).unwrap();
+    assert!(text(&wg).contains("latest handshake"), "{}", text(&wg));
+
+    // Diagnostics for the help desk: state and reachability, no secrets.
+    let diagnostics = porta_as(&lab, &anna, &socket, &["diagnostics"]);
+    let report = text(&diagnostics);
+    assert!(report.contains("state: connected"), "{report}");
+    assert!(
+        report.contains(&format!(
+            "controller: {}:7443 (reachable)",
+            addr::TOWN_PUBLIC
+        )),
+        "{report}"
+    );
+    assert!(report.contains("172.31.2.2"), "the town's routes: {report}");
+
+    // The private key and the device credential never cross the socket.
+    let key = std::fs::read_to_string(state.join("private.key")).unwrap();
+    let key = key.trim();
+    let key_bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key).unwrap();
+    let credential = toml_credential(&std::fs::read_to_string(state.join("device.toml")).unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut answers = runtime.block_on(every_answer(&socket));
+    answers.extend([
+        enrolled.stdout,
+        up.stdout,
+        status.stdout,
+        diagnostics.stdout,
+    ]);
+    for answer in &answers {
+        let lossy = String::from_utf8_lossy(answer);
+        assert!(!lossy.contains(key), "the key in {lossy}");
+        assert!(!lossy.contains(&credential), "the credential in {lossy}");
+        assert!(
+            !answer
+                .windows(key_bytes.len())
+                .any(|w| w == key_bytes.as_slice()),
+            "the key's bytes in an answer"
+        );
+    }
+
+    // Bob, not in the group: refused by the socket's mode, with the
+    // command IT must run…
+    let refused = porta_as(&lab, &bob, &socket, &["status"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused).contains(&format!("sudo adduser {bob} porta")),
+        "{}",
+        text(&refused)
+    );
+    // …and by the service itself when the socket is opened to everyone
+    // by mistake.
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    for args in [&["status"][..], &["down"], &["diagnostics"]] {
+        let refused = porta_as(&lab, &bob, &socket, args);
+        assert!(!refused.status.success(), "{args:?}");
+        assert!(
+            text(&refused).contains(&format!("sudo adduser {bob} porta")),
+            "{args:?}: {}",
+            text(&refused)
+        );
+    }
+    assert!(reachable(&lab), "bob's attempts changed nothing");
+    assert!(read_log(&daemon_log).contains("refused a caller outside the porta group"));
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).unwrap();
+
+    // The network changes under the tunnel (a new address, as from Wi-Fi
+    // to cable): the service renews it by itself.
+    let home_if = lab.iface("hometown");
+    let moved = "172.31.1.7";
+    lab.exec(
+        "home",
+        &[
+            "ip",
+            "addr",
+            "del",
+            &format!("{}/24", addr::HOME),
+            "dev",
+            &home_if,
+        ],
+    )
+    .unwrap();
+    lab.exec(
+        "home",
+        &["ip", "addr", "add", &format!("{moved}/24"), "dev", &home_if],
+    )
+    .unwrap();
+    wait_until("the renewal", Duration::from_secs(15), || {
+        read_log(&daemon_log).contains("renewing the tunnel")
+    });
+    wait_until(
+        "the town server after the move",
+        Duration::from_secs(30),
+        || reachable(&lab),
+    );
+
+    // Stopped and started again (a reboot), the service connects by itself.
+    assert_eq!(lab.stop(daemon).unwrap(), Some(0));
+    assert!(!reachable(&lab), "the tunnel went with the service");
+    let daemon = lab
+        .spawn(
+            "home",
+            &daemon_command,
+            &town.dir.path().join("daemon-again.log"),
+        )
+        .unwrap();
+    lab.wait_for(daemon, "the service again", Duration::from_secs(10), |_| {
+        socket.exists()
+    });
+    wait_until(
+        "the tunnel after the restart",
+        Duration::from_secs(30),
+        || reachable(&lab),
+    );
+
+    // Disconnect from the CLI, as anna; stays down after a restart.
+    let down = porta_as(&lab, &anna, &socket, &["down"]);
+    assert!(down.status.success(), "{}", text(&down));
+    assert!(!reachable(&lab));
+    let settings = runtime.block_on(async {
+        let mut client = porta_client::local::connect(&socket).await.unwrap();
+        client
+            .get_settings(local::SettingsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    });
+    assert!(!settings.connect_at_start, "the last choice is remembered");
+
+    // Revoked by IT while connected: the service takes the tunnel down and
+    // says so, and refuses to connect again.
+    assert!(porta_as(&lab, &anna, &socket, &["up"]).status.success());
+    wait_until("the tunnel again", Duration::from_secs(30), || {
+        reachable(&lab)
+    });
+    town.admin(&lab, &["devices", "revoke", "anna-home"]);
+    wait_until("the revoked status", Duration::from_secs(30), || {
+        json(porta_as(&lab, &anna, &socket, &["status", "--json"]))["state"] == "revoked"
+    });
+    assert!(!reachable(&lab));
+    let status = porta_as(&lab, &anna, &socket, &["status"]);
+    assert_eq!(status.status.code(), Some(3));
+    assert!(
+        text(&status).contains("disconnected by your IT unit"),
+        "{}",
+        text(&status)
+    );
+    let again = porta_as(&lab, &anna, &socket, &["up"]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("disconnected by your IT unit"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(lab.stop(daemon).unwrap(), Some(0));
+    drop(lab);
+    drop(accounts);
+}
+
+/// The `credential` value of a device.toml.
+fn toml_credential(text: &str) -> String {
+    text.lines()
+        .find_map(|l| l.strip_prefix("credential = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_owned()
+}
