@@ -222,7 +222,7 @@ catalogue! {
         it: "Non collegato"
     }
     /// Status: since when.
-    ConnectedSince { en: "Connected since", ca: "Connectat des de", es: "Conectado desde", it: "Collegato dalle" }
+    ConnectedSince { en: "Connected for", ca: "Connectat des de fa", es: "Conectado desde hace", it: "Collegato da" }
     /// Status: the gateway.
     Gateway { en: "Through", ca: "A través de", es: "A través de", it: "Tramite" }
     /// Status: traffic.

@@ -25,6 +25,7 @@ use tonic::transport::Channel;
 
 pub use porta_proto;
 
+pub mod laptop;
 pub mod netns;
 pub mod town;
 

@@ -8,6 +8,7 @@ mod bad_input;
 mod client;
 mod dataplane;
 mod demo;
+mod desktop;
 mod flows;
 mod host;
 mod packaging;

@@ -7,9 +7,10 @@
 //! network changes, and shows a revocation.
 
 use porta_proto::local;
+use porta_tests::binary;
+use porta_tests::laptop::{TunnelService, town_server_reachable};
 use porta_tests::netns::{Lab, addr};
 use porta_tests::town::{Town, json, path, wait_until};
-use porta_tests::{binary, read_log};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::Duration;
@@ -167,34 +168,9 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
         .unwrap()
         .to_owned();
 
-    // The service, as porta.service runs it; its socket in a directory
-    // every user can reach, as /run/porta is.
-    let run_dir = tempfile::Builder::new()
-        .prefix("porta-run")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let socket = run_dir.path().join("porta").join("porta.sock");
-    let state = town.dir.path().join("service-state");
     let tunnel = lab.iface("s");
-    lab.owns_socket(&tunnel);
-    let daemon_log = town.dir.path().join("daemon.log");
-    let porta = binary("porta");
-    let daemon_command = [
-        path(&porta),
-        "--socket",
-        path(&socket),
-        "--state",
-        path(&state),
-        "--interface",
-        &tunnel,
-        "-v",
-        "daemon",
-    ];
-    let daemon = lab.spawn("home", &daemon_command, &daemon_log).unwrap();
-    lab.wait_for(daemon, "the service", Duration::from_secs(10), |_| {
-        socket.exists()
-    });
+    let mut service = TunnelService::start(&mut lab, &town, &tunnel);
+    let (socket, state) = (service.socket.clone(), service.state.clone());
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660, "root:porta 0660");
 
@@ -209,12 +185,7 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
     let up = porta_as(&lab, &anna, &socket, &["up"]);
     assert!(up.status.success(), "{}", text(&up));
     assert!(text(&up).contains("Connected anna-home"), "{}", text(&up));
-    let reachable = |lab: &Lab| {
-        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
-            .unwrap()
-            .status
-            .success()
-    };
+    let reachable = town_server_reachable;
     wait_until(
         "the town server through the tunnel",
         Duration::from_secs(30),
@@ -298,7 +269,11 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
         );
     }
     assert!(reachable(&lab), "bob's attempts changed nothing");
-    assert!(read_log(&daemon_log).contains("refused a caller outside the porta group"));
+    assert!(
+        service
+            .log()
+            .contains("refused a caller outside the porta group")
+    );
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o660)).unwrap();
 
     // The network changes under the tunnel (a new address, as from Wi-Fi
@@ -323,7 +298,7 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
     )
     .unwrap();
     wait_until("the renewal", Duration::from_secs(15), || {
-        read_log(&daemon_log).contains("renewing the tunnel")
+        service.log().contains("renewing the tunnel")
     });
     wait_until(
         "the town server after the move",
@@ -332,18 +307,9 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
     );
 
     // Stopped and started again (a reboot), the service connects by itself.
-    assert_eq!(lab.stop(daemon).unwrap(), Some(0));
+    assert_eq!(lab.stop(service.handle).unwrap(), Some(0));
     assert!(!reachable(&lab), "the tunnel went with the service");
-    let daemon = lab
-        .spawn(
-            "home",
-            &daemon_command,
-            &town.dir.path().join("daemon-again.log"),
-        )
-        .unwrap();
-    lab.wait_for(daemon, "the service again", Duration::from_secs(10), |_| {
-        socket.exists()
-    });
+    service.start_again(&mut lab);
     wait_until(
         "the tunnel after the restart",
         Duration::from_secs(30),
@@ -389,7 +355,7 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
         "{}",
         text(&again)
     );
-    assert_eq!(lab.stop(daemon).unwrap(), Some(0));
+    assert_eq!(lab.stop(service.handle).unwrap(), Some(0));
     drop(lab);
     drop(accounts);
 }

@@ -1,0 +1,93 @@
+//! A staff laptop in the `home` namespace with the tunnel service running,
+//! as `porta.service` runs it: `porta daemon` with its socket in a
+//! directory every user can reach (as /run/porta is).
+
+use crate::binary;
+use crate::netns::{Lab, addr};
+use crate::town::{Town, path};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The running tunnel service.
+pub struct TunnelService {
+    /// Its local API's socket.
+    pub socket: PathBuf,
+    /// Its state directory (key, enrollment, service.toml).
+    pub state: PathBuf,
+    /// Its log (every start).
+    pub log: PathBuf,
+    /// The lab's handle of the process.
+    pub handle: usize,
+    /// The command that starts it.
+    pub command: Vec<String>,
+    _run_dir: tempfile::TempDir,
+}
+
+impl TunnelService {
+    /// Starts `porta daemon` in `home` for the town's laptop, tunnel on
+    /// the lab's interface `tunnel`.
+    pub fn start(lab: &mut Lab, town: &Town, tunnel: &str) -> Self {
+        let run_dir = tempfile::Builder::new()
+            .prefix("porta-run")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = run_dir.path().join("porta").join("porta.sock");
+        let state = town.dir.path().join("service-state");
+        let log = town.dir.path().join("daemon.log");
+        lab.owns_socket(tunnel);
+        let command: Vec<String> = [
+            path(&binary("porta")),
+            "--socket",
+            path(&socket),
+            "--state",
+            path(&state),
+            "--interface",
+            tunnel,
+            "-v",
+            "daemon",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let mut service = Self {
+            socket,
+            state,
+            log,
+            handle: 0,
+            command,
+            _run_dir: run_dir,
+        };
+        service.start_again(lab);
+        service
+    }
+
+    /// Starts the service again (after [`Lab::stop`] of its handle).
+    pub fn start_again(&mut self, lab: &mut Lab) {
+        let _ = std::fs::remove_file(&self.socket);
+        let command: Vec<&str> = self.command.iter().map(String::as_str).collect();
+        let log = self.log.with_extension(format!("log.{}", self.handle));
+        self.handle = lab.spawn("home", &command, &log).unwrap();
+        self.log = log;
+        let socket = self.socket.clone();
+        lab.wait_for(
+            self.handle,
+            "the tunnel service",
+            Duration::from_secs(10),
+            |_| socket.exists(),
+        );
+    }
+
+    /// What the service logged since its last start.
+    pub fn log(&self) -> String {
+        crate::read_log(&self.log)
+    }
+}
+
+/// Whether the town's server answers a ping from home.
+pub fn town_server_reachable(lab: &Lab) -> bool {
+    lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
+        .unwrap()
+        .status
+        .success()
+}

@@ -1,0 +1,293 @@
+//! The staff app end to end: `porta-desktop`'s window (its real code,
+//! driven through its accessibility tree with egui_kittest) against a real
+//! `porta daemon` in the home namespace and a real controller in the town:
+//! paste an invitation wrapped by e-mail → enrolled → Connect → the town's
+//! server answers through the tunnel → Disconnect; revoked by IT → the app
+//! says so in plain words; a `porta:` link opens the app with the
+//! invitation filled in and enrolls again.
+//!
+//! Along the way the real binary is started under Xvfb for each screen in
+//! each language and captured (docs/screenshots/, regenerated with
+//! PORTA_UPDATE_SCREENSHOTS=1); the test fails if a screen does not render.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use porta_client::i18n::Lang;
+use porta_desktop::app::{Options, PortaApp};
+use porta_desktop::settings::Places;
+use porta_tests::binary;
+use porta_tests::laptop::{TunnelService, town_server_reachable};
+use porta_tests::netns::{Lab, addr};
+use porta_tests::town::{Town, wait_until};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+type App = Harness<'static, Option<PortaApp>>;
+
+/// The app's window, on the service at `socket`, opened from `link`.
+fn open_app(socket: &Path, link: Option<String>, config: &Path) -> App {
+    let options = Options {
+        socket: socket.to_owned(),
+        link,
+        at_login: false,
+        places: Places {
+            config: config.to_owned(),
+        },
+        notifications: false,
+        tray: false,
+        minimised: false,
+        settings: false,
+    };
+    Harness::builder()
+        .with_size(porta_desktop::egui::vec2(480.0, 640.0))
+        .build_ui_state(
+            move |ui, app: &mut Option<PortaApp>| {
+                app.get_or_insert_with(|| PortaApp::new(ui.ctx(), options.clone()))
+                    .frame(ui);
+            },
+            None,
+        )
+}
+
+/// Steps the window until `text` shows (the service answers in its own
+/// time; each step is one frame).
+fn wait_for_text(app: &mut App, text: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        app.step();
+        if app.query_all_by_label_contains(text).next().is_some() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the app never showed {text:?}; it shows:\n{:#?}",
+            app.root()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn click(app: &mut App, label: &str) {
+    app.get_by_label(label).click_accesskit();
+    // As a screen reader activates it; then the frames that act on it.
+    app.run_steps(3);
+}
+
+/// The screens captured, each in every language.
+const SCREENS: [&str; 7] = [
+    "service-stopped",
+    "invitation",
+    "preview",
+    "connected",
+    "disconnected",
+    "revoked",
+    "settings",
+];
+
+/// Captures porta-desktop's window under Xvfb as `<screen>-<lang>.png` in
+/// `into`, for every language; fails if it does not render.
+fn screenshots(screen: &str, socket: &Path, args: &[&str], into: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/screenshot.sh");
+    for lang in Lang::ALL {
+        let out = into.join(format!("{screen}-{}.png", lang.code()));
+        let home = tempfile::tempdir().unwrap();
+        let locale = format!("{}_ES.UTF-8", lang.code())
+            .replace("it_ES", "it_IT")
+            .replace("en_ES", "en_GB");
+        let output = std::process::Command::new("xvfb-run")
+            .args(["-a", "-s", "-screen 0 1024x768x24"])
+            .arg(&script)
+            .arg(&out)
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .env("PORTA_DESKTOP", binary("porta-desktop"))
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join(".config"))
+            .env("LANG", &locale)
+            .env_remove("LC_ALL")
+            .env_remove("LANGUAGE")
+            .env_remove("LC_MESSAGES")
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{screen} in {lang:?} did not render: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // A rendered window: its size, and more than one flat colour.
+        let identify = std::process::Command::new("convert")
+            .arg(&out)
+            .args(["-format", "%w %h %[fx:standard_deviation]", "info:"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&identify.stdout).into_owned();
+        let parts: Vec<f64> = said
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        assert!(
+            parts.len() == 3 && parts[0] >= 320.0 && parts[1] >= 400.0 && parts[2] > 0.02,
+            "{screen} in {lang:?}: {said}"
+        );
+    }
+}
+
+/// Where screenshots go: a temp dir, or docs/screenshots when
+/// PORTA_UPDATE_SCREENSHOTS is set.
+fn screenshot_dir(temp: &Path) -> PathBuf {
+    if std::env::var_os("PORTA_UPDATE_SCREENSHOTS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        docs
+    } else {
+        temp.to_owned()
+    }
+}
+
+/// A device invitation for anna.
+fn invite(town: &Town, lab: &Lab, device: &str) -> String {
+    town.admin(
+        lab,
+        &[
+            "enroll", "--user", "anna", "--device", device, "--groups", "lan",
+        ],
+    )["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, true);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
+    let tunnel = lab.iface("d");
+    let service = TunnelService::start(&mut lab, &town, &tunnel);
+    let socket = service.socket.clone();
+    let config = town.dir.path().join("config");
+    let shots_temp = tempfile::tempdir().unwrap();
+    let shots = screenshot_dir(shots_temp.path());
+    let second = invite(&town, &lab, "anna-home-2");
+    let link = porta_proto::Invitation::decode(&second).unwrap().link();
+
+    screenshots(
+        "service-stopped",
+        &town.dir.path().join("none.sock"),
+        &[],
+        &shots,
+    );
+    screenshots("invitation", &socket, &[], &shots);
+    screenshots("preview", &socket, &[&link], &shots);
+    screenshots("settings", &socket, &["--settings"], &shots);
+
+    // First run: the invitation as an e-mail wraps it, pasted whole.
+    let invitation = invite(&town, &lab, "anna-home");
+    let mut app = open_app(&socket, None, &config);
+    wait_for_text(
+        &mut app,
+        "Paste the invitation your IT unit sent you",
+        Duration::from_secs(10),
+    );
+    let wrapped = format!("{}\n   {}\r\n", &invitation[..70], &invitation[70..]);
+    let field = app.get_by_role(porta_desktop::egui::accesskit::Role::MultilineTextInput);
+    field.focus();
+    field.type_text(&wrapped);
+    app.step();
+    click(&mut app, "Continue");
+    // What will happen, and with whom.
+    wait_for_text(&mut app, "Enroll this computer", Duration::from_secs(10));
+    wait_for_text(
+        &mut app,
+        &format!("{}:7443", addr::TOWN_PUBLIC),
+        Duration::from_secs(1),
+    );
+    click(&mut app, "Enroll");
+    wait_for_text(&mut app, "Connect", Duration::from_secs(15));
+    wait_for_text(&mut app, "172.31.2.2/32", Duration::from_secs(1));
+    click(&mut app, "Connect");
+    wait_for_text(
+        &mut app,
+        "Connected to the town hall's network",
+        Duration::from_secs(30),
+    );
+    wait_until(
+        "the town server through the tunnel",
+        Duration::from_secs(20),
+        || town_server_reachable(&lab),
+    );
+    wait_for_text(&mut app, "Last handshake", Duration::from_secs(1));
+    screenshots("connected", &socket, &[], &shots);
+
+    // Diagnostics for the help desk, on the clipboard.
+    click(&mut app, "Copy diagnostics for IT");
+    wait_for_text(&mut app, "Copied.", Duration::from_secs(10));
+
+    click(&mut app, "Disconnect");
+    wait_for_text(&mut app, "Not connected", Duration::from_secs(10));
+    assert!(!town_server_reachable(&lab));
+    screenshots("disconnected", &socket, &[], &shots);
+
+    // Revoked by IT while connected: the tunnel goes and the app says so.
+    click(&mut app, "Connect");
+    wait_for_text(
+        &mut app,
+        "Connected to the town hall's network",
+        Duration::from_secs(30),
+    );
+    town.admin(&lab, &["devices", "revoke", "anna-home"]);
+    wait_for_text(
+        &mut app,
+        "This computer was disconnected by your IT unit. Contact them if this is a mistake.",
+        Duration::from_secs(30),
+    );
+    assert!(!town_server_reachable(&lab));
+    screenshots("revoked", &socket, &[], &shots);
+    drop(app);
+
+    // The `porta:` link in a new invitation e-mail opens the app with it
+    // filled in: it replaces the revoked enrollment after asking.
+    let mut app = open_app(&socket, Some(link), &config);
+    wait_for_text(&mut app, "Enroll this computer", Duration::from_secs(10));
+    wait_for_text(
+        &mut app,
+        "This computer is enrolled as anna-home",
+        Duration::from_secs(1),
+    );
+    click(&mut app, "Enroll");
+    wait_for_text(
+        &mut app,
+        "Enroll again with a new key",
+        Duration::from_secs(15),
+    );
+    click(&mut app, "Enroll again with a new key");
+    wait_for_text(&mut app, "anna-home-2", Duration::from_secs(15));
+    click(&mut app, "Connect");
+    wait_for_text(
+        &mut app,
+        "Connected to the town hall's network",
+        Duration::from_secs(30),
+    );
+    wait_until("the town server again", Duration::from_secs(20), || {
+        town_server_reachable(&lab)
+    });
+    click(&mut app, "Disconnect");
+    wait_for_text(&mut app, "Not connected", Duration::from_secs(10));
+
+    // The docs hold a screenshot of every screen in every language.
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    for screen in SCREENS {
+        for lang in Lang::ALL {
+            let name = format!("{screen}-{}.png", lang.code());
+            assert!(shots.join(&name).exists(), "{name} was not captured");
+            assert!(
+                docs.join(&name).exists(),
+                "docs/screenshots/{name} is missing"
+            );
+        }
+    }
+}
