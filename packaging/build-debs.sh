@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the three Debian packages — porta-controller, porta, portactl —
 # from this workspace with dpkg-deb (no extra tools): binaries, systemd
-# units, example configuration, man pages, shell completions, docs.
+# units, example configuration, man pages, shell completions, docs, and the
+# staff app's menu entry and icons.
 #
 # Usage: packaging/build-debs.sh [--profile release|debug] [--out DIR]
 #   --profile debug packages the test build (used by the packaging test).
@@ -16,7 +17,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ "$PROFILE" = release ]; then
-    cargo build --release --locked --bin porta-controller --bin porta --bin portactl
+    cargo build --release --locked --bin porta-controller --bin porta --bin porta-desktop --bin portactl
 fi
 BIN=target/$PROFILE
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -25,9 +26,9 @@ mkdir -p "$OUT"
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 
-# package NAME DESCRIPTION DEPENDS
+# package NAME DESCRIPTION DEPENDS [RECOMMENDS]
 package() {
-    local name=$1 description=$2 depends=$3 root=$STAGE/$1
+    local name=$1 description=$2 depends=$3 recommends=${4:-} root=$STAGE/$1
     mkdir -p "$root/DEBIAN" "$root/usr/share/doc/$name"
     cp README.md LICENSE "$root/usr/share/doc/$name/"
     for script in postinst prerm postrm; do
@@ -43,7 +44,8 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: Porta developers <porta@example.invalid>
 Installed-Size: $size${depends:+
-Depends: $depends}
+Depends: $depends}${recommends:+
+Recommends: $recommends}
 Section: net
 Priority: optional
 Homepage: https://example.invalid/porta
@@ -89,14 +91,25 @@ package porta-controller "Porta controller: WireGuard keys and peer configuratio
 # porta: the staff client.
 root=$STAGE/porta
 install -D -m 755 "$BIN/porta" "$root/usr/bin/porta"
+install -D -m 755 "$BIN/porta-desktop" "$root/usr/bin/porta-desktop"
 install -D -m 644 packaging/systemd/porta.service "$root/lib/systemd/system/porta.service"
+install -D -m 644 packaging/desktop/porta-desktop.desktop "$root/usr/share/applications/porta-desktop.desktop"
+install -D -m 644 packaging/desktop/porta-desktop-autostart.desktop "$root/etc/xdg/autostart/porta-desktop.desktop"
+for icon in porta porta-disconnected; do
+    install -D -m 644 "packaging/desktop/icons/$icon.svg" "$root/usr/share/icons/hicolor/scalable/apps/$icon.svg"
+    for size in 16 24 32 48 64 128 256; do
+        install -D -m 644 "packaging/desktop/icons/${size}x${size}/$icon.png" \
+            "$root/usr/share/icons/hicolor/${size}x${size}/apps/$icon.png"
+    done
+done
 add_docs porta "$root"
 package porta "Porta: connect this computer to the town hall's network
  The staff client of the Porta VPN: a tunnel service (porta.service) that
- holds this computer's key and tunnel, and the porta command that drives
- it without administrator rights for members of the porta group. Speaks
- standard WireGuard; wg show works against it." \
-    "adduser, iproute2"
+ holds this computer's key and tunnel; the Porta app (porta-desktop) and
+ the porta command drive it without administrator rights for members of
+ the porta group. Speaks standard WireGuard; wg show works against it." \
+    "adduser, iproute2" \
+    "libgl1-mesa-dri, libegl1, libxkbcommon-x11-0, libxcursor1, libxrandr2, libxi6"
 
 # portactl: admin and auditor CLI, with man pages and completions.
 root=$STAGE/portactl

@@ -33,7 +33,7 @@ trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 portactl() { in_ns $TOWN "$PORTA_BIN/portactl" --config "$WORK/portactl.toml" "$@"; }
-porta() { in_ns $HOME_NS "$PORTA_BIN/porta" --state "$WORK/laptop" --interface ${TAG}c "$@"; }
+porta() { in_ns $HOME_NS "$PORTA_BIN/porta" --state "$WORK/laptop" --interface ${TAG}c --socket "$WORK/run/porta.sock" "$@"; }
 fetch() { # fetch URL: print the first line of the page, or fail within 3 s
     in_ns $HOME_NS python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode().splitlines()[0])' "$1"
 }
@@ -68,9 +68,11 @@ INVITATION=$(portactl --json enroll --user anna --device anna-laptop --groups la
     | python3 -c 'import json, sys; print(json.load(sys.stdin)["invitation"])')
 echo "invitation for Anna: ${INVITATION:0:32}…"
 
-step "Anna, at home: porta enroll, porta up"
+step "Anna, at home: the Porta service runs; porta enroll, porta up"
+porta daemon >"$WORK/daemon.log" 2>&1 &
+for _ in $(seq 50); do [ -S "$WORK/run/porta.sock" ] && break; sleep 0.2; done
 porta enroll "$INVITATION"
-porta up >"$WORK/up.log" 2>&1 &
+porta up
 for _ in $(seq 50); do porta status --json 2>/dev/null | grep -q '"last_handshake":[0-9]' && break; sleep 0.2; done
 porta status
 echo; echo "Anna opens the town server:"
@@ -78,8 +80,8 @@ fetch http://10.98.2.2:8080/
 
 step "IT revokes the laptop"
 portactl devices revoke anna-laptop --yes
-sleep 1
-echo "Anna's screen says: $(grep -o 'This device was revoked[^.]*' "$WORK/up.log" | head -1)"
+for _ in $(seq 50); do porta status --json 2>/dev/null | grep -q '"state":"revoked"' && break; sleep 0.2; done
+echo "Anna's screen says: $(porta status | sed -n 2p | sed 's/^ *//')"
 if fetch http://10.98.2.2:8080/ >/dev/null 2>&1; then echo "unexpected: the server is still reachable" >&2; exit 1; fi
 echo "The town server is unreachable from the laptop now."
 

@@ -32,6 +32,9 @@ impl Lang {
     /// All languages, in the order the settings list them.
     pub const ALL: [Lang; 4] = [Lang::Ca, Lang::Es, Lang::It, Lang::En];
 
+    /// All languages, in the order of docs/staff-guide.md's sections.
+    pub const ALL_IN_GUIDE_ORDER: [Lang; 4] = [Lang::En, Lang::Ca, Lang::Es, Lang::It];
+
     /// The language's own name.
     pub fn name(self) -> &'static str {
         match self {

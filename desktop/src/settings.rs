@@ -93,7 +93,7 @@ fn write(path: &Path, text: &str) -> std::io::Result<()> {
 pub fn autostart_entry(minimised: bool) -> String {
     format!(
         "[Desktop Entry]\nType=Application\nName=Porta\nComment=Connect to the town hall's network\n\
-         Exec=porta-desktop --at-login{}\nIcon=porta\nTerminal=false\nX-GNOME-Autostart-enabled=true\n",
+         Exec=porta-desktop --at-login{}\nIcon=porta\nTerminal=false\nHidden=false\nX-GNOME-Autostart-enabled=true\n",
         if minimised { " --minimised" } else { "" }
     )
 }

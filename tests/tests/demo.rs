@@ -27,7 +27,7 @@ fn the_demo_runs_and_shows_enroll_reach_revoke_and_the_log() {
     );
     for expected in [
         "you are inside the town network",
-        "This device was revoked by your IT administrator",
+        "This computer was disconnected by your IT unit",
         "The town server is unreachable",
         "session_end",
         "connections log: OK",

@@ -136,9 +136,29 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
         "/usr/share/bash-completion/completions/portactl",
         "/usr/share/zsh/vendor-completions/_portactl",
         "/usr/share/fish/vendor_completions.d/portactl.fish",
+        "/usr/bin/porta-desktop",
+        "/usr/share/applications/porta-desktop.desktop",
+        "/etc/xdg/autostart/porta-desktop.desktop",
+        "/usr/share/icons/hicolor/scalable/apps/porta.svg",
+        "/usr/share/icons/hicolor/48x48/apps/porta.png",
+        "/usr/share/icons/hicolor/256x256/apps/porta-disconnected.png",
+        "/usr/share/man/man1/porta-daemon.1.gz",
     ] {
         assert!(Path::new(file).exists(), "{file} was not installed");
     }
+    // The menu entries are valid, the app handles porta: links, and the
+    // package made the group whose members may connect.
+    run(&[
+        "desktop-file-validate",
+        "/usr/share/applications/porta-desktop.desktop",
+        "/etc/xdg/autostart/porta-desktop.desktop",
+    ]);
+    let entry = std::fs::read_to_string("/usr/share/applications/porta-desktop.desktop").unwrap();
+    assert!(
+        entry.contains("MimeType=x-scheme-handler/porta;")
+            && entry.contains("Exec=porta-desktop %u")
+    );
+    run(&["getent", "group", "porta"]);
     run(&["getent", "passwd", "porta"]);
     let unit = std::fs::read_to_string("/lib/systemd/system/porta-controller.service").unwrap();
     assert!(unit.contains("User=porta") && unit.contains("CapabilityBoundingSet=CAP_NET_ADMIN"));

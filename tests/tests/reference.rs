@@ -117,13 +117,20 @@ fn shipped_man_pages_are_what_the_programs_generate() {
 
 #[test]
 fn every_language_of_the_staff_guide_carries_the_same_steps_and_messages() {
+    use porta_client::i18n::{Lang, Msg};
     let guide = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/staff-guide.md"),
     )
     .unwrap();
-    // Per language: its numbered steps' commands and its table's messages
-    // (the programs print English, so the first column is the same text).
-    let sections: Vec<(&str, Vec<String>, Vec<String>)> = guide
+    // Per language: the commands it quotes, the app's messages its table
+    // explains (as the app shows them in that language), its screenshots.
+    struct Section<'a> {
+        name: &'a str,
+        commands: Vec<String>,
+        messages: Vec<String>,
+        pictures: Vec<String>,
+    }
+    let sections: Vec<Section> = guide
         .split("\n## ")
         .skip(1)
         .map(|section| {
@@ -132,26 +139,83 @@ fn every_language_of_the_staff_guide_carries_the_same_steps_and_messages() {
                 .split('`')
                 .skip(1)
                 .step_by(2)
-                .filter(|code| code.starts_with("sudo "))
+                .filter(|code| code.starts_with("sudo ") || code.starts_with("porta "))
                 .map(str::to_owned)
                 .collect();
             let messages = section
                 .lines()
                 .filter(|line| line.starts_with("| `"))
-                .map(|line| line.split(" | ").next().unwrap().to_owned())
+                .map(|line| line[3..].split('`').next().unwrap().to_owned())
                 .collect();
-            (name, commands, messages)
+            let pictures = section
+                .split("](screenshots/")
+                .skip(1)
+                .map(|rest| rest.split(')').next().unwrap().to_owned())
+                .collect();
+            Section {
+                name,
+                commands,
+                messages,
+                pictures,
+            }
         })
         .collect();
-    let names: Vec<&str> = sections.iter().map(|s| s.0).collect();
+    let names: Vec<&str> = sections.iter().map(|s| s.name).collect();
     assert_eq!(names, ["English", "Català", "Español", "Italiano"]);
-    let (_, commands, messages) = &sections[0];
-    assert!(commands.iter().any(|c| c == "sudo systemctl stop porta"));
-    for (name, other_commands, other_messages) in &sections[1..] {
+    let commands = &sections[0].commands;
+    assert!(commands.iter().any(|c| c == "sudo adduser anna porta"));
+    assert!(commands.iter().any(|c| c == "porta diagnostics"));
+    // Which catalogue message a table entry is, in `lang` (placeholders
+    // written as "…").
+    let which = |lang: Lang, shown: &str| {
+        Msg::ALL.iter().copied().find(|msg| {
+            let mut text = msg.text(lang).to_owned();
+            while let Some(start) = text.find('{') {
+                let end = text[start..].find('}').unwrap() + start;
+                text.replace_range(start..=end, "…");
+            }
+            text.starts_with(shown)
+        })
+    };
+    let mut explained_in_english = Vec::new();
+    for (section, lang) in sections.iter().zip(Lang::ALL_IN_GUIDE_ORDER) {
+        let Section {
+            name,
+            commands: other_commands,
+            messages,
+            pictures,
+        } = section;
         let expected: BTreeSet<&String> = commands.iter().collect();
         let found: BTreeSet<&String> = other_commands.iter().collect();
         assert_eq!(found, expected, "{name}: the commands differ from English");
-        assert_eq!(other_messages, messages, "{name}: the messages differ");
+        let explained: Vec<Msg> = messages
+            .iter()
+            .map(|m| {
+                which(lang, m).unwrap_or_else(|| panic!("{name}: {m:?} is not what the app shows"))
+            })
+            .collect();
+        if explained_in_english.is_empty() {
+            explained_in_english = explained;
+        } else {
+            assert_eq!(
+                explained, explained_in_english,
+                "{name}: other messages than English"
+            );
+        }
+        assert!(!pictures.is_empty(), "{name} shows the app");
+        for picture in pictures {
+            assert!(
+                picture.ends_with(&format!("-{}.png", lang.code())),
+                "{name} shows {picture}, of another language"
+            );
+            assert!(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../docs/screenshots")
+                    .join(picture)
+                    .exists(),
+                "{name}: {picture} is missing"
+            );
+        }
     }
 }
 

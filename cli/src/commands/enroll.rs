@@ -55,6 +55,7 @@ async fn single(ctx: &Ctx, row: Row, ttl: u64, qr: bool) -> Result<()> {
         println!(
             "{}",
             json!({"user": user, "device": device, "token_id": token.id, "expires_at": expires,
+                   "link": format!("{}:{}", porta_proto::invitation::LINK_SCHEME, created.invitation),
                    "invitation": created.invitation})
         );
         return Ok(());
@@ -67,9 +68,14 @@ async fn single(ctx: &Ctx, row: Row, ttl: u64, qr: bool) -> Result<()> {
     Ok(())
 }
 
-/// The one line an admin pastes into a mail or chat to the staff member.
+/// The one line an admin pastes into a mail or chat to the staff member:
+/// the `porta:` link opens the Porta app with the invitation filled in.
 fn ready_to_send(user: &str, invitation: &str) -> String {
-    format!("Hello {user}: install the Porta client, then run:  porta enroll {invitation}")
+    use porta_proto::invitation::LINK_SCHEME;
+    format!(
+        "Hello {user}: to connect your computer, open this link with the Porta app: \
+         {LINK_SCHEME}:{invitation}  (or paste it into the app, or run: porta enroll {invitation})"
+    )
 }
 
 /// One staff row of the input CSV.
