@@ -26,8 +26,11 @@ measure() { # NAME COMMAND…: runs it in its own X server, prints its figures
         before=$(ticks); sleep '"$seconds"'; after=$(ticks)
         hz=$(getconf CLK_TCK)
         rss=$(awk "/VmRSS/ {print \$2}" /proc/$pid/status)
-        awk -v n="'"$name"'" -v t=$((after - before)) -v hz="$hz" -v s='"$seconds"' -v rss="$rss" \
-            "BEGIN { printf \"%-28s CPU %5.2f %%   RSS %6.1f MiB\n\", n, 100 * t / hz / s, rss / 1024 }"
+        # Mesa'"'"'s software renderer (llvmpipe: libLLVM and the DRI driver) is
+        # file-backed, shared, and absent where a GPU driver renders.
+        gl=$(awk "/^[0-9a-f]+-/ {gl = (\$6 ~ /libLLVM|_dri\\.so/)} /^Rss:/ && gl {s += \$2} END {print s + 0}" /proc/$pid/smaps)
+        awk -v n="'"$name"'" -v t=$((after - before)) -v hz="$hz" -v s='"$seconds"' -v rss="$rss" -v gl="$gl" \
+            "BEGIN { printf \"%-22s CPU %5.2f %%   RSS %6.1f MiB   without Mesa llvmpipe %6.1f MiB\n\", n, 100 * t / hz / s, rss / 1024, (rss - gl) / 1024 }"
         kill $pid
     ' _ "$@"
 }

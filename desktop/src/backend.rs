@@ -102,6 +102,8 @@ async fn follow(
     tell: impl Fn(Event) -> bool,
     look_again: Arc<tokio::sync::Notify>,
 ) {
+    // The same problem again is no news: the window is not woken for it.
+    let mut last_problem: Option<ServiceProblem> = None;
     loop {
         let outcome = async {
             let mut client = local::connect(&socket).await.map_err(problem)?;
@@ -111,6 +113,7 @@ async fn follow(
                 .map_err(status_problem)?
                 .into_inner();
             while let Some(status) = stream.message().await.map_err(status_problem)? {
+                last_problem = None;
                 if !tell(Event::Service(Ok(status))) {
                     return Ok(());
                 }
@@ -120,7 +123,9 @@ async fn follow(
         .await;
         match outcome {
             Ok(()) => return,
+            Err(problem) if last_problem.as_ref() == Some(&problem) => {}
             Err(problem) => {
+                last_problem = Some(problem.clone());
                 if !tell(Event::Service(Err(problem))) {
                     return;
                 }
