@@ -204,8 +204,6 @@ pub struct Model {
     pub settings_open: bool,
     /// A revoked computer is being enrolled again.
     pub new_invitation: bool,
-    /// The person asked to disconnect (no "lost" notification then).
-    asked_down: bool,
 }
 
 impl Model {
@@ -223,7 +221,6 @@ impl Model {
             copied: false,
             settings_open: false,
             new_invitation: false,
-            asked_down: false,
         }
     }
 
@@ -296,14 +293,8 @@ impl Model {
                 invitation: self.invitation.clone(),
                 replace,
             }),
-            Action::Connect => {
-                self.asked_down = false;
-                self.request(Request::Up)
-            }
-            Action::Disconnect => {
-                self.asked_down = true;
-                self.request(Request::Down)
-            }
+            Action::Connect => self.request(Request::Up),
+            Action::Disconnect => self.request(Request::Down),
             Action::CopyDiagnostics => {
                 self.copied = false;
                 vec![Effect::Send(Request::Diagnostics)]
@@ -408,12 +399,13 @@ impl Model {
         if first || before == Some(now) {
             return effects;
         }
+        // Disconnected is only ever asked for (here, or by another front
+        // end such as `porta down`); a tunnel that loses its gateway goes
+        // back to Connecting.
         match (before, now) {
             (_, State::Connected) => effects.push(Effect::Notify(Msg::NotifyConnected)),
             (_, State::Revoked) => effects.push(Effect::Notify(Msg::Revoked)),
-            (Some(State::Connected), State::Connecting | State::Disconnected)
-                if !self.asked_down =>
-            {
+            (Some(State::Connected), State::Connecting) => {
                 effects.push(Effect::Notify(Msg::NotifyDropped));
             }
             _ => {}
@@ -562,12 +554,11 @@ mod tests {
             vec![Effect::Notify(Msg::NotifyDropped)]
         );
         model.apply(Event::Service(Ok(status(State::Connected))));
-        model.act(Action::Disconnect);
         assert!(
             model
                 .apply(Event::Service(Ok(status(State::Disconnected))))
                 .is_empty(),
-            "asked for"
+            "asked for, here or by `porta down`"
         );
         assert_eq!(
             model.apply(Event::Service(Ok(status(State::Revoked)))),

@@ -9,6 +9,10 @@
 //! Along the way the real binary is started under Xvfb for each screen in
 //! each language and captured (docs/screenshots/, regenerated with
 //! PORTA_UPDATE_SCREENSHOTS=1); the test fails if a screen does not render.
+//! One more copy of the binary runs on its own session bus (a real
+//! dbus-daemon) while the tunnel comes up and is revoked: its desktop
+//! notifications are the org.freedesktop.Notifications calls dbus-monitor
+//! sees on that bus.
 
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -147,6 +151,87 @@ fn screenshot_dir(temp: &Path) -> PathBuf {
     }
 }
 
+/// A private session bus (dbus-daemon), a dbus-monitor recording the
+/// notification calls on it, and porta-desktop under Xvfb on that bus.
+struct NotifiedApp {
+    bus: std::process::Child,
+    monitor: std::process::Child,
+    app: std::process::Child,
+    seen: PathBuf,
+    _home: tempfile::TempDir,
+}
+
+impl NotifiedApp {
+    fn start(socket: &Path) -> Self {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let mut bus = std::process::Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("dbus-daemon (apt install dbus)");
+        let mut address = String::new();
+        std::io::BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        let address = address.trim().to_owned();
+        let home = tempfile::tempdir().unwrap();
+        let seen = home.path().join("notifications.txt");
+        let monitor = std::process::Command::new("dbus-monitor")
+            .args([
+                "--address",
+                &address,
+                "interface='org.freedesktop.Notifications'",
+            ])
+            .stdout(std::fs::File::create(&seen).unwrap())
+            .spawn()
+            .unwrap();
+        let app = std::process::Command::new("xvfb-run")
+            .args(["-a", "-s", "-screen 0 1024x768x24"])
+            .arg(binary("porta-desktop"))
+            .arg("--socket")
+            .arg(socket)
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join(".config"))
+            .env("LANG", "en_GB.UTF-8")
+            .env_remove("LC_ALL")
+            .env_remove("LANGUAGE")
+            .env("LIBGL_ALWAYS_SOFTWARE", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        Self {
+            bus,
+            monitor,
+            app,
+            seen,
+            _home: home,
+        }
+    }
+
+    /// The notification texts shown so far.
+    fn shown(&self) -> String {
+        std::fs::read_to_string(&self.seen).unwrap_or_default()
+    }
+}
+
+impl Drop for NotifiedApp {
+    fn drop(&mut self) {
+        // xvfb-run, its X server and the app are one process group.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.app.id())])
+            .status();
+        let _ = self.app.wait();
+        for child in [&mut self.monitor, &mut self.bus] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A device invitation for anna.
 fn invite(town: &Town, lab: &Lab, device: &str) -> String {
     town.admin(
@@ -209,6 +294,8 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     click(&mut app, "Enroll");
     wait_for_text(&mut app, "Connect", Duration::from_secs(15));
     wait_for_text(&mut app, "172.31.2.2/32", Duration::from_secs(1));
+    let notified = NotifiedApp::start(&socket);
+    std::thread::sleep(Duration::from_secs(3));
     click(&mut app, "Connect");
     wait_for_text(
         &mut app,
@@ -246,6 +333,28 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
         Duration::from_secs(30),
     );
     assert!(!town_server_reachable(&lab));
+    // The app on the desktop said so, each time.
+    wait_until("the notifications", Duration::from_secs(10), || {
+        notified.shown().contains("disconnected by your IT unit")
+    });
+    let shown = notified.shown();
+    assert_eq!(
+        shown
+            .matches("Porta: connected to the town hall's network")
+            .count(),
+        2,
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("the connection to the town hall was lost"),
+        "Disconnect was asked for (in the other window): {shown}"
+    );
+    assert_eq!(
+        shown.matches("disconnected by your IT unit").count(),
+        1,
+        "{shown}"
+    );
+    drop(notified);
     screenshots("revoked", &socket, &[], &shots);
     drop(app);
 
