@@ -30,10 +30,15 @@ type App = Harness<'static, Option<PortaApp>>;
 
 /// The app's window, on the service at `socket`, opened from `link`.
 fn open_app(socket: &Path, link: Option<String>, config: &Path) -> App {
+    open_app_at(socket, link, config, false)
+}
+
+/// [`open_app`], started by the autostart entry at login when `at_login`.
+fn open_app_at(socket: &Path, link: Option<String>, config: &Path, at_login: bool) -> App {
     let options = Options {
         socket: socket.to_owned(),
         link,
-        at_login: false,
+        at_login,
         places: Places {
             config: config.to_owned(),
         },
@@ -386,6 +391,32 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     });
     click(&mut app, "Disconnect");
     wait_for_text(&mut app, "Not connected", Duration::from_secs(10));
+
+    // "Connect when I log in", chosen in the settings: the autostart entry
+    // starts the app at login, and it connects by itself.
+    click(&mut app, "Settings");
+    wait_for_text(&mut app, "Connect when I log in", Duration::from_secs(5));
+    click(&mut app, "Connect when I log in");
+    let autostart = config.join("autostart/porta-desktop.desktop");
+    assert!(
+        std::fs::read_to_string(&autostart)
+            .unwrap()
+            .contains("Exec=porta-desktop --at-login"),
+        "the autostart entry"
+    );
+    drop(app);
+    let mut app = open_app_at(&socket, None, &config, true);
+    wait_for_text(
+        &mut app,
+        "Connected to the town hall's network",
+        Duration::from_secs(30),
+    );
+    wait_until(
+        "the town server after login",
+        Duration::from_secs(20),
+        || town_server_reachable(&lab),
+    );
+    drop(app);
 
     // The docs hold a screenshot of every screen in every language.
     let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
