@@ -1,5 +1,5 @@
 //! The `porta.local.v1` Tunnel service: one tunnel, owned here, driven by
-//! front ends. State lives in [`Inner`]; every change publishes a fresh
+//! front ends. State lives in one shared `Inner`; every change publishes a fresh
 //! [`local::Status`] on a watch channel, which `WatchStatus` streams.
 
 use super::settings::{Refusal, Remembered};

@@ -1,0 +1,103 @@
+//! Gateway events into connection records: checked, each id once, with
+//! the open sessions kept in step.
+
+use super::*;
+
+/// What became of a batch of events.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventReport {
+    /// Events recorded now.
+    pub accepted: u32,
+    /// Events refused (never recorded): event id and why.
+    pub refused: Vec<(String, String)>,
+}
+
+/// Records `events` from `gateway` in one transaction: each event id once,
+/// each with its device's user, name and tunnel address, keeping the open
+/// sessions in step. Events [`event_check::check`] refuses are left out of
+/// the chain, logged, and counted in the gateway's record.
+pub async fn record_events(
+    store: &Store,
+    gateway: &GatewayRecord,
+    events: &[GatewayEvent],
+    now: u64,
+) -> Result<EventReport> {
+    let report = store
+        .append(|t| {
+            let mut report = EventReport::default();
+            for event in events {
+                if t.contains(T::EventIds, event.event_id.as_bytes())? {
+                    continue;
+                }
+                let device: Option<DeviceRecord> = t.get(T::Devices, event.device_id.as_bytes())?;
+                let open: Option<OpenSession> = t.get(T::Sessions, event.device_id.as_bytes())?;
+                let (device, admitted) =
+                    match event_check::check(event, device.as_ref(), open.as_ref(), gateway, now) {
+                        Ok(admitted) => (device.expect("admitted events have a device"), admitted),
+                        Err(reason) => {
+                            report.refused.push((event.event_id.clone(), reason));
+                            continue;
+                        }
+                    };
+                // Bytes already recorded for the session this event continues.
+                let so_far = match (&open, event.kind) {
+                    (Some(open), EventKind::SessionEnd | EventKind::EndpointChange) => {
+                        (open.rx_bytes, open.tx_bytes)
+                    }
+                    _ => (0, 0),
+                };
+                match event.kind {
+                    EventKind::SessionEnd => t.remove(T::Sessions, device.id.as_bytes())?,
+                    _ => t.put(
+                        T::Sessions,
+                        device.id.as_bytes(),
+                        &OpenSession {
+                            user: device.user.clone(),
+                            device: device.name.clone(),
+                            tunnel_address: device.ipv4.to_string(),
+                            public_address: event.public_address.clone(),
+                            gateway: gateway.name.clone(),
+                            since: admitted.session_start,
+                            rx_bytes: event.rx_bytes,
+                            tx_bytes: event.tx_bytes,
+                        },
+                    )?,
+                }
+                t.log_connection(ConnectionEntry {
+                    sequence: 0,
+                    event_id: event.event_id.clone(),
+                    kind: event.kind.as_str().to_owned(),
+                    at: event.at,
+                    user: device.user.clone(),
+                    device: device.name.clone(),
+                    tunnel_address: device.ipv4.to_string(),
+                    public_address: event.public_address.clone(),
+                    previous_public_address: event.previous_public_address.clone(),
+                    gateway: gateway.name.clone(),
+                    session_start: admitted.session_start,
+                    rx_bytes: event.rx_bytes.max(so_far.0),
+                    tx_bytes: event.tx_bytes.max(so_far.1),
+                    reason: event
+                        .reason
+                        .map(|r| r.as_str().to_owned())
+                        .unwrap_or_default(),
+                    previous_hash: String::new(),
+                    hash: String::new(),
+                })?;
+                report.accepted += 1;
+            }
+            if !report.refused.is_empty()
+                && let Some(mut record) =
+                    t.get::<GatewayRecord>(T::Gateways, gateway.id.as_bytes())?
+            {
+                record.refused_events += report.refused.len() as u64;
+                t.put(T::Gateways, gateway.id.as_bytes(), &record)?;
+            }
+            Ok(report)
+        })
+        .await?;
+    for (event_id, reason) in &report.refused {
+        tracing::warn!(gateway = %gateway.name, event_id = %crate::validate::quoted(event_id), %reason, "connection event refused");
+    }
+    Ok(report)
+}
