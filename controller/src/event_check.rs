@@ -134,22 +134,15 @@ mod tests {
 
     fn device() -> DeviceRecord {
         DeviceRecord {
-            id: "d1".into(),
-            name: "anna-laptop".into(),
-            user: "anna".into(),
-            public_key: String::new(),
-            ipv4: "10.77.0.2".parse().expect("address"),
-            ipv6: None,
-            hostname: String::new(),
-            os: String::new(),
-            enrolled_at: 1_789_000_000,
-            last_seen_at: 0,
-            revoked_at: None,
-            revoked_by: String::new(),
-            credential_id: "c1".into(),
-            client_version: String::new(),
             gateway: Some("annex".into()),
-            last_handshake_at: 0,
+            ..DeviceRecord::new(
+                "d1",
+                "anna-laptop",
+                "anna",
+                "10.77.0.2".parse().expect("address"),
+                "c1",
+                1_789_000_000,
+            )
         }
     }
 

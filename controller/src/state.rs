@@ -736,22 +736,12 @@ impl Controller {
                 let device_id = secret::new_id();
                 let credential = secret::issue();
                 let device = DeviceRecord {
-                    id: device_id.clone(),
-                    name: device_name.clone(),
-                    user: user.clone(),
                     public_key: public_key.to_base64(),
-                    ipv4,
                     ipv6,
                     hostname: hostname.to_owned(),
                     os: os.to_owned(),
-                    enrolled_at: now,
-                    last_seen_at: 0,
-                    revoked_at: None,
-                    revoked_by: String::new(),
-                    credential_id: credential.id.clone(),
-                    client_version: String::new(),
                     gateway: gateway.clone(),
-                    last_handshake_at: 0,
+                    ..DeviceRecord::new(&device_id, device_name, user, ipv4, &credential.id, now)
                 };
                 t.put(T::Devices, device_id.as_bytes(), &device)?;
                 t.put_raw(T::DeviceNames, device_name.as_bytes(), device_id.as_bytes())?;

@@ -20,24 +20,14 @@ async fn main() {
     let dir = args.next().expect("usage: logs <store dir> <count>");
     let count: u64 = args.next().map(|c| c.parse().unwrap()).unwrap_or(1_000_000);
     let store = Store::open(std::path::Path::new(&dir)).unwrap();
-    let device = DeviceRecord {
-        id: "bench-device".into(),
-        name: "núria-laptop".into(),
-        user: "núria".into(),
-        public_key: String::new(),
-        ipv4: "10.77.0.2".parse().unwrap(),
-        ipv6: None,
-        hostname: String::new(),
-        os: String::new(),
-        enrolled_at: 1,
-        last_seen_at: 0,
-        revoked_at: None,
-        revoked_by: String::new(),
-        credential_id: "bench".into(),
-        client_version: String::new(),
-        gateway: None,
-        last_handshake_at: 0,
-    };
+    let device = DeviceRecord::new(
+        "bench-device",
+        "núria-laptop",
+        "núria",
+        "10.77.0.2".parse().unwrap(),
+        "bench",
+        1,
+    );
     store
         .write(|t| t.put(T::Devices, device.id.as_bytes(), &device))
         .await

@@ -248,24 +248,14 @@ mod tests {
     async fn store_with_device() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join("store")).expect("open");
-        let device = DeviceRecord {
-            id: "d1".into(),
-            name: "anna-laptop".into(),
-            user: "anna".into(),
-            public_key: String::new(),
-            ipv4: "10.77.0.2".parse().expect("address"),
-            ipv6: None,
-            hostname: String::new(),
-            os: String::new(),
-            enrolled_at: 1,
-            last_seen_at: 0,
-            revoked_at: None,
-            revoked_by: String::new(),
-            credential_id: "c1".into(),
-            client_version: String::new(),
-            gateway: None,
-            last_handshake_at: 0,
-        };
+        let device = DeviceRecord::new(
+            "d1",
+            "anna-laptop",
+            "anna",
+            "10.77.0.2".parse().expect("address"),
+            "c1",
+            1,
+        );
         store
             .write(|t| t.put(T::Devices, b"d1", &device))
             .await

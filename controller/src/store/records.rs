@@ -233,6 +233,39 @@ pub struct DeviceRecord {
     pub last_handshake_at: u64,
 }
 
+impl DeviceRecord {
+    /// A device as enrolled at `enrolled_at`: not seen yet, not revoked,
+    /// without a key (set by enrollment), IPv6 address, host details or a
+    /// chosen gateway.
+    pub fn new(
+        id: &str,
+        name: &str,
+        user: &str,
+        ipv4: Ipv4Addr,
+        credential_id: &str,
+        enrolled_at: u64,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            user: user.to_owned(),
+            public_key: String::new(),
+            ipv4,
+            ipv6: None,
+            hostname: String::new(),
+            os: String::new(),
+            enrolled_at,
+            last_seen_at: 0,
+            revoked_at: None,
+            revoked_by: String::new(),
+            credential_id: credential_id.to_owned(),
+            client_version: String::new(),
+            gateway: None,
+            last_handshake_at: 0,
+        }
+    }
+}
+
 /// Who holds (or held) a tunnel address.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressLease {
