@@ -153,6 +153,13 @@ catalogue! {
         es: "Registrar este equipo",
         it: "Registrare questo computer"
     }
+    /// Preview: the town hall's name.
+    PreviewOrganization {
+        en: "Town hall: {organization}",
+        ca: "Ajuntament: {organization}",
+        es: "Ayuntamiento: {organization}",
+        it: "Comune: {organization}"
+    }
     /// Preview: the town hall's server.
     PreviewController {
         en: "Your town hall's server: {controller}",

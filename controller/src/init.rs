@@ -55,6 +55,8 @@ pub struct InitOptions {
     pub dns: Vec<IpAddr>,
     /// DNS search domains for devices.
     pub search_domains: Vec<String>,
+    /// The town hall's name, shown in invitations.
+    pub organization: String,
     /// The town's own certificate and key, instead of a self-signed one.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// How long a revoked device's address is held back.
@@ -76,6 +78,7 @@ impl InitOptions {
             routes: Vec::new(),
             dns: Vec::new(),
             search_domains: Vec::new(),
+            organization: String::new(),
             tls: None,
             address_quarantine_secs: 30 * DAY,
             token_ttl_secs: 3 * DAY,
@@ -107,6 +110,8 @@ pub struct InitReport {
 /// Creates and fills a new data directory. Refuses to touch one that
 /// exists and is not empty.
 pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
+    // Checked before anything is written.
+    let organization = crate::validate::text("--organization", &options.organization)?;
     let data = &options.data;
     prepare_empty_dir(data)?;
 
@@ -131,6 +136,7 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
         (None, false) => Some(random_ula()),
     };
     let settings = Settings {
+        organization,
         gateway_name: "embedded".into(),
         vpn_prefix_v4: options.vpn_prefix.trunc(),
         vpn_prefix_v6: vpn_prefix6,

@@ -204,6 +204,10 @@ pub struct InitArgs {
     /// A DNS search domain for devices (repeatable).
     #[arg(long = "search-domain", value_name = "DOMAIN")]
     pub search_domains: Vec<String>,
+    /// The town hall's name, shown to staff in their invitation before they
+    /// enroll (e.g. "Ajuntament de Calonge").
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub organization: String,
     /// Use this PEM certificate instead of a self-signed one.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -415,6 +419,7 @@ impl InitArgs {
             routes: self.routes.clone(),
             dns: self.dns.clone(),
             search_domains: self.search_domains.clone(),
+            organization: self.organization.clone(),
             tls: self.tls_cert.clone().zip(self.tls_key.clone()),
             address_quarantine_secs: self.address_quarantine.as_secs(),
             token_ttl_secs: ttl,

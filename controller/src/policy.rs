@@ -55,6 +55,7 @@ mod tests {
     #[test]
     fn group_destinations_become_an_equivalent_gateway_filter() {
         let settings = Settings {
+            organization: String::new(),
             gateway_name: "g".into(),
             vpn_prefix_v4: "10.77.0.0/16".parse().expect("prefix"),
             vpn_prefix_v6: None,

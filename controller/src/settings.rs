@@ -10,6 +10,9 @@ pub const DAY: u64 = 86_400;
 /// What `porta-controller init` decided; read by every part of the controller.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
+    /// The town hall's name, written into invitations for people to see.
+    #[serde(default)]
+    pub organization: String,
     /// Name shown for this controller's embedded gateway.
     pub gateway_name: String,
     /// IPv4 prefix device addresses come from.

@@ -265,6 +265,7 @@ impl Controller {
             fingerprint: self.fingerprint,
             token: token.to_owned(),
             kind,
+            organization: self.settings.organization.clone(),
         }
         .encode()
     }

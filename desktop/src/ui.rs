@@ -128,6 +128,14 @@ fn preview(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
     };
     ui.label(RichText::new(Msg::PreviewTitle.text(lang)).size(18.0));
     ui.add_space(6.0);
+    if !preview.organization.is_empty() {
+        ui.label(
+            RichText::new(
+                Msg::PreviewOrganization.fill(lang, &[("organization", &preview.organization)]),
+            )
+            .strong(),
+        );
+    }
     ui.label(Msg::PreviewController.fill(lang, &[("controller", &preview.controller)]));
     ui.label(
         RichText::new(Msg::PreviewFingerprint.fill(lang, &[("fingerprint", &preview.fingerprint)]))

@@ -100,10 +100,18 @@ fn every_screen(lang: Lang) -> Vec<(&'static str, Model, Vec<Msg>)> {
                 Event::Previewed(Ok(local::PreviewResponse {
                     controller: "vpn.example:7443".into(),
                     fingerprint: "ab:cd".into(),
+                    organization: "Ajuntament de Calonge".into(),
                     enrolled_as: String::new(),
                 })),
             ]),
-            vec![Msg::PreviewTitle, Msg::PreviewWhat, Msg::Enroll, Msg::Back],
+            vec![
+                Msg::PreviewTitle,
+                Msg::PreviewOrganization,
+                Msg::PreviewController,
+                Msg::PreviewWhat,
+                Msg::Enroll,
+                Msg::Back,
+            ],
         ),
         (
             "disconnected",
@@ -153,7 +161,8 @@ fn every_screen_shows_its_words_in_every_language() {
             let mut harness = harness(model);
             harness.run();
             for word in words {
-                let text = word.text(lang);
+                // Up to its first placeholder: the rest is the model's data.
+                let text = word.text(lang).split('{').next().unwrap();
                 assert!(
                     harness.query_all_by_label_contains(text).next().is_some(),
                     "{name} in {lang:?} lacks {word:?} ({text})"

@@ -34,6 +34,8 @@ pub struct Invitation {
     pub token: String,
     /// What the token is for.
     pub kind: pb::InvitationKind,
+    /// The town hall's name, for people (may be empty).
+    pub organization: String,
 }
 
 /// Why a string is not a usable invitation.
@@ -61,6 +63,7 @@ impl Invitation {
             certificate_sha256: self.fingerprint.0.to_vec(),
             token: self.token.clone(),
             kind: self.kind as i32,
+            organization: self.organization.clone(),
         };
         let body = BASE32_NOPAD.encode(&message.encode_to_vec());
         format!("{PREFIX}{}", body.to_ascii_lowercase())
@@ -113,6 +116,7 @@ impl Invitation {
             fingerprint,
             token: message.token,
             kind,
+            organization: message.organization,
         })
     }
 }
@@ -124,6 +128,7 @@ impl std::fmt::Debug for Invitation {
             .field("controller", &self.controller)
             .field("fingerprint", &self.fingerprint)
             .field("kind", &self.kind)
+            .field("organization", &self.organization)
             .field("token", &"<redacted>")
             .finish()
     }
@@ -162,6 +167,7 @@ mod tests {
             fingerprint: CertFingerprint([0xAB; 32]),
             token: "0123456789abcdef.secretsecretsecret".into(),
             kind: pb::InvitationKind::Device,
+            organization: "Ajuntament de Calonge i Sant Antoni".into(),
         }
     }
 

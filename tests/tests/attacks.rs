@@ -332,6 +332,7 @@ fn guessing_is_logged_for_fail2ban_and_throttled() {
     let real = Invitation::decode(town.init["admin_invitation"].as_str().unwrap()).unwrap();
     let guess_secret = "guessedsecretguessedsecretguessedsecret";
     let guess = Invitation {
+        organization: String::new(),
         token: format!("0123456789abcdef.{guess_secret}"),
         ..real
     }

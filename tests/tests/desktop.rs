@@ -253,7 +253,7 @@ fn invite(town: &Town, lab: &Lab, device: &str) -> String {
 #[test]
 fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     let mut lab = Lab::new().unwrap();
-    let town = Town::start(&mut lab, true);
+    let town = Town::start_with(&mut lab, true, &["--organization", "Ajuntament de Calonge"]);
     town.admin(&lab, &["groups", "add", "lan"]);
     town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
     let tunnel = lab.iface("d");
@@ -291,6 +291,11 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     click(&mut app, "Continue");
     // What will happen, and with whom.
     wait_for_text(&mut app, "Enroll this computer", Duration::from_secs(10));
+    wait_for_text(
+        &mut app,
+        "Town hall: Ajuntament de Calonge",
+        Duration::from_secs(1),
+    );
     wait_for_text(
         &mut app,
         &format!("{}:7443", addr::TOWN_PUBLIC),

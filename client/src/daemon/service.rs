@@ -390,6 +390,7 @@ impl local::tunnel_server::Tunnel for TunnelService {
         Ok(Response::new(local::PreviewResponse {
             controller: invitation.controller,
             fingerprint: invitation.fingerprint.to_string(),
+            organization: invitation.organization,
             enrolled_as,
         }))
     }
