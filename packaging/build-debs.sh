@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the three Debian packages — porta-controller, porta, portactl —
+# Builds the four Debian packages — porta-controller, porta-gateway, porta,
+# portactl —
 # from this workspace with dpkg-deb (no extra tools): binaries, systemd
 # units, example configuration, man pages, shell completions, docs, and the
 # staff app's menu entry and icons.
@@ -17,7 +18,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ "$PROFILE" = release ]; then
-    cargo build --release --locked --bin porta-controller --bin porta --bin porta-desktop --bin portactl
+    cargo build --release --locked --bin porta-controller --bin porta-gateway --bin porta --bin porta-desktop --bin portactl
 fi
 BIN=target/$PROFILE
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -32,7 +33,12 @@ package() {
     mkdir -p "$root/DEBIAN" "$root/usr/share/doc/$name"
     cp README.md LICENSE "$root/usr/share/doc/$name/"
     for script in postinst prerm postrm; do
-        [ -f "packaging/debian/$name/$script" ] && install -m 755 "packaging/debian/$name/$script" "$root/DEBIAN/"
+        [ -f "packaging/debian/$name/$script" ] || continue
+        # #SYSTEM_USER# stands for the shared fragment that creates the
+        # porta system user and a data directory (as #DEBHELPER# would).
+        sed -e '/^#SYSTEM_USER#$/{r packaging/debian/system-user.sh' -e 'd}' \
+            "packaging/debian/$name/$script" >"$root/DEBIAN/$script"
+        chmod 755 "$root/DEBIAN/$script"
     done
     if [ -d "$root/etc" ]; then
         (cd "$root" && find etc -type f -printf '/%p\n') >"$root/DEBIAN/conffiles"
@@ -62,7 +68,7 @@ add_docs() {
     mkdir -p "$root/usr/share/man/man1"
     for page in packaging/man/"$program".1 packaging/man/"$program"-*.1; do
         # porta-*.1 would also match porta-controller's pages.
-        [ "$program" = porta ] && case $(basename "$page") in porta-controller*) continue ;; esac
+        [ "$program" = porta ] && case $(basename "$page") in porta-controller* | porta-gateway*) continue ;; esac
         gzip -9n -c "$page" >"$root/usr/share/man/man1/$(basename "$page").gz"
     done
     install -d "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
@@ -72,20 +78,31 @@ add_docs() {
     "$BIN/$program" completions fish >"$root/usr/share/fish/vendor_completions.d/$program.fish"
 }
 
-# porta-controller: controller, embedded and remote gateway.
+# porta-controller: the controller with its embedded gateway.
 root=$STAGE/porta-controller
 install -D -m 755 "$BIN/porta-controller" "$root/usr/bin/porta-controller"
 install -D -m 644 packaging/systemd/porta-controller.service "$root/lib/systemd/system/porta-controller.service"
-install -D -m 644 packaging/systemd/porta-gateway.service "$root/lib/systemd/system/porta-gateway.service"
 install -D -m 644 packaging/etc/controller.toml "$root/etc/porta/controller.toml"
-install -D -m 600 packaging/etc/gateway.env "$root/etc/porta/gateway.env"
 install -D -m 644 packaging/fail2ban/filter.conf "$root/etc/fail2ban/filter.d/porta-controller.conf"
 install -D -m 644 packaging/fail2ban/jail.conf "$root/etc/fail2ban/jail.d/porta-controller.conf"
 mkdir -p "$root/usr/share/doc/porta-controller" && cp -r docs "$root/usr/share/doc/porta-controller/"
 add_docs porta-controller "$root"
 package porta-controller "Porta controller: WireGuard keys and peer configurations for a town's remote staff
  The control plane of the Porta VPN (gRPC over TLS, sled store) with its
- embedded WireGuard gateway, and the remote gateway (porta-gateway.service)." \
+ embedded WireGuard gateway. Remote gateways are the porta-gateway package." \
+    "adduser, iproute2"
+
+# porta-gateway: a remote gateway, on a host of its own.
+root=$STAGE/porta-gateway
+install -D -m 755 "$BIN/porta-gateway" "$root/usr/bin/porta-gateway"
+install -D -m 644 packaging/systemd/porta-gateway.service "$root/lib/systemd/system/porta-gateway.service"
+install -D -m 600 packaging/etc/gateway.env "$root/etc/porta/gateway.env"
+add_docs porta-gateway "$root"
+package porta-gateway "Porta gateway: the town end of staff tunnels, on a host of its own
+ A WireGuard gateway (userspace, boringtun) that follows a Porta controller
+ elsewhere: it installs the devices the controller allows, filters their
+ traffic by group, keeps serving from its last peer set while the
+ controller is away, and reports connection events." \
     "adduser, iproute2"
 
 # porta: the staff client.

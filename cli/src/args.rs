@@ -458,7 +458,7 @@ pub enum GatewaysCommand {
     /// List gateways, with the peer revision each confirmed.
     List,
     /// Add a remote gateway; prints the invitation for
-    /// `porta-controller gateway --controller <invitation>` on its host.
+    /// `porta-gateway --controller <invitation>` on its host.
     Add {
         /// A name for it, e.g. library-annex.
         name: String,

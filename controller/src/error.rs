@@ -94,6 +94,12 @@ impl Error {
     }
 }
 
+impl From<porta_gateway::event::InvalidEvent> for Error {
+    fn from(error: porta_gateway::event::InvalidEvent) -> Self {
+        Error::invalid(error.to_string())
+    }
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         let code = match &error {

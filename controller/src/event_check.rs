@@ -10,9 +10,9 @@
 //! why it is refused. Refused events never enter the hash chain; the caller
 //! logs and counts them and tells the gateway.
 
-use crate::event::{EndReason, EventKind, GatewayEvent};
 use crate::logs::OpenSession;
 use crate::store::records::{DeviceRecord, GatewayRecord};
+use porta_gateway::event::{EndReason, EventKind, GatewayEvent};
 use std::net::SocketAddr;
 
 /// How far a gateway's clock may run ahead of (or an event precede) the

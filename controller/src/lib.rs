@@ -20,16 +20,17 @@
 //! * [`guard`]: failed sign-ins by source address, throttling guessers;
 //!   [`listener`]: the API's TCP listener with per-source caps and
 //!   deadlines for connections that never send a request.
-//! * [`event`]: what a gateway saw, typed, and its wire codec;
-//!   [`logs`]: the hash-chained connection and admin logs;
-//!   [`event_check`]: what a gateway's event must satisfy to enter them.
+//! * [`logs`]: the hash-chained connection and admin logs;
+//!   [`event_check`]: what a gateway's event (`porta_gateway::event`) must
+//!   satisfy to enter them.
 //! * [`policy`]: groups → destinations, used for client routes and for the
 //!   gateway's filter alike.
 //! * [`peers`]: the peer journal — the peer set as revisioned changes, for
 //!   every gateway.
-//! * [`gateway`]: gateways — porta-tunnel's node and IO shell kept in step
-//!   with the journal, embedded in `serve` or remote (`porta-controller
-//!   gateway`, over the Gateway service); revocations cut sessions at once.
+//! * [`gateway`]: the gateway embedded in `serve` — `porta_gateway`'s
+//!   parts fed from the journal in-process, its events recorded directly.
+//!   Remote gateways are the `porta-gateway` program (crate
+//!   `porta-gateway`) and follow the journal over the Gateway service.
 //! * [`init`], [`server`], [`tls`], [`options`]: the process shell behind the
 //!   `porta-controller` binary.
 //! * [`operator`]: the Unix socket in the data directory through which the
@@ -46,7 +47,6 @@ pub mod api;
 pub mod caller;
 pub mod clock;
 pub mod error;
-pub mod event;
 pub mod event_check;
 pub mod gateway;
 pub mod guard;

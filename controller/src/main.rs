@@ -2,12 +2,13 @@
 
 use anyhow::Result;
 use clap::Parser;
-use porta_controller::gateway::remote;
+use porta_controller::clock::now;
 use porta_controller::init::{self, InitReport};
 use porta_controller::options::{
     Cli, Command, FileConfig, LogFormat, ServeSettings, default_data_dir,
 };
 use porta_controller::server;
+use porta_gateway::remote;
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -46,7 +47,7 @@ async fn run(cli: Cli) -> Result<()> {
                 cli.log_format.unwrap_or(LogFormat::Human),
                 cli.log_level.as_deref().unwrap_or("warn"),
             );
-            let report = init::init(args.to_options()?, unix_now()).await?;
+            let report = init::init(args.to_options()?, now()).await?;
             print_init_report(&report, args.json)
         }
         Command::Serve(args) => {
@@ -60,11 +61,8 @@ async fn run(cli: Cli) -> Result<()> {
             init_logging(settings.log_format, &settings.log_level);
             let stop = server::termination_signal()?;
             if args.init && !init::is_initialised(&settings.data) {
-                let report = init::init(
-                    init::InitOptions::defaults(settings.data.clone()),
-                    unix_now(),
-                )
-                .await?;
+                let report =
+                    init::init(init::InitOptions::defaults(settings.data.clone()), now()).await?;
                 print_init_report(&report, false)?;
             }
             server::serve(&settings, stop).await
@@ -79,7 +77,7 @@ async fn run(cli: Cli) -> Result<()> {
                 &data,
                 &args.name,
                 args.expires.as_secs().max(1),
-                unix_now(),
+                now(),
             )
             .await?;
             let expires = humantime::format_rfc3339_seconds(
@@ -123,17 +121,7 @@ async fn run(cli: Cli) -> Result<()> {
                 cli.log_level.as_deref().unwrap_or("info"),
             );
             let stop = server::termination_signal()?;
-            remote::run(
-                remote::RemoteOptions {
-                    data: args.data.clone(),
-                    invitation: args.invitation.clone(),
-                    interface: args.interface.clone(),
-                    session_idle: args.session_idle,
-                    accept_controller_rollback: args.accept_controller_rollback,
-                },
-                stop,
-            )
-            .await
+            remote::run(args.to_options(), stop).await
         }
     }
 }
@@ -163,11 +151,4 @@ fn print_init_report(report: &InitReport, json: bool) -> Result<()> {
 
 fn init_logging(format: LogFormat, filter: &str) {
     porta_proto::terminal::init_logging(filter, format == LogFormat::Json);
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

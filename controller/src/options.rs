@@ -66,34 +66,17 @@ pub const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> =
                 "The first admin invitation was lost:",
                 "sudo -u porta porta-controller invite-admin --data /var/lib/porta",
             ),
-            (
-                "porta-controller-gateway",
-                "First start of a remote gateway, with the invitation from portactl gateways add:",
-                "porta-controller gateway --controller porta1_… --data /var/lib/porta-gateway",
-            ),
         ],
         exit_status: &[
             ("0", "Success, or a clean stop."),
             ("1", "An error (the message says which)."),
             ("2", "A usage error."),
-            (
-                "4",
-                "gateway: the controller removed this gateway; it stops and is not restarted.",
-            ),
         ],
         files: &[
             ("/etc/porta/controller.toml", "serve's settings (--config)."),
             (
                 "/var/lib/porta",
                 "The controller's data: store/, tls/, gateway.key, operator.sock (0700, owned by porta).",
-            ),
-            (
-                "/var/lib/porta-gateway",
-                "A remote gateway's key, credential, last peer set and undelivered events.",
-            ),
-            (
-                "/etc/porta/gateway.env",
-                "The remote gateway unit's environment (PORTA_GATEWAY_INVITATION for the first start).",
             ),
         ],
     };
@@ -106,8 +89,10 @@ pub enum Command {
     Init(InitArgs),
     /// Run the API and the embedded gateway.
     Serve(ServeArgs),
-    /// Run a remote gateway on this host, following a controller elsewhere.
-    Gateway(GatewayArgs),
+    /// Run a remote gateway: an alias of `porta-gateway`, kept for one
+    /// release so that existing units keep working.
+    #[command(hide = true)]
+    Gateway(porta_gateway::options::GatewayArgs),
     /// Print a new admin invitation, for when the first one was lost or
     /// expired. Run on the controller's host as the data directory's owner
     /// (or root), whether `serve` runs or not; the admin log records it as
@@ -141,35 +126,6 @@ pub struct InviteAdminArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `gateway` flags.
-#[derive(Debug, Args)]
-pub struct GatewayArgs {
-    /// The gateway invitation from `portactl gateways add` (needed on the
-    /// first start only; afterwards the data directory holds the
-    /// credential).
-    #[arg(
-        long = "controller",
-        value_name = "INVITATION",
-        env = "PORTA_GATEWAY_INVITATION"
-    )]
-    pub invitation: Option<String>,
-    /// Data directory: key, credential, last peer set.
-    #[arg(long, env = "PORTA_DATA", default_value = "/var/lib/porta-gateway")]
-    pub data: PathBuf,
-    /// TUN interface name.
-    #[arg(long, env = "PORTA_GATEWAY_INTERFACE", default_value = "porta-gw")]
-    pub interface: String,
-    /// A session ends after this long without traffic.
-    #[arg(long, env = "PORTA_SESSION_IDLE", default_value = "180s", value_parser = humantime::parse_duration)]
-    pub session_idle: std::time::Duration,
-    /// Take the controller's peer set even if its revision is older than
-    /// the one this gateway applied (the controller was restored from an
-    /// older backup on purpose). Without it such a peer set is refused and
-    /// the gateway keeps serving what it has, revocations included.
-    #[arg(long)]
-    pub accept_controller_rollback: bool,
 }
 
 /// `init` flags.

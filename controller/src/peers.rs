@@ -17,64 +17,12 @@
 //! gateway that was behind gets a snapshot. Revisions are the store's, which
 //! persist, so a gateway that was up to date resumes without one.
 
-use crate::store::records::Destination;
-#[cfg(test)]
-use crate::store::records::{PortRange, Protocol};
-use porta_proto::{PublicKey, pb};
+pub use porta_gateway::peer::{GatewayPeer, PeerChange, Update};
 use std::collections::{BTreeMap, VecDeque};
-
-/// A device as a gateway peer.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GatewayPeer {
-    /// The device.
-    pub device_id: String,
-    /// The gateway (by name) the device connects through.
-    pub gateway: String,
-    /// Its WireGuard key.
-    pub public_key: PublicKey,
-    /// Its tunnel addresses.
-    pub allowed_ips: Vec<ipnet::IpNet>,
-    /// What it may reach.
-    pub destinations: Vec<Destination>,
-}
 
 /// How many changes the journal remembers before older gateways need a
 /// snapshot. A change is one device added, changed or removed.
 pub const HISTORY: usize = 20_000;
-
-/// One gateway-visible change.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PeerChange {
-    /// A device to add, or whose key, addresses or filter changed.
-    Upsert(GatewayPeer),
-    /// A device to drop (revoked, its user disabled).
-    Removed {
-        /// The device.
-        device_id: String,
-        /// The gateway that had it.
-        gateway: String,
-    },
-}
-
-impl PeerChange {
-    fn gateway(&self) -> &str {
-        match self {
-            PeerChange::Upsert(peer) => &peer.gateway,
-            PeerChange::Removed { gateway, .. } => gateway,
-        }
-    }
-}
-
-/// What one gateway must apply, in order.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Update {
-    /// Replace the whole peer set.
-    Snapshot(Vec<GatewayPeer>),
-    /// One change.
-    Change(PeerChange),
-    /// Everything up to this revision has been sent.
-    End(u64),
-}
 
 /// The current peer set and a bounded history of changes.
 #[derive(Debug)]
@@ -190,85 +138,10 @@ impl PeerJournal {
     }
 }
 
-/// An update as it travels in `Gateway.WatchPeers`.
-pub fn update_to_pb(update: Update, revision: u64) -> pb::PeerUpdate {
-    use pb::peer_update::Update as U;
-    let (revision, update) = match update {
-        Update::Snapshot(peers) => (
-            revision,
-            U::Snapshot(pb::PeerSnapshot {
-                peers: peers.into_iter().map(peer_to_pb).collect(),
-            }),
-        ),
-        Update::Change(PeerChange::Upsert(peer)) => (revision, U::Upsert(peer_to_pb(peer))),
-        Update::Change(PeerChange::Removed { device_id, .. }) => {
-            (revision, U::Removed(pb::PeerRemoved { device_id }))
-        }
-        Update::End(revision) => (revision, U::End(pb::RevisionEnd {})),
-    };
-    pb::PeerUpdate {
-        revision,
-        update: Some(update),
-    }
-}
-
-/// A peer on the wire. The gateway name is not sent: a gateway only ever
-/// receives its own peers.
-pub fn peer_to_pb(peer: GatewayPeer) -> pb::Peer {
-    pb::Peer {
-        device_id: peer.device_id,
-        public_key: peer.public_key.to_base64(),
-        allowed_ips: peer.allowed_ips.iter().map(ToString::to_string).collect(),
-        destinations: peer
-            .destinations
-            .into_iter()
-            .map(pb::Destination::from)
-            .collect(),
-    }
-}
-
-/// Why a peer from the controller could not be used.
-#[derive(Debug, thiserror::Error)]
-#[error("peer {device_id}: {problem}")]
-pub struct BadPeer {
-    /// The device.
-    pub device_id: String,
-    /// What is wrong.
-    pub problem: String,
-}
-
-/// A peer received by a remote gateway, checked field by field.
-pub fn peer_from_pb(peer: pb::Peer, gateway: &str) -> Result<GatewayPeer, BadPeer> {
-    let bad = |problem: String| BadPeer {
-        device_id: peer.device_id.clone(),
-        problem,
-    };
-    let public_key = peer
-        .public_key
-        .parse()
-        .map_err(|e| bad(format!("public key: {e}")))?;
-    let allowed_ips = peer
-        .allowed_ips
-        .iter()
-        .map(|a| a.parse().map_err(|e| bad(format!("allowed IP {a:?}: {e}"))))
-        .collect::<Result<_, _>>()?;
-    let destinations = peer
-        .destinations
-        .iter()
-        .map(|d| crate::validate::destination(Some(d)).map_err(|e| bad(e.to_string())))
-        .collect::<Result<_, _>>()?;
-    Ok(GatewayPeer {
-        device_id: peer.device_id.clone(),
-        gateway: gateway.to_owned(),
-        public_key,
-        allowed_ips,
-        destinations,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use porta_gateway::destination::{Destination, PortRange, Protocol};
     use proptest::prelude::*;
 
     fn peer(n: u8, gateway: &str, port: u16) -> GatewayPeer {

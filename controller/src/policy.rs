@@ -2,11 +2,11 @@
 //!
 //! One function decides, and both sides use it: the client is given the
 //! destinations' prefixes as routes (convenience), and the gateway turns
-//! the same destinations into the per-peer filter (the security boundary).
+//! the same destinations into the per-peer filter (the security boundary;
+//! the rule itself is `porta_gateway::destination`'s).
 
 use crate::settings::Settings;
 use crate::store::records::{Destination, GroupRecord, Protocol};
-use porta_tunnel::filter::{Rule, protocol};
 
 /// The destinations a member of `groups` may reach: the controller's
 /// routes for everyone, then each group's destinations.
@@ -28,29 +28,11 @@ pub fn destinations<'a>(
         .collect()
 }
 
-/// The gateway filter rule for a destination.
-pub fn rule(destination: &Destination) -> Rule {
-    Rule {
-        net: destination.cidr,
-        protocol: match destination.protocol {
-            Protocol::Any => None,
-            Protocol::Tcp => Some(protocol::TCP),
-            Protocol::Udp => Some(protocol::UDP),
-            Protocol::Icmp => Some(protocol::ICMP),
-        },
-        ports: destination
-            .ports
-            .iter()
-            .map(|p| (p.first, p.last))
-            .collect(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::records::PortRange;
-    use porta_tunnel::filter::{Filter, PacketInfo};
+    use porta_tunnel::filter::{Filter, PacketInfo, Rule, protocol};
 
     #[test]
     fn group_destinations_become_an_equivalent_gateway_filter() {
@@ -84,7 +66,7 @@ mod tests {
         };
         let allowed = destinations(&settings, [&rdp]);
         assert_eq!(allowed.len(), 2);
-        let filter = Filter::new(allowed.iter().map(rule).collect());
+        let filter = Filter::new(allowed.iter().map(Rule::from).collect());
         let packet = |dst: [u8; 4], protocol: u8, port: u16| PacketInfo {
             src: [10, 77, 0, 2].into(),
             dst: dst.into(),

@@ -197,17 +197,4 @@ async fn enforce_retention(ctl: Controller, retention: Duration) {
     }
 }
 
-/// Installs SIGTERM and SIGINT handlers now (so a signal that arrives
-/// while the server is still starting is not fatal) and returns a future
-/// that resolves when either arrives.
-pub fn termination_signal() -> Result<impl Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!(signal = "SIGTERM", "received"),
-            _ = int.recv() => tracing::info!(signal = "SIGINT", "received"),
-        }
-    })
-}
+pub use porta_proto::terminal::termination_signal;

@@ -1394,7 +1394,7 @@ impl Controller {
         if gateway.public_key.is_empty() {
             return Err(Error::FailedPrecondition(format!(
                 "the gateway {name:?} has not connected yet; start it with \
-                 `porta-controller gateway --controller <invitation>` first"
+                 `porta-gateway --controller <invitation>` first"
             )));
         }
         Ok(())

@@ -3,8 +3,8 @@
 //! field was wrong and how to fix it.
 
 use crate::error::{Error, Result};
-use crate::store::records::{Destination, PortRange, Protocol};
 use ipnet::IpNet;
+use porta_gateway::destination::Destination;
 use porta_proto::pb;
 
 /// Longest name (user, group, device) in characters.
@@ -14,21 +14,7 @@ pub const MAX_TEXT_CHARS: usize = 256;
 /// Most destinations one group may hold.
 pub const MAX_DESTINATIONS: usize = 256;
 
-/// Most characters of a caller's value an error message repeats.
-const QUOTED_CHARS: usize = 40;
-
-/// `value` quoted for an error message: whole when short, else its first
-/// characters and its length. A caller's 60,000-character value must not
-/// come back whole (it would also break HTTP/2's header limits).
-pub fn quoted(value: &str) -> String {
-    let count = value.chars().count();
-    if count <= QUOTED_CHARS {
-        format!("{value:?}")
-    } else {
-        let prefix: String = value.chars().take(QUOTED_CHARS).collect();
-        format!("{prefix:?}… ({count} characters)")
-    }
-}
+pub use porta_proto::quoted;
 
 /// A user, group or device name: 1–64 characters, letters of any script,
 /// digits, `.`, `_`, `-`, `@`; it must start with a letter or digit.
@@ -91,48 +77,7 @@ pub fn cidr(field: &str, value: &str) -> Result<IpNet> {
 /// A destination from the wire.
 pub fn destination(message: Option<&pb::Destination>) -> Result<Destination> {
     let message = message.ok_or_else(|| Error::invalid("destination is required"))?;
-    let cidr = cidr("destination", &message.cidr)?;
-    let protocol = match pb::Protocol::try_from(message.protocol) {
-        Ok(pb::Protocol::Any) => Protocol::Any,
-        Ok(pb::Protocol::Tcp) => Protocol::Tcp,
-        Ok(pb::Protocol::Udp) => Protocol::Udp,
-        Ok(pb::Protocol::Icmp) => Protocol::Icmp,
-        Err(_) => {
-            return Err(Error::invalid(format!(
-                "unknown protocol {}",
-                message.protocol
-            )));
-        }
-    };
-    if !message.ports.is_empty() && !matches!(protocol, Protocol::Tcp | Protocol::Udp) {
-        return Err(Error::invalid(
-            "ports can only be given with protocol tcp or udp",
-        ));
-    }
-    let mut ports = Vec::with_capacity(message.ports.len());
-    for range in &message.ports {
-        let valid = (1..=65535).contains(&range.first)
-            && (1..=65535).contains(&range.last)
-            && range.first <= range.last;
-        if !valid {
-            return Err(Error::invalid(format!(
-                "port range {}-{} is invalid: ports run from 1 to 65535, first ≤ last",
-                range.first, range.last
-            )));
-        }
-        // Checked just above: both fit in u16.
-        ports.push(PortRange {
-            first: range.first as u16,
-            last: range.last as u16,
-        });
-    }
-    ports.sort_unstable();
-    ports.dedup();
-    Ok(Destination {
-        cidr,
-        protocol,
-        ports,
-    })
+    Destination::try_from(message).map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// A UDP endpoint staff devices connect to: `host:port`, with a DNS name

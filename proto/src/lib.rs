@@ -11,6 +11,8 @@
 //! * [`fingerprint`]: SHA-256 certificate fingerprints, how clients pin the
 //!   controller without any PKI.
 //! * [`keys`]: WireGuard public keys as they travel in messages (base64).
+//! * [`clock`]: the one reading of the wall clock in Unix seconds; each
+//!   program reads it at its entry points and passes `now` down.
 //! * [`files`]: the one owner-only, atomic and durable file writer every
 //!   program uses for keys, credentials and state.
 //! * [`audit`]: the audit logs' columns, hash chain and verifier, shared by
@@ -22,6 +24,7 @@
 //!   three programs.
 
 pub mod audit;
+pub mod clock;
 pub mod files;
 pub mod fingerprint;
 pub mod invitation;
@@ -57,6 +60,22 @@ pub mod local {
 pub use fingerprint::CertFingerprint;
 pub use invitation::{Invitation, InvitationError};
 pub use keys::{KeyError, PublicKey};
+
+/// Most characters of a caller's value an error message repeats.
+pub const QUOTED_CHARS: usize = 40;
+
+/// `value` quoted for an error message: whole when short, else its first
+/// characters and its length. A caller's 60,000-character value must not
+/// come back whole (it would also break HTTP/2's header limits).
+pub fn quoted(value: &str) -> String {
+    let count = value.chars().count();
+    if count <= QUOTED_CHARS {
+        format!("{value:?}")
+    } else {
+        let prefix: String = value.chars().take(QUOTED_CHARS).collect();
+        format!("{prefix:?}… ({count} characters)")
+    }
+}
 
 /// The gRPC metadata key that carries credentials.
 pub const AUTHORIZATION_HEADER: &str = "authorization";

@@ -223,3 +223,19 @@ mod display_tests {
         assert!(!is_invisible('a') && !is_invisible('ñ') && is_invisible('\u{feff}'));
     }
 }
+
+/// Resolves at the first SIGTERM or SIGINT: how a service is asked to stop
+/// (systemd, Ctrl-C). Both handlers are installed before it returns, so a
+/// signal that arrives early is not lost.
+#[cfg(feature = "client")]
+pub fn termination_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!(signal = "SIGTERM", "received"),
+            _ = int.recv() => tracing::info!(signal = "SIGINT", "received"),
+        }
+    })
+}

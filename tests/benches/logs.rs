@@ -6,10 +6,10 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use porta_controller::event::{EndReason, EventKind, GatewayEvent};
 use porta_controller::logs::record_events;
 use porta_controller::store::records::{DeviceRecord, GatewayRecord};
 use porta_controller::store::{Store, T};
+use porta_gateway::event::{EndReason, EventKind, GatewayEvent};
 use std::time::Instant;
 
 const BATCH: u64 = 2_000;

@@ -135,7 +135,7 @@ pub fn build_debs(out: &Path) -> Vec<PathBuf> {
         .expect("the packages")
         .map(|e| e.expect("an entry").path())
         .collect();
-    assert_eq!(debs.len(), 3, "{debs:?}");
+    assert_eq!(debs.len(), 4, "{debs:?}");
     debs
 }
 

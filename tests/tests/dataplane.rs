@@ -849,12 +849,11 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     // announces only the public half.
     let gateway_data = town.dir.path().join("annex");
     let gateway_if = lab.iface("rgw");
-    let controller = binary("porta-controller");
+    let gateway = binary("porta-gateway");
     let logs = town.dir.path().to_owned();
     let start_gateway = |lab: &mut Lab, invitation: Option<&str>, log: &str| {
         let mut args = vec![
-            path(&controller),
-            "gateway",
+            path(&gateway),
             "--data",
             path(&gateway_data),
             "--interface",

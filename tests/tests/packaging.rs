@@ -15,7 +15,7 @@ use std::time::Duration;
 const DATA: &str = "/var/lib/porta";
 /// How long the packaged controller may take to answer.
 const WAIT: Duration = Duration::from_secs(15);
-const PACKAGES: [&str; 3] = ["porta-controller", "porta", "portactl"];
+const PACKAGES: [&str; 4] = ["porta-controller", "porta-gateway", "porta", "portactl"];
 
 fn run(command: &[&str]) -> Output {
     let output = Command::new(command[0])
@@ -122,6 +122,9 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
 
     for file in [
         "/usr/bin/porta-controller",
+        "/usr/bin/porta-gateway",
+        "/usr/share/man/man1/porta-gateway.1.gz",
+        "/usr/share/bash-completion/completions/porta-gateway",
         "/usr/bin/porta",
         "/usr/bin/portactl",
         "/lib/systemd/system/porta-controller.service",

@@ -293,7 +293,7 @@ fn the_units_run_under_systemd_with_their_sandboxing() {
         addr::BRANCH_PUBLIC
     )));
     let branch = Container::boot(&lab, "branch", "porta-branch", &debs, work.path());
-    branch.ok("dpkg -i /debs/porta-controller_*.deb");
+    branch.ok("dpkg -i /debs/porta-gateway_*.deb");
     branch.ok(&format!(
         "echo PORTA_GATEWAY_INVITATION={} >> /etc/porta/gateway.env",
         added["invitation"].as_str().unwrap()
@@ -422,8 +422,8 @@ fn the_admin_and_auditor_guides_run_as_written() {
             for line in block {
                 let command = line.split(" #").next().unwrap().trim().to_owned();
                 if line.trim_start().starts_with("# on the annex host") {
-                    // "…with the porta-controller package installed".
-                    annex.ok("cd /root/work && dpkg -i porta-controller_*.deb");
+                    // "…with the porta-gateway package installed".
+                    annex.ok("cd /root/work && dpkg -i porta-gateway_*.deb");
                     on_annex = true;
                     continue;
                 }
@@ -531,7 +531,7 @@ fn the_readme_runs_as_written() {
     for (container, packages) in [
         (&town, "porta-controller_*.deb portactl_*.deb"),
         (&home, "porta_*.deb"),
-        (&annex, "porta-controller_*.deb"),
+        (&annex, "porta-gateway_*.deb"),
     ] {
         prepare_for_guides(container);
         container.ok(&format!("cd /root/work && dpkg -i {packages}"));
@@ -566,7 +566,7 @@ fn the_readme_runs_as_written() {
                 || command.starts_with("sudo wg")
             {
                 &home
-            } else if command.starts_with("porta-controller gateway") {
+            } else if command.starts_with("porta-gateway") {
                 &annex
             } else {
                 &town
@@ -574,7 +574,7 @@ fn the_readme_runs_as_written() {
             // Programs that stay in the foreground run in the background
             // here, until they are ready.
             let foreground = command.starts_with("porta-controller serve")
-                || command.starts_with("porta-controller gateway");
+                || command.starts_with("porta-gateway");
             if foreground {
                 background += 1;
                 container.ok(&format!(

@@ -95,7 +95,7 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                     gateway.endpoint,
                     porta_proto::terminal::duration(expires)
                 );
-                print!("porta-controller gateway --controller ");
+                print!("porta-gateway --controller ");
                 print_invitation(&created.invitation, false)?;
             }
         }

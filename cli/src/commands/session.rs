@@ -18,7 +18,7 @@ pub(super) async fn login(ctx: &Ctx, args: LoginArgs) -> Result<()> {
             "this is a device invitation: run `porta enroll` on the staff member's computer".into()
         )),
         InvitationKind::Gateway => bail!(crate::error::Usage(
-            "this is a gateway invitation: use `porta-controller gateway --controller <invitation>`".into()
+            "this is a gateway invitation: use `porta-gateway --controller <invitation>`".into()
         )),
         _ => {}
     }

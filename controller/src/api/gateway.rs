@@ -5,10 +5,10 @@
 use super::auth::{GATEWAY, authorize};
 use super::now;
 use crate::error::Error;
-use crate::event::GatewayEvent;
 use crate::logs;
-use crate::peers::{Update, update_to_pb};
 use crate::state::Controller;
+use porta_gateway::event::GatewayEvent;
+use porta_gateway::peer::Update;
 use porta_proto::PublicKey;
 use porta_proto::pb::{self, gateway_server::Gateway};
 use std::pin::Pin;
@@ -66,7 +66,7 @@ impl Gateway for GatewayApi {
             .into_inner()
             .events
             .into_iter()
-            .map(GatewayEvent::try_from)
+            .map(|event| GatewayEvent::try_from(event).map_err(Error::from))
             .collect::<Result<Vec<_>, _>>()?;
         if events.len() > MAX_EVENTS_PER_REPORT {
             return Err(Error::invalid(format!(
@@ -155,7 +155,7 @@ async fn stream_peers(
             _ => after,
         };
         for update in updates {
-            if tx.send(Ok(update_to_pb(update, target))).await.is_err() {
+            if tx.send(Ok(update.to_pb(target))).await.is_err() {
                 break 'stream;
             }
         }

@@ -20,10 +20,10 @@
 
 use crate::caller::Caller;
 use crate::error::{Error, Result};
-use crate::event::{EventKind, GatewayEvent};
 use crate::event_check;
 use crate::store::records::{DeviceRecord, GatewayRecord};
 use crate::store::{Store, T, TxError, Txn, meta};
+use porta_gateway::event::{EventKind, GatewayEvent};
 use porta_proto::audit::{self, GENESIS, Log, Row};
 use porta_proto::pb;
 use serde::{Deserialize, Serialize};
@@ -242,8 +242,8 @@ pub struct OpenSession {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::EndReason;
     use crate::store::records::DeviceRecord;
+    use porta_gateway::event::EndReason;
 
     async fn store_with_device() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -3,10 +3,11 @@
 //! damaged directory can still be read by a person.
 
 use crate::secret::SecretHash;
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub use porta_gateway::destination::{Destination, PortRange, Protocol};
 
 /// A staff member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,41 +57,6 @@ pub struct GroupRecord {
     pub destinations: Vec<Destination>,
     /// Unix seconds.
     pub created_at: u64,
-}
-
-/// A town destination: a prefix, optionally narrowed to a protocol and ports.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Destination {
-    /// The prefix (normalised to its network address).
-    pub cidr: IpNet,
-    /// Which IP protocol.
-    pub protocol: Protocol,
-    /// Port ranges (TCP/UDP only); empty means all.
-    #[serde(default)]
-    pub ports: Vec<PortRange>,
-}
-
-/// An IP protocol a destination may be narrowed to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// Every protocol.
-    Any,
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// ICMP (and ICMPv6).
-    Icmp,
-}
-
-/// Inclusive port range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PortRange {
-    /// First port.
-    pub first: u16,
-    /// Last port (≥ first).
-    pub last: u16,
 }
 
 /// A one-time token waiting to be redeemed.
@@ -316,30 +282,6 @@ impl GatewayRecord {
             applied_revision: 0,
             credential_id,
             refused_events: 0,
-        }
-    }
-}
-
-impl From<Destination> for porta_proto::pb::Destination {
-    fn from(d: Destination) -> Self {
-        use porta_proto::pb;
-        let protocol = match d.protocol {
-            Protocol::Any => pb::Protocol::Any,
-            Protocol::Tcp => pb::Protocol::Tcp,
-            Protocol::Udp => pb::Protocol::Udp,
-            Protocol::Icmp => pb::Protocol::Icmp,
-        };
-        pb::Destination {
-            cidr: d.cidr.to_string(),
-            protocol: protocol as i32,
-            ports: d
-                .ports
-                .into_iter()
-                .map(|p| pb::PortRange {
-                    first: p.first.into(),
-                    last: p.last.into(),
-                })
-                .collect(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `porta-controller gateway`: a gateway on another host (a second town
+//! `porta-gateway`: a gateway on another host (a second town
 //! building, a data centre), following a controller elsewhere.
 //!
 //! What it keeps in its data directory (0700):
@@ -26,29 +26,30 @@
 //! only once the controller has recorded them. The controller skips event
 //! ids it already has, so a resend after a lost reply counts once.
 
-use super::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
-use crate::peers::{Update, peer_from_pb, update_to_pb};
+mod enrollment;
+
+use crate::installed::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
+use crate::outbox::EventOutbox;
+use crate::peer::Update;
 use anyhow::{Context, Result, bail};
-use porta_proto::connect::{Authed, Bearer, connect};
-use porta_proto::files::{create_private as write_private, replace_private};
+use enrollment::{
+    Enrollment, gateway_client, load_enrollment, load_or_make_key, load_peers, redeem, register,
+    save_enrollment, save_peers,
+};
+use porta_proto::clock::now as unix_now;
+use porta_proto::connect::Authed;
+use porta_proto::describe_chain;
+use porta_proto::pb;
 use porta_proto::pb::gateway_client::GatewayClient;
-use porta_proto::{CertFingerprint, Invitation, describe_chain, pb};
-use porta_tunnel::keys::PrivateKey;
 use porta_tunnel::shell::Shell;
-use prost::Message;
-use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Largest peer update accepted from the controller (a snapshot of a big
-/// town's devices is a few megabytes).
-const MAX_UPDATE_BYTES: usize = 64 * 1024 * 1024;
-
-/// How `porta-controller gateway` was started.
+/// How `porta-gateway` was started.
 #[derive(Clone, Debug)]
 pub struct RemoteOptions {
     /// Data directory.
@@ -61,29 +62,6 @@ pub struct RemoteOptions {
     pub session_idle: Duration,
     /// Take a peer set older than the one applied (see `GatewayArgs`).
     pub accept_controller_rollback: bool,
-}
-
-/// What `gateway.toml` holds.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Enrollment {
-    /// host:port of the controller API.
-    controller: String,
-    /// Pinned certificate fingerprint (hex).
-    fingerprint: String,
-    /// The gateway credential (secret).
-    credential: String,
-    /// The gateway's name at the controller.
-    name: String,
-    /// Set once the controller accepted this gateway's key.
-    tunnel: Option<Tunnel>,
-}
-
-/// How the tunnel interface is set up, as the controller said.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Tunnel {
-    addresses: Vec<ipnet::IpNet>,
-    mtu: u16,
-    listen_port: u16,
 }
 
 /// Runs the remote gateway until `shutdown` resolves.
@@ -312,7 +290,7 @@ impl Gateway {
                     "taking an older peer set, as asked (--accept-controller-rollback)"
                 );
             }
-            let Some(update) = update_from_pb(message, &self.enrollment.name) else {
+            let Some(update) = Update::from_pb(message, &self.enrollment.name) else {
                 continue;
             };
             let applied = {
@@ -445,220 +423,4 @@ impl Gateway {
             ),
         }
     }
-}
-
-/// Connection events not yet delivered, kept in a sled tree in the data
-/// directory (flushed on every change): a gateway that loses the
-/// controller, or its own process, loses no event.
-struct EventOutbox {
-    db: sled::Db,
-}
-
-impl EventOutbox {
-    fn open(dir: &Path) -> Result<Self> {
-        let db = sled::open(dir).with_context(|| format!("opening {}", dir.display()))?;
-        Ok(Self { db })
-    }
-
-    fn len(&self) -> usize {
-        self.db.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.db.is_empty()
-    }
-
-    fn push(&self, events: &[crate::event::GatewayEvent]) -> Result<()> {
-        for event in events {
-            let key = self.db.generate_id()?.to_be_bytes();
-            self.db
-                .insert(key, pb::ConnectionEvent::from(event).encode_to_vec())?;
-        }
-        self.db.flush()?;
-        Ok(())
-    }
-
-    fn peek(&self, limit: usize) -> Result<(Vec<sled::IVec>, Vec<pb::ConnectionEvent>)> {
-        let mut keys = Vec::new();
-        let mut events = Vec::new();
-        for item in self.db.iter().take(limit) {
-            let (key, bytes) = item?;
-            match pb::ConnectionEvent::decode(bytes.as_ref()) {
-                Ok(event) => events.push(event),
-                Err(error) => tracing::error!(%error, "dropping a damaged kept event"),
-            }
-            keys.push(key);
-        }
-        Ok((keys, events))
-    }
-
-    fn remove(&self, keys: &[sled::IVec]) -> Result<()> {
-        for key in keys {
-            self.db.remove(key)?;
-        }
-        self.db.flush()?;
-        Ok(())
-    }
-}
-
-fn unix_now() -> u64 {
-    crate::clock::now()
-}
-
-/// An update from the controller; peers that fail to parse are left out
-/// (and logged) rather than stopping the gateway.
-fn update_from_pb(message: pb::PeerUpdate, gateway: &str) -> Option<Update> {
-    use pb::peer_update::Update as U;
-    let parse = |peer| {
-        peer_from_pb(peer, gateway)
-            .inspect_err(|error| tracing::error!(%error, "ignoring a peer the controller sent"))
-            .ok()
-    };
-    Some(match message.update? {
-        U::Snapshot(snapshot) => {
-            Update::Snapshot(snapshot.peers.into_iter().filter_map(parse).collect())
-        }
-        U::Upsert(peer) => Update::Change(crate::peers::PeerChange::Upsert(parse(peer)?)),
-        U::Removed(removed) => Update::Change(crate::peers::PeerChange::Removed {
-            device_id: removed.device_id,
-            gateway: gateway.to_owned(),
-        }),
-        U::End(_) => Update::End(message.revision),
-    })
-}
-
-async fn gateway_client(enrollment: &Enrollment) -> Result<GatewayClient<Authed>> {
-    let fingerprint: CertFingerprint = enrollment
-        .fingerprint
-        .parse()
-        .context("gateway.toml: the certificate fingerprint is damaged")?;
-    let channel = connect(&enrollment.controller, fingerprint).await?;
-    Ok(
-        GatewayClient::with_interceptor(channel, Bearer::new(&enrollment.credential))
-            .max_decoding_message_size(MAX_UPDATE_BYTES),
-    )
-}
-
-/// Redeems the gateway invitation and saves the credential before anything
-/// else can fail (the invitation works once).
-async fn redeem(data: &Path, text: &str) -> Result<Enrollment> {
-    let invitation = Invitation::decode(text.trim())?;
-    if invitation.kind != pb::InvitationKind::Gateway {
-        bail!(
-            "this is not a gateway invitation; create one with `portactl gateways add NAME --endpoint HOST:PORT`"
-        );
-    }
-    let channel = connect(&invitation.controller, invitation.fingerprint).await?;
-    let response = pb::enrollment_client::EnrollmentClient::new(channel)
-        .login(pb::LoginRequest {
-            token: invitation.token,
-            client_name: host_name(),
-        })
-        .await
-        .context("the controller refused the invitation")?
-        .into_inner();
-    if response.role != pb::Role::Gateway as i32 {
-        bail!("the controller did not issue a gateway credential");
-    }
-    let enrollment = Enrollment {
-        controller: invitation.controller,
-        fingerprint: invitation.fingerprint.to_string(),
-        credential: response.credential,
-        name: response.name,
-        tunnel: None,
-    };
-    save_enrollment(data, &enrollment)?;
-    tracing::info!(gateway = %enrollment.name, "gateway invitation redeemed");
-    Ok(enrollment)
-}
-
-/// Announces this gateway's public key; learns its tunnel settings.
-async fn register(enrollment: &Enrollment, key: &PrivateKey) -> Result<Tunnel> {
-    let response = gateway_client(enrollment)
-        .await?
-        .register(pb::RegisterGatewayRequest {
-            public_key: key.public_key().to_base64(),
-        })
-        .await
-        .context("the controller refused this gateway's key")?
-        .into_inner();
-    let addresses = response
-        .addresses
-        .iter()
-        .map(|a| {
-            a.parse()
-                .with_context(|| format!("the controller sent a bad address {a:?}"))
-        })
-        .collect::<Result<_>>()?;
-    Ok(Tunnel {
-        addresses,
-        mtu: u16::try_from(response.mtu).context("the controller sent a bad MTU")?,
-        listen_port: u16::try_from(response.listen_port)
-            .context("the controller sent a bad port")?,
-    })
-}
-
-fn load_or_make_key(data: &Path) -> Result<PrivateKey> {
-    let path = data.join("gateway.key");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            PrivateKey::from_base64(&text).with_context(|| format!("{} is damaged", path.display()))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = PrivateKey::generate();
-            write_private(&path, format!("{}\n", key.to_base64()).as_bytes())?;
-            Ok(key)
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-fn load_enrollment(data: &Path) -> Result<Option<Enrollment>> {
-    let path = data.join("gateway.toml");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            Ok(Some(toml::from_str(&text).with_context(|| {
-                format!("{} is damaged", path.display())
-            })?))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-fn save_enrollment(data: &Path, enrollment: &Enrollment) -> Result<()> {
-    Ok(replace_private(
-        &data.join("gateway.toml"),
-        toml::to_string(enrollment)?.as_bytes(),
-    )?)
-}
-
-fn load_peers(data: &Path, gateway: &str) -> Result<Option<(u64, Vec<crate::state::GatewayPeer>)>> {
-    let path = data.join("peers.pb");
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let message = pb::PeerUpdate::decode(bytes.as_slice())
-        .with_context(|| format!("{} is damaged", path.display()))?;
-    let revision = message.revision;
-    match update_from_pb(message, gateway) {
-        Some(Update::Snapshot(peers)) => Ok(Some((revision, peers))),
-        _ => bail!("{} holds no peer set", path.display()),
-    }
-}
-
-fn save_peers(data: &Path, revision: u64, installed: &InstalledPeers) -> Result<()> {
-    let snapshot = Update::Snapshot(installed.peers().cloned().collect());
-    Ok(replace_private(
-        &data.join("peers.pb"),
-        &update_to_pb(snapshot, revision).encode_to_vec(),
-    )?)
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
 }

@@ -1,13 +1,19 @@
 //! What a gateway saw: connection events, typed, and their wire codec.
 //!
 //! Gateways (embedded or remote) turn their node's activity into
-//! [`GatewayEvent`]s; the controller checks them ([`crate::event_check`])
-//! and chains them into the connection log ([`crate::logs`]). On the wire
+//! [`GatewayEvent`]s ([`crate::sessions`]); the controller checks them
+//! against what it knows and chains them into the connection log. On the wire
 //! (`Gateway.ReportEvents`) and in the exported log, kinds and reasons are
 //! the strings [`EventKind::as_str`] and [`EndReason::as_str`] give.
 
-use crate::error::{Error, Result};
 use porta_proto::pb;
+
+/// Why an event from the wire was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct InvalidEvent(String);
+
+type Result<T, E = InvalidEvent> = std::result::Result<T, E>;
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,7 +41,7 @@ impl EventKind {
 }
 
 impl std::str::FromStr for EventKind {
-    type Err = Error;
+    type Err = InvalidEvent;
 
     fn from_str(text: &str) -> Result<Self> {
         one_of(text, "event kind", Self::ALL, Self::as_str)
@@ -52,9 +58,9 @@ fn one_of<T: Copy, const N: usize>(
     all.into_iter()
         .find(|member| as_str(*member) == text)
         .ok_or_else(|| {
-            Error::invalid(format!(
+            InvalidEvent::new(format!(
                 "unknown {what} {} (expected one of {})",
-                crate::validate::quoted(text),
+                porta_proto::quoted(text),
                 all.map(as_str).join(", ")
             ))
         })
@@ -89,10 +95,16 @@ impl EndReason {
 }
 
 impl std::str::FromStr for EndReason {
-    type Err = Error;
+    type Err = InvalidEvent;
 
     fn from_str(text: &str) -> Result<Self> {
         one_of(text, "end reason", Self::ALL, Self::as_str)
+    }
+}
+
+impl InvalidEvent {
+    fn new(problem: impl Into<String>) -> Self {
+        Self(problem.into())
     }
 }
 
@@ -139,14 +151,14 @@ impl From<&GatewayEvent> for pb::ConnectionEvent {
 }
 
 impl TryFrom<pb::ConnectionEvent> for GatewayEvent {
-    type Error = Error;
+    type Error = InvalidEvent;
 
     /// A reported event, checked: an id, a known kind (and reason), a
     /// device, short printable fields.
     fn try_from(e: pb::ConnectionEvent) -> Result<Self> {
         let short = |field: &str, value: &str, max: usize| {
             if value.len() > max || value.chars().any(char::is_control) {
-                Err(Error::invalid(format!(
+                Err(InvalidEvent::new(format!(
                     "{field} must be at most {max} printable characters"
                 )))
             } else {
@@ -154,7 +166,7 @@ impl TryFrom<pb::ConnectionEvent> for GatewayEvent {
             }
         };
         if e.event_id.is_empty() || e.device_id.is_empty() {
-            return Err(Error::invalid(
+            return Err(InvalidEvent::new(
                 "every event needs an event_id and a device_id",
             ));
         }
@@ -162,7 +174,7 @@ impl TryFrom<pb::ConnectionEvent> for GatewayEvent {
         let reason = match (kind, e.reason.as_str()) {
             (EventKind::SessionEnd, text) => Some(text.parse()?),
             (_, "") => None,
-            (_, _) => return Err(Error::invalid("only session ends carry a reason")),
+            (_, _) => return Err(InvalidEvent::new("only session ends carry a reason")),
         };
         short("event_id", &e.event_id, 64)?;
         short("device_id", &e.device_id, 64)?;

@@ -1,19 +1,22 @@
-//! The gateway embedded in `porta-controller serve`.
+//! The gateway embedded in `porta-controller serve`: `porta_gateway`'s
+//! parts, fed in-process.
 //!
 //! It uses the controller's gateway key (`gateway.key` in the data
 //! directory), follows the peer journal in-process, confirms each revision
 //! it applied so that `RevokeDevice` can report it, and records its
 //! connection events in the controller's log directly.
 
-use super::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
 use crate::clock::now;
-use crate::event::GatewayEvent;
 use crate::logs;
 use crate::state::Controller;
 use crate::store::records::GatewayRecord;
 use anyhow::{Context, Result};
+use porta_gateway::event::GatewayEvent;
+use porta_gateway::installed::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
 use porta_tunnel::keys::PrivateKey;
 use std::path::Path;
+
+pub use porta_gateway::DEFAULT_SESSION_IDLE;
 
 /// How the embedded gateway is set up.
 #[derive(Clone, Debug)]
@@ -176,7 +179,7 @@ mod tests {
     fn event(i: usize) -> GatewayEvent {
         GatewayEvent {
             event_id: format!("e{i}"),
-            kind: crate::event::EventKind::SessionStart,
+            kind: porta_gateway::event::EventKind::SessionStart,
             at: 1,
             device_id: "d".into(),
             public_address: "192.0.2.1:1".into(),

@@ -62,8 +62,10 @@ fn address(stats: &PeerStats) -> String {
     stats.endpoint.map(|e| e.to_string()).unwrap_or_default()
 }
 
+/// A random event id (128 bits, hex): the controller skips ids it has, so
+/// a resent event counts once.
 fn new_event_id() -> String {
-    format!("{}{}", crate::secret::new_id(), crate::secret::new_id())
+    hex::encode(rand::random::<[u8; 16]>())
 }
 
 impl SessionTracker {

@@ -1,32 +1,21 @@
-//! Gateways: the town end of every staff tunnel.
+//! The peers installed in a gateway's node, and the node's start.
 //!
-//! Both kinds run porta-tunnel's node and IO shell and apply the same
-//! stream of [`Update`]s from the peer journal ([`crate::peers`]) with
-//! [`InstalledPeers`]:
-//! * [`embedded`] runs inside `porta-controller serve` and reads the
-//!   journal in-process;
-//! * [`remote`] is `porta-controller gateway` on another host: it follows
-//!   the journal over `Gateway.WatchPeers`, keeps its last peer set on disk
-//!   and serves from it while the controller is away.
-//!
-//! Peers are added, changed in place (sessions survive policy changes) and
-//! removed (cutting their sessions) one by one; the others are untouched.
-//! Each peer's filter comes from its groups ([`crate::policy`]): the gateway
-//! is the security boundary. What the node sees becomes connection events
-//! ([`sessions`]): the embedded gateway records them in the controller's
-//! log directly, a remote one through `Gateway.ReportEvents`.
-
-pub mod embedded;
-pub mod remote;
-pub mod sessions;
-
-pub use embedded::{GatewayOptions, start};
+//! Both kinds of gateway — embedded in `porta-controller serve`, or remote
+//! ([`crate::remote`]) — run porta-tunnel's node and IO shell
+//! ([`start_shell`]) and apply the same stream of [`Update`]s with
+//! [`InstalledPeers`]. Peers are added, changed in place (sessions survive
+//! policy changes) and removed (cutting their sessions) one by one; the
+//! others are untouched. Each peer's filter is built from its destinations
+//! ([`crate::destination`]) here: the gateway is the security boundary.
+//! What the node sees becomes connection events ([`crate::sessions`]);
+//! [`SessionFile`] keeps the open ones on disk so that a killed gateway
+//! ends them at its next start.
 
 use crate::event::GatewayEvent;
-use crate::peers::{PeerChange, Update};
-use crate::state::GatewayPeer;
+use crate::peer::{GatewayPeer, PeerChange, Update};
+use crate::sessions;
 use ipnet::IpNet;
-use porta_tunnel::filter::Filter;
+use porta_tunnel::filter::{Filter, Rule};
 use porta_tunnel::keys::PrivateKey;
 use porta_tunnel::shell::{Shell, ShellConfig};
 use porta_tunnel::{Node, PeerConfig, PeerId};
@@ -39,11 +28,11 @@ use std::time::Duration;
 pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(180);
 
 /// How often a gateway turns what its node saw into connection events.
-const OBSERVE_EVERY: Duration = Duration::from_secs(1);
+pub const OBSERVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts a gateway's node and shell: its TUN interface with `addresses`,
 /// and UDP on `port` on every address; sessions end after `idle`.
-fn start_shell(
+pub fn start_shell(
     key: &PrivateKey,
     interface: &str,
     addresses: Vec<IpNet>,
@@ -228,7 +217,7 @@ impl InstalledPeers {
             endpoint: None,
             persistent_keepalive: None,
             filter: Some(Filter::new(
-                peer.destinations.iter().map(crate::policy::rule).collect(),
+                peer.destinations.iter().map(Rule::from).collect(),
             )),
         });
         tracing::debug!(device_id = %peer.device_id, "peer set");
