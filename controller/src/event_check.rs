@@ -139,6 +139,7 @@ mod tests {
                 "d1",
                 "anna-laptop",
                 "anna",
+                porta_proto::PublicKey([1; 32]),
                 "10.77.0.2".parse().expect("address"),
                 "c1",
                 1_789_000_000,

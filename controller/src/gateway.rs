@@ -64,7 +64,7 @@ pub fn start(
         .into_iter()
         .find(|g| g.embedded)
         .context("the store has no record of the embedded gateway")?;
-    let mut revisions = ctl.peer_revisions();
+    let mut revisions = ctl.fanout().revisions();
     let mut shutdown = ctl.shutdown_signal();
     let (mut session_file, left_open) = SessionFile::open(data)?;
     Ok(tokio::spawn(async move {
@@ -77,14 +77,14 @@ pub fn start(
         let mut observe = tokio::time::interval(OBSERVE_EVERY);
         loop {
             revisions.mark_unchanged();
-            let updates = ctl.peer_updates(&name, applied);
+            let updates = ctl.fanout().updates(&name, applied);
             {
                 let mut node = shell.node();
                 installed.observe(&mut node, now());
                 for update in updates {
                     if let Some(end) = installed.apply(&mut node, update, now()) {
                         applied = end;
-                        ctl.gateway_applied(&name, applied, now());
+                        ctl.fanout().applied(&name, applied, now());
                     }
                 }
             }

@@ -13,8 +13,8 @@
 
 use crate::settings::{DAY, Settings};
 use crate::state::Controller;
+use crate::store::Store;
 use crate::store::records::{GatewayRecord, Role};
-use crate::store::{Store, T, meta};
 use crate::tls::{Identity, TlsPaths};
 use anyhow::{Context, Result, bail};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -159,16 +159,16 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
 
     let store = Store::open(&data.join("store")).context("creating the store")?;
     let gateway = GatewayRecord {
-        public_key: gateway_public_key.clone(),
+        public_key: Some(gateway_key.public_key()),
         ..GatewayRecord::new(&settings.gateway_name, &wg_endpoint, true, None)
     };
     store
         .write(|t| {
-            t.put(T::Meta, meta::SETTINGS, &settings)?;
-            t.put(T::Gateways, gateway.id.as_bytes(), &gateway)
+            t.put_settings(&settings)?;
+            t.put_gateway(&gateway)
         })
         .await?;
-    let controller = Controller::new(store, fingerprint)?;
+    let controller = Controller::new(store, fingerprint, now)?;
     let admin_ttl = 7 * DAY;
     let (_, admin_invitation) = controller
         .create_api_credential(

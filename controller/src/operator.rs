@@ -99,7 +99,7 @@ pub async fn invite_admin_locally(
             socket.display()
         )
     })?;
-    let ctl = Controller::new(store.clone(), identity.fingerprint()?)?;
+    let ctl = Controller::new(store.clone(), identity.fingerprint()?, now)?;
     let name = crate::validate::name("name", name)?;
     let response = invite_admin(&ctl, &name, ttl_seconds, now).await?;
     store.flush().await?;

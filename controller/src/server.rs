@@ -39,8 +39,9 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         Store::open(&store_dir)
     }
     .with_context(|| format!("opening the store in {}", store_dir.display()))?;
-    let controller =
-        Controller::new(store.clone(), fingerprint)?.with_session_idle(settings.session_idle);
+    // The process starts now: the one clock reading behind the handle.
+    let controller = Controller::new(store.clone(), fingerprint, crate::clock::now())?
+        .with_session_idle(settings.session_idle);
     tokio::spawn(controller.clone().run_peer_journal());
     if let Some(retention) = settings.retention {
         tokio::spawn(enforce_retention(controller.clone(), retention));

@@ -9,7 +9,10 @@ use porta_controller::init::{InitOptions, init};
 use porta_controller::logs::Actor;
 use porta_controller::state::Controller;
 use porta_controller::store::Store;
-use porta_controller::store::records::UserRecord;
+use porta_controller::store::records::{
+    Destination, GroupRecord, PortRange, Protocol, Role, UserRecord,
+};
+use porta_gateway::peer::{PeerChange, Update};
 use porta_proto::PublicKey;
 
 /// Unix seconds the tests start at.
@@ -25,7 +28,7 @@ async fn controller() -> (tempfile::TempDir, Controller) {
     options.no_ipv6 = true;
     let report = init(options, T0).await.unwrap();
     let store = Store::open(&data.join("store")).unwrap();
-    let ctl = Controller::new(store, report.certificate_sha256.parse().unwrap()).unwrap();
+    let ctl = Controller::new(store, report.certificate_sha256.parse().unwrap(), T0).unwrap();
     (dir, ctl)
 }
 
@@ -151,4 +154,180 @@ async fn lookalike_names_are_refused_in_the_creating_transaction() {
         .await
         .unwrap_err();
     assert!(matches!(device, Error::AlreadyExists(_)), "{device}");
+}
+
+/// Logs in with a login invitation; the credential's secret.
+async fn log_in(ctl: &Controller, invitation: &str, now: u64) -> String {
+    ctl.login(&secret_of(invitation), "test", "", now)
+        .await
+        .unwrap()
+        .1
+}
+
+#[tokio::test]
+async fn each_credential_speaks_for_its_role_until_revoked_and_a_device_until_its_user_is_disabled()
+{
+    let (_dir, ctl) = controller().await;
+    let (_, pending) = ctl
+        .create_api_credential(&admin(), "audit-2026", Role::Auditor, DAY, T0)
+        .await
+        .unwrap();
+    let (_, gateway_invitation) = ctl
+        .create_gateway(&admin(), "annex", "192.0.2.9:51820", DAY, T0)
+        .await
+        .unwrap();
+    let auditor = log_in(&ctl, &pending, T0 + 1).await;
+    let gateway = log_in(&ctl, &gateway_invitation, T0 + 1).await;
+    user(&ctl, "anna").await;
+    let (_, token) = ctl
+        .create_enrollment_token(&admin(), "anna", "anna-pc", None, DAY, T0)
+        .await
+        .unwrap();
+    let (_, device) = ctl
+        .enroll(&secret_of(&token), key(), "pc", "linux", "", T0 + 2)
+        .await
+        .unwrap();
+    let role = |secret: &str| ctl.authenticate(secret).map(|caller| caller.role);
+    assert_eq!(role(&auditor).unwrap(), Role::Auditor);
+    assert_eq!(role(&gateway).unwrap(), Role::Gateway);
+    assert_eq!(role(&device).unwrap(), Role::Device);
+    // A mistyped or made-up secret, and a login token used as a credential.
+    for wrong in [
+        "nonsense".to_owned(),
+        format!("{}x", auditor),
+        secret_of(&pending),
+    ] {
+        assert!(
+            matches!(role(&wrong), Err(Error::Unauthenticated(_))),
+            "{wrong}"
+        );
+    }
+
+    ctl.set_user_disabled(&admin(), "anna", true, T0 + 3)
+        .await
+        .unwrap();
+    assert!(matches!(role(&device), Err(Error::PermissionDenied(m)) if m.contains("disabled")));
+    ctl.set_user_disabled(&admin(), "anna", false, T0 + 4)
+        .await
+        .unwrap();
+    assert_eq!(role(&device).unwrap(), Role::Device, "enabled again");
+    ctl.revoke_device(&admin(), "anna-pc", T0 + 5)
+        .await
+        .unwrap();
+    assert!(role(&device).is_err(), "a revoked device's credential");
+
+    ctl.revoke_api_credential(&admin(), "audit-2026", T0 + 6)
+        .await
+        .unwrap();
+    assert!(matches!(role(&auditor), Err(Error::Unauthenticated(_))));
+    ctl.remove_gateway(&admin(), "annex", T0 + 7).await.unwrap();
+    assert!(matches!(role(&gateway), Err(Error::Unauthenticated(_))));
+}
+
+/// What `gateway` holds after the store's latest change, as the journal
+/// task would compute it, starting from `after`.
+fn journal_step(ctl: &Controller, gateway: &str, after: u64) -> Vec<Update> {
+    ctl.fanout()
+        .advance(ctl.revision(), ctl.gateway_peers().unwrap());
+    ctl.fanout().updates(gateway, after)
+}
+
+fn end_of(updates: &[Update]) -> u64 {
+    match updates.last() {
+        Some(Update::End(revision)) => *revision,
+        other => panic!("updates end with a revision: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_gateway_gets_only_the_changes_to_its_own_peers() {
+    let (_dir, ctl) = controller().await;
+    let town = ctl.settings().gateway_name.clone();
+    let (_, annex_invitation) = ctl
+        .create_gateway(&admin(), "annex", "192.0.2.9:51820", DAY, T0)
+        .await
+        .unwrap();
+    let annex_secret = log_in(&ctl, &annex_invitation, T0).await;
+    let annex = ctl.authenticate(&annex_secret).unwrap();
+    ctl.register_gateway(&annex, key(), T0).await.unwrap();
+    user(&ctl, "anna").await;
+    user(&ctl, "pau").await;
+    let first = journal_step(&ctl, &town, 0);
+    assert!(matches!(&first[0], Update::Snapshot(peers) if peers.is_empty()));
+    let town_at = end_of(&first);
+    let annex_at = end_of(&journal_step(&ctl, "annex", 0));
+
+    for (user, device, gateway) in [("anna", "anna-pc", None), ("pau", "pau-pc", Some("annex"))] {
+        let (_, token) = ctl
+            .create_enrollment_token(&admin(), user, device, gateway, DAY, T0)
+            .await
+            .unwrap();
+        ctl.enroll(&secret_of(&token), key(), "pc", "linux", "", T0 + 1)
+            .await
+            .unwrap();
+    }
+    let anna_id = ctl.find_device("anna-pc").unwrap().id;
+    let town_updates = journal_step(&ctl, &town, town_at);
+    assert!(
+        matches!(&town_updates[..], [Update::Change(PeerChange::Upsert(p)), Update::End(_)] if p.device_id == anna_id),
+        "{town_updates:?}"
+    );
+    let annex_updates = ctl.fanout().updates("annex", annex_at);
+    assert!(
+        matches!(&annex_updates[..], [Update::Change(PeerChange::Upsert(p)), Update::End(_)] if p.device_id != anna_id),
+        "{annex_updates:?}"
+    );
+    let town_at = end_of(&town_updates);
+    let annex_at = end_of(&annex_updates);
+
+    // A policy change reaches anna's peer in place; the annex has nothing
+    // to do but acknowledge.
+    let mut gis = GroupRecord::new("gis", T0);
+    gis.destinations.push(Destination {
+        cidr: "10.1.40.0/24".parse().unwrap(),
+        protocol: Protocol::Tcp,
+        ports: vec![PortRange {
+            first: 443,
+            last: 443,
+        }],
+    });
+    ctl.create_group(&admin(), gis).await.unwrap();
+    ctl.set_membership(&admin(), "gis", &["anna".into()], true, T0 + 2)
+        .await
+        .unwrap();
+    let town_updates = journal_step(&ctl, &town, town_at);
+    assert!(
+        matches!(&town_updates[..], [Update::Change(PeerChange::Upsert(p)), Update::End(_)]
+            if p.destinations.iter().any(|d| d.cidr.to_string() == "10.1.40.0/24")),
+        "{town_updates:?}"
+    );
+    assert!(matches!(
+        &ctl.fanout().updates("annex", annex_at)[..],
+        [Update::End(_)]
+    ));
+    let town_at = end_of(&town_updates);
+
+    // Disabling anna removes her peer; revoking pau's device removes his
+    // from the annex only.
+    ctl.set_user_disabled(&admin(), "anna", true, T0 + 3)
+        .await
+        .unwrap();
+    ctl.revoke_device(&admin(), "pau-pc", T0 + 4).await.unwrap();
+    let town_updates = journal_step(&ctl, &town, town_at);
+    assert!(
+        matches!(&town_updates[..], [Update::Change(PeerChange::Removed { device_id, .. }), Update::End(_)] if *device_id == anna_id),
+        "{town_updates:?}"
+    );
+    let annex_updates = ctl.fanout().updates("annex", annex_at);
+    assert!(
+        matches!(
+            &annex_updates[..],
+            [
+                ..,
+                Update::Change(PeerChange::Removed { .. }),
+                Update::End(_)
+            ]
+        ),
+        "{annex_updates:?}"
+    );
 }

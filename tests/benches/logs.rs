@@ -24,6 +24,7 @@ async fn main() {
         "bench-device",
         "núria-laptop",
         "núria",
+        porta_proto::PublicKey([1; 32]),
         "10.77.0.2".parse().unwrap(),
         "bench",
         1,

@@ -36,7 +36,7 @@ impl Gateway for GatewayApi {
     ) -> Result<Response<Self::WatchPeersStream>, Status> {
         let caller = authorize(&self.0, &request, "watch the peer set", GATEWAY)?;
         let gateway = self.0.gateway_of(&caller)?;
-        if gateway.public_key.is_empty() {
+        if gateway.public_key.is_none() {
             return Err(Error::FailedPrecondition(
                 "this gateway has not registered its key yet (call Register first)".into(),
             )
@@ -44,7 +44,7 @@ impl Gateway for GatewayApi {
         }
         let after = request.into_inner().after_revision;
         tracing::info!(gateway = %gateway.name, after, "gateway connected");
-        self.0.gateway_applied(&gateway.name, after, now());
+        self.0.fanout().applied(&gateway.name, after, now());
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(stream_peers(
             self.0.clone(),
@@ -94,7 +94,7 @@ impl Gateway for GatewayApi {
         let gateway = self.0.gateway_of(&caller)?;
         let revision = request.into_inner().revision;
         tracing::debug!(gateway = %gateway.name, revision, "gateway applied");
-        self.0.gateway_applied(&gateway.name, revision, now());
+        self.0.fanout().applied(&gateway.name, revision, now());
         Ok(Response::new(pb::AckRevisionResponse {}))
     }
 
@@ -137,7 +137,7 @@ async fn stream_peers(
     mut after: u64,
     tx: mpsc::Sender<Result<pb::PeerUpdate, Status>>,
 ) {
-    let mut revisions = ctl.peer_revisions();
+    let mut revisions = ctl.fanout().revisions();
     let mut shutdown = ctl.shutdown_signal();
     'stream: loop {
         revisions.mark_unchanged();
@@ -149,7 +149,7 @@ async fn stream_peers(
             let _ = tx.send(Err(error.into())).await;
             break;
         }
-        let updates = ctl.peer_updates(&gateway, after);
+        let updates = ctl.fanout().updates(&gateway, after);
         let target = match updates.last() {
             Some(Update::End(revision)) => *revision,
             _ => after,
@@ -170,5 +170,5 @@ async fn stream_peers(
         }
     }
     tracing::info!(gateway, "gateway disconnected");
-    ctl.gateway_disconnected(&gateway);
+    ctl.fanout().disconnected(&gateway, now());
 }

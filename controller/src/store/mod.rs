@@ -31,8 +31,12 @@
 //! ordered steps (`MIGRATIONS`); a store written by a newer Porta is
 //! refused rather than misread.
 
+mod disk_full;
 pub mod records;
+mod tables;
 pub mod witness;
+
+use disk_full::storage_error;
 
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -210,31 +214,6 @@ impl Opened {
     }
 }
 
-/// True for "no space left" and "quota exceeded".
-fn is_disk_full(error: &sled::Error) -> bool {
-    matches!(error, sled::Error::Io(io)
-        if io.kind() == std::io::ErrorKind::StorageFull
-            || matches!(io.raw_os_error(), Some(28 | 122)))
-}
-
-/// `error` as the controller reports it: a full disk names the data
-/// directory holding the store.
-fn storage_error(dir: &Path, error: sled::Error) -> Error {
-    if is_disk_full(&error) {
-        Error::DiskFull {
-            dir: dir.parent().unwrap_or(dir).display().to_string(),
-        }
-    } else {
-        Error::Store(error)
-    }
-}
-
-/// Free space a store whose disk filled waits for before it reopens.
-const REOPEN_NEEDS_BYTES: u64 = 4 * 1024 * 1024;
-
-/// How often a store whose disk filled tries to reopen.
-const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// A cheap-to-clone handle on the open store.
 ///
 /// When its disk fills, sled refuses every later write, even once space is
@@ -390,75 +369,6 @@ impl Store {
             .as_ref()
             .expect("the store is open")
             .clone()
-    }
-
-    /// `error`, noting a full disk for the next write to recover from.
-    fn failed(&self, error: sled::Error) -> Error {
-        let error = storage_error(&self.dir, error);
-        if matches!(error, Error::DiskFull { .. }) {
-            let mut full = self.disk_full.lock().unwrap_or_else(|p| p.into_inner());
-            if full.is_none() {
-                tracing::error!(%error, "the store cannot write: its disk is full");
-                *full = Some(std::time::Instant::now() - REOPEN_EVERY);
-            }
-        }
-        error
-    }
-
-    /// After the disk filled: closes sled and opens it again (at most once
-    /// a second), so that writes work again once space was freed. Until
-    /// then writes fail with [`Error::DiskFull`].
-    fn recover(&self) -> Result<()> {
-        let mut full = self.disk_full.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(tried) = *full else {
-            return Ok(());
-        };
-        let still_full = || Error::DiskFull {
-            dir: self.dir.parent().unwrap_or(&self.dir).display().to_string(),
-        };
-        if tried.elapsed() < REOPEN_EVERY {
-            return Err(still_full());
-        }
-        *full = Some(std::time::Instant::now());
-        // Reopening needs room of its own: wait until there is some.
-        let available = nix::sys::statvfs::statvfs(self.dir.as_path())
-            .map(|s| s.blocks_available() * s.fragment_size())
-            .unwrap_or(0);
-        if available < REOPEN_NEEDS_BYTES {
-            return Err(still_full());
-        }
-        let mut opened = self.opened.write().unwrap_or_else(|p| p.into_inner());
-        let current = opened.take().expect("the store is open");
-        // Only a handle nobody else holds can be closed.
-        let current = match Arc::try_unwrap(current) {
-            Ok(current) => current,
-            Err(shared) => {
-                *opened = Some(shared);
-                return Err(still_full());
-            }
-        };
-        drop(current);
-        // Readers that still hold one of the old trees keep sled's lock a
-        // moment longer.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        let reopened = loop {
-            match Opened::open(&self.dir) {
-                Ok(reopened) => break reopened,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                // Nothing safe is left to serve from: stop, and let the
-                // service manager start the controller again.
-                Err(error) => {
-                    tracing::error!(%error, dir = %self.dir.display(), "the store could not be opened again after its disk filled; stopping");
-                    std::process::exit(75);
-                }
-            }
-        };
-        *opened = Some(Arc::new(reopened));
-        *full = None;
-        tracing::info!(dir = %self.dir.display(), "the store writes again: space was freed on its disk");
-        Ok(())
     }
 
     /// Reads and decodes one record.
@@ -655,88 +565,4 @@ fn be_u64_opt(bytes: Option<sled::IVec>) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::records::UserRecord;
-    use super::*;
-
-    fn user(name: &str) -> UserRecord {
-        UserRecord::new(name, 1)
-    }
-
-    #[tokio::test]
-    async fn writes_are_atomic_and_bump_the_revision() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("store")).expect("open");
-        let (rev1, ()) = store
-            .write(|t| t.put(T::Users, b"anna", &user("anna")))
-            .await
-            .expect("write");
-        let failed = store
-            .write(|t| {
-                t.put(T::Users, b"bernat", &user("bernat"))?;
-                Err::<(), _>(Error::invalid("no").into())
-            })
-            .await;
-        assert!(failed.is_err());
-        assert!(
-            store
-                .get::<UserRecord>(T::Users, b"bernat")
-                .expect("read")
-                .is_none(),
-            "aborted write left nothing"
-        );
-        let (rev2, ()) = store
-            .write(|t| t.put(T::Users, b"carla", &user("carla")))
-            .await
-            .expect("write");
-        assert_eq!(rev2, rev1 + 1);
-        assert_eq!(store.list::<UserRecord>(T::Users).expect("list").len(), 2);
-    }
-
-    #[tokio::test]
-    async fn a_store_from_a_newer_porta_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(&dir.path().join("store")).expect("open");
-            store
-                .tree(T::Meta)
-                .insert(meta::SCHEMA_VERSION, &(SCHEMA_VERSION + 1).to_be_bytes())
-                .expect("insert");
-            store.flush().await.expect("flush");
-        }
-        let err = Store::open(&dir.path().join("store"))
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains("newer Porta"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_first_schema_store_gets_its_names_indexed() {
-        use crate::names::{Kind, claim};
-        let dir = tempfile::tempdir().expect("tempdir");
-        {
-            let store = Store::open(&dir.path().join("store")).expect("open");
-            store
-                .write(|t| t.put(T::Users, b"alice", &user("alice")))
-                .await
-                .expect("write");
-            store.tree(T::NameSkeletons).clear().expect("clear");
-            store
-                .tree(T::Meta)
-                .insert(meta::SCHEMA_VERSION, &1u32.to_be_bytes())
-                .expect("insert");
-            store.flush().await.expect("flush");
-        }
-        let store = Store::open(&dir.path().join("store")).expect("migrated");
-        assert_eq!(store.meta_u32_schema(), SCHEMA_VERSION);
-        let lookalike = store
-            .write(|t| {
-                claim(t, Kind::User, "aIice", |t, holder| {
-                    t.contains(T::Users, holder.as_bytes())
-                })
-            })
-            .await
-            .expect_err("a lookalike of a name from before the migration");
-        assert!(lookalike.to_string().contains("looks like"), "{lookalike}");
-    }
-}
+mod tests;

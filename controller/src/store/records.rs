@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 pub use porta_gateway::destination::{Destination, PortRange, Protocol};
+use porta_proto::PublicKey;
 
 /// A staff member.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +58,18 @@ pub struct GroupRecord {
     pub destinations: Vec<Destination>,
     /// Unix seconds.
     pub created_at: u64,
+}
+
+impl GroupRecord {
+    /// A group without description or destinations.
+    pub fn new(name: &str, created_at: u64) -> Self {
+        Self {
+            name: name.to_owned(),
+            description: String::new(),
+            destinations: Vec::new(),
+            created_at,
+        }
+    }
 }
 
 /// A one-time token waiting to be redeemed.
@@ -161,8 +174,9 @@ pub struct DeviceRecord {
     pub name: String,
     /// Owner.
     pub user: String,
-    /// WireGuard public key (base64).
-    pub public_key: String,
+    /// WireGuard public key (base64 in the record).
+    #[serde(with = "key_text")]
+    pub public_key: PublicKey,
     /// Tunnel IPv4 address.
     pub ipv4: Ipv4Addr,
     /// Tunnel IPv6 address, if the controller has an IPv6 prefix.
@@ -201,12 +215,12 @@ pub struct DeviceRecord {
 
 impl DeviceRecord {
     /// A device as enrolled at `enrolled_at`: not seen yet, not revoked,
-    /// without a key (set by enrollment), IPv6 address, host details or a
-    /// chosen gateway.
+    /// without an IPv6 address, host details or a chosen gateway.
     pub fn new(
         id: &str,
         name: &str,
         user: &str,
+        public_key: PublicKey,
         ipv4: Ipv4Addr,
         credential_id: &str,
         enrolled_at: u64,
@@ -215,7 +229,7 @@ impl DeviceRecord {
             id: id.to_owned(),
             name: name.to_owned(),
             user: user.to_owned(),
-            public_key: String::new(),
+            public_key,
             ipv4,
             ipv6: None,
             hostname: String::new(),
@@ -251,8 +265,10 @@ pub struct GatewayRecord {
     pub name: String,
     /// WireGuard endpoint staff connect to (host:port, UDP).
     pub endpoint: String,
-    /// WireGuard public key (base64).
-    pub public_key: String,
+    /// WireGuard public key; `None` until a remote gateway registers the
+    /// key it made (an empty string in the record).
+    #[serde(with = "optional_key_text")]
+    pub public_key: Option<PublicKey>,
     /// Runs inside the controller process.
     pub embedded: bool,
     /// Unix seconds.
@@ -276,12 +292,86 @@ impl GatewayRecord {
             id: crate::secret::new_id(),
             name: name.to_owned(),
             endpoint: endpoint.to_owned(),
-            public_key: String::new(),
+            public_key: None,
             embedded,
             last_seen_at: 0,
             applied_revision: 0,
             credential_id,
             refused_events: 0,
         }
+    }
+}
+
+/// A key as its base64 text in a record.
+mod key_text {
+    use porta_proto::PublicKey;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(key: &PublicKey, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&key.to_base64())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PublicKey, D::Error> {
+        String::deserialize(d)?.parse().map_err(D::Error::custom)
+    }
+}
+
+/// An optional key as its base64 text, or `""` for none (how records
+/// written before the type said "not registered yet").
+mod optional_key_text {
+    use porta_proto::PublicKey;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub(super) fn serialize<S: Serializer>(
+        key: &Option<PublicKey>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&key.map(|k| k.to_base64()).unwrap_or_default())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<PublicKey>, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(D::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_keep_their_stored_form_and_an_unregistered_gateway_reads_as_none() {
+        let mut gateway = GatewayRecord::new("annex", "192.0.2.1:51820", false, None);
+        let json = serde_json::to_value(&gateway).expect("serialises");
+        assert_eq!(json["public_key"], "", "as records always stored it");
+        assert_eq!(
+            serde_json::from_value::<GatewayRecord>(json)
+                .expect("reads")
+                .public_key,
+            None
+        );
+        gateway.public_key = Some(PublicKey([7; 32]));
+        let json = serde_json::to_value(&gateway).expect("serialises");
+        assert_eq!(json["public_key"], PublicKey([7; 32]).to_base64());
+        let device = DeviceRecord::new(
+            "id",
+            "laptop",
+            "anna",
+            PublicKey([9; 32]),
+            Ipv4Addr::new(10, 77, 0, 2),
+            "c",
+            1,
+        );
+        let mut json = serde_json::to_value(&device).expect("serialises");
+        assert_eq!(json["public_key"], PublicKey([9; 32]).to_base64());
+        json["public_key"] = "damaged".into();
+        assert!(
+            serde_json::from_value::<DeviceRecord>(json).is_err(),
+            "a damaged key is an error, not skipped"
+        );
     }
 }

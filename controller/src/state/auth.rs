@@ -1,0 +1,60 @@
+//! Who is calling: a presented credential checked against the store, and
+//! the device and user behind it still allowed.
+use super::{Caller, Controller};
+use crate::error::{Error, Result};
+use crate::secret;
+use crate::store::records::DeviceRecord;
+
+impl Controller {
+    /// Checks a presented credential and returns who it belongs to.
+    /// Unknown, malformed and revoked credentials, revoked devices and
+    /// disabled users are all refused here, so no handler can forget to.
+    pub fn authenticate(&self, presented: &str) -> Result<Caller> {
+        let secret = secret::parse(presented)
+            .ok_or_else(|| Error::Unauthenticated("the credential is malformed".into()))?;
+        let unknown =
+            || Error::Unauthenticated("the credential is not valid (unknown or revoked)".into());
+        let credential = self.store.credential(secret.id)?.ok_or_else(unknown)?;
+        let hash = credential.hash.as_ref().ok_or_else(unknown)?;
+        if !secret.matches(hash) || credential.revoked_at.is_some() {
+            return Err(unknown());
+        }
+        if let Some(device_id) = &credential.device_id {
+            let device = self.device_by_id(device_id)?;
+            self.check_device_allowed(&device)?;
+        }
+        Ok(Caller {
+            role: credential.role,
+            credential_id: credential.id,
+            name: credential.name,
+            device_id: credential.device_id,
+            address: String::new(),
+        })
+    }
+
+    pub(super) fn check_device_allowed(&self, device: &DeviceRecord) -> Result<()> {
+        if device.revoked_at.is_some() {
+            return Err(Error::PermissionDenied(
+                "this device was revoked by your IT administrator".into(),
+            ));
+        }
+        let user = self.user(&device.user)?;
+        if user.disabled {
+            return Err(Error::PermissionDenied(format!(
+                "the user {:?} is disabled; ask your IT administrator",
+                user.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Fails if `caller`'s credential was revoked since it authenticated.
+    pub fn credential_live(&self, caller: &Caller) -> Result<()> {
+        match self.store.credential(&caller.credential_id)? {
+            Some(c) if c.revoked_at.is_none() => Ok(()),
+            _ => Err(Error::Unauthenticated(
+                "the credential is not valid (unknown or revoked)".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The controller's operations, over the store: [`Controller`], the one
+//! cloneable handle every API handler and the embedded gateway share
+//! (store, settings, identity, change feed, the gateways' [`Fanout`]).
+//!
+//! Its methods take already-validated inputs and the current time (`now`,
+//! Unix seconds) as arguments — they never read the clock — and return
+//! typed [`Error`]s; the gRPC layer (`api`) does authentication, wire
+//! validation and conversion around them. Every change runs in one store
+//! transaction through the typed per-entity store functions
+//! (`store::tables`) and, once durable, is announced on a watch channel so
+//! that config streams and the peer journal react.
+//!
+//! # Layout
+//! One module per entity, each an `impl Controller` block:
+//! [`auth`] (who is calling), [`users`], [`groups`], [`enrollment`]
+//! (tokens made and redeemed), [`devices`] (and the peer set gateways
+//! hold), [`credentials`], [`gateways`]. This file holds the handle, its
+//! write path, and its link to the fan-out.
+
+mod auth;
+mod credentials;
+mod devices;
+mod enrollment;
+mod gateways;
+mod groups;
+mod users;
+
+pub use crate::caller::Caller;
+use crate::error::{Error, Result};
+use crate::fanout::Fanout;
+pub use crate::fanout::GatewayAck;
+use crate::settings::Settings;
+use crate::store::records::*;
+use crate::store::{Store, TxError, Txn, meta};
+pub use porta_gateway::peer::GatewayPeer;
+use porta_proto::{CertFingerprint, Invitation, pb};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+
+/// The shared controller state: store, settings, identity, change feed.
+#[derive(Clone)]
+pub struct Controller {
+    store: Store,
+    settings: Arc<Settings>,
+    fingerprint: CertFingerprint,
+    changes: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+    /// What every gateway should have, and what each confirmed.
+    fanout: Fanout,
+    /// Failed authentication by source address.
+    auth_failures: Arc<Mutex<crate::guard::Ledger>>,
+    /// Unix seconds this process started.
+    started_at: u64,
+    /// How long a gateway may be gone before its sessions are shown ended.
+    session_idle: std::time::Duration,
+}
+
+impl Controller {
+    /// Wraps an open, initialised store at `now`. `fingerprint` is the TLS
+    /// certificate's, written into the invitations this controller issues.
+    pub fn new(store: Store, fingerprint: CertFingerprint, now: u64) -> Result<Self> {
+        let settings = store.settings()?.ok_or_else(|| {
+            Error::FailedPrecondition(
+                "the data directory is not initialised; run `porta-controller init`".into(),
+            )
+        })?;
+        let revision = store.meta_u64(meta::REVISION)?;
+        let mut ctl = Self {
+            store,
+            settings: Arc::new(settings),
+            fingerprint,
+            changes: watch::Sender::new(revision),
+            shutdown: watch::Sender::new(false),
+            fanout: Fanout::new(revision, Vec::new()),
+            auth_failures: Arc::default(),
+            started_at: now,
+            session_idle: porta_gateway::DEFAULT_SESSION_IDLE,
+        };
+        ctl.fanout = Fanout::new(revision, ctl.gateway_peers()?);
+        Ok(ctl)
+    }
+
+    /// Sets the session idle threshold (`serve --session-idle`).
+    pub fn with_session_idle(mut self, idle: std::time::Duration) -> Self {
+        self.session_idle = idle;
+        self
+    }
+
+    /// Sessions open now. A session whose gateway has been gone (not
+    /// connected) for longer than the idle threshold is over, whether or
+    /// not its end was ever reported, and is not listed.
+    pub fn live_sessions(&self, now: u64) -> Result<Vec<crate::logs::OpenSession>> {
+        let acks = self.fanout.acks();
+        let idle = self.session_idle.as_secs();
+        Ok(crate::logs::sessions(&self.store)?
+            .into_iter()
+            .filter(|session| match acks.get(&session.gateway) {
+                Some(ack) if ack.connected => true,
+                Some(ack) => ack.at + idle >= now,
+                None => self.started_at + idle >= now,
+            })
+            .collect())
+    }
+
+    /// Failed authentication by source address (see [`crate::guard`]).
+    pub fn auth_failures(&self) -> std::sync::MutexGuard<'_, crate::guard::Ledger> {
+        self.auth_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The settings chosen at init.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store, for the rare caller that needs raw reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The gateways' fan-out: peer updates and acknowledgements.
+    pub fn fanout(&self) -> &Fanout {
+        &self.fanout
+    }
+
+    /// A receiver that sees the revision after every change.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// A receiver that turns `true` when the controller shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells long-lived streams to end.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Keeps the fan-out in step with the store until shutdown: after each
+    /// change, the peer set is computed once for all gateways.
+    pub async fn run_peer_journal(self) {
+        let mut changes = self.subscribe();
+        let mut shutdown = self.shutdown_signal();
+        loop {
+            let revision = *changes.borrow_and_update();
+            match self.gateway_peers() {
+                Ok(peers) => self.fanout.advance(revision, peers),
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the peer set; gateways keep theirs")
+                }
+            }
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { break },
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    /// The current revision.
+    pub fn revision(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
+    /// Waits, at most `timeout`, until every gateway has applied
+    /// `revision`: each registered remote gateway, and the embedded one if
+    /// it runs. Returns the names of gateways that confirmed and of those
+    /// that did not.
+    pub async fn wait_for_gateways(
+        &self,
+        revision: u64,
+        timeout: std::time::Duration,
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let embedded_runs = self.fanout.acks().contains_key(&self.settings.gateway_name);
+        let expected: Vec<String> = self
+            .list_gateways()?
+            .into_iter()
+            .filter(|g| {
+                if g.embedded {
+                    embedded_runs
+                } else {
+                    g.public_key.is_some()
+                }
+            })
+            .map(|g| g.name)
+            .collect();
+        Ok(self.fanout.wait_for(expected, revision, timeout).await)
+    }
+
+    /// Runs a write and announces the new revision.
+    async fn write<R>(&self, change: impl Fn(&Txn<'_>) -> Result<R, TxError>) -> Result<R> {
+        let (revision, result) = self.store.write(change).await?;
+        self.changes.send_replace(revision);
+        Ok(result)
+    }
+
+    fn invitation(&self, token: &str, kind: pb::InvitationKind) -> String {
+        Invitation {
+            controller: self.settings.api_endpoint.clone(),
+            fingerprint: self.fingerprint,
+            token: token.to_owned(),
+            kind,
+            organization: self.settings.organization.clone(),
+        }
+        .encode()
+    }
+
+    /// When an invitation made at `now` with `ttl_secs` (0: the default)
+    /// expires.
+    pub fn invitation_expiry(&self, now: u64, ttl_secs: u64) -> u64 {
+        now + if ttl_secs == 0 {
+            self.settings.token_ttl_secs
+        } else {
+            ttl_secs
+        }
+    }
+}
+
+/// A record as admin-log JSON.
+fn json<V: serde::Serialize>(value: &V) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}
+
+/// A credential as admin-log JSON: never its secret's hash.
+fn credential_json(c: &CredentialRecord) -> Option<serde_json::Value> {
+    Some(serde_json::json!({
+        "id": c.id, "name": c.name, "role": c.role.as_str(), "created_by": c.created_by,
+        "client_name": c.client_name, "revoked_at": c.revoked_at, "pending": c.hash.is_none(),
+    }))
+}
+
+/// An invitation as admin-log JSON: never its secret's hash.
+fn invite_json(i: &InviteRecord) -> Option<serde_json::Value> {
+    let mut value = serde_json::json!({
+        "id": i.id, "created_by": i.created_by, "expires_at": i.expires_at, "redeemed_at": i.redeemed_at,
+    });
+    if let InvitePurpose::Device {
+        user,
+        device_name,
+        gateway,
+    } = &i.purpose
+    {
+        value["user"] = user.clone().into();
+        value["device"] = device_name.clone().into();
+        value["gateway"] = gateway.clone().into();
+    }
+    Some(value)
+}
