@@ -68,17 +68,9 @@ pub enum Command {
     /// (auditors and admins).
     #[command(subcommand)]
     Logs(LogsCommand),
-    /// Print a shell completion script.
-    Completions {
-        /// The shell.
-        shell: porta_proto::cli_docs::Shell,
-    },
-    /// Write man pages into a directory.
-    #[command(hide = true)]
-    Manpages {
-        /// Output directory.
-        dir: PathBuf,
-    },
+    /// Completions and man pages.
+    #[command(flatten)]
+    Docs(porta_proto::cli_docs::Docs),
 }
 
 /// `portactl login`.

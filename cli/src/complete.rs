@@ -23,10 +23,11 @@ const ASK_WITHIN: Duration = Duration::from_secs(2);
 /// The environment variable that switches `portactl` into completing.
 const VAR: &str = "COMPLETE";
 
-/// Answers a completion request and exits, when the shell made one (call
-/// first in `main`, before any runtime starts).
-pub fn answer_if_asked() {
-    clap_complete::CompleteEnv::with_factory(<crate::args::Cli as clap::CommandFactory>::command)
+/// Answers a completion request for the command `definition` makes, and
+/// exits, when the shell made one (call first in `main`, before any
+/// runtime starts).
+pub fn answer_if_asked(definition: fn() -> clap::Command) {
+    clap_complete::CompleteEnv::with_factory(definition)
         .var(VAR)
         .complete();
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // A shell asking for completions is answered before anything else (and
     // before the runtime: completing names starts one of its own).
-    portactl::complete::answer_if_asked();
+    portactl::complete::answer_if_asked(<portactl::args::Cli as clap::CommandFactory>::command);
     porta_proto::terminal::exit_quietly_on_closed_stdout();
     let cli = portactl::args::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()

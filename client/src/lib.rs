@@ -42,7 +42,7 @@ pub mod tunnel;
 pub mod uapi;
 pub mod wgconf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use state::StateDir;
 use std::path::PathBuf;
@@ -120,17 +120,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Print a shell completion script.
-    Completions {
-        /// The shell.
-        shell: porta_proto::cli_docs::Shell,
-    },
-    /// Write man pages into a directory.
-    #[command(hide = true)]
-    Manpages {
-        /// Output directory.
-        dir: std::path::PathBuf,
-    },
+    /// Completions and man pages.
+    #[command(flatten)]
+    Docs(porta_proto::cli_docs::Docs),
 }
 
 /// What porta's man pages say beyond the options.
@@ -240,19 +232,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             })
             .await
         }
-        Command::Completions { shell } => {
-            porta_proto::cli_docs::print_completions(
-                <Cli as clap::CommandFactory>::command(),
-                shell,
-            );
-            Ok(())
-        }
-        Command::Manpages { dir } => porta_proto::cli_docs::write_manpages(
-            <Cli as clap::CommandFactory>::command(),
-            &dir,
-            &MAN_EXTRAS,
-        )
-        .with_context(|| format!("writing man pages to {}", dir.display())),
+        Command::Docs(docs) => Ok(docs.run(<Cli as clap::CommandFactory>::command(), &MAN_EXTRAS)?),
         Command::ExportWg { out } => front::export_wg(&dir, out.as_deref()),
     }
 }

@@ -89,7 +89,7 @@ impl Error {
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
         Self::NotFound {
             kind,
-            name: crate::validate::quoted(&name.into()),
+            name: porta_proto::quoted(&name.into()),
         }
     }
 }

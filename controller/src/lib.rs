@@ -6,12 +6,28 @@
 //! revokes devices at once.
 //!
 //! # Layout
-//! * [`store`]: sled trees, typed records, schema version, the one atomic
-//!   write path, the witness of what is durable, recovery from a full disk.
-//! * [`state`]: [`Controller`], the cloneable handle with every operation;
-//!   takes `now` as an argument, returns typed [`Error`]s.
+//! * [`state`]: [`Controller`], the cloneable handle, and one module per
+//!   entity (`auth`, `users`, `groups`, `enrollment`, `devices`,
+//!   `credentials`, `gateways`) — every operation; takes `now` as an
+//!   argument, returns typed [`Error`]s.
+//! * [`store`]: sled trees, typed records, typed per-entity reads and
+//!   writes that keep their own index trees (`store::tables`), the schema
+//!   version, the one atomic write path, the witness of what is durable,
+//!   recovery from a full disk.
+//! * [`fanout`]: the peer journal (the peer set as revisioned changes) and
+//!   each gateway's acknowledgements; it holds no store.
 //! * [`api`]: the tonic services (Enrollment, Device, Admin, Audit, Gateway):
-//!   authorize → validate → one `Controller` call → convert.
+//!   authorize → validate → one `Controller` call → convert; [`error`] maps
+//!   every typed error to a gRPC status in one place.
+//! * [`logs`]: the hash-chained connection and admin logs (append, ingest,
+//!   the checks a gateway's event must pass to enter them, query, verify,
+//!   retention).
+//! * [`policy`]: groups → destinations, used for client routes and, as
+//!   `porta_gateway::destination`'s filter rules, for the gateway alike.
+//! * [`gateway`]: the gateway embedded in `serve` — `porta_gateway`'s
+//!   parts fed from the fan-out in-process, its events recorded directly.
+//!   Remote gateways are the `porta-gateway` program (crate
+//!   `porta-gateway`) and follow the fan-out over the Gateway service.
 //! * [`caller`]: who an authenticated credential belongs to; [`clock`]: the
 //!   one reading of the wall clock.
 //! * [`ipam`], [`secret`], [`validate`], [`names`]: pure helpers (address
@@ -20,19 +36,8 @@
 //! * [`guard`]: failed sign-ins by source address, throttling guessers;
 //!   [`listener`]: the API's TCP listener with per-source caps and
 //!   deadlines for connections that never send a request.
-//! * [`logs`]: the hash-chained connection and admin logs;
-//!   [`event_check`]: what a gateway's event (`porta_gateway::event`) must
-//!   satisfy to enter them.
-//! * [`policy`]: groups → destinations, used for client routes and for the
-//!   gateway's filter alike.
-//! * [`peers`]: the peer journal — the peer set as revisioned changes, for
-//!   every gateway.
-//! * [`gateway`]: the gateway embedded in `serve` — `porta_gateway`'s
-//!   parts fed from the journal in-process, its events recorded directly.
-//!   Remote gateways are the `porta-gateway` program (crate
-//!   `porta-gateway`) and follow the journal over the Gateway service.
-//! * [`init`], [`server`], [`tls`], [`options`]: the process shell behind the
-//!   `porta-controller` binary.
+//! * [`init`], [`server`], [`tls`], [`options`], [`settings`]: the process
+//!   shell behind the `porta-controller` binary.
 //! * [`operator`]: the Unix socket in the data directory through which the
 //!   host's operator recovers admin access (`porta-controller invite-admin`).
 //!
@@ -47,7 +52,6 @@ pub mod api;
 pub mod caller;
 pub mod clock;
 pub mod error;
-pub mod event_check;
 pub mod fanout;
 pub mod gateway;
 pub mod guard;

@@ -16,10 +16,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(
         cli.command,
-        Command::Init(_)
-            | Command::InviteAdmin(_)
-            | Command::Completions { .. }
-            | Command::Manpages { .. }
+        Command::Init(_) | Command::InviteAdmin(_) | Command::Docs(_)
     ) {
         // Commands that print and end; the services stay immune.
         porta_proto::terminal::exit_quietly_on_closed_stdout();
@@ -100,21 +97,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Completions { shell } => {
-            porta_proto::cli_docs::print_completions(
-                <Cli as clap::CommandFactory>::command(),
-                *shell,
-            );
-            Ok(())
-        }
-        Command::Manpages { dir } => {
-            porta_proto::cli_docs::write_manpages(
-                <Cli as clap::CommandFactory>::command(),
-                dir,
-                &porta_controller::options::MAN_EXTRAS,
-            )?;
-            Ok(())
-        }
+        Command::Docs(docs) => Ok(docs.run(
+            <Cli as clap::CommandFactory>::command(),
+            &porta_controller::options::MAN_EXTRAS,
+        )?),
         Command::Gateway(args) => {
             init_logging(
                 cli.log_format.unwrap_or(LogFormat::Human),

@@ -6,15 +6,13 @@
 //!   use characters outside the identifier profile of Unicode TR39 (e.g.
 //!   fullwidth "ａｌｉｃｅ"), or mix scripts ("аlice" with a Cyrillic а).
 //!   Single-script names in any script stay welcome ("núria", "Σοφία").
-//! * [`claim`] refuses, inside the creating transaction, a name whose TR39
-//!   skeleton (its "looks like" form) is held by another live name of the
-//!   same kind ("aIice" beside "alice"). Skeletons live in the
-//!   `name_skeletons` tree, keyed by kind and skeleton; a stale entry (its
-//!   name was deleted or revoked) is simply taken over, so entries are
-//!   never removed.
+//! * [`skeleton_key`] is a name's TR39 skeleton (its "looks like" form),
+//!   keyed by kind: the store's `Txn::claim_name` refuses, inside the
+//!   creating transaction, a name whose skeleton another live name of the
+//!   same kind holds ("aIice" beside "alice"). A stale entry (its name was
+//!   deleted or revoked) is simply taken over, so entries are never
+//!   removed.
 
-use crate::error::Error;
-use crate::store::{T, TxError, Txn};
 use unicode_normalization::is_nfc;
 use unicode_security::{GeneralSecurityProfile, MixedScript, skeleton};
 
@@ -38,7 +36,8 @@ impl Kind {
         }
     }
 
-    fn word(self) -> &'static str {
+    /// The kind in words, for messages.
+    pub fn word(self) -> &'static str {
         match self {
             Kind::User => "user",
             Kind::Group => "group",
@@ -74,31 +73,6 @@ pub fn skeleton_key(kind: Kind, name: &str) -> Vec<u8> {
     let mut key = vec![kind.prefix(), 0];
     key.extend(skeleton(name).collect::<String>().as_bytes());
     key
-}
-
-/// Claims `name` for `kind` in `t`: refused if a different live name of
-/// that kind looks the same. `live` says whether a holder still exists.
-pub fn claim(
-    t: &Txn<'_>,
-    kind: Kind,
-    name: &str,
-    live: impl Fn(&Txn<'_>, &str) -> Result<bool, TxError>,
-) -> Result<(), TxError> {
-    let key = skeleton_key(kind, name);
-    if let Some(holder) = t.get_raw(T::NameSkeletons, &key)? {
-        let holder = String::from_utf8_lossy(&holder).into_owned();
-        if holder != name && live(t, &holder)? {
-            return Err(Error::AlreadyExists(format!(
-                "{} name {} looks like the existing {} {}; choose a clearly different name",
-                kind.word(),
-                crate::validate::quoted(name),
-                kind.word(),
-                crate::validate::quoted(&holder)
-            ))
-            .into());
-        }
-    }
-    t.put_raw(T::NameSkeletons, &key, name.as_bytes())
 }
 
 #[cfg(test)]

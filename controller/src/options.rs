@@ -98,17 +98,9 @@ pub enum Command {
     /// (or root), whether `serve` runs or not; the admin log records it as
     /// done by the local operator.
     InviteAdmin(InviteAdminArgs),
-    /// Print a shell completion script.
-    Completions {
-        /// The shell.
-        shell: porta_proto::cli_docs::Shell,
-    },
-    /// Write man pages into a directory.
-    #[command(hide = true)]
-    Manpages {
-        /// Output directory.
-        dir: PathBuf,
-    },
+    /// Completions and man pages.
+    #[command(flatten)]
+    Docs(porta_proto::cli_docs::Docs),
 }
 
 /// `invite-admin` flags.

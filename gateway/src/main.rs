@@ -22,19 +22,10 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
-        Some(Command::Completions { shell }) => {
+        Some(Command::Docs(docs)) => {
             porta_proto::terminal::exit_quietly_on_closed_stdout();
-            porta_proto::cli_docs::print_completions(
-                <Cli as clap::CommandFactory>::command(),
-                *shell,
-            );
-            Ok(())
+            Ok(docs.run(<Cli as clap::CommandFactory>::command(), &MAN_EXTRAS)?)
         }
-        Some(Command::Manpages { dir }) => Ok(porta_proto::cli_docs::write_manpages(
-            <Cli as clap::CommandFactory>::command(),
-            dir,
-            &MAN_EXTRAS,
-        )?),
         None => {
             porta_proto::terminal::init_logging(
                 &cli.log_level,

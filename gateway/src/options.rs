@@ -36,17 +36,9 @@ pub struct Cli {
 /// What porta-gateway does besides running.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print a shell completion script.
-    Completions {
-        /// The shell.
-        shell: porta_proto::cli_docs::Shell,
-    },
-    /// Write man pages into a directory.
-    #[command(hide = true)]
-    Manpages {
-        /// Output directory.
-        dir: PathBuf,
-    },
+    /// Completions and man pages.
+    #[command(flatten)]
+    Docs(porta_proto::cli_docs::Docs),
 }
 
 /// How a remote gateway runs.

@@ -14,6 +14,42 @@ use std::path::Path;
 
 pub use clap_complete::Shell;
 
+/// The documentation commands every Porta program has, flattened into its
+/// own commands (`#[command(flatten)] Docs(Docs)`): `completions SHELL`
+/// and the hidden `manpages DIR` that packaging runs.
+#[derive(Clone, Debug, clap::Subcommand)]
+pub enum Docs {
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// Write man pages into a directory.
+    #[command(hide = true)]
+    Manpages {
+        /// Output directory.
+        dir: std::path::PathBuf,
+    },
+}
+
+impl Docs {
+    /// Prints the completions or writes the man pages of `command`.
+    pub fn run(&self, command: Command, extras: &ManExtras<'_>) -> std::io::Result<()> {
+        match self {
+            Docs::Completions { shell } => {
+                print_completions(command, *shell);
+                Ok(())
+            }
+            Docs::Manpages { dir } => write_manpages(command, dir, extras).map_err(|error| {
+                std::io::Error::new(
+                    error.kind(),
+                    format!("writing man pages to {}: {error}", dir.display()),
+                )
+            }),
+        }
+    }
+}
+
 /// What a program's man pages say beyond its options.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ManExtras<'a> {

@@ -6,6 +6,17 @@
 //! TLS key, gateway key) in a fresh temp dir; clients connect over TLS
 //! pinning the fingerprint from the printed admin invitation, exactly as
 //! `portactl` and `porta` do. Nothing is mocked.
+//!
+//! # Layout
+//! * this file: [`TestController`] (a controller on loopback), [`binary`]
+//!   (our programs from the target directory), [`build_debs`], waiting
+//!   and port helpers.
+//! * [`netns`]: the lab — network namespaces joined by veth pairs, with
+//!   processes started inside them and everything removed on drop.
+//! * [`town`]: a controller in the lab's `town` namespace with a logged-in
+//!   `portactl`, and laptops enrolled in `home`.
+//! * [`laptop`]: the tunnel service running in `home`, as
+//!   `porta.service` runs it.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 

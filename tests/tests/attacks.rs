@@ -2,6 +2,9 @@
 //! faults of its host (a damaged store, a full disk): each test plays the
 //! attack or fault against a real `porta-controller` and asserts that the
 //! log, the store and honest callers are unaffected.
+//!
+//! Longer than our usual file on purpose: one test per attack or fault,
+//! each self-contained so that it can be read (and reviewed) on its own.
 
 use porta_proto::connect::Bearer;
 use porta_proto::invitation::Invitation;

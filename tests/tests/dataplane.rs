@@ -3,6 +3,10 @@
 //! a wireguard-go gateway configured with `wg` from the controller's own
 //! gateway key — interop with the reference implementation — while the
 //! controller manages the device.
+//!
+//! Longer than our usual file on purpose: each test is one scenario in
+//! its own lab (namespaces, real processes, minutes of wall time), read
+//! top to bottom as a story; splitting a scenario would hide its order.
 
 use porta_tests::netns::{Lab, addr};
 use porta_tests::town::{Town, json, path, wait_until};

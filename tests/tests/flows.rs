@@ -1,4 +1,7 @@
 //! The controller's flows, as admins and devices live them.
+//!
+//! Longer than our usual file on purpose: one test per flow, sharing the
+//! small request builders at the top; each flow is read top to bottom.
 
 use futures::StreamExt;
 use porta_proto::connect::{ConnectError, connect};

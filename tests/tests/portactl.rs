@@ -1,4 +1,8 @@
 //! The real `portactl` binary against a real controller.
+//!
+//! Longer than our usual file on purpose: one test per `portactl` command
+//! family, all sharing the `Portactl` driver below; the file is the
+//! command line's specification, read in the order of the manual.
 
 use porta_proto::Invitation;
 use porta_tests::*;

@@ -17,6 +17,10 @@
 //! The root file system is made once (about 40 s) in
 //! /var/tmp/porta-test-rootfs and shared read-only; every container writes
 //! to its own tmpfs (`--volatile=overlay`), so nothing of a run remains.
+//!
+//! Longer than our usual file on purpose: the container plumbing
+//! (debootstrap, nspawn, waiting for units) and the guides' shell blocks
+//! run as written belong together; neither is used anywhere else.
 
 use porta_tests::netns::{Lab, addr};
 use porta_tests::*;

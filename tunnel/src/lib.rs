@@ -11,7 +11,8 @@
 //!   make the gateway the security boundary.
 //! * [`keys`]: WireGuard key pairs via boringtun's x25519 re-export, so one
 //!   x25519-dalek version is linked wherever keys meet boringtun.
-//!
+//! * [`throttle`]: handshake initiations counted per source address, so a
+//!   flood from one address meets cookie replies before honest peers do.
 //! * [`shell`] (feature `io`): a TUN device and a UDP socket driving a
 //!   node, for the staff client and the gateway.
 

@@ -15,6 +15,7 @@ use crate::args::{Cli, Command};
 use crate::error::Usage;
 use crate::profile::{self, Profile, ProfileFile};
 use anyhow::{Context, Result, bail};
+use porta_proto::cli_docs::Docs;
 use porta_proto::connect::{Authed, Bearer, connect};
 use porta_proto::pb::admin_client::AdminClient;
 use porta_proto::terminal::Answer;
@@ -87,8 +88,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ApiTokens(command) => credentials::run(&ctx, command).await,
         Command::Gateways(command) => gateways::run(&ctx, command).await,
         Command::Logs(command) => logs::run(&ctx, command).await,
-        Command::Completions { shell } => crate::complete::print_registration(shell),
-        Command::Manpages { dir } => write_manpages(&dir),
+        // Completions register the live ones (user, group and device names).
+        Command::Docs(Docs::Completions { shell }) => crate::complete::print_registration(shell),
+        Command::Docs(Docs::Manpages { dir }) => write_manpages(&dir),
     }
 }
 

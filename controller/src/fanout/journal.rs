@@ -2,7 +2,7 @@
 //! changes.
 //!
 //! After each change in the store the controller computes the full peer set
-//! once ([`crate::state::Controller::gateway_peers`]) and
+//! once (`Controller::gateway_peers`) and
 //! [`PeerJournal::advance`] turns the difference from the previous set into
 //! changes stamped with the store revision. A gateway — the embedded one in
 //! this process, or a remote one over `Gateway.WatchPeers` — asks for

@@ -2,6 +2,7 @@
 //! the open sessions kept in step.
 
 use super::*;
+use append::log_connection;
 
 /// What became of a batch of events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub async fn record_events(
                 let device: Option<DeviceRecord> = t.get(T::Devices, event.device_id.as_bytes())?;
                 let open: Option<OpenSession> = t.get(T::Sessions, event.device_id.as_bytes())?;
                 let (device, admitted) =
-                    match event_check::check(event, device.as_ref(), open.as_ref(), gateway, now) {
+                    match check::check(event, device.as_ref(), open.as_ref(), gateway, now) {
                         Ok(admitted) => (device.expect("admitted events have a device"), admitted),
                         Err(reason) => {
                             report.refused.push((event.event_id.clone(), reason));
@@ -63,27 +64,30 @@ pub async fn record_events(
                         },
                     )?,
                 }
-                t.log_connection(ConnectionEntry {
-                    sequence: 0,
-                    event_id: event.event_id.clone(),
-                    kind: event.kind.as_str().to_owned(),
-                    at: event.at,
-                    user: device.user.clone(),
-                    device: device.name.clone(),
-                    tunnel_address: device.ipv4.to_string(),
-                    public_address: event.public_address.clone(),
-                    previous_public_address: event.previous_public_address.clone(),
-                    gateway: gateway.name.clone(),
-                    session_start: admitted.session_start,
-                    rx_bytes: event.rx_bytes.max(so_far.0),
-                    tx_bytes: event.tx_bytes.max(so_far.1),
-                    reason: event
-                        .reason
-                        .map(|r| r.as_str().to_owned())
-                        .unwrap_or_default(),
-                    previous_hash: String::new(),
-                    hash: String::new(),
-                })?;
+                log_connection(
+                    t,
+                    ConnectionEntry {
+                        sequence: 0,
+                        event_id: event.event_id.clone(),
+                        kind: event.kind.as_str().to_owned(),
+                        at: event.at,
+                        user: device.user.clone(),
+                        device: device.name.clone(),
+                        tunnel_address: device.ipv4.to_string(),
+                        public_address: event.public_address.clone(),
+                        previous_public_address: event.previous_public_address.clone(),
+                        gateway: gateway.name.clone(),
+                        session_start: admitted.session_start,
+                        rx_bytes: event.rx_bytes.max(so_far.0),
+                        tx_bytes: event.tx_bytes.max(so_far.1),
+                        reason: event
+                            .reason
+                            .map(|r| r.as_str().to_owned())
+                            .unwrap_or_default(),
+                        previous_hash: String::new(),
+                        hash: String::new(),
+                    },
+                )?;
                 report.accepted += 1;
             }
             if !report.refused.is_empty()

@@ -5,8 +5,10 @@
 //!
 //! One module per concern, over the record types defined here:
 //! * [`append`]: the chain appends. Admin records are appended inside the
-//!   transaction of the change they describe ([`Txn::log_admin`]), so a
-//!   change and its record exist together or not at all.
+//!   transaction of the change they describe ([`log_admin`]), so a change
+//!   and its record exist together or not at all.
+//! * [`check`]: what a gateway's event must satisfy to enter the log
+//!   (sans-IO: the event, the device, its open session, the gateway).
 //! * [`ingest`]: connection records from gateway events ([`record_events`]);
 //!   an event id already recorded is skipped, so gateways can resend until
 //!   acknowledged and nothing is counted twice. The same transaction keeps
@@ -20,7 +22,6 @@
 
 use crate::caller::Caller;
 use crate::error::{Error, Result};
-use crate::event_check;
 use crate::store::records::{DeviceRecord, GatewayRecord};
 use crate::store::{Store, T, TxError, Txn, meta};
 use porta_gateway::event::{EventKind, GatewayEvent};
@@ -30,11 +31,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub mod append;
+pub mod check;
 pub mod ingest;
 pub mod query;
 pub mod retention;
 pub mod verify;
 
+pub use append::log_admin;
 pub use ingest::{EventReport, record_events};
 pub use query::{Filter, admin_actions, connections, sessions};
 pub use retention::{Pruned, prune_before};
@@ -290,7 +293,8 @@ mod tests {
         for &at in times {
             store
                 .append(|t| {
-                    t.log_admin(
+                    log_admin(
+                        t,
                         &Actor::system("test"),
                         "user.create",
                         "anna",

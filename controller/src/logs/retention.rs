@@ -73,7 +73,8 @@ pub async fn prune_before(store: &Store, cutoff: u64, now: u64) -> Result<Pruned
     );
     store
         .append(|t| {
-            t.log_admin(
+            log_admin(
+                t,
                 &Actor::system("retention"),
                 "retention.prune",
                 "logs",

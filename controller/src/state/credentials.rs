@@ -3,6 +3,7 @@
 use super::{Controller, credential_json};
 use crate::error::{Error, Result};
 use crate::logs::Actor;
+use crate::logs::append::log_admin;
 use crate::secret;
 use crate::store::records::*;
 use porta_proto::pb;
@@ -46,7 +47,8 @@ impl Controller {
                 };
                 t.put_credential(&credential)?;
                 t.insert_invite(&invite)?;
-                t.log_admin(
+                log_admin(
+                    t,
                     actor,
                     "credential.create",
                     name,
@@ -102,7 +104,8 @@ impl Controller {
             let mut credential = target.clone();
             credential.revoked_at = Some(now);
             t.put_credential(&credential)?;
-            t.log_admin(
+            log_admin(
+                t,
                 actor,
                 "credential.revoke",
                 &credential.name,

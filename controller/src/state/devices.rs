@@ -3,6 +3,7 @@
 use super::{Controller, GatewayPeer, json};
 use crate::error::{Error, Result};
 use crate::logs::Actor;
+use crate::logs::append::log_admin;
 use crate::names;
 use crate::store::meta;
 use crate::store::records::*;
@@ -80,10 +81,11 @@ impl Controller {
             let before = json(&current);
             // Renamed first: the old name no longer counts as a lookalike.
             t.rename_device(&mut current, new_name)?;
-            names::claim(t, names::Kind::Device, new_name, |t, holder| {
+            t.claim_name(names::Kind::Device, new_name, |t, holder| {
                 t.device_name_taken(holder, now)
             })?;
-            t.log_admin(
+            log_admin(
+                t,
                 actor,
                 "device.rename",
                 new_name,
@@ -121,7 +123,8 @@ impl Controller {
                 let before = json(&current);
                 t.revoke_device(&mut current, now, &actor.name)?;
                 t.revoke_credential(&current.credential_id, now)?;
-                t.log_admin(
+                log_admin(
+                    t,
                     actor,
                     "device.revoke",
                     &current.name,

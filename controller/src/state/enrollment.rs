@@ -5,6 +5,7 @@ use super::{Controller, credential_json, invite_json, json};
 use crate::error::{Error, Result};
 use crate::ipam;
 use crate::logs::Actor;
+use crate::logs::append::log_admin;
 use crate::names;
 use crate::secret::{self, IssuedSecret, PresentedSecret};
 use crate::settings::Settings;
@@ -57,11 +58,12 @@ impl Controller {
                     created_by: actor.name.clone(),
                     redeemed_at: None,
                 };
-                names::claim(t, names::Kind::Device, device_name, |t, holder| {
+                t.claim_name(names::Kind::Device, device_name, |t, holder| {
                     t.device_name_taken(holder, now)
                 })?;
                 t.insert_invite(&record)?;
-                t.log_admin(
+                log_admin(
+                    t,
                     actor,
                     "token.create",
                     device_name,
@@ -102,7 +104,8 @@ impl Controller {
                 let InvitePurpose::Device { device_name, .. } = &invite.purpose else {
                     unreachable!("matched above")
                 };
-                t.log_admin(
+                log_admin(
+                    t,
                     actor,
                     "token.delete",
                     device_name,
@@ -189,7 +192,7 @@ impl Controller {
                 )?;
                 t.spend_invite(&invite, now)?;
                 let actor = Actor { name: format!("enrollment token {}", invite.id), address: address.to_owned() };
-                t.log_admin(&actor, "device.enroll", device_name, None, json(&device), now)?;
+                log_admin(t, &actor, "device.enroll", device_name, None, json(&device), now)?;
                 Ok((device, credential.text))
             })
             .await?;
@@ -229,7 +232,8 @@ impl Controller {
                 name: credential.name.clone(),
                 address: address.to_owned(),
             };
-            t.log_admin(
+            log_admin(
+                t,
                 &actor,
                 "login",
                 &credential.name,

@@ -3,6 +3,7 @@
 use super::{Caller, Controller, json};
 use crate::error::{Error, Result};
 use crate::logs::Actor;
+use crate::logs::append::log_admin;
 use crate::store::records::*;
 use porta_proto::PublicKey;
 
@@ -71,7 +72,7 @@ impl Controller {
                 return Err(Error::AlreadyExists("gateway id collision".into()).into());
             }
             t.put_gateway(&gateway)?;
-            t.log_admin(actor, "gateway.create", name, None, json(&gateway), now)
+            log_admin(t, actor, "gateway.create", name, None, json(&gateway), now)
         })
         .await?;
         tracing::info!(
@@ -121,7 +122,7 @@ impl Controller {
             if let Some(id) = &gateway.credential_id {
                 t.revoke_credential(id, now)?;
             }
-            t.log_admin(actor, "gateway.remove", name, json(&gateway), None, now)
+            log_admin(t, actor, "gateway.remove", name, json(&gateway), None, now)
         })
         .await?;
         tracing::info!(gateway = name, by = %actor.name, "remote gateway removed");
@@ -168,7 +169,8 @@ impl Controller {
                 let before = json(&current);
                 current.public_key = Some(public_key);
                 t.put_gateway(&current)?;
-                t.log_admin(
+                log_admin(
+                    t,
                     &caller.into(),
                     "gateway.register",
                     &current.name,

@@ -4,6 +4,7 @@
 use super::{Controller, json};
 use crate::error::{Error, Result};
 use crate::logs::Actor;
+use crate::logs::append::log_admin;
 use crate::names;
 use crate::store::records::{Destination, GroupRecord};
 use std::collections::BTreeMap;
@@ -17,11 +18,12 @@ impl Controller {
                     Error::AlreadyExists(format!("group {:?} already exists", group.name)).into(),
                 );
             }
-            names::claim(t, names::Kind::Group, &group.name, |t, holder| {
+            t.claim_name(names::Kind::Group, &group.name, |t, holder| {
                 t.group_exists(holder)
             })?;
             t.put_group(&group)?;
-            t.log_admin(
+            log_admin(
+                t,
                 actor,
                 "group.create",
                 &group.name,
@@ -76,7 +78,7 @@ impl Controller {
         self.write(|t| {
             let group = t.require_group(name)?;
             t.remove_group(name)?;
-            t.log_admin(actor, "group.delete", name, json(&group), None, now)?;
+            log_admin(t, actor, "group.delete", name, json(&group), None, now)?;
             for user in users.iter().filter(|u| u.groups.contains(name)) {
                 // Re-read inside the transaction: the list above may be stale.
                 if let Some(mut current) = t.user(&user.name)? {
@@ -110,7 +112,7 @@ impl Controller {
                 }
                 record.destinations.push(destination.clone());
                 t.put_group(&record)?;
-                t.log_admin(actor, "group.allow", group, before, json(&record), now)?;
+                log_admin(t, actor, "group.allow", group, before, json(&record), now)?;
             }
             Ok(record)
         })
@@ -138,7 +140,8 @@ impl Controller {
                 .into());
             }
             t.put_group(&record)?;
-            t.log_admin(
+            log_admin(
+                t,
                 actor,
                 "group.disallow",
                 group,
@@ -167,7 +170,8 @@ impl Controller {
             } else {
                 "group.members.remove"
             };
-            t.log_admin(
+            log_admin(
+                t,
                 actor,
                 action,
                 group,

@@ -4,6 +4,7 @@
 use super::{Controller, json};
 use crate::error::{Error, Result};
 use crate::logs::Actor;
+use crate::logs::append::log_admin;
 use crate::names;
 use crate::store::records::UserRecord;
 
@@ -19,11 +20,12 @@ impl Controller {
             for group in &user.groups {
                 t.require_group(group)?;
             }
-            names::claim(t, names::Kind::User, &user.name, |t, holder| {
+            t.claim_name(names::Kind::User, &user.name, |t, holder| {
                 t.user_exists(holder)
             })?;
             t.put_user(&user)?;
-            t.log_admin(
+            log_admin(
+                t,
                 actor,
                 "user.create",
                 &user.name,
@@ -66,7 +68,7 @@ impl Controller {
             } else {
                 "user.enable"
             };
-            t.log_admin(actor, action, name, before, json(&user), now)?;
+            log_admin(t, actor, action, name, before, json(&user), now)?;
             Ok(user)
         })
         .await

@@ -11,9 +11,39 @@ use super::records::{
 };
 use super::{Store, T, TxError, Txn, meta};
 use crate::error::{Error, Result};
+use crate::names::{Kind, skeleton_key};
 use crate::settings::Settings;
 use porta_proto::PublicKey;
 use std::net::Ipv4Addr;
+
+// ----- names ----------------------------------------------------------------
+
+impl Txn<'_> {
+    /// Claims `name` for `kind`: refused if a different live name of
+    /// that kind looks the same. `live` says whether a holder still exists.
+    pub fn claim_name(
+        &self,
+        kind: Kind,
+        name: &str,
+        live: impl Fn(&Txn<'_>, &str) -> Result<bool, TxError>,
+    ) -> Result<(), TxError> {
+        let key = skeleton_key(kind, name);
+        if let Some(holder) = self.get_raw(T::NameSkeletons, &key)? {
+            let holder = String::from_utf8_lossy(&holder).into_owned();
+            if holder != name && live(self, &holder)? {
+                return Err(Error::AlreadyExists(format!(
+                    "{} name {} looks like the existing {} {}; choose a clearly different name",
+                    kind.word(),
+                    crate::validate::quoted(name),
+                    kind.word(),
+                    crate::validate::quoted(&holder)
+                ))
+                .into());
+            }
+        }
+        self.put_raw(T::NameSkeletons, &key, name.as_bytes())
+    }
+}
 
 // ----- settings -------------------------------------------------------------
 

@@ -56,7 +56,7 @@ async fn a_store_from_a_newer_porta_is_refused() {
 
 #[tokio::test]
 async fn a_first_schema_store_gets_its_names_indexed() {
-    use crate::names::{Kind, claim};
+    use crate::names::Kind;
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = Store::open(&dir.path().join("store")).expect("open");
@@ -74,11 +74,7 @@ async fn a_first_schema_store_gets_its_names_indexed() {
     let store = Store::open(&dir.path().join("store")).expect("migrated");
     assert_eq!(store.meta_u32_schema(), SCHEMA_VERSION);
     let lookalike = store
-        .write(|t| {
-            claim(t, Kind::User, "aIice", |t, holder| {
-                t.contains(T::Users, holder.as_bytes())
-            })
-        })
+        .write(|t| t.claim_name(Kind::User, "aIice", |t, holder| t.user_exists(holder)))
         .await
         .expect_err("a lookalike of a name from before the migration");
     assert!(lookalike.to_string().contains("looks like"), "{lookalike}");

@@ -10,7 +10,7 @@
 //! why it is refused. Refused events never enter the hash chain; the caller
 //! logs and counts them and tells the gateway.
 
-use crate::logs::OpenSession;
+use super::OpenSession;
 use crate::store::records::{DeviceRecord, GatewayRecord};
 use porta_gateway::event::{EndReason, EventKind, GatewayEvent};
 use std::net::SocketAddr;

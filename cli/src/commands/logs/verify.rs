@@ -1,268 +1,26 @@
-//! logs export|verify|sessions.
-//!
-//! Exports are streamed from the controller to the file row by row (memory
-//! stays flat for millions of rows). Every exported cell is exactly what
-//! the record's hash covers (see `porta_proto::audit`), so an export can be
-//! verified offline; CSV cells that a spreadsheet would run as a formula
-//! get a leading `'`, which verification removes again.
+//! `logs verify`: the controller's chain (and that it did not go back
+//! since this computer last looked), or an exported file offline —
+//! CSV, JSON lines or xlsx, whole or filtered.
 
-use super::Ctx;
-use crate::args::{ExportFormat, LogKind, LogsCommand};
-use crate::error::{Usage, VerificationFailed};
-use crate::output::{self, Listing};
+use super::super::Ctx;
+use super::UTF8_BOM;
+use crate::args::LogKind;
+use crate::error::VerificationFailed;
 use crate::profile::{ProfileFile, VerifiedHead};
 use anyhow::{Context, Result, bail};
 use porta_proto::audit::{self, Gaps, Log, Row};
 use porta_proto::pb;
 use porta_proto::pb::audit_client::AuditClient;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 
-const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
-
-pub(super) async fn run(ctx: &Ctx, command: LogsCommand) -> Result<()> {
-    match command {
-        LogsCommand::Export {
-            kind,
-            from,
-            to,
-            user,
-            device,
-            format,
-            out,
-        } => {
-            let request = pb::ExportRequest {
-                from: from.unwrap_or(0),
-                to: to.unwrap_or(0),
-                user: user.unwrap_or_default(),
-                device: device.unwrap_or_default(),
-            };
-            export(ctx, kind, request, format, out).await
-        }
-        LogsCommand::Verify {
-            kind,
-            file: Some(file),
-            partial,
-            ..
-        } => {
-            let _ = kind;
-            verify_file(ctx, &file, partial)
-        }
-        LogsCommand::Verify {
-            kind,
-            file: None,
-            accept_rollback,
-            ..
-        } => verify_controller(ctx, kind, accept_rollback).await,
-        LogsCommand::Sessions => sessions(ctx).await,
-    }
-}
-
-fn log_of(kind: LogKind) -> Log {
-    match kind {
-        LogKind::Connections => Log::Connections,
-        LogKind::Admin => Log::Admin,
-    }
-}
-
-/// Writes rows as CSV, JSON lines or a workbook.
-enum Writer {
-    Csv(Log, Box<csv::Writer<Box<dyn Write>>>),
-    Jsonl(Log, Box<dyn Write>),
-    Xlsx(Box<crate::workbook::LogWorkbook>),
-}
-
-impl Writer {
-    /// A writer to `out` (stdout when `None`; a workbook needs a file).
-    fn new(log: Log, format: ExportFormat, out: Option<&Path>) -> Result<Self> {
-        let sink = || -> Result<Box<dyn Write>> {
-            Ok(match out {
-                Some(path) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("creating {}", path.display()))?,
-                )),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            })
-        };
-        Ok(match format {
-            ExportFormat::Csv => {
-                let mut sink = sink()?;
-                // The byte-order mark tells Excel the file is UTF-8
-                // (LibreOffice does not need it and ignores it).
-                sink.write_all(UTF8_BOM)?;
-                let mut csv = csv::WriterBuilder::new()
-                    .terminator(csv::Terminator::CRLF)
-                    .from_writer(sink);
-                csv.write_record(log.header())?;
-                Self::Csv(log, Box::new(csv))
-            }
-            ExportFormat::Jsonl => Self::Jsonl(log, sink()?),
-            ExportFormat::Xlsx => {
-                let Some(path) = out else {
-                    bail!(Usage(
-                        "--format xlsx writes a file: add --out FILE.xlsx".into()
-                    ));
-                };
-                Self::Xlsx(Box::new(crate::workbook::LogWorkbook::create(path, log)?))
-            }
-        })
-    }
-
-    fn row(&mut self, cells: Vec<String>, previous_hash: &str, hash: &str) -> Result<()> {
-        match self {
-            Self::Csv(log, csv) => {
-                let safe = log
-                    .columns()
-                    .iter()
-                    .zip(&cells)
-                    .map(|(column, cell)| spreadsheet_safe(column, cell))
-                    .chain([previous_hash.to_owned(), hash.to_owned()]);
-                csv.write_record(safe)?;
-            }
-            Self::Jsonl(log, out) => {
-                let mut object = Map::new();
-                for (name, cell) in log.columns().iter().zip(cells) {
-                    object.insert((*name).into(), json_cell(name, cell));
-                }
-                object.insert("previous_hash".into(), previous_hash.into());
-                object.insert("hash".into(), hash.into());
-                serde_json::to_writer(&mut *out, &Value::Object(object))?;
-                out.write_all(b"\n")?;
-            }
-            Self::Xlsx(book) => book.row(&cells, previous_hash, hash)?,
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> Result<()> {
-        match self {
-            Self::Csv(_, mut csv) => csv.flush()?,
-            Self::Jsonl(_, mut out) => out.flush()?,
-            Self::Xlsx(book) => book.finish()?,
-        }
-        Ok(())
-    }
-}
-
-/// A CSV cell a spreadsheet opens and saves back unchanged: formulas are
-/// neutralised (`porta_proto::audit::neutralise`), and so is text that it
-/// would read as a number and rewrite ("00123" → "123", "1e5" → "100000"),
-/// with the same leading `'`, which LibreOffice and Excel keep as text and
-/// verification removes.
-fn spreadsheet_safe(column: &str, cell: &str) -> String {
-    let numeric = !cell.is_empty()
-        && cell.bytes().any(|b| b.is_ascii_digit())
-        && cell
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b',' | b'e' | b'E'));
-    if numeric && crate::workbook::cell_kind(column) == crate::workbook::CellKind::Text {
-        format!("'{cell}")
-    } else {
-        audit::neutralise(cell).into_owned()
-    }
-}
-
-/// Numbers stay numbers in JSON lines; everything else is text.
-fn json_cell(column: &str, cell: String) -> Value {
-    if matches!(column, "sequence" | "rx_bytes" | "tx_bytes")
-        && let Ok(n) = cell.parse::<u64>()
-    {
-        return n.into();
-    }
-    cell.into()
-}
-
-async fn export(
+pub(super) async fn verify_controller(
     ctx: &Ctx,
-    kind: LogKind,
-    request: pb::ExportRequest,
-    format: ExportFormat,
-    out: Option<PathBuf>,
+    kind: Option<LogKind>,
+    accept_rollback: bool,
 ) -> Result<()> {
-    let log = log_of(kind);
-    let mut audit = AuditClient::new(ctx.channel().await?);
-    let mut writer = Writer::new(log, format, out.as_deref())?;
-    let progress = match &out {
-        Some(_) => {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {pos} records ({per_sec}) {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            bar
-        }
-        None => indicatif::ProgressBar::hidden(),
-    };
-    let (count, last_hash) = match log {
-        Log::Connections => {
-            let stream = audit.export_connections(request).await?.into_inner();
-            copy(
-                stream,
-                &mut writer,
-                &progress,
-                |r: &pb::ConnectionRecord| (audit::connection_cells(r), &r.previous_hash, &r.hash),
-            )
-            .await?
-        }
-        Log::Admin => {
-            let stream = audit.export_admin_actions(request).await?.into_inner();
-            copy(
-                stream,
-                &mut writer,
-                &progress,
-                |r: &pb::AdminActionRecord| (audit::admin_cells(r), &r.previous_hash, &r.hash),
-            )
-            .await?
-        }
-    };
-    writer.finish()?;
-    progress.finish_and_clear();
-    if let Some(path) = out {
-        if ctx.json {
-            println!(
-                "{}",
-                json!({"file": path, "records": count, "last_hash": last_hash})
-            );
-        } else {
-            eprintln!(
-                "Exported {} to {} (last hash {}).",
-                porta_proto::terminal::count(count, "record", "records"),
-                path.display(),
-                if last_hash.is_empty() {
-                    "-"
-                } else {
-                    &last_hash
-                }
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Writes every record of `stream` as it arrives; returns how many and the
-/// last one's hash.
-async fn copy<R>(
-    mut stream: tonic::Streaming<R>,
-    writer: &mut Writer,
-    progress: &indicatif::ProgressBar,
-    parts: impl Fn(&R) -> (Vec<String>, &String, &String),
-) -> Result<(u64, String)> {
-    let (mut count, mut last_hash) = (0u64, String::new());
-    while let Some(record) = stream.message().await? {
-        let (cells, previous_hash, hash) = parts(&record);
-        writer.row(cells, previous_hash, hash)?;
-        last_hash.clone_from(hash);
-        count += 1;
-        progress.inc(1);
-    }
-    Ok((count, last_hash))
-}
-
-async fn verify_controller(ctx: &Ctx, kind: Option<LogKind>, accept_rollback: bool) -> Result<()> {
     let mut audit = AuditClient::new(ctx.channel().await?);
     let kinds = match kind {
         Some(kind) => vec![kind],
@@ -481,7 +239,7 @@ fn as_exported(log: Log, line: u64, mut row: Row) -> Result<Row> {
     Ok(row)
 }
 
-fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
+pub(super) fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
     // First pass: which sequence numbers the file holds (to tell a record
     // moved elsewhere from one deleted); second pass: the chain.
     let (log, rows) = read_export(path)?;
@@ -561,52 +319,14 @@ fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
     }
 }
 
-async fn sessions(ctx: &Ctx) -> Result<()> {
-    let mut audit = AuditClient::new(ctx.channel().await?);
-    let sessions = audit
-        .list_sessions(pb::ListSessionsRequest {})
-        .await?
-        .into_inner()
-        .sessions;
-    Listing {
-        headers: &[
-            "user",
-            "device",
-            "tunnel address",
-            "from",
-            "gateway",
-            "since",
-        ],
-        rows: sessions
-            .iter()
-            .map(|s| {
-                vec![
-                    s.user.clone(),
-                    s.device.clone(),
-                    s.tunnel_address.clone(),
-                    s.public_address.clone(),
-                    s.gateway.clone(),
-                    output::time(s.since),
-                ]
-            })
-            .collect(),
-        json: sessions
-            .iter()
-            .map(|s| {
-                json!({"user": s.user, "device": s.device, "tunnel_address": s.tunnel_address,
-                       "public_address": s.public_address, "gateway": s.gateway,
-                       "since": output::time_json(s.since)})
-            })
-            .collect(),
-    }
-    .print(ctx.json);
-    Ok(())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::export::Writer;
     use super::*;
+    use crate::args::ExportFormat;
+    use porta_proto::audit::Log;
+    use std::path::PathBuf;
 
     /// Admin records whose cells hold what spreadsheets trip on.
     fn tricky_rows() -> Vec<(Vec<String>, String, String)> {

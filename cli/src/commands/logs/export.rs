@@ -1,0 +1,221 @@
+//! `logs export`: streamed from the controller to a file row by row, in
+//! the chosen format, every cell exactly what the record's hash covers.
+
+use super::super::Ctx;
+use super::UTF8_BOM;
+use crate::args::{ExportFormat, LogKind};
+use crate::error::Usage;
+use anyhow::{Context, Result, bail};
+use porta_proto::audit::{self, Log};
+use porta_proto::pb;
+use porta_proto::pb::audit_client::AuditClient;
+use serde_json::{Map, Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub(super) fn log_of(kind: LogKind) -> Log {
+    match kind {
+        LogKind::Connections => Log::Connections,
+        LogKind::Admin => Log::Admin,
+    }
+}
+
+/// Writes rows as CSV, JSON lines or a workbook.
+pub(super) enum Writer {
+    Csv(Log, Box<csv::Writer<Box<dyn Write>>>),
+    Jsonl(Log, Box<dyn Write>),
+    Xlsx(Box<crate::workbook::LogWorkbook>),
+}
+
+impl Writer {
+    /// A writer to `out` (stdout when `None`; a workbook needs a file).
+    pub(super) fn new(log: Log, format: ExportFormat, out: Option<&Path>) -> Result<Self> {
+        let sink = || -> Result<Box<dyn Write>> {
+            Ok(match out {
+                Some(path) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("creating {}", path.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            })
+        };
+        Ok(match format {
+            ExportFormat::Csv => {
+                let mut sink = sink()?;
+                // The byte-order mark tells Excel the file is UTF-8
+                // (LibreOffice does not need it and ignores it).
+                sink.write_all(UTF8_BOM)?;
+                let mut csv = csv::WriterBuilder::new()
+                    .terminator(csv::Terminator::CRLF)
+                    .from_writer(sink);
+                csv.write_record(log.header())?;
+                Self::Csv(log, Box::new(csv))
+            }
+            ExportFormat::Jsonl => Self::Jsonl(log, sink()?),
+            ExportFormat::Xlsx => {
+                let Some(path) = out else {
+                    bail!(Usage(
+                        "--format xlsx writes a file: add --out FILE.xlsx".into()
+                    ));
+                };
+                Self::Xlsx(Box::new(crate::workbook::LogWorkbook::create(path, log)?))
+            }
+        })
+    }
+
+    pub(super) fn row(
+        &mut self,
+        cells: Vec<String>,
+        previous_hash: &str,
+        hash: &str,
+    ) -> Result<()> {
+        match self {
+            Self::Csv(log, csv) => {
+                let safe = log
+                    .columns()
+                    .iter()
+                    .zip(&cells)
+                    .map(|(column, cell)| spreadsheet_safe(column, cell))
+                    .chain([previous_hash.to_owned(), hash.to_owned()]);
+                csv.write_record(safe)?;
+            }
+            Self::Jsonl(log, out) => {
+                let mut object = Map::new();
+                for (name, cell) in log.columns().iter().zip(cells) {
+                    object.insert((*name).into(), json_cell(name, cell));
+                }
+                object.insert("previous_hash".into(), previous_hash.into());
+                object.insert("hash".into(), hash.into());
+                serde_json::to_writer(&mut *out, &Value::Object(object))?;
+                out.write_all(b"\n")?;
+            }
+            Self::Xlsx(book) => book.row(&cells, previous_hash, hash)?,
+        }
+        Ok(())
+    }
+
+    pub(super) fn finish(self) -> Result<()> {
+        match self {
+            Self::Csv(_, mut csv) => csv.flush()?,
+            Self::Jsonl(_, mut out) => out.flush()?,
+            Self::Xlsx(book) => book.finish()?,
+        }
+        Ok(())
+    }
+}
+
+/// A CSV cell a spreadsheet opens and saves back unchanged: formulas are
+/// neutralised (`porta_proto::audit::neutralise`), and so is text that it
+/// would read as a number and rewrite ("00123" → "123", "1e5" → "100000"),
+/// with the same leading `'`, which LibreOffice and Excel keep as text and
+/// verification removes.
+fn spreadsheet_safe(column: &str, cell: &str) -> String {
+    let numeric = !cell.is_empty()
+        && cell.bytes().any(|b| b.is_ascii_digit())
+        && cell
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b',' | b'e' | b'E'));
+    if numeric && crate::workbook::cell_kind(column) == crate::workbook::CellKind::Text {
+        format!("'{cell}")
+    } else {
+        audit::neutralise(cell).into_owned()
+    }
+}
+
+/// Numbers stay numbers in JSON lines; everything else is text.
+fn json_cell(column: &str, cell: String) -> Value {
+    if matches!(column, "sequence" | "rx_bytes" | "tx_bytes")
+        && let Ok(n) = cell.parse::<u64>()
+    {
+        return n.into();
+    }
+    cell.into()
+}
+
+pub(super) async fn export(
+    ctx: &Ctx,
+    kind: LogKind,
+    request: pb::ExportRequest,
+    format: ExportFormat,
+    out: Option<PathBuf>,
+) -> Result<()> {
+    let log = log_of(kind);
+    let mut audit = AuditClient::new(ctx.channel().await?);
+    let mut writer = Writer::new(log, format, out.as_deref())?;
+    let progress = match &out {
+        Some(_) => {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {pos} records ({per_sec}) {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        }
+        None => indicatif::ProgressBar::hidden(),
+    };
+    let (count, last_hash) = match log {
+        Log::Connections => {
+            let stream = audit.export_connections(request).await?.into_inner();
+            copy(
+                stream,
+                &mut writer,
+                &progress,
+                |r: &pb::ConnectionRecord| (audit::connection_cells(r), &r.previous_hash, &r.hash),
+            )
+            .await?
+        }
+        Log::Admin => {
+            let stream = audit.export_admin_actions(request).await?.into_inner();
+            copy(
+                stream,
+                &mut writer,
+                &progress,
+                |r: &pb::AdminActionRecord| (audit::admin_cells(r), &r.previous_hash, &r.hash),
+            )
+            .await?
+        }
+    };
+    writer.finish()?;
+    progress.finish_and_clear();
+    if let Some(path) = out {
+        if ctx.json {
+            println!(
+                "{}",
+                json!({"file": path, "records": count, "last_hash": last_hash})
+            );
+        } else {
+            eprintln!(
+                "Exported {} to {} (last hash {}).",
+                porta_proto::terminal::count(count, "record", "records"),
+                path.display(),
+                if last_hash.is_empty() {
+                    "-"
+                } else {
+                    &last_hash
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes every record of `stream` as it arrives; returns how many and the
+/// last one's hash.
+async fn copy<R>(
+    mut stream: tonic::Streaming<R>,
+    writer: &mut Writer,
+    progress: &indicatif::ProgressBar,
+    parts: impl Fn(&R) -> (Vec<String>, &String, &String),
+) -> Result<(u64, String)> {
+    let (mut count, mut last_hash) = (0u64, String::new());
+    while let Some(record) = stream.message().await? {
+        let (cells, previous_hash, hash) = parts(&record);
+        writer.row(cells, previous_hash, hash)?;
+        last_hash.clone_from(hash);
+        count += 1;
+        progress.inc(1);
+    }
+    Ok((count, last_hash))
+}
