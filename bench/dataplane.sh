@@ -136,7 +136,7 @@ ip netns exec $B "$BIN/portactl" --config "$WORK/p.toml" login "$INVITATION" >/d
 DEVICE=$(ip netns exec $B "$BIN/portactl" --config "$WORK/p.toml" --json enroll --user bench --device bench-pc \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["invitation"])')
 ip netns exec $A "$BIN/porta" --state "$WORK/client" enroll "$DEVICE" >/dev/null
-ip netns exec $A "$BIN/porta" --state "$WORK/client" --interface pbc up >"$WORK/up.log" 2>&1 & PIDS+=($!)
+ip netns exec $A "$BIN/porta" --state "$WORK/client" --interface pbc up --foreground >"$WORK/up.log" 2>&1 & PIDS+=($!)
 UP_PID=${PIDS[-1]}
 sleep 2
 measure "Porta ↔ Porta" 10.202.0.1 $(pgrep -f "porta --state $WORK/client") $SERVE_PID

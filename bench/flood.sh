@@ -151,10 +151,10 @@ for laptop in 1 2; do
     ip netns exec $A "$BIN/porta" --state "$WORK/client$laptop" enroll "$DEVICE" >/dev/null
 done
 PORTA_GW_PUB=$(wg pubkey <"$WORK/data/gateway.key")
-ip netns exec $A "$BIN/porta" --state "$WORK/client1" --interface pfpc1 up >"$WORK/up1.log" 2>&1 & PIDS+=($!)
+ip netns exec $A "$BIN/porta" --state "$WORK/client1" --interface pfpc1 up --foreground >"$WORK/up1.log" 2>&1 & PIDS+=($!)
 sleep 2
 start_porta_laptop2() {
-    ip netns exec $C "$BIN/porta" --state "$WORK/client2" --interface pfpc2 up >"$WORK/up2.log" 2>&1 &
+    ip netns exec $C "$BIN/porta" --state "$WORK/client2" --interface pfpc2 up --foreground >"$WORK/up2.log" 2>&1 &
     PIDS+=($!)
 }
 row "Porta (embedded)" 10.211.0.1 10.211.0.1 10.210.0.2:51831 "$PORTA_GW_PUB" start_porta_laptop2

@@ -3,7 +3,7 @@
 use super::{Caller, Controller};
 use crate::error::{Error, Result};
 use crate::secret;
-use crate::store::records::DeviceRecord;
+use crate::store::records::{DeviceRecord, UserRecord};
 
 impl Controller {
     /// Checks a presented credential and returns who it belongs to.
@@ -32,7 +32,9 @@ impl Controller {
         })
     }
 
-    pub(super) fn check_device_allowed(&self, device: &DeviceRecord) -> Result<()> {
+    /// The device's user, if the device may still run a tunnel: not
+    /// revoked, and its user not disabled.
+    pub(super) fn check_device_allowed(&self, device: &DeviceRecord) -> Result<UserRecord> {
         if device.revoked_at.is_some() {
             return Err(Error::PermissionDenied(
                 "this device was revoked by your IT administrator".into(),
@@ -45,7 +47,7 @@ impl Controller {
                 user.name
             )));
         }
-        Ok(())
+        Ok(user)
     }
 
     /// Fails if `caller`'s credential was revoked since it authenticated.

@@ -173,8 +173,7 @@ impl Controller {
     pub fn device_config(&self, device_id: &str) -> Result<pb::DeviceConfig> {
         let revision = self.store.meta_u64(meta::REVISION)?;
         let device = self.device_by_id(device_id)?;
-        self.check_device_allowed(&device)?;
-        let user = self.user(&device.user)?;
+        let user = self.check_device_allowed(&device)?;
         let groups = self.groups_of(&user)?;
         let routes: BTreeSet<ipnet::IpNet> = crate::policy::destinations(&self.settings, &groups)
             .into_iter()
@@ -182,8 +181,11 @@ impl Controller {
             .collect();
         let mut addresses = vec![format!("{}/32", device.ipv4)];
         addresses.extend(device.ipv6.map(|a| format!("{a}/128")));
+        // Read for every watching device at every change: the records only,
+        // without what gateways confirmed.
         let gateways = self
-            .list_gateways()?
+            .store
+            .gateways()?
             .into_iter()
             .filter(|g| match &device.gateway {
                 Some(name) => g.name == *name,
