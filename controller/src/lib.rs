@@ -11,7 +11,8 @@
 //!   `credentials`, `gateways`) — every operation; takes `now` as an
 //!   argument, returns typed [`Error`]s.
 //! * [`store`]: sled trees, typed records, typed per-entity reads and
-//!   writes that keep their own index trees (`store::tables`), the schema
+//!   writes that keep their own index trees (`store::tables`), each
+//!   record's wire message as a `From` beside it (`store::wire`), the schema
 //!   version, the one atomic write path, the witness of what is durable,
 //!   recovery from a full disk.
 //! * [`fanout`]: the peer journal (the peer set as revisioned changes) and

@@ -2,7 +2,7 @@
 //! Every RPC here is for the admin role only.
 
 use super::auth::{ADMIN, AUDIT, authorize};
-use super::{convert, now};
+use super::now;
 use crate::error::Error;
 use crate::logs::Actor;
 use crate::state::Controller;
@@ -35,7 +35,7 @@ impl Admin for AdminApi {
         };
         let user = self.0.create_user(&Actor::from(&caller), user).await?;
         tracing::info!(user = %user.name, by = %caller.name, "user created");
-        Ok(Response::new(convert::user(user)))
+        Ok(Response::new(pb::User::from(user)))
     }
 
     async fn list_users(
@@ -47,14 +47,14 @@ impl Admin for AdminApi {
             .0
             .list_users()?
             .into_iter()
-            .map(convert::user)
+            .map(pb::User::from)
             .collect();
         Ok(Response::new(pb::ListUsersResponse { users }))
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Reply<pb::User> {
         authorize(&self.0, &request, "look up users", ADMIN)?;
-        Ok(Response::new(convert::user(
+        Ok(Response::new(pb::User::from(
             self.0.user(&request.into_inner().name)?,
         )))
     }
@@ -70,7 +70,7 @@ impl Admin for AdminApi {
             .set_user_disabled(&Actor::from(&caller), &r.name, r.disabled, now())
             .await?;
         tracing::info!(user = %user.name, disabled = r.disabled, by = %caller.name, "user state changed");
-        Ok(Response::new(convert::user(user)))
+        Ok(Response::new(pb::User::from(user)))
     }
 
     async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Reply<pb::Group> {
@@ -82,10 +82,8 @@ impl Admin for AdminApi {
             destinations: Vec::new(),
             created_at: now(),
         };
-        Ok(Response::new(convert::group(
-            self.0.create_group(&Actor::from(&caller), group).await?,
-            Vec::new(),
-        )))
+        let created = self.0.create_group(&Actor::from(&caller), group).await?;
+        Ok(Response::new(created.into_pb(Vec::new())))
     }
 
     async fn list_groups(
@@ -97,7 +95,7 @@ impl Admin for AdminApi {
             .0
             .list_groups()?
             .into_iter()
-            .map(|(g, m)| convert::group(g, m))
+            .map(|(g, m)| g.into_pb(m))
             .collect();
         Ok(Response::new(pb::ListGroupsResponse { groups }))
     }
@@ -105,7 +103,7 @@ impl Admin for AdminApi {
     async fn get_group(&self, request: Request<pb::GetGroupRequest>) -> Reply<pb::Group> {
         authorize(&self.0, &request, "look up groups", ADMIN)?;
         let (group, members) = self.0.group(&request.into_inner().name)?;
-        Ok(Response::new(convert::group(group, members)))
+        Ok(Response::new(group.into_pb(members)))
     }
 
     async fn delete_group(
@@ -132,7 +130,7 @@ impl Admin for AdminApi {
             .await?;
         let (group, members) = self.0.group(&r.group)?;
         Ok(Response::new(pb::AllowDestinationResponse {
-            group: Some(convert::group(group, members)),
+            group: Some(group.into_pb(members)),
             warnings,
         }))
     }
@@ -148,7 +146,7 @@ impl Admin for AdminApi {
             .disallow_destination(&Actor::from(&caller), &r.group, destination, now())
             .await?;
         let (group, members) = self.0.group(&r.group)?;
-        Ok(Response::new(convert::group(group, members)))
+        Ok(Response::new(group.into_pb(members)))
     }
 
     async fn add_group_members(
@@ -161,7 +159,7 @@ impl Admin for AdminApi {
             .set_membership(&Actor::from(&caller), &r.group, &r.users, true, now())
             .await?;
         let (group, members) = self.0.group(&r.group)?;
-        Ok(Response::new(convert::group(group, members)))
+        Ok(Response::new(group.into_pb(members)))
     }
 
     async fn remove_group_members(
@@ -174,7 +172,7 @@ impl Admin for AdminApi {
             .set_membership(&Actor::from(&caller), &r.group, &r.users, false, now())
             .await?;
         let (group, members) = self.0.group(&r.group)?;
-        Ok(Response::new(convert::group(group, members)))
+        Ok(Response::new(group.into_pb(members)))
     }
 
     async fn create_enrollment_token(
@@ -198,7 +196,7 @@ impl Admin for AdminApi {
             .await?;
         tracing::info!(user = %r.user, device = %device_name, by = %caller.name, "enrollment token created");
         Ok(Response::new(pb::CreateEnrollmentTokenResponse {
-            token: Some(convert::enrollment_token(token)),
+            token: Some(pb::EnrollmentToken::from(token)),
             invitation,
         }))
     }
@@ -212,7 +210,7 @@ impl Admin for AdminApi {
             .0
             .list_enrollment_tokens(now())?
             .into_iter()
-            .map(convert::enrollment_token)
+            .map(pb::EnrollmentToken::from)
             .collect();
         Ok(Response::new(pb::ListEnrollmentTokensResponse { tokens }))
     }
@@ -239,14 +237,14 @@ impl Admin for AdminApi {
             .0
             .list_devices(user, r.include_revoked)?
             .into_iter()
-            .map(convert::device)
+            .map(pb::DeviceInfo::from)
             .collect();
         Ok(Response::new(pb::ListDevicesResponse { devices }))
     }
 
     async fn get_device(&self, request: Request<pb::GetDeviceRequest>) -> Reply<pb::DeviceInfo> {
         authorize(&self.0, &request, "look up devices", AUDIT)?;
-        Ok(Response::new(convert::device(
+        Ok(Response::new(pb::DeviceInfo::from(
             self.0.find_device(&request.into_inner().name)?,
         )))
     }
@@ -258,7 +256,7 @@ impl Admin for AdminApi {
         let caller = authorize(&self.0, &request, "rename devices", ADMIN)?;
         let r = request.into_inner();
         let new_name = validate::name("new_name", &r.new_name)?;
-        Ok(Response::new(convert::device(
+        Ok(Response::new(pb::DeviceInfo::from(
             self.0
                 .rename_device(&Actor::from(&caller), &r.name, &new_name, now())
                 .await?,
@@ -280,7 +278,7 @@ impl Admin for AdminApi {
             .wait_for_gateways(self.0.revision(), std::time::Duration::from_secs(10))
             .await?;
         Ok(Response::new(pb::RevokeDeviceResponse {
-            device: Some(convert::device(device)),
+            device: Some(pb::DeviceInfo::from(device)),
             confirmed_gateways,
             pending_gateways,
         }))
@@ -304,7 +302,7 @@ impl Admin for AdminApi {
             .await?;
         tracing::info!(name = %name, role = role.as_str(), by = %caller.name, "API credential created");
         Ok(Response::new(pb::CreateApiCredentialResponse {
-            credential: Some(convert::credential(credential)),
+            credential: Some(pb::ApiCredential::from(credential)),
             invitation,
         }))
     }
@@ -319,7 +317,7 @@ impl Admin for AdminApi {
             .0
             .list_api_credentials(r.include_revoked)?
             .into_iter()
-            .map(convert::credential)
+            .map(pb::ApiCredential::from)
             .collect();
         Ok(Response::new(pb::ListApiCredentialsResponse {
             credentials,
@@ -337,7 +335,7 @@ impl Admin for AdminApi {
             .await?;
         tracing::info!(name = %credential.name, by = %caller.name, "API credential revoked");
         Ok(Response::new(pb::RevokeApiCredentialResponse {
-            credential: Some(convert::credential(credential)),
+            credential: Some(pb::ApiCredential::from(credential)),
         }))
     }
 
@@ -350,7 +348,7 @@ impl Admin for AdminApi {
             .0
             .list_gateways()?
             .into_iter()
-            .map(convert::gateway)
+            .map(pb::GatewayInfo::from)
             .collect();
         Ok(Response::new(pb::ListGatewaysResponse { gateways }))
     }
@@ -366,7 +364,7 @@ impl Admin for AdminApi {
             .remove_gateway(&Actor::from(&caller), &name, now())
             .await?;
         Ok(Response::new(pb::RemoveGatewayResponse {
-            gateway: Some(convert::gateway(gateway)),
+            gateway: Some(pb::GatewayInfo::from(gateway)),
         }))
     }
 
@@ -389,7 +387,7 @@ impl Admin for AdminApi {
             )
             .await?;
         Ok(Response::new(pb::CreateGatewayResponse {
-            gateway: Some(convert::gateway(gateway)),
+            gateway: Some(pb::GatewayInfo::from(gateway)),
             invitation,
         }))
     }

@@ -1,7 +1,7 @@
 //! Enrollment: redeem one-time tokens. The only service without a bearer
 //! credential: the token itself is the proof.
 
-use super::{auth, convert, now};
+use super::{auth, now};
 use crate::error::Error;
 use crate::state::Controller;
 use crate::validate;
@@ -58,7 +58,7 @@ impl Enrollment for EnrollmentApi {
         tracing::info!(name = %credential.name, role = credential.role.as_str(), "credential activated");
         Ok(Response::new(pb::LoginResponse {
             credential: secret,
-            role: convert::role(credential.role) as i32,
+            role: pb::Role::from(credential.role) as i32,
             name: credential.name,
             credential_id: credential.id,
         }))

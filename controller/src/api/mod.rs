@@ -6,7 +6,6 @@
 mod admin;
 mod audit;
 mod auth;
-pub(crate) mod convert;
 mod device;
 mod enrollment;
 mod gateway;

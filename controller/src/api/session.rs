@@ -1,7 +1,6 @@
 //! Session: any valid credential may ask who it is.
 
 use super::auth::{ANY, authorize};
-use super::convert;
 use crate::state::Controller;
 use porta_proto::pb::{self, session_server::Session};
 use tonic::{Request, Response, Status};
@@ -18,7 +17,7 @@ impl Session for SessionApi {
         let caller = authorize(&self.0, &request, "ask who they are", ANY)?;
         Ok(Response::new(pb::WhoAmIResponse {
             name: caller.name,
-            role: convert::role(caller.role) as i32,
+            role: pb::Role::from(caller.role) as i32,
             credential_id: caller.credential_id,
             controller: self.0.settings().api_endpoint.clone(),
         }))

@@ -34,6 +34,7 @@
 mod disk_full;
 pub mod records;
 mod tables;
+mod wire;
 pub mod witness;
 
 use disk_full::storage_error;
