@@ -11,13 +11,14 @@
 #
 # Traffic stays inside the two namespaces this script creates and removes.
 # Needs root. Usage: sudo bench/dataplane.sh   (SECONDS_PER_RUN=8 by default;
-# PATHS="veth porta" runs a subset of: veth wireguard-go boringtun porta)
+# PATHS="veth porta" runs a subset of: veth wireguard-go boringtun porta
+# porta-portable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/netns.sh
 umask 077 # keys are written below
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
-PATHS=${PATHS:-veth wireguard-go boringtun porta}
+PATHS=${PATHS:-veth wireguard-go boringtun porta porta-portable}
 want() { [[ " $PATHS " == *" $1 "* ]]; }
 A=pbench-a B=pbench-b
 WORK=$(mktemp -d)
@@ -123,8 +124,11 @@ measure "boringtun-cli ↔ boringtun-cli" 10.203.0.2 $(pgrep -f "boringtun-cli -
 pkill -f "boringtun-cli --disable-drop-privileges --foreground pbbt" || true
 fi
 
-# Porta client ↔ Porta embedded gateway (the gateway's own tunnel address is the target).
-if want porta; then
+# Porta client ↔ Porta embedded gateway (the gateway's own tunnel address is
+# the target); "porta-portable": the client on the portable data path (one
+# packet per system call, no offloads — what Windows and macOS use), the
+# gateway on Linux's fast path.
+if want porta || want porta-portable; then
 ip netns exec $B "$BIN/porta-controller" init --data "$WORK/data" --api-endpoint 10.200.0.2:7443 \
     --endpoint 10.200.0.2:51823 --vpn-prefix 10.202.0.0/24 --no-ipv6 --route 10.202.0.1/32 --json >"$WORK/init.json"
 ip netns exec $B "$BIN/porta-controller" serve --data "$WORK/data" --listen 10.200.0.2:7443 \
@@ -133,13 +137,22 @@ SERVE_PID=${PIDS[-1]}
 sleep 1
 INVITATION=$(python3 -c "import json; print(json.load(open('$WORK/init.json'))['admin_invitation'])")
 ip netns exec $B "$BIN/portactl" --config "$WORK/p.toml" login "$INVITATION" >/dev/null
-DEVICE=$(ip netns exec $B "$BIN/portactl" --config "$WORK/p.toml" --json enroll --user bench --device bench-pc \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["invitation"])')
-ip netns exec $A "$BIN/porta" --state "$WORK/client" enroll "$DEVICE" >/dev/null
-ip netns exec $A "$BIN/porta" --state "$WORK/client" --interface pbc up --foreground >"$WORK/up.log" 2>&1 & PIDS+=($!)
-UP_PID=${PIDS[-1]}
-sleep 2
-measure "Porta ↔ Porta" 10.202.0.1 $(pgrep -f "porta --state $WORK/client") $SERVE_PID
+# porta_laptop NAME DATAPATH: a laptop enrolled and up on DATAPATH, measured.
+porta_laptop() {
+    local name=$1 datapath=$2 state="$WORK/client-$2"
+    local device
+    device=$(ip netns exec $B "$BIN/portactl" --config "$WORK/p.toml" --json enroll --user bench \
+        --device "bench-$datapath" | python3 -c 'import json,sys; print(json.load(sys.stdin)["invitation"])')
+    ip netns exec $A "$BIN/porta" --state "$state" enroll "$device" >/dev/null
+    ip netns exec $A env PORTA_DATAPATH="$datapath" "$BIN/porta" --state "$state" --interface pbc \
+        up --foreground >"$WORK/up-$datapath.log" 2>&1 & PIDS+=($!)
+    local up_pid=$!
+    sleep 2
+    measure "$name" 10.202.0.1 $(pgrep -f "porta --state $state") $SERVE_PID
+    kill "$up_pid"; wait "$up_pid" 2>/dev/null || true
+}
+if want porta; then porta_laptop "Porta ↔ Porta" fast; fi
+if want porta-portable; then porta_laptop "Porta portable ↔ Porta" portable; fi
 fi
 
 echo

@@ -22,7 +22,7 @@ use ipnet::IpNet;
 use porta_proto::connect::{Bearer, connect};
 use porta_proto::pb;
 use porta_tunnel::keys::PublicKey;
-use porta_tunnel::shell::{Shell, ShellConfig};
+use porta_tunnel::shell::{Datapath, Shell, ShellConfig};
 use porta_tunnel::{Node, PeerConfig};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
@@ -146,6 +146,7 @@ impl Connection {
                     .unwrap_or(1420),
                 listen: SocketAddr::from(([0, 0, 0, 0], 0)),
                 routes: system_routes(&state)?,
+                datapath: Datapath::from_env(),
             },
         )?;
         let port = shell.local_addr()?.port();

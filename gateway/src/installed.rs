@@ -17,7 +17,7 @@ use crate::sessions;
 use ipnet::IpNet;
 use porta_tunnel::filter::{Filter, Rule};
 use porta_tunnel::keys::PrivateKey;
-use porta_tunnel::shell::{Shell, ShellConfig};
+use porta_tunnel::shell::{Datapath, Shell, ShellConfig};
 use porta_tunnel::{Node, PeerConfig, PeerId};
 use sessions::SessionTracker;
 use std::collections::HashMap;
@@ -49,6 +49,7 @@ pub fn start_shell(
             mtu,
             listen: SocketAddr::from(([0, 0, 0, 0], port)),
             routes: Vec::new(),
+            datapath: Datapath::from_env(),
         },
     )
 }

@@ -14,7 +14,8 @@
 //! * [`throttle`]: handshake initiations counted per source address, so a
 //!   flood from one address meets cookie replies before honest peers do.
 //! * [`shell`] (feature `io`): a TUN device and a UDP socket driving a
-//!   node, for the staff client and the gateway.
+//!   node, for the staff client and the gateway — Linux's offloads and
+//!   batches, or the portable one-packet-per-call path.
 
 pub mod filter;
 pub mod keys;

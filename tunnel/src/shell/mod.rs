@@ -14,10 +14,15 @@
 //!   GRO table, which merges consecutive TCP segments back into one;
 //! * the UDP socket uses GRO and GSO ([`udp`]).
 //!
+//! Where those offloads are not available, or [`Datapath::Portable`] is
+//! asked for, the [`portable`] path moves one packet per system call with
+//! plain reads and writes — the path other platforms use.
+//!
 //! Routes are set with iproute2 (`ip route replace … dev IFACE`), which a
 //! Linux host running Porta has; addresses and MTU are set on the device
 //! by tun-rs.
 
+mod portable;
 mod tun_access;
 mod udp;
 mod workers;
@@ -26,6 +31,7 @@ pub use tun_access::{TUN_DEVICE, TunProblem};
 
 use crate::node::{Node, Sink};
 use ipnet::IpNet;
+use portable::Portable;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +57,30 @@ pub struct ShellConfig {
     pub listen: SocketAddr,
     /// Prefixes routed into the tunnel.
     pub routes: Vec<IpNet>,
+    /// How packets move between the device, the node and the socket.
+    pub datapath: Datapath,
+}
+
+/// How packets move between the TUN device, the node and the socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Datapath {
+    /// Linux's offloads: TUN super-segments and GRO, UDP GSO/GRO, batches.
+    #[default]
+    Fast,
+    /// One packet per system call, no offloads: what every platform offers.
+    Portable,
+}
+
+impl Datapath {
+    /// `PORTA_DATAPATH=portable` asks for the portable path (for kernels
+    /// whose offloads misbehave, and to exercise that path on Linux);
+    /// anything else, or nothing, the fast one.
+    pub fn from_env() -> Self {
+        match std::env::var("PORTA_DATAPATH").as_deref() {
+            Ok("portable") => Datapath::Portable,
+            _ => Datapath::Fast,
+        }
+    }
 }
 
 /// Why the shell could not start or change.
@@ -101,7 +131,7 @@ impl ShellError {
 /// TUN device goes away with the process.
 pub struct Shell {
     node: Arc<Mutex<Node>>,
-    socket: Arc<Socket>,
+    engine: Engine,
     config: ShellConfig,
     routes: Vec<IpNet>,
     stop: Arc<AtomicBool>,
@@ -114,54 +144,73 @@ impl Shell {
     /// Creates the TUN device and socket, sets routes and starts moving
     /// packets through `node`.
     pub fn start(node: Node, config: ShellConfig) -> Result<Self, ShellError> {
-        let tun = Arc::new(create_tun(&config)?);
-        let socket = Arc::new(open_socket(config.listen)?);
+        let fast = config.datapath == Datapath::Fast;
+        let tun = Arc::new(create_tun(&config, fast)?);
+        tracing::info!(interface = %config.interface, datapath = ?config.datapath, "tunnel data path");
         let node = Arc::new(Mutex::new(node));
         let stop = Arc::new(AtomicBool::new(false));
+        let handshake_wanted = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        let tun_error = |source| ShellError::tun(&config.interface, source);
+        let engine = if fast {
+            let socket = Arc::new(open_socket(config.listen)?);
+            let shared = Arc::new(
+                workers::Shared::new(
+                    node.clone(),
+                    socket.clone(),
+                    tun.clone(),
+                    stop.clone(),
+                    config.mtu,
+                )
+                .map_err(tun_error)?,
+            );
+            for _ in 0..workers::WORKERS {
+                let shared = shared.clone();
+                threads.push(spawn("porta-packets", move || shared.run_worker()));
+            }
+            let (socket_out, tun_out) = (socket.clone(), tun.clone());
+            threads.push(start_timers(
+                &node,
+                &stop,
+                &handshake_wanted,
+                Outbox::default(),
+                move |outbox: &mut Outbox| outbox.send(&socket_out, &tun_out),
+            ));
+            Engine::Fast(socket)
+        } else {
+            let socket =
+                std::net::UdpSocket::bind(config.listen).map_err(|source| ShellError::Socket {
+                    listen: config.listen,
+                    source,
+                })?;
+            let portable = Portable::start(
+                node.clone(),
+                tun.clone(),
+                Arc::new(socket),
+                stop.clone(),
+                &mut threads,
+            )
+            .map_err(tun_error)?;
+            let (socket_out, tun_out) = (portable.socket.clone(), portable.tun.clone());
+            threads.push(start_timers(
+                &node,
+                &stop,
+                &handshake_wanted,
+                portable::PlainOutbox::default(),
+                move |outbox: &mut portable::PlainOutbox| outbox.send(&socket_out, &tun_out),
+            ));
+            Engine::Portable(portable)
+        };
         let mut shell = Self {
             node,
-            socket,
-            config,
+            engine,
             routes: Vec::new(),
             stop,
-            handshake_wanted: Arc::new(AtomicBool::new(false)),
-            threads: Vec::new(),
+            handshake_wanted,
+            threads,
+            config,
         };
         shell.set_routes(&shell.config.routes.clone())?;
-
-        let shared = Arc::new(
-            workers::Shared::new(
-                shell.node.clone(),
-                shell.socket.clone(),
-                tun.clone(),
-                shell.stop.clone(),
-                shell.config.mtu,
-            )
-            .map_err(|source| ShellError::tun(&shell.config.interface, source))?,
-        );
-        for _ in 0..workers::WORKERS {
-            let shared = shared.clone();
-            shell
-                .threads
-                .push(spawn("porta-packets", move || shared.run_worker()));
-        }
-        let mut outbox = Outbox::default();
-        lock(&shell.node).initiate_handshakes(&mut outbox);
-        outbox.send(&shell.socket, &tun);
-        let (node, socket, stop) = (shell.node.clone(), shell.socket.clone(), shell.stop.clone());
-        let handshake_wanted = shell.handshake_wanted.clone();
-        shell.threads.push(spawn("porta-timers", move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                let mut node = lock(&node);
-                if handshake_wanted.swap(false, Ordering::Relaxed) {
-                    node.initiate_handshakes(&mut outbox);
-                }
-                node.handle_timeout(Instant::now(), &mut outbox);
-                drop(node);
-                outbox.send(&socket, &tun);
-            }
-        }));
         Ok(shell)
     }
 
@@ -180,7 +229,10 @@ impl Shell {
 
     /// The UDP address the tunnel listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.socket.local_addr()
+        match &self.engine {
+            Engine::Fast(socket) => socket.local_addr(),
+            Engine::Portable(portable) => portable.socket.local_addr(),
+        }
     }
 
     /// The interface name.
@@ -206,10 +258,48 @@ impl Shell {
 impl Drop for Shell {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Engine::Portable(portable) = &self.engine {
+            portable.wake();
+        }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
+}
+
+/// The IO path that runs.
+enum Engine {
+    /// Offloads and batches ([`workers`], [`udp`]).
+    Fast(Arc<Socket>),
+    /// One packet per system call ([`portable`]).
+    Portable(Portable),
+}
+
+/// Starts the timer thread: every [`TICK`] the node's timers run (and a
+/// handshake when one was asked for), and what they produced is sent with
+/// `send`. Handshakes start at once.
+fn start_timers<O: Sink + Send + 'static>(
+    node: &Arc<Mutex<Node>>,
+    stop: &Arc<AtomicBool>,
+    handshake_wanted: &Arc<AtomicBool>,
+    mut outbox: O,
+    mut send: impl FnMut(&mut O) + Send + 'static,
+) -> JoinHandle<()> {
+    lock(node).initiate_handshakes(&mut outbox);
+    send(&mut outbox);
+    let (node, stop, handshake_wanted) = (node.clone(), stop.clone(), handshake_wanted.clone());
+    spawn("porta-timers", move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(TICK);
+            let mut node = lock(&node);
+            if handshake_wanted.swap(false, Ordering::Relaxed) {
+                node.initiate_handshakes(&mut outbox);
+            }
+            node.handle_timeout(Instant::now(), &mut outbox);
+            drop(node);
+            send(&mut outbox);
+        }
+    })
 }
 
 /// What the node produced for one batch, copied out so that the system
@@ -271,11 +361,11 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .expect("spawning a tunnel thread")
 }
 
-fn create_tun(config: &ShellConfig) -> Result<SyncDevice, ShellError> {
+fn create_tun(config: &ShellConfig, offload: bool) -> Result<SyncDevice, ShellError> {
     let mut builder = DeviceBuilder::new()
         .name(&config.interface)
         .mtu(config.mtu)
-        .offload(true);
+        .offload(offload);
     for address in &config.addresses {
         builder = match address {
             IpNet::V4(v4) => builder.ipv4(v4.addr(), v4.prefix_len(), None),
