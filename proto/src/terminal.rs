@@ -227,7 +227,7 @@ mod display_tests {
 /// Resolves at the first SIGTERM or SIGINT: how a service is asked to stop
 /// (systemd, Ctrl-C). Both handlers are installed before it returns, so a
 /// signal that arrives early is not lost.
-#[cfg(feature = "client")]
+#[cfg(all(feature = "client", unix))]
 pub fn termination_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
@@ -236,6 +236,23 @@ pub fn termination_signal() -> std::io::Result<impl std::future::Future<Output =
         tokio::select! {
             _ = term.recv() => tracing::info!(signal = "SIGTERM", "received"),
             _ = int.recv() => tracing::info!(signal = "SIGINT", "received"),
+        }
+    })
+}
+
+/// Resolves at Ctrl-C, Ctrl-Break, closing the console or shutdown — the
+/// ways Windows asks a console program to stop.
+#[cfg(all(feature = "client", windows))]
+pub fn termination_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::windows::{ctrl_break, ctrl_c, ctrl_close, ctrl_shutdown};
+    let (mut c, mut brk, mut close, mut shutdown) =
+        (ctrl_c()?, ctrl_break()?, ctrl_close()?, ctrl_shutdown()?);
+    Ok(async move {
+        tokio::select! {
+            _ = c.recv() => tracing::info!(signal = "Ctrl-C", "received"),
+            _ = brk.recv() => tracing::info!(signal = "Ctrl-Break", "received"),
+            _ = close.recv() => tracing::info!(signal = "close", "received"),
+            _ = shutdown.recv() => tracing::info!(signal = "shutdown", "received"),
         }
     })
 }

@@ -12,6 +12,7 @@ mod desktop;
 mod flows;
 mod host;
 mod packaging;
+mod platforms;
 mod portable;
 mod portactl;
 mod reference;

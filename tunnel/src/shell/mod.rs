@@ -22,9 +22,14 @@
 //! Linux host running Porta has; addresses and MTU are set on the device
 //! by tun-rs.
 
+#[cfg(target_os = "linux")]
+mod fast;
 mod portable;
+mod routes;
 mod tun_access;
+#[cfg(target_os = "linux")]
 mod udp;
+#[cfg(target_os = "linux")]
 mod workers;
 
 pub use tun_access::{TUN_DEVICE, TunProblem};
@@ -33,13 +38,11 @@ use crate::node::{Node, Sink};
 use ipnet::IpNet;
 use portable::Portable;
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tun_rs::{DeviceBuilder, GROTable, SyncDevice, VIRTIO_NET_HDR_LEN};
-use udp::{Datagrams, Socket};
+use tun_rs::{DeviceBuilder, SyncDevice};
 
 /// How often timers run.
 const TICK: Duration = Duration::from_millis(100);
@@ -144,38 +147,30 @@ impl Shell {
     /// Creates the TUN device and socket, sets routes and starts moving
     /// packets through `node`.
     pub fn start(node: Node, config: ShellConfig) -> Result<Self, ShellError> {
-        let fast = config.datapath == Datapath::Fast;
+        // Only Linux has the offloads the fast path is built on.
+        let fast = cfg!(target_os = "linux") && config.datapath == Datapath::Fast;
         let tun = Arc::new(create_tun(&config, fast)?);
         tracing::info!(interface = %config.interface, datapath = ?config.datapath, "tunnel data path");
         let node = Arc::new(Mutex::new(node));
         let stop = Arc::new(AtomicBool::new(false));
         let handshake_wanted = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        let tun_error = |source| ShellError::tun(&config.interface, source);
-        let engine = if fast {
-            let socket = Arc::new(open_socket(config.listen)?);
-            let shared = Arc::new(
-                workers::Shared::new(
-                    node.clone(),
-                    socket.clone(),
-                    tun.clone(),
-                    stop.clone(),
-                    config.mtu,
-                )
-                .map_err(tun_error)?,
-            );
-            for _ in 0..workers::WORKERS {
-                let shared = shared.clone();
-                threads.push(spawn("porta-packets", move || shared.run_worker()));
-            }
-            let (socket_out, tun_out) = (socket.clone(), tun.clone());
-            threads.push(start_timers(
+        #[cfg(target_os = "linux")]
+        let fast_engine = if fast {
+            Some(fast::start(
                 &node,
+                &tun,
+                &config,
                 &stop,
                 &handshake_wanted,
-                Outbox::default(),
-                move |outbox: &mut Outbox| outbox.send(&socket_out, &tun_out),
-            ));
+                &mut threads,
+            )?)
+        } else {
+            None
+        };
+        #[cfg(not(target_os = "linux"))]
+        let fast_engine: Option<std::convert::Infallible> = None;
+        let engine = if let Some(socket) = fast_engine {
             Engine::Fast(socket)
         } else {
             let socket =
@@ -190,7 +185,7 @@ impl Shell {
                 stop.clone(),
                 &mut threads,
             )
-            .map_err(tun_error)?;
+            .map_err(|source| ShellError::tun(&config.interface, source))?;
             let (socket_out, tun_out) = (portable.socket.clone(), portable.tun.clone());
             threads.push(start_timers(
                 &node,
@@ -230,7 +225,10 @@ impl Shell {
     /// The UDP address the tunnel listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         match &self.engine {
+            #[cfg(target_os = "linux")]
             Engine::Fast(socket) => socket.local_addr(),
+            #[cfg(not(target_os = "linux"))]
+            Engine::Fast(never) => match *never {},
             Engine::Portable(portable) => portable.socket.local_addr(),
         }
     }
@@ -244,11 +242,11 @@ impl Shell {
     /// ones, withdrawing ones no longer wanted).
     pub fn set_routes(&mut self, routes: &[IpNet]) -> Result<(), ShellError> {
         for route in routes.iter().filter(|r| !self.routes.contains(r)) {
-            ip_route("replace", route, &self.config.interface)?;
+            routes::add(route, &self.config.interface)?;
         }
         for route in self.routes.iter().filter(|r| !routes.contains(r)) {
             // Already gone (e.g. with the interface) is fine.
-            let _ = ip_route("del", route, &self.config.interface);
+            let _ = routes::remove(route, &self.config.interface);
         }
         self.routes = routes.to_vec();
         Ok(())
@@ -269,8 +267,13 @@ impl Drop for Shell {
 
 /// The IO path that runs.
 enum Engine {
-    /// Offloads and batches ([`workers`], [`udp`]).
-    Fast(Arc<Socket>),
+    /// Offloads and batches (`fast`, `workers`, `udp`).
+    #[cfg(target_os = "linux")]
+    Fast(Arc<udp::Socket>),
+    /// Never built: there is no fast path off Linux.
+    #[cfg(not(target_os = "linux"))]
+    #[allow(dead_code)]
+    Fast(std::convert::Infallible),
     /// One packet per system call ([`portable`]).
     Portable(Portable),
 }
@@ -302,52 +305,6 @@ fn start_timers<O: Sink + Send + 'static>(
     })
 }
 
-/// What the node produced for one batch, copied out so that the system
-/// calls that send it happen after the node's lock is released (the two
-/// directions then overlap instead of queueing on each other's I/O). The
-/// buffers are reused: no allocation per packet once warm.
-#[derive(Default)]
-struct Outbox {
-    datagrams: Datagrams,
-    /// Packets for the TUN device, each after room for the virtio header.
-    packets: Vec<Vec<u8>>,
-    packet_count: usize,
-    gro: GROTable,
-}
-
-impl Sink for Outbox {
-    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
-        self.datagrams.push(to, datagram);
-    }
-    fn deliver_packet(&mut self, packet: &[u8]) {
-        if self.packet_count == self.packets.len() {
-            self.packets
-                .push(Vec::with_capacity(VIRTIO_NET_HDR_LEN + 65_535));
-        }
-        let buffer = &mut self.packets[self.packet_count];
-        buffer.clear();
-        buffer.resize(VIRTIO_NET_HDR_LEN, 0);
-        buffer.extend_from_slice(packet);
-        self.packet_count += 1;
-    }
-}
-
-impl Outbox {
-    /// Sends everything collected: datagrams on the socket (runs to one
-    /// peer in one GSO send), packets to the TUN device (TCP segments
-    /// merged by GRO).
-    fn send(&mut self, socket: &Socket, tun: &SyncDevice) {
-        self.datagrams.flush(socket);
-        if self.packet_count > 0 {
-            let packets = &mut self.packets[..self.packet_count];
-            if let Err(error) = tun.send_multiple(&mut self.gro, packets, VIRTIO_NET_HDR_LEN) {
-                tracing::trace!(%error, "TUN write failed");
-            }
-            self.packet_count = 0;
-        }
-    }
-}
-
 fn lock(node: &Mutex<Node>) -> MutexGuard<'_, Node> {
     // A panic while holding the lock leaves a node that is still
     // consistent per packet; keep going rather than wedge the tunnel.
@@ -362,10 +319,13 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 }
 
 fn create_tun(config: &ShellConfig, offload: bool) -> Result<SyncDevice, ShellError> {
-    let mut builder = DeviceBuilder::new()
-        .name(&config.interface)
-        .mtu(config.mtu)
-        .offload(offload);
+    let mut builder = DeviceBuilder::new().name(&config.interface).mtu(config.mtu);
+    #[cfg(target_os = "linux")]
+    {
+        builder = builder.offload(offload);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = offload;
     for address in &config.addresses {
         builder = match address {
             IpNet::V4(v4) => builder.ipv4(v4.addr(), v4.prefix_len(), None),
@@ -375,33 +335,4 @@ fn create_tun(config: &ShellConfig, offload: bool) -> Result<SyncDevice, ShellEr
     builder
         .build_sync()
         .map_err(|source| ShellError::tun(&config.interface, source))
-}
-
-fn open_socket(listen: SocketAddr) -> Result<Socket, ShellError> {
-    Socket::bind(listen).map_err(|source| ShellError::Socket { listen, source })
-}
-
-fn ip_route(verb: &str, route: &IpNet, interface: &str) -> Result<(), ShellError> {
-    let family = if matches!(route, IpNet::V6(_)) {
-        "-6"
-    } else {
-        "-4"
-    };
-    let output = Command::new("ip")
-        .args([family, "route", verb, &route.to_string(), "dev", interface])
-        .output()
-        .map_err(|e| ShellError::Route {
-            route: *route,
-            interface: interface.into(),
-            message: e.to_string(),
-        })?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(ShellError::Route {
-            route: *route,
-            interface: interface.into(),
-            message: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-        })
-    }
 }

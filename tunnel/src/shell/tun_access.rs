@@ -9,6 +9,7 @@
 //! that every case is tested without changing the host's device node.
 
 use std::io;
+#[cfg(target_os = "linux")]
 use std::path::Path;
 
 /// The clone device every TUN interface is created through.
@@ -42,9 +43,17 @@ impl TunProblem {
     /// Looks at `/dev/net/tun` after creating an interface failed with
     /// `error`.
     pub fn diagnose(error: &io::Error) -> Self {
-        Self::diagnose_node(Path::new(TUN_DEVICE), error, &current_user())
+        #[cfg(target_os = "linux")]
+        return Self::diagnose_node(Path::new(TUN_DEVICE), error, &current_user());
+        // Elsewhere the driver (Wintun, utun) says what it says.
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = error;
+            Self::Other
+        }
     }
 
+    #[cfg(target_os = "linux")]
     fn diagnose_node(node: &Path, error: &io::Error, user: &str) -> Self {
         use std::os::unix::fs::PermissionsExt;
         let metadata = match std::fs::metadata(node) {
@@ -94,14 +103,21 @@ impl TunProblem {
     /// is none.
     pub fn describe(&self, error: &io::Error) -> String {
         self.explain().unwrap_or_else(|| {
-            format!(
-                "{error} (this needs root or CAP_NET_ADMIN, and {TUN_DEVICE} readable and writable)"
-            )
+            if cfg!(target_os = "linux") {
+                format!(
+                    "{error} (this needs root or CAP_NET_ADMIN, and {TUN_DEVICE} readable and writable)"
+                )
+            } else if cfg!(windows) {
+                format!("{error} (this needs the Porta service's rights and wintun.dll beside it)")
+            } else {
+                format!("{error} (this needs root)")
+            }
         })
     }
 }
 
 /// The name of the user this process runs as (the uid when it has none).
+#[cfg(target_os = "linux")]
 fn current_user() -> String {
     let uid = nix::unistd::Uid::effective();
     match nix::unistd::User::from_uid(uid) {
@@ -110,7 +126,7 @@ fn current_user() -> String {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

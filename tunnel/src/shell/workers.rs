@@ -13,8 +13,9 @@
 //! was measured and rejected: on this 2-vCPU machine it took the CPU the
 //! other end and iperf3 needed, and both throughput and RTT got worse.)
 
+use super::fast::Outbox;
+use super::lock;
 use super::udp::Socket;
-use super::{Outbox, lock};
 use crate::node::Node;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use std::io::ErrorKind;
