@@ -21,6 +21,18 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
     }
 }
 
+/// Starts an iperf3 server on the town server (in `lan`) and waits until
+/// the laptop in `home` gets a test through the tunnel to it.
+pub fn iperf3_through_tunnel(lab: &mut Lab, log: &Path) {
+    lab.spawn("lan", &["iperf3", "-s", "-B", addr::SERVER], log)
+        .unwrap();
+    wait_until("iperf3 server", Duration::from_secs(5), || {
+        lab.run("home", &["iperf3", "-c", addr::SERVER, "-t", "1", "-J"])
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+}
+
 pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -9,7 +9,7 @@
 //! top to bottom as a story; splitting a scenario would hide its order.
 
 use porta_tests::netns::{Lab, addr};
-use porta_tests::town::{Town, json, path, wait_until};
+use porta_tests::town::{Town, iperf3_through_tunnel, json, path, wait_until};
 use porta_tests::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -122,17 +122,7 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     // Traffic: ICMP, TCP and UDP to the town server.
     lab.exec("home", &["ping", "-c", "3", "-W", "2", addr::SERVER])
         .unwrap();
-    lab.spawn(
-        "lan",
-        &["iperf3", "-s", "-B", addr::SERVER],
-        &town.dir.path().join("iperf.log"),
-    )
-    .unwrap();
-    wait_until("iperf3 server", Duration::from_secs(5), || {
-        lab.run("home", &["iperf3", "-c", addr::SERVER, "-t", "1", "-J"])
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
+    iperf3_through_tunnel(&mut lab, &town.dir.path().join("iperf.log"));
     let tcp = json(
         lab.exec("home", &["iperf3", "-c", addr::SERVER, "-t", "1", "-J"])
             .unwrap(),

@@ -4,7 +4,7 @@
 //! meets in production.
 
 use porta_tests::netns::{Lab, addr};
-use porta_tests::town::{Town, json, path, wait_until};
+use porta_tests::town::{Town, iperf3_through_tunnel, json, path, wait_until};
 use porta_tests::*;
 use std::time::Duration;
 
@@ -64,17 +64,7 @@ fn the_portable_data_path_carries_full_size_packets_and_bulk_tcp_both_ways() {
     .unwrap();
 
     // Bulk TCP, the laptop sending and receiving.
-    lab.spawn(
-        "lan",
-        &["iperf3", "-s", "-B", addr::SERVER],
-        &town.dir.path().join("iperf.log"),
-    )
-    .unwrap();
-    wait_until("iperf3 server", Duration::from_secs(5), || {
-        lab.run("home", &["iperf3", "-c", addr::SERVER, "-t", "1", "-J"])
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
+    iperf3_through_tunnel(&mut lab, &town.dir.path().join("iperf.log"));
     for direction in [&[][..], &["-R"][..]] {
         let mut command = vec!["iperf3", "-c", addr::SERVER, "-t", "2", "-J"];
         command.extend_from_slice(direction);
