@@ -16,6 +16,7 @@
 
 use crate::network::{Change, NetworkWatch};
 use crate::state::{DeviceState, SavedConfig, StateDir};
+#[cfg(unix)]
 use crate::uapi;
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -80,7 +81,9 @@ pub struct Connection {
     shell: Arc<Mutex<Shell>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     // Dropped after the tasks are aborted: the control socket goes, then
-    // the shell (TUN device, routes), then DNS is put back.
+    // the shell (TUN device, routes), then DNS is put back. (The standard
+    // control socket is a Unix socket; Windows has none of its own.)
+    #[cfg(unix)]
     _uapi: uapi::Server,
     _dns: crate::dns::Guard,
 }
@@ -149,8 +152,10 @@ impl Connection {
                 datapath: Datapath::from_env(),
             },
         )?;
+        #[cfg(unix)]
         let port = shell.local_addr()?.port();
         let shell = Arc::new(Mutex::new(shell));
+        #[cfg(unix)]
         let uapi = {
             let shell = shell.clone();
             uapi::serve(interface, move || {
@@ -186,6 +191,7 @@ impl Connection {
             since: SystemTime::now(),
             shell,
             tasks,
+            #[cfg(unix)]
             _uapi: uapi,
             _dns: dns,
         })
@@ -262,14 +268,7 @@ async fn watch_network(
             .filter(|ip| !tunnel_addresses.contains(ip))
             .collect::<Vec<_>>()
     };
-    let clocks = || {
-        use nix::time::{ClockId, clock_gettime};
-        let read = |id| clock_gettime(id).map(Duration::from).unwrap_or_default();
-        (
-            read(ClockId::CLOCK_BOOTTIME),
-            read(ClockId::CLOCK_MONOTONIC),
-        )
-    };
+    let clocks = crate::platform::clocks;
     let (boot, mono) = clocks();
     let mut watch = NetworkWatch::new(boot, mono, addresses());
     let mut every = tokio::time::interval(NETWORK_CHECK);

@@ -128,19 +128,4 @@ async fn replaceable(previous: &DeviceState, invitation: &Invitation) -> Result<
     }
 }
 
-/// This computer's host name, as the controller lists it.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
-}
-
-/// The operating system's name and version.
-pub fn os_name() -> String {
-    let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    release
-        .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-        .map(|v| v.trim_matches('"').to_owned())
-        .unwrap_or_else(|| std::env::consts::OS.to_owned())
-}
+pub use crate::platform::{hostname, os_name};

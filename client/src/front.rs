@@ -25,7 +25,7 @@ async fn service(socket: &Path) -> Result<Option<local::Client>> {
 
 /// Without the service, only root may touch the state directory.
 fn root_or(error: Unreachable) -> Result<()> {
-    if nix::unistd::Uid::effective().is_root() {
+    if crate::platform::is_administrator() {
         Ok(())
     } else {
         Err(error.into())
@@ -228,22 +228,12 @@ pub fn export_wg(dir: &StateDir, out: Option<&Path>) -> Result<()> {
             print!("{config}");
         }
         Some(path) => {
-            use std::io::Write;
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            // An existing file keeps its mode on open: make it private too.
-            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            file.write_all(config.as_bytes())?;
-            file.sync_all()?;
+            crate::platform::write_private_file(path, config.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
             eprintln!(
-                "Wrote {} (mode 0600; it contains the private key).",
-                path.display()
+                "Wrote {} (readable only by {}; it contains the private key).",
+                path.display(),
+                crate::platform::PRIVATE_FILE_READERS
             );
         }
     }

@@ -16,13 +16,16 @@
 //! * [`state`]: the private key and enrollment in a 0700 state directory.
 //! * [`tunnel`]: `up --foreground`, `down` and `status` without the service,
 //!   and the status printout both paths share.
-//! * [`uapi`]: the standard WireGuard control socket, so `wg show` works.
+//! * `uapi`: the standard WireGuard control socket, so `wg show` works
+//!   (Linux and other Unixes).
+//! * [`platform`]: what differs between Unix and Windows, in one place.
 //! * [`reachability`], [`network`]: the pure parts that notice an
 //!   unreachable gateway, a resumed computer or a changed network.
 //! * [`diagnostics`]: the help-desk report, without secrets.
 //! * [`i18n`]: the staff-facing messages in Catalan, Spanish, Italian and
 //!   English, shared with the desktop app.
-//! * [`dns`]: the town's DNS while the tunnel is up.
+//! * [`dns`]: the town's DNS while the tunnel is up (resolved or
+//!   resolv.conf; NRPT rules on Windows).
 //! * [`routes`]: the tunnel's routes minus what must stay outside it.
 //! * [`wgconf`]: `porta export-wg`, a wg-quick configuration.
 
@@ -35,10 +38,12 @@ pub mod front;
 pub mod i18n;
 pub mod local;
 pub mod network;
+pub mod platform;
 pub mod reachability;
 pub mod routes;
 pub mod state;
 pub mod tunnel;
+#[cfg(unix)]
 pub mod uapi;
 pub mod wgconf;
 
@@ -111,8 +116,15 @@ pub enum Command {
     /// Print a report for IT's help desk (versions, state, reachability,
     /// routes, DNS, recent errors; no secrets).
     Diagnostics,
-    /// Run the tunnel service (root; started by porta.service).
-    Daemon,
+    /// Run the tunnel service (root; started by porta.service, or on
+    /// Windows by the service "Porta").
+    Daemon {
+        /// Started by the Windows service control manager (the MSI's
+        /// service entry passes it).
+        #[cfg(windows)]
+        #[arg(long, hide = true)]
+        windows_service: bool,
+    },
     /// Print this device's tunnel as a wg-quick configuration. It holds
     /// the private key: `--out FILE` writes it readable only by its owner.
     ExportWg {
@@ -212,6 +224,25 @@ const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> = porta_proto::cli_d
     ],
 };
 
+/// Runs a command to its end on a runtime of its own — except the
+/// Windows service, which first hands this thread to the service control
+/// manager (it calls back on a thread of its own, see
+/// [`daemon::windows`]).
+pub fn run_to_end(cli: Cli) -> Result<()> {
+    #[cfg(windows)]
+    if let Command::Daemon {
+        windows_service: true,
+    } = cli.command
+    {
+        return daemon::windows::run_as_service(daemon::Options {
+            socket: cli.socket.clone(),
+            dir: StateDir(cli.state.clone().unwrap_or_else(StateDir::default_path)),
+            interface: cli.interface.clone(),
+        });
+    }
+    tokio::runtime::Runtime::new()?.block_on(run(cli))
+}
+
 /// Runs a command.
 pub async fn run(cli: Cli) -> Result<()> {
     let dir = StateDir(cli.state.clone().unwrap_or_else(StateDir::default_path));
@@ -224,7 +255,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Down => front::down(socket, &dir, &cli.interface).await,
         Command::Status { json } => front::status(socket, &dir, &cli.interface, json).await,
         Command::Diagnostics => front::diagnostics(socket, &dir, &cli.interface).await,
-        Command::Daemon => {
+        Command::Daemon { .. } => {
             daemon::run(daemon::Options {
                 socket: cli.socket.clone(),
                 dir,

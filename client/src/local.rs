@@ -1,14 +1,14 @@
 //! The front ends' side of the tunnel service's local API
-//! (`porta.local.v1` over `/run/porta/porta.sock`): finding the service and
-//! saying plainly why it cannot be used.
+//! (`porta.local.v1` over `/run/porta/porta.sock`, or the `\\.\pipe\porta`
+//! named pipe on Windows): finding the service and saying plainly why it
+//! cannot be used.
 
 use crate::i18n::{Lang, Msg};
 use porta_proto::local::tunnel_client::TunnelClient;
 use std::path::{Path, PathBuf};
 use tonic::transport::{Channel, Endpoint};
 
-/// Where `porta daemon` listens unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/porta/porta.sock";
+pub use crate::platform::{DEFAULT_SOCKET, user_name};
 
 /// A client of the tunnel service.
 pub type Client = TunnelClient<Channel>;
@@ -42,7 +42,7 @@ pub enum Unreachable {
 pub async fn connect(path: &Path) -> Result<Client, Unreachable> {
     // One probe first, to tell "not running" from "not allowed" (tonic
     // would report both as a transport error).
-    match tokio::net::UnixStream::connect(path).await {
+    match crate::platform::connect_local(path).await {
         Ok(_) => {}
         Err(e)
             if matches!(
@@ -67,7 +67,7 @@ pub async fn connect(path: &Path) -> Result<Client, Unreachable> {
         .connect_with_connector(tower::service_fn(move |_: tonic::codegen::http::Uri| {
             let socket = socket.clone();
             async move {
-                let stream = tokio::net::UnixStream::connect(socket).await?;
+                let stream = crate::platform::connect_local(&socket).await?;
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
             }
         }))
@@ -77,13 +77,4 @@ pub async fn connect(path: &Path) -> Result<Client, Unreachable> {
             source: std::io::Error::other(e),
         })?;
     Ok(TunnelClient::new(channel))
-}
-
-/// The name of the user running this program.
-pub fn user_name() -> String {
-    let uid = nix::unistd::Uid::current();
-    nix::unistd::User::from_uid(uid)
-        .ok()
-        .flatten()
-        .map_or_else(|| uid.to_string(), |u| u.name)
 }

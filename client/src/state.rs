@@ -10,7 +10,6 @@ use anyhow::{Context, Result};
 use porta_proto::pb;
 use porta_tunnel::keys::PrivateKey;
 use serde::{Deserialize, Serialize};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 /// The device's enrollment and last known config.
@@ -91,10 +90,11 @@ impl From<pb::DeviceConfig> for SavedConfig {
 pub struct StateDir(pub PathBuf);
 
 impl StateDir {
-    /// `/var/lib/porta-client` for root, else `~/.local/share/porta-client`.
+    /// The service's (`/var/lib/porta-client`, `%ProgramData%\Porta`) for
+    /// an administrator, else `~/.local/share/porta-client`.
     pub fn default_path() -> PathBuf {
-        if nix::unistd::Uid::effective().is_root() {
-            PathBuf::from("/var/lib/porta-client")
+        if crate::platform::is_administrator() {
+            crate::platform::service_state_dir()
         } else {
             dirs::data_local_dir()
                 .unwrap_or_else(|| PathBuf::from("."))
@@ -111,11 +111,13 @@ impl StateDir {
         self.file("device.toml").exists()
     }
 
-    /// Creates the directory (0700) for a new enrollment.
+    /// Creates the directory for a new enrollment, readable only by its
+    /// owner (0700) or, on Windows, by SYSTEM and Administrators.
     pub fn prepare(&self) -> Result<()> {
         std::fs::create_dir_all(&self.0)
             .with_context(|| format!("creating {}", self.0.display()))?;
-        std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700))?;
+        crate::platform::restrict_to_administrators(&self.0)
+            .with_context(|| format!("making {} private", self.0.display()))?;
         Ok(())
     }
 
@@ -166,15 +168,13 @@ impl StateDir {
     }
 
     /// The process id of a `porta up` running on this directory, if any.
-    pub fn running_tunnel(&self) -> Option<i32> {
-        let pid: i32 = std::fs::read_to_string(self.pid_file())
+    pub fn running_tunnel(&self) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.pid_file())
             .ok()?
             .trim()
             .parse()
             .ok()?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            .ok()
-            .map(|()| pid)
+        crate::platform::process_alive(pid).then_some(pid)
     }
 
     /// Loads the device state.

@@ -9,12 +9,18 @@
 use crate::connection::{Connection, Event};
 use crate::i18n::{Lang, Msg};
 use crate::state::StateDir;
+#[cfg(unix)]
 use crate::uapi;
-use anyhow::{Context, Result, bail};
+#[cfg(unix)]
+use anyhow::Context;
+use anyhow::{Result, bail};
 use porta_proto::local::{self, status::Problem, status::State};
+#[cfg(unix)]
 use porta_tunnel::keys::PublicKey;
 use serde_json::json;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+#[cfg(unix)]
+use std::time::Duration;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `porta status` found no tunnel (exit 3, like `systemctl status` of a
 /// stopped unit).
@@ -28,7 +34,7 @@ pub struct NotConnected {
 /// Refuses before anything is touched: the foreground tunnel needs root,
 /// and one tunnel per state directory and interface.
 fn check_can_connect(dir: &StateDir, interface: &str) -> Result<()> {
-    if !nix::unistd::Uid::effective().is_root() {
+    if !crate::platform::is_administrator() {
         bail!(
             "running the tunnel in this terminal needs administrator rights: \
              `sudo porta up --foreground` (or let the service do it: `porta up`)"
@@ -37,13 +43,26 @@ fn check_can_connect(dir: &StateDir, interface: &str) -> Result<()> {
     if let Some(pid) = dir.running_tunnel() {
         bail!("already connected (`porta up`, pid {pid}); disconnect first with `porta down`");
     }
-    if uapi::query(interface).is_ok() {
+    if interface_taken(interface) {
         bail!(
             "already connected: the tunnel {interface} is up (the Porta service, or another \
              `porta up` with another --state?); disconnect it first"
         );
     }
     Ok(())
+}
+
+/// Whether a tunnel answers on `interface`'s WireGuard control socket.
+#[cfg(unix)]
+fn interface_taken(interface: &str) -> bool {
+    uapi::query(interface).is_ok()
+}
+
+/// Windows has no control socket to ask: a second tunnel on the same
+/// interface fails when it creates the adapter instead.
+#[cfg(not(unix))]
+fn interface_taken(_interface: &str) -> bool {
+    false
 }
 
 /// `porta up --foreground`: the tunnel in this process until a signal or
@@ -68,16 +87,14 @@ pub(crate) async fn up_foreground(dir: &StateDir, interface: &str) -> Result<()>
         state.config.routes.join(", ")
     );
     // Ready for systemd (Type=notify): the tunnel is up.
-    if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-        tracing::warn!(%error, "could not tell systemd the tunnel is up");
-    }
+    crate::platform::notify_ready("tunnel");
     let gateway = state
         .config
         .gateways
         .first()
         .map(|g| g.endpoint.clone())
         .unwrap_or_default();
-    let stop = stop_signal()?;
+    let stop = porta_proto::terminal::termination_signal()?;
     tokio::pin!(stop);
     let outcome = loop {
         let event = tokio::select! {
@@ -111,20 +128,8 @@ pub(crate) async fn up_foreground(dir: &StateDir, interface: &str) -> Result<()>
     outcome
 }
 
-/// Resolves at SIGTERM or SIGINT.
-pub(crate) fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-    })
-}
-
 /// `porta down` without the service: stops a foreground `porta up`.
+#[cfg(unix)]
 pub(crate) fn down_foreground(dir: &StateDir, interface: &str) -> Result<()> {
     let pid_file = dir.pid_file();
     let Ok(text) = std::fs::read_to_string(&pid_file) else {
@@ -160,6 +165,18 @@ pub(crate) fn down_foreground(dir: &StateDir, interface: &str) -> Result<()> {
     bail!("`porta up` (pid {pid}) did not stop within 5 s")
 }
 
+/// `porta down` without the service: a foreground `porta up` on Windows
+/// is stopped where it runs (there are no signals to send it).
+#[cfg(windows)]
+pub(crate) fn down_foreground(dir: &StateDir, _interface: &str) -> Result<()> {
+    match dir.running_tunnel() {
+        Some(pid) => bail!(
+            "`porta up --foreground` (pid {pid}) runs in another window: stop it there with Ctrl-C"
+        ),
+        None => bail!("the tunnel is not up (and the Porta service is not running)"),
+    }
+}
+
 /// The status of a foreground tunnel, from its control socket and the
 /// saved enrollment, in the service's form.
 pub(crate) fn status_without_service(dir: &StateDir, interface: &str) -> local::Status {
@@ -183,6 +200,20 @@ pub(crate) fn status_without_service(dir: &StateDir, interface: &str) -> local::
         status.dns_servers = config.dns_servers;
         status.search_domains = config.search_domains;
     }
+    live_counters(status, interface)
+}
+
+/// The foreground tunnel's handshake and counters, from its WireGuard
+/// control socket. (On Windows there is none: the service reports them.)
+#[cfg(not(unix))]
+fn live_counters(status: local::Status, _interface: &str) -> local::Status {
+    status
+}
+
+/// The foreground tunnel's handshake and counters, from its WireGuard
+/// control socket.
+#[cfg(unix)]
+fn live_counters(mut status: local::Status, interface: &str) -> local::Status {
     let Ok(pairs) = uapi::query(interface) else {
         return status;
     };
@@ -223,9 +254,22 @@ pub(crate) fn print_status(status: &local::Status, json: bool) -> Result<()> {
     let up = matches!(state, State::Connected | State::Connecting);
     if !up {
         if json {
+            // The enrollment's configuration too, as the controller last
+            // sent it: what connecting will set up.
             println!(
                 "{}",
-                json!({"up": false, "interface": status.interface, "state": state_name(state), "device": status.device_name})
+                json!({
+                    "up": false,
+                    "interface": status.interface,
+                    "state": state_name(state),
+                    "device": status.device_name,
+                    "user": status.user,
+                    "addresses": status.addresses,
+                    "routes": status.routes,
+                    "dns_servers": status.dns_servers,
+                    "search_domains": status.search_domains,
+                    "last_error": status.last_error,
+                })
             );
         } else {
             let lang = Lang::from_environment();

@@ -38,7 +38,7 @@ pub struct PortaApp {
     backend: Backend,
     places: Places,
     notifications: bool,
-    #[cfg(target_os = "linux")]
+    #[cfg(any(target_os = "linux", windows))]
     tray: Option<crate::tray::Tray>,
     connect_when_ready: bool,
 }
@@ -52,7 +52,7 @@ impl PortaApp {
         }
         let wake = ctx.clone();
         let backend = Backend::start(options.socket, move || wake.request_repaint());
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         let tray = options
             .tray
             .then(|| crate::tray::Tray::start(ctx.clone(), settings.language))
@@ -65,7 +65,7 @@ impl PortaApp {
             backend,
             places: options.places,
             notifications: options.notifications,
-            #[cfg(target_os = "linux")]
+            #[cfg(any(target_os = "linux", windows))]
             tray,
         }
     }
@@ -92,7 +92,7 @@ impl PortaApp {
             let effects = self.model.act(Action::Connect);
             self.perform(effects, ctx);
         }
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         {
             let chosen = self
                 .tray
@@ -132,7 +132,7 @@ impl PortaApp {
     /// Closing the window leaves the tunnel as it is. With a tray, the app
     /// stays there (its menu quits); without one, it ends.
     fn closing(&mut self, ctx: &egui::Context) {
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", windows))]
         if self.tray.as_ref().is_some_and(crate::tray::Tray::visible) {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             ctx.send_viewport_cmd(egui::ViewportCommand::Visible(false));

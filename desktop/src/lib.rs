@@ -28,6 +28,6 @@ pub mod app;
 pub mod backend;
 pub mod model;
 pub mod settings;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 pub mod tray;
 pub mod ui;

@@ -1,9 +1,12 @@
 //! The app's own settings, per user: language, start minimised, connect
-//! when I log in. Saved in `~/.config/porta/desktop.toml`; "connect when I
-//! log in" is an XDG autostart entry (`~/.config/autostart/porta-desktop.desktop`)
-//! that starts the app at login with `--at-login` — the desktop's own
-//! mechanism, which the person can also see and change in their desktop's
-//! settings.
+//! when I log in. Saved in `~/.config/porta/desktop.toml`
+//! (`%APPDATA%\porta\desktop.toml` on Windows). "Connect when I log in"
+//! starts the app at login with `--at-login`, through the system's own
+//! mechanism, which the person can also see and change in their system's
+//! settings: an XDG autostart entry
+//! (`~/.config/autostart/porta-desktop.desktop`) on Linux, the per-user
+//! Run key (`HKCU\Software\Microsoft\Windows\CurrentVersion\Run`,
+//! value `Porta`) on Windows.
 
 use porta_client::i18n::Lang;
 use serde::{Deserialize, Serialize};
@@ -70,16 +73,58 @@ impl Places {
             &self.file(),
             &toml::to_string_pretty(settings).map_err(std::io::Error::other)?,
         )?;
+        self.start_at_login(
+            settings
+                .connect_at_login
+                .then_some(settings.start_minimised),
+        )
+    }
+
+    /// Starts the app at login (minimised or not), or not at all (`None`).
+    #[cfg(not(windows))]
+    fn start_at_login(&self, minimised: Option<bool>) -> std::io::Result<()> {
         let autostart = self.autostart();
-        if settings.connect_at_login {
-            write(&autostart, &autostart_entry(settings.start_minimised))
-        } else {
-            match std::fs::remove_file(&autostart) {
+        match minimised {
+            Some(minimised) => write(&autostart, &autostart_entry(minimised)),
+            None => match std::fs::remove_file(&autostart) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
-            }
+            },
         }
     }
+
+    /// Starts the app at login (minimised or not), or not at all (`None`).
+    #[cfg(windows)]
+    fn start_at_login(&self, minimised: Option<bool>) -> std::io::Result<()> {
+        let (run, _) =
+            winreg::RegKey::predef(winreg::enums::HKEY_CURRENT_USER).create_subkey(RUN_KEY)?;
+        match minimised {
+            Some(minimised) => {
+                let app = std::env::current_exe()?;
+                run.set_value(RUN_VALUE, &run_command(&app, minimised))
+            }
+            None => match run.delete_value(RUN_VALUE) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+/// Windows: where the programs that start at login are named, per user.
+#[cfg(windows)]
+pub const RUN_KEY: &str = r"Software\Microsoft\Windows\CurrentVersion\Run";
+/// Windows: the app's value under [`RUN_KEY`].
+#[cfg(windows)]
+pub const RUN_VALUE: &str = "Porta";
+
+/// Windows: the command the Run key holds.
+pub fn run_command(app: &Path, minimised: bool) -> String {
+    format!(
+        "\"{}\" --at-login{}",
+        app.display(),
+        if minimised { " --minimised" } else { "" }
+    )
 }
 
 fn write(path: &Path, text: &str) -> std::io::Result<()> {
@@ -103,6 +148,7 @@ pub fn autostart_entry(minimised: bool) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(not(windows))]
     #[test]
     fn connect_at_login_is_an_autostart_entry_that_comes_and_goes() {
         let home = tempfile::tempdir().unwrap();
@@ -124,6 +170,36 @@ mod tests {
         settings.connect_at_login = false;
         places.save(&settings).unwrap();
         assert!(!places.autostart().exists());
+        assert_eq!(places.load(), settings);
+    }
+
+    /// Under Wine (the Windows target's test runner) the registry is real.
+    #[cfg(windows)]
+    #[test]
+    fn connect_at_login_is_a_run_key_value_that_comes_and_goes() {
+        use winreg::RegKey;
+        use winreg::enums::HKEY_CURRENT_USER;
+        let home = tempfile::tempdir().unwrap();
+        let places = Places {
+            config: home.path().to_owned(),
+        };
+        let mut settings = DesktopSettings {
+            language: Lang::It,
+            start_minimised: true,
+            connect_at_login: true,
+        };
+        places.save(&settings).unwrap();
+        assert_eq!(places.load(), settings);
+        let run = RegKey::predef(HKEY_CURRENT_USER)
+            .open_subkey(RUN_KEY)
+            .unwrap();
+        let command: String = run.get_value(RUN_VALUE).unwrap();
+        let app = std::env::current_exe().unwrap();
+        assert_eq!(command, run_command(&app, true));
+        assert!(command.ends_with("\" --at-login --minimised"), "{command}");
+        settings.connect_at_login = false;
+        places.save(&settings).unwrap();
+        assert!(run.get_value::<String, _>(RUN_VALUE).is_err());
         assert_eq!(places.load(), settings);
     }
 

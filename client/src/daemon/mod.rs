@@ -1,27 +1,38 @@
-//! `porta daemon`: the tunnel service. It runs as root (porta.service) and
-//! owns everything privileged — the private key, the TUN device, routes,
-//! DNS, the controller watch and the WireGuard control socket — while the
-//! `porta` CLI and `porta-desktop` drive it, unprivileged, through the
-//! `porta.local.v1` API on a Unix socket.
+//! `porta daemon`: the tunnel service. It runs as root (porta.service) or
+//! LocalSystem (the Windows service "Porta") and owns everything
+//! privileged — the private key, the TUN device, routes, DNS, the
+//! controller watch and the WireGuard control socket — while the `porta`
+//! CLI and `porta-desktop` drive it, unprivileged, through the
+//! `porta.local.v1` API.
 //!
-//! * [`peer`]: who may call (root and the `porta` group, by `SO_PEERCRED`).
-//! * [`settings`]: what it remembers across restarts.
 //! * [`service`]: the API itself, over one [`crate::connection::Connection`].
-//!
-//! The socket is `root:porta`, mode 0660, in `/run/porta` (0755); each call
-//! is checked again against the caller's credentials.
+//! * [`settings`]: what it remembers across restarts.
+//! * `unix` and [`peer`]: the API on a Unix socket, `root:porta` 0660 in
+//!   `/run/porta`, each call checked again against the caller's
+//!   credentials (root and the `porta` group, by `SO_PEERCRED`).
+//! * [`windows`]: the API on the named pipe `\\.\pipe\porta`, whose
+//!   security descriptor lets SYSTEM and Administrators in fully and
+//!   interactive users connect (the kernel checks it at every connection),
+//!   and the entry point the service control manager starts.
 
+#[cfg(unix)]
 pub mod peer;
 pub mod service;
 pub mod settings;
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+pub mod windows;
+
+#[cfg(unix)]
+use unix as local_api;
+#[cfg(windows)]
+use windows as local_api;
 
 use crate::state::StateDir;
 use anyhow::{Context, Result, bail};
-use nix::unistd::{Gid, Group};
 use porta_proto::local::tunnel_server::TunnelServer;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use tonic::transport::server::UdsConnectInfo;
+use std::path::PathBuf;
 
 /// Where and on what the service runs.
 pub struct Options {
@@ -33,82 +44,33 @@ pub struct Options {
     pub interface: String,
 }
 
-/// Runs the service until SIGTERM or SIGINT.
+/// Runs the service until SIGTERM or SIGINT (Ctrl-C, or the console
+/// closing, on Windows).
 pub async fn run(options: Options) -> Result<()> {
-    if !nix::unistd::Uid::effective().is_root() {
-        bail!("the tunnel service must run as root (it is started by porta.service)");
+    run_until(options, porta_proto::terminal::termination_signal()?).await
+}
+
+/// Runs the service until `stop` resolves.
+pub async fn run_until(options: Options, stop: impl Future<Output = ()>) -> Result<()> {
+    if !crate::platform::is_administrator() {
+        bail!(
+            "the tunnel service must run as root or LocalSystem (it is started by porta.service, \
+             or by the Windows service \"Porta\")"
+        );
     }
-    let listener = bind(&options.socket)?;
+    let incoming = local_api::listen(&options.socket)?;
     let service = service::TunnelService::new(options.dir, options.interface);
     service.resume().await;
     tracing::info!(socket = %options.socket.display(), "tunnel service ready");
-    if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
-        tracing::warn!(%error, "could not tell systemd the service is ready");
-    }
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    crate::platform::notify_ready("tunnel service");
     let outcome = tonic::transport::Server::builder()
-        .add_service(TunnelServer::with_interceptor(service.clone(), authorise))
-        .serve_with_incoming_shutdown(incoming, crate::tunnel::stop_signal()?)
+        .add_service(TunnelServer::with_interceptor(
+            service.clone(),
+            local_api::authorise,
+        ))
+        .serve_with_incoming_shutdown(incoming, stop)
         .await;
     service.shut_down().await;
-    let _ = std::fs::remove_file(&options.socket);
+    local_api::remove(&options.socket);
     outcome.context("serving the local API")
-}
-
-/// Every call: the caller must be root or in the `porta` group.
-fn authorise(request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-    let credentials = request
-        .extensions()
-        .get::<UdsConnectInfo>()
-        .and_then(|info| info.peer_cred)
-        .ok_or_else(|| tonic::Status::unauthenticated("the caller's credentials are unknown"))?;
-    let caller = peer::Caller {
-        uid: credentials.uid(),
-        gid: credentials.gid(),
-    };
-    peer::authorise_here(caller).map_err(|refusal| {
-        tracing::warn!(uid = caller.uid, "refused a caller outside the porta group");
-        tonic::Status::unauthenticated(refusal)
-    })?;
-    Ok(request)
-}
-
-/// Binds the socket: `root:porta` 0660 (root only, 0600, when the group
-/// is missing). A socket nobody answers on is stale and replaced; one
-/// that answers belongs to another running service.
-fn bind(path: &Path) -> Result<tokio::net::UnixListener> {
-    let dir = path.parent().context("the socket's directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        bail!(
-            "another porta daemon is running (it answers on {})",
-            path.display()
-        );
-    }
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("removing the stale {}", path.display()));
-        }
-        _ => {}
-    }
-    let listener = tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("listening on {}", path.display()))?;
-    let mode = match Group::from_name(peer::GROUP).ok().flatten() {
-        Some(group) => {
-            nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(group.gid))
-                .with_context(|| format!("giving {} to the porta group", path.display()))?;
-            0o660
-        }
-        None => {
-            tracing::warn!(
-                "there is no `porta` group: only root can use the service \
-                 (create it with `sudo addgroup --system porta`)"
-            );
-            let _ = nix::unistd::chown(path, None, Some(Gid::from_raw(0)));
-            0o600
-        }
-    };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(listener)
 }

@@ -1,5 +1,5 @@
-//! Applying the town's DNS servers and search domains while the tunnel is
-//! up, and undoing it afterwards.
+//! Linux (and other Unixes): the town's DNS through systemd-resolved, or
+//! by rewriting `/etc/resolv.conf`.
 //!
 //! Two ways, chosen at `porta up`:
 //! * **systemd-resolved** (when it runs): the servers and domains are set
@@ -91,22 +91,6 @@ pub fn apply(
         .with_context(|| format!("saving {RESOLV_CONF} to {}", backup.display()))?;
     rewrite_in_place(&resolv_conf(servers, search, &original))?;
     Ok(Applied::File { backup })
-}
-
-/// Undoes what it holds when dropped, so that every way out of `porta up`
-/// — the end, an error, a panic unwinding — puts the DNS settings back.
-#[derive(Debug)]
-pub struct Guard(pub Applied);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Err(error) = undo(&self.0) {
-            eprintln!(
-                "porta: could not restore the DNS settings: {}",
-                porta_proto::describe_chain(error.chain())
-            );
-        }
-    }
 }
 
 /// Undoes [`apply`].
