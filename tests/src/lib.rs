@@ -492,3 +492,34 @@ pub async fn snapshot(admin: &mut AdminClient<Authed>) -> Snapshot {
             .gateways,
     }
 }
+
+/// Checks that `png` holds a rendered window (`what`, for the message):
+/// at least the app's minimum size, and more than one flat colour.
+pub fn assert_window_rendered(png: &Path, what: &str) {
+    let identify = std::process::Command::new("convert")
+        .arg(png)
+        .args(["-format", "%w %h %[fx:standard_deviation]", "info:"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&identify.stdout).into_owned();
+    let parts: Vec<f64> = said
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect();
+    assert!(
+        parts.len() == 3 && parts[0] >= 320.0 && parts[1] >= 400.0 && parts[2] > 0.02,
+        "{what}: {said}"
+    );
+}
+
+/// Where screenshots go: `temp`, or docs/screenshots when
+/// PORTA_UPDATE_SCREENSHOTS is set.
+pub fn screenshot_dir(temp: &Path) -> PathBuf {
+    if std::env::var_os("PORTA_UPDATE_SCREENSHOTS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        docs
+    } else {
+        temp.to_owned()
+    }
+}

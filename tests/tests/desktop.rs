@@ -19,10 +19,10 @@ use egui_kittest::kittest::Queryable;
 use porta_client::i18n::Lang;
 use porta_desktop::app::{Options, PortaApp};
 use porta_desktop::settings::Places;
-use porta_tests::binary;
 use porta_tests::laptop::{TunnelService, town_server_reachable};
 use porta_tests::netns::{Lab, addr};
 use porta_tests::town::{Town, wait_until};
+use porta_tests::{assert_window_rendered, binary, screenshot_dir};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -126,33 +126,7 @@ fn screenshots(screen: &str, socket: &Path, args: &[&str], into: &Path) {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        // A rendered window: its size, and more than one flat colour.
-        let identify = std::process::Command::new("convert")
-            .arg(&out)
-            .args(["-format", "%w %h %[fx:standard_deviation]", "info:"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&identify.stdout).into_owned();
-        let parts: Vec<f64> = said
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        assert!(
-            parts.len() == 3 && parts[0] >= 320.0 && parts[1] >= 400.0 && parts[2] > 0.02,
-            "{screen} in {lang:?}: {said}"
-        );
-    }
-}
-
-/// Where screenshots go: a temp dir, or docs/screenshots when
-/// PORTA_UPDATE_SCREENSHOTS is set.
-fn screenshot_dir(temp: &Path) -> PathBuf {
-    if std::env::var_os("PORTA_UPDATE_SCREENSHOTS").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-        std::fs::create_dir_all(&docs).unwrap();
-        docs
-    } else {
-        temp.to_owned()
+        assert_window_rendered(&out, &format!("{screen} in {lang:?}"));
     }
 }
 

@@ -20,7 +20,6 @@
 //! `msitools`, Xvfb and ImageMagick: `.ci/run` installs them. Each test has
 //! its own Wine prefix (scripts/wine-run makes it on first use).
 
-use porta_proto::pb;
 use porta_tests::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -288,12 +287,7 @@ async fn porta_exe_enrolls_through_its_service_and_reads_its_config() {
     // holds only its public half.
     let key = std::fs::read_to_string(service_dir.join("private.key")).unwrap();
     let key = porta_tunnel::keys::PrivateKey::from_base64(key.trim()).unwrap();
-    let devices = admin
-        .list_devices(pb::ListDevicesRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .devices;
+    let devices = snapshot(&mut admin).await.devices;
     let device = devices
         .iter()
         .find(|d| d.name == "anna-laptop")
@@ -585,30 +579,7 @@ fn windows_screenshots(wine: &Wine, screen: &str, into: &Path) {
             "{screen} in {lang:?} did not render under Wine: {}",
             text(&output)
         );
-        let identify = Command::new("convert")
-            .arg(&out)
-            .args(["-format", "%w %h %[fx:standard_deviation]", "info:"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&identify.stdout).into_owned();
-        let parts: Vec<f64> = said
-            .split_whitespace()
-            .filter_map(|p| p.parse().ok())
-            .collect();
-        assert!(
-            parts.len() == 3 && parts[0] >= 320.0 && parts[1] >= 400.0 && parts[2] > 0.02,
-            "{screen} in {lang:?}: {said}"
-        );
-    }
-}
-
-/// Where screenshots go: a temp dir, or docs/screenshots when
-/// PORTA_UPDATE_SCREENSHOTS is set (as for the Linux ones).
-fn screenshot_dir(temp: &Path) -> PathBuf {
-    if std::env::var_os("PORTA_UPDATE_SCREENSHOTS").is_some() {
-        workspace().join("docs/screenshots")
-    } else {
-        temp.to_owned()
+        assert_window_rendered(&out, &format!("{screen} in {lang:?}"));
     }
 }
 
