@@ -457,7 +457,7 @@ async fn the_msi_installs_the_service_upgrades_keeping_the_enrollment_and_uninst
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-        wait_for("the service's pipe", Duration::from_secs(30), || {
+        wait_for("the service's pipe", Duration::from_secs(90), || {
             text(&porta(&["diagnostics"])).contains("service: running")
         });
     };
