@@ -11,6 +11,7 @@ mod demo;
 mod desktop;
 mod flows;
 mod host;
+mod macos;
 mod packaging;
 mod portable;
 mod portactl;

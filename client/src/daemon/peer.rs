@@ -56,20 +56,41 @@ pub fn authorise_here(caller: Caller) -> Result<(), String> {
     let user = User::from_uid(Uid::from_raw(caller.uid)).ok().flatten();
     let groups = user
         .as_ref()
-        .and_then(|u| {
-            let name = std::ffi::CString::new(u.name.clone()).ok()?;
-            nix::unistd::getgrouplist(&name, Gid::from_raw(caller.gid)).ok()
-        })
-        .unwrap_or_default()
-        .into_iter()
-        .map(Gid::as_raw)
-        .collect::<Vec<_>>();
+        .map(|u| groups_of(u, Gid::from_raw(caller.gid)))
+        .unwrap_or_default();
     authorise(
         caller,
         porta_gid,
         user.as_ref().map(|u| u.name.as_str()),
         &groups,
     )
+}
+
+/// The groups `user` is in, from the group database (Linux: all of them,
+/// through `getgrouplist`).
+#[cfg(target_os = "linux")]
+fn groups_of(user: &User, primary: Gid) -> Vec<u32> {
+    std::ffi::CString::new(user.name.clone())
+        .ok()
+        .and_then(|name| nix::unistd::getgrouplist(&name, primary).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(Gid::as_raw)
+        .collect()
+}
+
+/// The groups `user` is in that matter here: the primary one, and the
+/// `porta` group when its member list names the user (elsewhere nix has
+/// no `getgrouplist`).
+#[cfg(not(target_os = "linux"))]
+fn groups_of(user: &User, primary: Gid) -> Vec<u32> {
+    let mut groups = vec![primary.as_raw()];
+    if let Some(porta) = Group::from_name(GROUP).ok().flatten()
+        && porta.mem.contains(&user.name)
+    {
+        groups.push(porta.gid.as_raw());
+    }
+    groups
 }
 
 #[cfg(test)]

@@ -66,14 +66,19 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 /// Time since boot counting a suspend, and without it: their gap grows by
-/// how long the computer slept.
+/// how long the computer slept (Linux: BOOTTIME and MONOTONIC; macOS:
+/// MONOTONIC, which counts sleep there, and UPTIME_RAW, which does not).
 pub fn clocks() -> (Duration, Duration) {
     use nix::time::{ClockId, clock_gettime};
     let read = |id| clock_gettime(id).map(Duration::from).unwrap_or_default();
-    (
-        read(ClockId::CLOCK_BOOTTIME),
-        read(ClockId::CLOCK_MONOTONIC),
-    )
+    #[cfg(target_os = "linux")]
+    let (with_sleep, without) = (ClockId::CLOCK_BOOTTIME, ClockId::CLOCK_MONOTONIC);
+    #[cfg(not(target_os = "linux"))]
+    let (with_sleep, without) = (
+        ClockId::CLOCK_MONOTONIC,
+        ClockId::from_raw(nix::libc::CLOCK_UPTIME_RAW),
+    );
+    (read(with_sleep), read(without))
 }
 
 /// This computer's host name, as the controller lists it.
