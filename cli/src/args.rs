@@ -68,6 +68,10 @@ pub enum Command {
     /// (auditors and admins).
     #[command(subcommand)]
     Logs(LogsCommand),
+    /// The town's directory (Active Directory, OpenLDAP) that users follow:
+    /// the last syncs, and a sync now.
+    #[command(subcommand)]
+    Directory(DirectoryCommand),
     /// Completions and man pages.
     #[command(flatten)]
     Docs(porta_proto::cli_docs::Docs),
@@ -466,6 +470,27 @@ pub enum GatewaysCommand {
     Remove {
         /// The gateway's name.
         name: String,
+    },
+}
+
+/// `portactl directory …`.
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCommand {
+    /// When the directory was last synced, what changed, and why a sync
+    /// failed or was refused.
+    Status,
+    /// Sync now: users follow the directory's people and groups; leavers'
+    /// devices are cut off at the gateways. Exit status 6 if the plan was
+    /// refused for disabling too many users.
+    Sync {
+        /// Show the plan (created, updated, disabled, enabled, group
+        /// changes) without changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply the plan even if it disables more users than
+        /// max_disable_fraction allows (after a human looked at it).
+        #[arg(long, conflicts_with = "dry_run")]
+        force: bool,
     },
 }
 

@@ -3,7 +3,7 @@
 //! 0 success, 1 error, 2 usage (clap's own code, commands used wrongly, and
 //! arguments the controller finds malformed),
 //! 3 not found, 4 permission denied or not logged in, 5 a log's hash chain
-//! does not verify.
+//! does not verify, 6 a directory sync refused by its safety threshold.
 
 use porta_proto::connect::ConnectError;
 use std::process::ExitCode;
@@ -23,6 +23,11 @@ pub struct NotLoggedIn(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct VerificationFailed(pub String);
+
+/// A directory sync's plan was refused by the safety threshold (exit 6).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SyncRefused(pub String);
 
 /// Some rows of a bulk run failed (exit 1, after reporting them).
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,9 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
         }
         if cause.is::<VerificationFailed>() {
             return ExitCode::from(5);
+        }
+        if cause.is::<SyncRefused>() {
+            return ExitCode::from(6);
         }
         if let Some(status) = cause.downcast_ref::<tonic::Status>() {
             return match status.code() {
@@ -73,7 +81,10 @@ pub fn hint(error: &anyhow::Error) -> Option<&'static str> {
                 Some("log in again with a new invitation: portactl login <invitation>")
             }
             Code::PermissionDenied => Some("this needs an admin login; see `portactl whoami`"),
-            Code::Unavailable => {
+            // A transport failure (the status carries its cause); an
+            // Unavailable the controller itself sends (the town's
+            // directory is down, say) explains itself.
+            Code::Unavailable if std::error::Error::source(status).is_some() => {
                 Some("is the controller running and reachable? check with `portactl whoami`")
             }
             _ => None,

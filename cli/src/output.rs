@@ -137,6 +137,8 @@ pub fn user_json(u: &pb::User) -> Value {
     json!({
         "name": u.name, "display_name": u.display_name, "email": u.email,
         "disabled": u.disabled, "groups": u.groups, "created_at": time_json(u.created_at),
+        "language": u.language, "directory_dn": u.directory_dn,
+        "suspended_by_directory": u.suspended_by_directory,
     })
 }
 

@@ -74,6 +74,10 @@ pub enum Error {
     /// The controller is shutting down.
     #[error("the controller is shutting down")]
     ShuttingDown,
+    /// A service the controller depends on (the town's directory) failed
+    /// or could not be reached; nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// Result alias for controller operations.
@@ -112,7 +116,7 @@ impl From<Error> for Status {
             Error::AddressesExhausted(_) => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::Throttled { .. } | Error::DiskFull { .. } => Code::ResourceExhausted,
-            Error::ShuttingDown => Code::Unavailable,
+            Error::ShuttingDown | Error::Unavailable(_) => Code::Unavailable,
             Error::Store(_) | Error::Corrupt { .. } | Error::Task(_) => {
                 tracing::error!(error = %error, "internal error");
                 return Status::internal("internal error; the controller's log has the details");

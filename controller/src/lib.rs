@@ -52,6 +52,7 @@
 pub mod api;
 pub mod caller;
 pub mod clock;
+pub mod directory;
 pub mod error;
 pub mod fanout;
 pub mod gateway;

@@ -178,7 +178,8 @@ pub struct InitArgs {
 pub struct ServeArgs {
     /// TOML config file (keys: data, listen, log_format, log_level,
     /// gateway, gateway_interface, session_idle, retention,
-    /// max_connections_per_source).
+    /// max_connections_per_source; sections: directory,
+    /// directory.attributes).
     #[arg(long, env = "PORTA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory.
@@ -237,6 +238,8 @@ pub struct FileConfig {
     pub retention: Option<String>,
     /// Connections one IP address may hold open.
     pub max_connections_per_source: Option<u32>,
+    /// The town's directory to follow (`[directory]`).
+    pub directory: Option<crate::directory::DirectoryConfig>,
 }
 
 impl FileConfig {
@@ -271,6 +274,8 @@ pub struct ServeSettings {
     /// A session ends after this long without traffic (also how long a
     /// gateway may be gone before its sessions are no longer listed).
     pub session_idle: std::time::Duration,
+    /// The directory to follow, checked.
+    pub directory: Option<crate::directory::Directory>,
 }
 
 /// A duration from the config file.
@@ -302,7 +307,12 @@ impl ServeSettings {
         if retention.is_some_and(|r| r < std::time::Duration::from_secs(3600)) {
             anyhow::bail!("--retention must be at least 1h");
         }
+        let directory = file
+            .directory
+            .map(crate::directory::DirectoryConfig::resolve)
+            .transpose()?;
         Ok(Self {
+            directory,
             data: args
                 .data
                 .clone()

@@ -46,6 +46,13 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
     if let Some(retention) = settings.retention {
         tokio::spawn(enforce_retention(controller.clone(), retention));
     }
+    let directory = settings
+        .directory
+        .clone()
+        .map(|dir| crate::directory::sync::DirectorySync::new(dir, controller.clone()));
+    if let Some(sync) = &directory {
+        tokio::spawn(sync.clone().run_every_interval());
+    }
     let gateway = settings
         .gateway
         .as_ref()
@@ -77,6 +84,7 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         "porta.v1.Admin",
         "porta.v1.Audit",
         "porta.v1.Gateway",
+        "porta.v1.Directory",
     ] {
         health
             .set_service_status(name, tonic_health::ServingStatus::Serving)
@@ -88,7 +96,7 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         .build_v1()
         .context("building the reflection service")?;
 
-    let apis = Apis::new(controller.clone());
+    let apis = Apis::new(controller.clone(), directory);
     let tls = ServerTlsConfig::new()
         .identity(tonic::transport::Identity::from_pem(
             &identity.cert_pem,
@@ -134,6 +142,10 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         )
         .add_service(
             pb::gateway_server::GatewayServer::new(apis.gateway)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::directory_server::DirectoryServer::new(apis.directory)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(

@@ -38,6 +38,7 @@ pub use porta_proto;
 
 pub mod laptop;
 pub mod netns;
+pub mod slapd;
 pub mod town;
 
 pub use porta_proto::connect::Authed;

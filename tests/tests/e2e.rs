@@ -9,6 +9,7 @@ mod client;
 mod dataplane;
 mod demo;
 mod desktop;
+mod directory;
 mod flows;
 mod host;
 mod macos;

@@ -64,11 +64,14 @@ fn the_configuration_reference_covers_every_option() {
     }
     // The config file keys, as `serve --config` lists them.
     let serve = help("porta-controller", &["serve"]);
-    let keys = serve
+    let listed = serve
         .split("(keys: ")
         .nth(1)
         .and_then(|rest| rest.split(')').next())
         .expect("serve --help lists the config keys");
+    let (keys, sections) = listed
+        .split_once("; sections: ")
+        .expect("serve --help lists the config sections");
     for key in keys
         .split(',')
         .map(|k| k.split_whitespace().collect::<String>())
@@ -77,10 +80,42 @@ fn the_configuration_reference_covers_every_option() {
             missing.push(format!("config key {key}"));
         }
     }
+    // Each section's keys, as the controller itself names them when it
+    // refuses an unknown one.
+    for section in sections
+        .split(',')
+        .map(|k| k.split_whitespace().collect::<String>())
+    {
+        for key in section_keys(&section) {
+            if !reference.contains(&format!("`{section}.{key}`")) {
+                missing.push(format!("config key {section}.{key}"));
+            }
+        }
+    }
     assert!(
         missing.is_empty(),
         "docs/configuration.md lacks: {missing:#?}"
     );
+}
+
+/// The keys a config file section accepts: the list serde gives in the
+/// error for an unknown key.
+fn section_keys(section: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, format!("[{section}]\nno_such_key = 1\n")).unwrap();
+    let error = porta_controller::options::FileConfig::load(&file).expect_err("unknown key");
+    let message = format!("{error:#}");
+    let expected = message
+        .split("expected one of ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no key list in {message:?}"));
+    expected
+        .split(',')
+        .map(|k| k.trim().trim_matches('`').to_owned())
+        .filter(|k| !k.is_empty())
+        .map(|k| k.split('`').next().unwrap().to_owned())
+        .collect()
 }
 
 #[test]

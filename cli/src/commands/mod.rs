@@ -2,6 +2,7 @@
 
 mod credentials;
 mod devices;
+mod directory;
 mod enroll;
 mod gateways;
 mod logs;
@@ -88,6 +89,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::ApiTokens(command) => credentials::run(&ctx, command).await,
         Command::Gateways(command) => gateways::run(&ctx, command).await,
         Command::Logs(command) => logs::run(&ctx, command).await,
+        Command::Directory(command) => directory::run(&ctx, command).await,
         // Completions register the live ones (user, group and device names).
         Command::Docs(Docs::Completions { shell }) => crate::complete::print_registration(shell),
         Command::Docs(Docs::Manpages { dir }) => write_manpages(&dir),
@@ -162,6 +164,10 @@ const MAN_EXTRAS: porta_proto::cli_docs::ManExtras<'static> = porta_proto::cli_d
         (
             "5",
             "A log does not verify: it was edited, or records are missing.",
+        ),
+        (
+            "6",
+            "A directory sync was refused: it would disable more users than allowed.",
         ),
     ],
     files: &[(

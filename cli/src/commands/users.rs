@@ -79,12 +79,16 @@ fn listing(users: &[pb::User]) -> Listing {
 }
 
 fn state(user: &pb::User) -> &'static str {
-    if user.disabled { "disabled" } else { "enabled" }
+    match (user.disabled, user.suspended_by_directory) {
+        (false, _) => "enabled",
+        (true, true) => "suspended (directory)",
+        (true, false) => "disabled",
+    }
 }
 
 fn describe(u: &pb::User) -> String {
     format!(
-        "user: {}\n  display name: {}\n  email: {}\n  groups: {}\n  state: {}\n  created: {}",
+        "user: {}\n  display name: {}\n  email: {}\n  groups: {}\n  state: {}\n  created: {}{}",
         u.name,
         u.display_name,
         u.email,
@@ -94,6 +98,11 @@ fn describe(u: &pb::User) -> String {
             u.groups.join(", ")
         },
         state(u),
-        output::time(u.created_at)
+        output::time(u.created_at),
+        if u.directory_dn.is_empty() {
+            String::new()
+        } else {
+            format!("\n  directory entry: {}", u.directory_dn)
+        }
     )
 }

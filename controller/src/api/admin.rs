@@ -32,6 +32,8 @@ impl Admin for AdminApi {
             disabled: false,
             groups: names("group", &r.groups)?.into_iter().collect(),
             created_at: now(),
+            language: String::new(),
+            directory: None,
         };
         let user = self.0.create_user(&Actor::from(&caller), user).await?;
         tracing::info!(user = %user.name, by = %caller.name, "user created");

@@ -7,6 +7,7 @@ mod admin;
 mod audit;
 mod auth;
 mod device;
+mod directory;
 mod enrollment;
 mod gateway;
 pub mod operator;
@@ -15,6 +16,7 @@ mod session;
 pub use admin::AdminApi;
 pub use audit::AuditApi;
 pub use device::DeviceApi;
+pub use directory::DirectoryApi;
 pub use enrollment::EnrollmentApi;
 pub use gateway::GatewayApi;
 pub use operator::OperatorApi;
@@ -42,17 +44,24 @@ pub struct Apis {
     pub gateway: GatewayApi,
     /// Session.
     pub session: SessionApi,
+    /// Directory.
+    pub directory: DirectoryApi,
 }
 
 impl Apis {
-    /// Builds the services over `ctl`.
-    pub fn new(ctl: Controller) -> Self {
+    /// Builds the services over `ctl`; `directory` is the directory sync,
+    /// if the config has one.
+    pub fn new(ctl: Controller, directory: Option<crate::directory::sync::DirectorySync>) -> Self {
         Self {
             enrollment: EnrollmentApi(ctl.clone()),
             device: DeviceApi(ctl.clone()),
             admin: AdminApi(ctl.clone()),
             audit: AuditApi(ctl.clone()),
             gateway: GatewayApi(ctl.clone()),
+            directory: DirectoryApi {
+                ctl: ctl.clone(),
+                sync: directory,
+            },
             session: SessionApi(ctl),
         }
     }

@@ -20,6 +20,7 @@
 mod auth;
 mod credentials;
 mod devices;
+mod directory;
 mod enrollment;
 mod gateways;
 mod groups;

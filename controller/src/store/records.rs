@@ -29,6 +29,26 @@ pub struct UserRecord {
     pub groups: BTreeSet<String>,
     /// Unix seconds.
     pub created_at: u64,
+    /// Preferred language for what Porta writes to them ("ca", "es", "it",
+    /// "en"; empty: the town's default).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub language: String,
+    /// Set when the town's directory manages this user (see
+    /// `crate::directory`); `None` for users made by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<DirectoryLink>,
+}
+
+/// A user's tie to the directory entry it follows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryLink {
+    /// The entry's distinguished name, as the directory spells it.
+    pub dn: String,
+    /// True when the directory sync disabled the user (the entry was
+    /// disabled, deleted or left every mapped group). Only such a user is
+    /// enabled again by a later sync; one an admin disabled stays disabled.
+    #[serde(default)]
+    pub suspended: bool,
 }
 
 impl UserRecord {
@@ -41,6 +61,8 @@ impl UserRecord {
             disabled: false,
             groups: BTreeSet::new(),
             created_at,
+            language: String::new(),
+            directory: None,
         }
     }
 }

@@ -14,6 +14,9 @@ impl From<UserRecord> for pb::User {
             disabled: u.disabled,
             groups: u.groups.into_iter().collect(),
             created_at: u.created_at,
+            language: u.language,
+            suspended_by_directory: u.directory.as_ref().is_some_and(|d| d.suspended),
+            directory_dn: u.directory.map(|d| d.dn).unwrap_or_default(),
         }
     }
 }
