@@ -104,6 +104,10 @@ pub enum UsersCommand {
         /// Groups to join, comma-separated.
         #[arg(long, value_delimiter = ',', add = ArgValueCandidates::new(crate::complete::groups))]
         groups: Vec<String>,
+        /// Language of what Porta writes to them (ca, es, it, en); default:
+        /// the town's.
+        #[arg(long)]
+        language: Option<String>,
     },
     /// List staff members.
     List,
@@ -235,13 +239,19 @@ pub struct EnrollArgs {
     #[arg(long)]
     pub gateway: Option<String>,
     /// Enroll every row of a CSV file (columns: user, device, and optionally
-    /// groups separated by ';', display_name, email, gateway).
+    /// groups separated by ';', display_name, email, language, gateway).
     #[arg(long, value_name = "FILE", requires = "out")]
     pub csv: Option<PathBuf>,
     /// Where to write the invitations of a CSV run (appended; rows already
     /// there are skipped when re-run).
     #[arg(long, value_name = "FILE", requires = "csv")]
     pub out: Option<PathBuf>,
+    /// The controller also e-mails each invitation to its person (in their
+    /// language: the CSV's `language` column, or the directory's, or the
+    /// town's default). A failed delivery leaves the invitation valid; a
+    /// re-run of the same CSV retries only the deliveries that failed.
+    #[arg(long)]
+    pub email: bool,
 }
 
 /// `portactl devices …`.
@@ -287,6 +297,13 @@ pub enum TokensCommand {
     Revoke {
         /// Token id (see `tokens list`).
         id: String,
+    },
+    /// E-mail an open invitation to its person again. The controller keeps
+    /// only a hash of the invitation, so it sends a new one for the same
+    /// token: the invitation sent earlier stops working.
+    Resend {
+        /// Device name or token id (see `tokens list`).
+        name: String,
     },
 }
 

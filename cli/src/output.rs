@@ -169,6 +169,7 @@ pub fn token_json(t: &pb::EnrollmentToken) -> Value {
     json!({
         "id": t.id, "user": t.user, "device": t.device_name, "created_by": t.created_by,
         "created_at": time_json(t.created_at), "expires_at": time_json(t.expires_at),
+        "email_to": t.email_to, "emailed_at": time_json(t.emailed_at), "email_error": t.email_error,
     })
 }
 

@@ -61,6 +61,7 @@ pub mod init;
 pub mod ipam;
 pub mod listener;
 pub mod logs;
+pub mod mail;
 pub mod names;
 pub mod operator;
 pub mod options;

@@ -179,7 +179,7 @@ pub struct ServeArgs {
     /// TOML config file (keys: data, listen, log_format, log_level,
     /// gateway, gateway_interface, session_idle, retention,
     /// max_connections_per_source; sections: directory,
-    /// directory.attributes).
+    /// directory.attributes, smtp).
     #[arg(long, env = "PORTA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory.
@@ -240,6 +240,8 @@ pub struct FileConfig {
     pub max_connections_per_source: Option<u32>,
     /// The town's directory to follow (`[directory]`).
     pub directory: Option<crate::directory::DirectoryConfig>,
+    /// The mail server invitations go through (`[smtp]`).
+    pub smtp: Option<crate::mail::SmtpConfig>,
 }
 
 impl FileConfig {
@@ -276,6 +278,8 @@ pub struct ServeSettings {
     pub session_idle: std::time::Duration,
     /// The directory to follow, checked.
     pub directory: Option<crate::directory::Directory>,
+    /// The mail server, checked.
+    pub smtp: Option<crate::mail::Smtp>,
 }
 
 /// A duration from the config file.
@@ -311,8 +315,13 @@ impl ServeSettings {
             .directory
             .map(crate::directory::DirectoryConfig::resolve)
             .transpose()?;
+        let smtp = file
+            .smtp
+            .map(crate::mail::SmtpConfig::resolve)
+            .transpose()?;
         Ok(Self {
             directory,
+            smtp,
             data: args
                 .data
                 .clone()

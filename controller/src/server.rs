@@ -42,6 +42,10 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
     // The process starts now: the one clock reading behind the handle.
     let controller = Controller::new(store.clone(), fingerprint, crate::clock::now())?
         .with_session_idle(settings.session_idle);
+    let controller = match settings.smtp.clone() {
+        Some(smtp) => controller.with_mailer(crate::mail::Mailer::new(smtp)),
+        None => controller,
+    };
     tokio::spawn(controller.clone().run_peer_journal());
     if let Some(retention) = settings.retention {
         tokio::spawn(enforce_retention(controller.clone(), retention));

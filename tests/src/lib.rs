@@ -36,6 +36,7 @@ use tonic::transport::Channel;
 
 pub use porta_proto;
 
+pub mod certs;
 pub mod laptop;
 pub mod netns;
 pub mod slapd;

@@ -52,7 +52,7 @@ impl Slapd {
     /// Writes the config, certificates and data under `dir`.
     pub fn prepare(dir: &Path, ldaps_port: u16, ldap_port: u16) -> Self {
         std::fs::create_dir_all(dir.join("db")).unwrap();
-        make_certificates(dir);
+        crate::certs::make(dir, SERVER_NAME);
         let d = dir.display();
         let config = format!(
             "include /etc/ldap/schema/core.schema
@@ -240,69 +240,8 @@ fn value(attr: &str, value: &str) -> String {
     }
 }
 
-/// A CA and a server certificate for [`SERVER_NAME`] and 127.0.0.1, and
-/// an unrelated second CA.
-fn make_certificates(dir: &Path) {
-    let run = |args: &[&str]| run_ok(Command::new("openssl").args(args).current_dir(dir));
-    for ca in ["ca", "other-ca"] {
-        run(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{ca}.key"),
-            "-out",
-            &format!("{ca}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=Ajuntament test {ca}"),
-        ]);
-    }
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        "-subj",
-        &format!("/CN={SERVER_NAME}"),
-    ]);
-    std::fs::write(
-        dir.join("server.ext"),
-        format!("subjectAltName=DNS:{SERVER_NAME},IP:127.0.0.1\n"),
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "server.ext",
-    ]);
-}
-
 /// Runs `command`, failing the test with its stderr if it fails.
-fn run_ok(command: &mut Command) {
+pub(crate) fn run_ok(command: &mut Command) {
     let out = command.output().unwrap();
     assert!(
         out.status.success(),

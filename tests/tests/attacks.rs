@@ -73,6 +73,7 @@ async fn enroll_on(
             device_name: device.into(),
             ttl_seconds: 0,
             gateway: gateway.into(),
+            email: false,
         })
         .await
         .unwrap()
@@ -483,6 +484,7 @@ async fn names_that_deceive_are_refused() {
             device_name: "aIice-pc".into(),
             ttl_seconds: 0,
             gateway: String::new(),
+            email: false,
         })
         .await
         .unwrap_err();

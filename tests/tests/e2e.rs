@@ -10,6 +10,7 @@ mod dataplane;
 mod demo;
 mod desktop;
 mod directory;
+mod email;
 mod flows;
 mod host;
 mod macos;

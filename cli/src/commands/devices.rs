@@ -83,7 +83,7 @@ pub(super) async fn tokens(ctx: &Ctx, command: TokensCommand) -> Result<()> {
                 .into_inner()
                 .tokens;
             Listing {
-                headers: &["id", "user", "device", "expires", "created by"],
+                headers: &["id", "user", "device", "expires", "created by", "e-mail"],
                 rows: tokens
                     .iter()
                     .map(|t| {
@@ -93,6 +93,7 @@ pub(super) async fn tokens(ctx: &Ctx, command: TokensCommand) -> Result<()> {
                             t.device_name.clone(),
                             output::time(t.expires_at),
                             t.created_by.clone(),
+                            email_state(t),
                         ]
                     })
                     .collect(),
@@ -111,8 +112,51 @@ pub(super) async fn tokens(ctx: &Ctx, command: TokensCommand) -> Result<()> {
                 format!("Revoked enrollment token {id}")
             });
         }
+        TokensCommand::Resend { name } => {
+            let sent = admin
+                .resend_enrollment_token(pb::ResendEnrollmentTokenRequest {
+                    id: name.clone(),
+                    invitation: String::new(),
+                })
+                .await?
+                .into_inner();
+            let email = sent.email.unwrap_or_default();
+            if ctx.json {
+                println!(
+                    "{}",
+                    json!({"device": name, "to": email.to, "sent": email.sent, "error": email.error})
+                );
+            } else if email.sent {
+                println!(
+                    "E-mailed a new invitation for {name} to {}; the one sent before no longer works.",
+                    email.to
+                );
+            }
+            if !email.sent {
+                anyhow::bail!(
+                    "the invitation for {name} was not e-mailed to {}: {} (a new invitation was \
+                     made and stays valid; `portactl tokens resend {name}` tries again)",
+                    email.to,
+                    email.error
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// An open token's e-mail state for tables.
+fn email_state(token: &pb::EnrollmentToken) -> String {
+    match (
+        token.email_to.is_empty(),
+        token.emailed_at,
+        token.email_error.is_empty(),
+    ) {
+        (true, _, _) => "-".into(),
+        (false, 0, false) => format!("failed: {}", token.email_error),
+        (false, 0, true) => format!("pending to {}", token.email_to),
+        (false, at, _) => format!("sent {} to {}", output::time(at), token.email_to),
+    }
 }
 
 fn listing(devices: &[pb::DeviceInfo]) -> Listing {

@@ -29,7 +29,9 @@ pub(super) async fn run(ctx: &Ctx, args: EnrollArgs) -> Result<()> {
         bail!(Usage("--expires must be at least 1m".into()));
     }
     match (&args.csv, &args.out, &args.user, &args.device) {
-        (Some(csv), Some(out), _, _) => bulk(ctx, csv, out, args.gateway.as_deref(), ttl).await,
+        (Some(csv), Some(out), _, _) => {
+            bulk(ctx, csv, out, args.gateway.as_deref(), ttl, args.email).await
+        }
         (None, None, Some(user), Some(device)) => {
             let row = Row {
                 user: user.clone(),
@@ -38,25 +40,34 @@ pub(super) async fn run(ctx: &Ctx, args: EnrollArgs) -> Result<()> {
                 gateway: args.gateway.clone().unwrap_or_default(),
                 ..Row::default()
             };
-            single(ctx, row, ttl, args.qr).await
+            single(ctx, row, ttl, args.qr, args.email).await
         }
         _ => bail!(Usage("give --user and --device, or --csv and --out".into())),
     }
 }
 
-async fn single(ctx: &Ctx, row: Row, ttl: u64, qr: bool) -> Result<()> {
+async fn single(ctx: &Ctx, row: Row, ttl: u64, qr: bool, email: bool) -> Result<()> {
     let (user, device) = (&row.user, &row.device);
     let mut admin = ctx.admin().await?;
     ensure_user(&mut admin, &row, None).await?;
-    let created = create_token(&mut admin, &row, ttl).await?;
+    let created = create_token(&mut admin, &row, ttl, email).await?;
     let token = created.token.unwrap_or_default();
     let expires = crate::output::time(token.expires_at);
+    let delivery = created.email.clone();
     if ctx.json {
-        println!(
-            "{}",
-            json!({"user": user, "device": device, "token_id": token.id, "expires_at": expires,
-                   "link": format!("{}:{}", porta_proto::invitation::LINK_SCHEME, created.invitation),
-                   "invitation": created.invitation})
+        let mut value = json!({"user": user, "device": device, "token_id": token.id, "expires_at": expires,
+               "link": format!("{}:{}", porta_proto::invitation::LINK_SCHEME, created.invitation),
+               "invitation": created.invitation});
+        if let Some(d) = &delivery {
+            value["email"] = json!({"to": d.to, "sent": d.sent, "error": d.error});
+        }
+        println!("{value}");
+        return not_emailed(device, delivery.as_ref());
+    }
+    if let Some(d) = delivery.as_ref().filter(|d| d.sent) {
+        eprintln!(
+            "Invitation for {device} ({user}) e-mailed to {}, valid once until {expires}.",
+            d.to
         );
         return Ok(());
     }
@@ -65,7 +76,20 @@ async fn single(ctx: &Ctx, row: Row, ttl: u64, qr: bool) -> Result<()> {
     eprintln!();
     eprintln!("Ready to send:");
     println!("{}", ready_to_send(user, &created.invitation));
-    Ok(())
+    not_emailed(device, delivery.as_ref())
+}
+
+/// The error for an e-mail that was asked for and not delivered.
+fn not_emailed(device: &str, delivery: Option<&pb::EmailDelivery>) -> Result<()> {
+    match delivery {
+        Some(d) if !d.sent => bail!(
+            "the invitation was not e-mailed to {}: {} (it stays valid: hand it over as printed, \
+             or `portactl tokens resend {device}` later)",
+            d.to,
+            d.error
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The one line an admin pastes into a mail or chat to the staff member:
@@ -89,6 +113,9 @@ struct Row {
     display_name: String,
     #[serde(default)]
     email: String,
+    /// ca, es, it or en; empty for the town's default.
+    #[serde(default)]
+    language: String,
     /// The gateway the device connects through; empty for the controller's.
     #[serde(default)]
     gateway: String,
@@ -111,6 +138,7 @@ async fn bulk(
     out_path: &Path,
     gateway: Option<&str>,
     ttl: u64,
+    email: bool,
 ) -> Result<()> {
     let bytes =
         std::fs::read(csv_path).with_context(|| format!("opening {}", csv_path.display()))?;
@@ -130,7 +158,7 @@ async fn bulk(
         if !headers.iter().any(|h| h == needed) {
             bail!(Usage(format!(
                 "{} has no {needed:?} column (its columns: {}; expected: user, device, groups, \
-                 display_name, email, gateway)",
+                 display_name, email, language, gateway)",
                 csv_path.display(),
                 headers.iter().collect::<Vec<_>>().join(", ")
             )));
@@ -151,6 +179,20 @@ async fn bulk(
     let done = already_done(out_path)?;
     let mut out = open_out(out_path)?;
     let mut admin = ctx.admin().await?;
+    // Open tokens, for retrying the e-mails an earlier run could not send.
+    let open_tokens: HashMap<(String, String), pb::EnrollmentToken> = if email {
+        admin
+            .list_enrollment_tokens(pb::ListEnrollmentTokensRequest {})
+            .await?
+            .into_inner()
+            .tokens
+            .into_iter()
+            .map(|t| ((t.user.clone(), t.device_name.clone()), t))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let mut emailed = 0usize;
     let mut users: HashSet<String> = admin
         .list_users(pb::ListUsersRequest {})
         .await?
@@ -179,8 +221,24 @@ async fn bulk(
             }
         };
         let key = (row.user.clone(), row.device.clone());
-        if done.contains(&key) {
+        if let Some(invitation) = done.get(&key) {
             skipped += 1;
+            // Done before; e-mail it now if that failed then (the same
+            // invitation, so the --out file stays right).
+            let unsent = open_tokens.get(&key).filter(|t| email && t.emailed_at == 0);
+            if let Some(token) = unsent {
+                let request = pb::ResendEnrollmentTokenRequest {
+                    id: token.id.clone(),
+                    invitation: invitation.clone(),
+                };
+                match admin.resend_enrollment_token(request).await {
+                    Ok(sent) => match sent.into_inner().email {
+                        Some(d) if d.sent => emailed += 1,
+                        d => failures.push(email_failure(line, &row, d.as_ref())),
+                    },
+                    Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": e.message()})),
+                }
+            }
             continue;
         }
         if let Some(first) = this_run.get(&key) {
@@ -194,7 +252,7 @@ async fn bulk(
             row.gateway = gateway.unwrap_or_default().to_owned();
         }
         progress.set_message(format!("{} / {}", row.user, row.device));
-        let outcome = enroll_row(&mut admin, &row, &mut users, ttl).await;
+        let outcome = enroll_row(&mut admin, &row, &mut users, ttl, email).await;
         if outcome.as_ref().is_err_and(is_unreachable) {
             unreachable_in_a_row += 1;
         } else {
@@ -215,6 +273,11 @@ async fn bulk(
                 out.flush()?;
                 this_run.insert(key, line);
                 enrolled += 1;
+                match created.email {
+                    Some(d) if d.sent => emailed += 1,
+                    Some(d) => failures.push(email_failure(line, &row, Some(&d))),
+                    None => {}
+                }
             }
             Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": porta_proto::describe_chain(e.chain())})),
         }
@@ -231,7 +294,7 @@ async fn bulk(
     if ctx.json {
         println!(
             "{}",
-            json!({"enrolled": enrolled, "skipped": skipped, "failed": failures, "out": out_path})
+            json!({"enrolled": enrolled, "skipped": skipped, "emailed": emailed, "failed": failures, "out": out_path})
         );
     } else {
         for failure in &failures {
@@ -253,8 +316,13 @@ async fn bulk(
         );
     }
     if !ctx.json {
+        let mailed = if email {
+            format!(", {emailed} e-mailed")
+        } else {
+            String::new()
+        };
         println!(
-            "{enrolled} enrolled, {skipped} already done (skipped), {} failed; invitations in {}",
+            "{enrolled} enrolled, {skipped} already done (skipped){mailed}, {} failed; invitations in {}",
             failures.len(),
             out_path.display()
         );
@@ -268,6 +336,15 @@ async fn bulk(
         }
         .into())
     }
+}
+
+/// A row whose invitation exists (in --out) but was not e-mailed.
+fn email_failure(line: u64, row: &Row, delivery: Option<&pb::EmailDelivery>) -> serde_json::Value {
+    let (to, why) = delivery.map_or(("", "no delivery reported"), |d| {
+        (d.to.as_str(), d.error.as_str())
+    });
+    json!({"line": line, "user": row.user, "device": row.device,
+           "error": format!("not e-mailed to {to}: {why}; the invitation is in --out and stays valid, and a re-run retries the e-mail")})
 }
 
 /// How many rows in a row may find the controller unreachable before a
@@ -291,9 +368,10 @@ async fn enroll_row(
     row: &Row,
     users: &mut HashSet<String>,
     ttl: u64,
+    email: bool,
 ) -> Result<pb::CreateEnrollmentTokenResponse> {
     ensure_user(admin, row, Some(users)).await?;
-    match create_token(admin, row, ttl).await {
+    match create_token(admin, row, ttl, email).await {
         Err(error) if is_already_exists(&error) => {
             // An earlier run created this row's invitation but died before
             // writing it to --out (it is not there, or the row would have
@@ -304,7 +382,7 @@ async fn enroll_row(
             admin
                 .delete_enrollment_token(pb::DeleteEnrollmentTokenRequest { id: open.id })
                 .await?;
-            create_token(admin, row, ttl).await
+            create_token(admin, row, ttl, email).await
         }
         outcome => outcome,
     }
@@ -361,6 +439,7 @@ async fn ensure_user(
                 display_name: row.display_name.clone(),
                 email: row.email.clone(),
                 groups,
+                language: row.language.clone(),
             })
             .await?;
         if let Some(known) = known {
@@ -392,20 +471,23 @@ async fn create_token(
     admin: &mut AdminClient<Authed>,
     row: &Row,
     ttl: u64,
+    email: bool,
 ) -> Result<pb::CreateEnrollmentTokenResponse> {
     let request = pb::CreateEnrollmentTokenRequest {
         user: row.user.clone(),
         device_name: row.device.clone(),
         ttl_seconds: ttl,
         gateway: row.gateway.clone(),
+        email,
     };
     Ok(admin.create_enrollment_token(request).await?.into_inner())
 }
 
-/// (user, device) pairs already in the output file.
-fn already_done(out: &Path) -> Result<HashSet<(String, String)>> {
+/// (user, device) pairs already in the output file, with their
+/// invitations.
+fn already_done(out: &Path) -> Result<HashMap<(String, String), String>> {
     if !out.exists() {
-        return Ok(HashSet::new());
+        return Ok(HashMap::new());
     }
     // Files from before display_name and email were copied have fewer
     // columns: only the first two matter here.
@@ -413,11 +495,12 @@ fn already_done(out: &Path) -> Result<HashSet<(String, String)>> {
         .flexible(true)
         .from_path(out)
         .with_context(|| format!("reading {}", out.display()))?;
-    let mut done = HashSet::new();
+    let mut done = HashMap::new();
     for record in reader.records() {
         let record = record.with_context(|| format!("{} is damaged", out.display()))?;
         if let (Some(user), Some(device)) = (record.get(0), record.get(1)) {
-            done.insert((user.to_owned(), device.to_owned()));
+            let invitation = record.get(2).unwrap_or_default().to_owned();
+            done.insert((user.to_owned(), device.to_owned()), invitation);
         }
     }
     Ok(done)

@@ -14,12 +14,14 @@ pub(super) async fn run(ctx: &Ctx, command: UsersCommand) -> Result<()> {
             display_name,
             email,
             groups,
+            language,
         } => {
             let request = pb::CreateUserRequest {
                 name,
                 display_name: display_name.unwrap_or_default(),
                 email: email.unwrap_or_default(),
                 groups,
+                language: language.unwrap_or_default(),
             };
             admin.create_user(request).await?.into_inner()
         }

@@ -6,7 +6,7 @@ use super::now;
 use crate::error::Error;
 use crate::logs::Actor;
 use crate::state::Controller;
-use crate::store::records::{GroupRecord, Role, UserRecord};
+use crate::store::records::{GroupRecord, InvitePurpose, Role, UserRecord};
 use crate::validate;
 use porta_proto::pb::{self, admin_server::Admin};
 use tonic::{Request, Response, Status};
@@ -18,6 +18,19 @@ type Reply<T> = Result<Response<T>, Status>;
 
 fn names(field: &str, values: &[String]) -> Result<Vec<String>, Error> {
     values.iter().map(|v| validate::name(field, v)).collect()
+}
+
+/// A language code for messages: "" (the town's default) or one Porta
+/// writes in.
+fn language(value: &str) -> Result<String, Error> {
+    let code = value.trim().to_ascii_lowercase();
+    if code.is_empty() || crate::mail::LANGUAGES.contains(&code.as_str()) {
+        Ok(code)
+    } else {
+        Err(Error::invalid(format!(
+            "language {value:?} is not one of ca, es, it, en"
+        )))
+    }
 }
 
 #[tonic::async_trait]
@@ -32,7 +45,7 @@ impl Admin for AdminApi {
             disabled: false,
             groups: names("group", &r.groups)?.into_iter().collect(),
             created_at: now(),
-            language: String::new(),
+            language: language(&r.language)?,
             directory: None,
         };
         let user = self.0.create_user(&Actor::from(&caller), user).await?;
@@ -185,21 +198,56 @@ impl Admin for AdminApi {
         let r = request.into_inner();
         let device_name = validate::name("device_name", &r.device_name)?;
         let gateway = Some(r.gateway.as_str()).filter(|g| !g.is_empty());
+        if r.email {
+            self.0.check_can_email(&r.user)?;
+        }
+        let actor = Actor::from(&caller);
         let (token, invitation) = self
             .0
-            .create_enrollment_token(
-                &Actor::from(&caller),
-                &r.user,
-                &device_name,
-                gateway,
-                r.ttl_seconds,
-                now(),
-            )
+            .create_enrollment_token(&actor, &r.user, &device_name, gateway, r.ttl_seconds, now())
             .await?;
         tracing::info!(user = %r.user, device = %device_name, by = %caller.name, "enrollment token created");
+        let email = if r.email {
+            Some(
+                self.0
+                    .email_invitation(&actor, &token, &invitation, now())
+                    .await?,
+            )
+        } else {
+            None
+        };
         Ok(Response::new(pb::CreateEnrollmentTokenResponse {
             token: Some(pb::EnrollmentToken::from(token)),
             invitation,
+            email,
+        }))
+    }
+
+    async fn resend_enrollment_token(
+        &self,
+        request: Request<pb::ResendEnrollmentTokenRequest>,
+    ) -> Reply<pb::ResendEnrollmentTokenResponse> {
+        let caller = authorize(&self.0, &request, "e-mail invitations", ADMIN)?;
+        let r = request.into_inner();
+        let actor = Actor::from(&caller);
+        let token = self.0.open_enrollment_token(&r.id, now())?;
+        if let InvitePurpose::Device { user, .. } = &token.purpose {
+            self.0.check_can_email(user)?;
+        }
+        let presented = Some(r.invitation.as_str()).filter(|i| !i.is_empty());
+        let (token, invitation) = self
+            .0
+            .reissue_enrollment_token(&actor, &r.id, presented, now())
+            .await?;
+        let email = self
+            .0
+            .email_invitation(&actor, &token, &invitation, now())
+            .await?;
+        let token = self.0.open_enrollment_token(&token.id, now())?;
+        Ok(Response::new(pb::ResendEnrollmentTokenResponse {
+            token: Some(pb::EnrollmentToken::from(token)),
+            invitation,
+            email: Some(email),
         }))
     }
 

@@ -342,22 +342,23 @@ fn tls_config(dir: &Directory) -> Result<Arc<rustls::ClientConfig>, ConfigError>
     let mut roots = rustls::RootCertStore::empty();
     match &dir.ca_file {
         Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| ConfigError(format!("ca_file {}: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| {
+                ConfigError::new(format!("[directory] ca_file {}: {e}", path.display()))
+            })?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| {
-                    ConfigError(format!(
-                        "ca_file {}: not PEM certificates: {e}",
+                    ConfigError::new(format!(
+                        "[directory] ca_file {}: not PEM certificates: {e}",
                         path.display()
                     ))
                 })?;
-                roots
-                    .add(cert)
-                    .map_err(|e| ConfigError(format!("ca_file {}: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| {
+                    ConfigError::new(format!("[directory] ca_file {}: {e}", path.display()))
+                })?;
             }
             if roots.is_empty() {
-                return Err(ConfigError(format!(
-                    "ca_file {} holds no certificate",
+                return Err(ConfigError::new(format!(
+                    "[directory] ca_file {} holds no certificate",
                     path.display()
                 )));
             }
@@ -372,7 +373,7 @@ fn tls_config(dir: &Directory) -> Result<Arc<rustls::ClientConfig>, ConfigError>
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError(format!("TLS: {e}")))?
+        .map_err(|e| ConfigError::new(format!("[directory] TLS: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))

@@ -162,14 +162,26 @@ pub struct Directory {
 
 /// A config that cannot work, in words for the admin.
 #[derive(Debug, thiserror::Error)]
-#[error("[directory] {0}")]
+#[error("{0}")]
 pub struct ConfigError(String);
+
+impl ConfigError {
+    /// A config error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+
+    /// An error in the `[directory]` section.
+    fn directory(message: impl std::fmt::Display) -> Self {
+        Self(format!("[directory] {message}"))
+    }
+}
 
 impl DirectoryConfig {
     /// Applies the preset and checks everything that can be checked
     /// without connecting.
     pub fn resolve(self) -> Result<Directory, ConfigError> {
-        let bad = |message: String| Err(ConfigError(message));
+        let bad = |message: String| Err(ConfigError::directory(message));
         let (scheme, rest) = match self.url.split_once("://") {
             Some((scheme, rest)) => (scheme.to_ascii_lowercase(), rest),
             None => {
@@ -203,7 +215,7 @@ impl DirectoryConfig {
             }
         };
         let host = host_of(rest)
-            .ok_or_else(|| ConfigError(format!("url {:?} names no host", self.url)))?;
+            .ok_or_else(|| ConfigError::directory(format!("url {:?} names no host", self.url)))?;
         if tls == TlsMode::None && !is_loopback(&host) {
             return bad(format!(
                 "tls = \"none\" would send the bind password in clear to {host}; it is allowed \
@@ -216,7 +228,7 @@ impl DirectoryConfig {
         let interval = match &self.interval {
             None => DEFAULT_INTERVAL,
             Some(text) => humantime::parse_duration(text).map_err(|_| {
-                ConfigError(format!("interval {text:?} is not a duration like 5m or 1h"))
+                ConfigError::directory(format!("interval {text:?} is not a duration like 5m or 1h"))
             })?,
         };
         if interval < Duration::from_secs(1) {
@@ -238,7 +250,7 @@ impl DirectoryConfig {
         }
         for (dn, group) in &self.groups {
             crate::validate::name("group", group)
-                .map_err(|e| ConfigError(format!("groups: {dn:?} maps to {e}")))?;
+                .map_err(|e| ConfigError::directory(format!("groups: {dn:?} maps to {e}")))?;
         }
         let (user_filter, disabled_filter, attributes) = preset_defaults(self.preset);
         let overrides = self.attributes;

@@ -44,6 +44,7 @@ impl Controller {
                     expires_at,
                     created_by: actor.name.clone(),
                     redeemed_at: None,
+                    email: None,
                 };
                 t.put_credential(&credential)?;
                 t.insert_invite(&invite)?;

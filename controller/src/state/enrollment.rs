@@ -57,6 +57,7 @@ impl Controller {
                     expires_at,
                     created_by: actor.name.clone(),
                     redeemed_at: None,
+                    email: None,
                 };
                 t.claim_name(names::Kind::Device, device_name, |t, holder| {
                     t.device_name_taken(holder, now)

@@ -24,6 +24,7 @@ mod directory;
 mod enrollment;
 mod gateways;
 mod groups;
+mod invitation_mail;
 mod users;
 
 pub use crate::caller::Caller;
@@ -54,6 +55,8 @@ pub struct Controller {
     started_at: u64,
     /// How long a gateway may be gone before its sessions are shown ended.
     session_idle: std::time::Duration,
+    /// Sends invitations by e-mail, if `[smtp]` is configured.
+    mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 impl Controller {
@@ -76,6 +79,7 @@ impl Controller {
             auth_failures: Arc::default(),
             started_at: now,
             session_idle: porta_gateway::DEFAULT_SESSION_IDLE,
+            mailer: None,
         };
         ctl.fanout = Fanout::new(revision, ctl.gateway_peers()?);
         Ok(ctl)
@@ -84,6 +88,12 @@ impl Controller {
     /// Sets the session idle threshold (`serve --session-idle`).
     pub fn with_session_idle(mut self, idle: std::time::Duration) -> Self {
         self.session_idle = idle;
+        self
+    }
+
+    /// Sends invitations by e-mail through `mailer` (`[smtp]`).
+    pub fn with_mailer(mut self, mailer: crate::mail::Mailer) -> Self {
+        self.mailer = Some(Arc::new(mailer));
         self
     }
 

@@ -112,6 +112,21 @@ pub struct InviteRecord {
     /// Set when redeemed; a redeemed token is refused.
     #[serde(default)]
     pub redeemed_at: Option<u64>,
+    /// The last e-mailing of this invitation, if it was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailRecord>,
+}
+
+/// An invitation's e-mail delivery.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailRecord {
+    /// The address it went to.
+    pub to: String,
+    /// When the mail server took it; `None` if it did not.
+    pub sent_at: Option<u64>,
+    /// Why the last attempt failed ("" if it did not).
+    #[serde(default)]
+    pub error: String,
 }
 
 /// What an invite is for.

@@ -155,6 +155,12 @@ impl Txn<'_> {
         Ok(())
     }
 
+    /// Rewrites an existing invitation (its hash or e-mail record); the
+    /// device-name reservation is unchanged.
+    pub fn put_invite(&self, invite: &InviteRecord) -> Result<(), TxError> {
+        self.put(T::Invites, invite.id.as_bytes(), invite)
+    }
+
     /// Marks an invitation redeemed at `now` and frees its name reservation.
     pub fn spend_invite(&self, invite: &InviteRecord, now: u64) -> Result<(), TxError> {
         let spent = InviteRecord {

@@ -53,6 +53,9 @@ impl From<InviteRecord> for pb::EnrollmentToken {
             expires_at: i.expires_at,
             created_by: i.created_by,
             gateway,
+            email_to: i.email.as_ref().map(|e| e.to.clone()).unwrap_or_default(),
+            emailed_at: i.email.as_ref().and_then(|e| e.sent_at).unwrap_or_default(),
+            email_error: i.email.map(|e| e.error).unwrap_or_default(),
         }
     }
 }
