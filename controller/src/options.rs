@@ -315,10 +315,20 @@ impl ServeSettings {
             .directory
             .map(crate::directory::DirectoryConfig::resolve)
             .transpose()?;
+        if let Some(directory) = &directory {
+            // Refuse a missing or world-readable password file at start,
+            // not at the first sync minutes later.
+            directory.password()?;
+        }
         let smtp = file
             .smtp
             .map(crate::mail::SmtpConfig::resolve)
             .transpose()?;
+        if directory.as_ref().is_some_and(|d| d.auto_invite) && smtp.is_none() {
+            anyhow::bail!(
+                "[directory] auto_invite = true e-mails invitations: it needs an [smtp] section"
+            );
+        }
         Ok(Self {
             directory,
             smtp,

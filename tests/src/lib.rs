@@ -40,6 +40,7 @@ pub mod certs;
 pub mod laptop;
 pub mod netns;
 pub mod slapd;
+pub mod smtp;
 pub mod town;
 
 pub use porta_proto::connect::Authed;

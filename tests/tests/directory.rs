@@ -353,23 +353,7 @@ fn sync(profile: &std::path::Path) -> (i32, String) {
 #[tokio::test]
 async fn directory_faults_change_nothing_and_say_why() {
     let dir = tempfile::tempdir().unwrap();
-    let slapd = Slapd::prepare(&dir.path().join("slapd"), free_port(), free_port());
-    let command = slapd.command();
-    let _server = tokio::process::Command::new(&command[0])
-        .args(&command[1..])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    slapd_ready(&slapd, |probe| {
-        std::process::Command::new(probe[0])
-            .args(&probe[1..])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    });
+    let (slapd, _server) = slapd_on_loopback(&dir.path().join("slapd"));
     let good = format!("ldaps://127.0.0.1:{}", slapd.ldaps_port);
     let cases: Vec<(&str, String, &str)> = vec![
         (
@@ -456,4 +440,82 @@ async fn directory_faults_change_nothing_and_say_why() {
         .await
         .expect_err("refused");
     assert!(error.to_string().contains("loopback"), "{error}");
+}
+
+/// Starts slapd on the host's loopback (killed when dropped).
+fn slapd_on_loopback(dir: &std::path::Path) -> (Slapd, tokio::process::Child) {
+    let slapd = Slapd::prepare(dir, free_port(), free_port());
+    let command = slapd.command();
+    let server = tokio::process::Command::new(&command[0])
+        .args(&command[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    slapd_ready(&slapd, |probe| {
+        std::process::Command::new(probe[0])
+            .args(&probe[1..])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    });
+    (slapd, server)
+}
+
+#[tokio::test]
+async fn newcomers_from_the_directory_get_their_invitation_by_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (slapd, _server) = slapd_on_loopback(&dir.path().join("slapd"));
+    let sink = porta_tests::smtp::Sink::start(&dir.path().join("sink")).await;
+    let url = format!("ldaps://127.0.0.1:{}", slapd.ldaps_port);
+    let toml = format!(
+        "{}\n{}",
+        sink.smtp_toml(porta_tests::smtp::SMTP_PASSWORD),
+        slapd.directory_toml(&url, "auto_invite = true")
+    );
+    let (controller, mut admin) = controller_following(&toml).await;
+    let profile = portactl_login(&controller, &mut admin).await;
+    let (code, stderr) = sync(&profile);
+    assert_eq!(code, 0, "{stderr}");
+    let messages = sink.messages();
+    let mut to: Vec<&str> = messages
+        .iter()
+        .map(|m| m["envelope_to"][0].as_str().unwrap())
+        .collect();
+    to.sort_unstable();
+    assert_eq!(
+        to,
+        [
+            "anna@ajuntament.test",
+            "jordi@ajuntament.test",
+            "marta@ajuntament.test",
+            "nuria@ajuntament.test"
+        ]
+    );
+    // In the language the directory gives (ca-ES → Catalan), for a first
+    // device named after the login.
+    let nuria = messages
+        .iter()
+        .find(|m| m["envelope_to"][0] == "nuria@ajuntament.test")
+        .unwrap();
+    assert_eq!(nuria["to"], "Núria Puig i Solà <nuria@ajuntament.test>");
+    assert!(
+        nuria["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("La teva invitació")
+    );
+    assert!(nuria["text"].as_str().unwrap().contains("nuria-laptop"));
+    let enrolled = porta_tests::smtp::redeem(&porta_tests::smtp::invitation_in(nuria));
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    // A second sync invites nobody again.
+    let (code, stderr) = sync(&profile);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(sink.messages().len(), 4);
 }

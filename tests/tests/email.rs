@@ -5,81 +5,11 @@
 //! per row with the invitation still valid, and a re-run that retries only
 //! that one.
 
-use porta_tests::{TestController, binary, free_port};
+use porta_tests::smtp::{SMTP_PASSWORD, Sink, invitation_in, redeem};
+use porta_tests::{TestController, binary};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
-
-const SMTP_USER: &str = "porta";
-const SMTP_PASSWORD: &str = "smtp-secret-xyz";
-
-/// The sink: a running aiosmtpd storing messages in `dir`.
-struct Sink {
-    dir: PathBuf,
-    port: u16,
-    _server: tokio::process::Child,
-}
-
-impl Sink {
-    async fn start(dir: &Path) -> Self {
-        std::fs::create_dir_all(dir).unwrap();
-        porta_tests::certs::make(dir, "mail.ajuntament.test");
-        let port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp/sink.py");
-        // Debian's interpreter, where python3-aiosmtpd is installed.
-        let server = tokio::process::Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(dir)
-            .arg(port.to_string())
-            .arg(dir.join("server.pem"))
-            .arg(dir.join("server.key"))
-            .args([SMTP_USER, SMTP_PASSWORD])
-            .stderr(std::fs::File::create(dir.join("sink.log")).unwrap())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        porta_tests::town::wait_until("the SMTP sink", Duration::from_secs(20), || {
-            dir.join("ready").exists()
-        });
-        Self {
-            dir: dir.to_owned(),
-            port,
-            _server: server,
-        }
-    }
-
-    /// Every message received so far, in order.
-    fn messages(&self) -> Vec<Value> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap())
-            .collect()
-    }
-
-    /// The controller's `[smtp]` section for this sink.
-    fn smtp_toml(&self, password: &str) -> String {
-        use std::os::unix::fs::PermissionsExt;
-        let file = self.dir.join(format!("password-{}", password.len()));
-        std::fs::write(&file, format!("{password}\n")).unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
-        format!(
-            "[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\n\
-             username = \"{SMTP_USER}\"\npassword_file = \"{}\"\n\
-             from = \"Informàtica de l'Ajuntament <informatica@ajuntament.test>\"\n\
-             reply_to = \"suport@ajuntament.test\"\ndefault_language = \"en\"\n",
-            self.port,
-            self.dir.join("ca.pem").display(),
-            file.display()
-        )
-    }
-}
 
 /// portactl with `profile`: exit code, stdout, stderr.
 fn portactl(profile: &Path, args: &[&str]) -> (i32, String, String) {
@@ -94,38 +24,6 @@ fn portactl(profile: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// The invitation a message carries (the line after the `porta:` link
-/// that holds the invitation by itself).
-fn invitation_in(message: &Value) -> String {
-    let text = message["text"].as_str().unwrap();
-    let link = text
-        .lines()
-        .find_map(|l| l.strip_prefix("porta:"))
-        .unwrap_or_else(|| panic!("no porta: link in {text}"));
-    assert!(
-        text.lines().any(|l| l == link),
-        "the invitation also stands alone as text"
-    );
-    assert!(
-        message["html"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("href=\"porta:{link}\""))
-    );
-    link.to_owned()
-}
-
-/// `porta enroll` with `invitation` into a fresh state directory.
-fn redeem(invitation: &str) -> std::process::Output {
-    let state = tempfile::tempdir().unwrap();
-    Command::new(binary("porta"))
-        .arg("--state")
-        .arg(state.path())
-        .args(["enroll", invitation])
-        .output()
-        .unwrap()
 }
 
 /// A controller following `smtp`, and portactl logged in to it.

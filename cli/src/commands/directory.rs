@@ -65,11 +65,15 @@ pub(super) async fn run(ctx: &Ctx, command: DirectoryCommand) -> Result<()> {
                 value["refused"] = outcome.refused.clone().into();
                 value["confirmed_gateways"] = outcome.confirmed_gateways.clone().into();
                 value["pending_gateways"] = outcome.pending_gateways.clone().into();
+                value["invited"] = outcome.invited.clone().into();
                 println!("{value}");
             } else {
                 print_plan(&plan);
                 if outcome.applied {
                     println!("Applied {} change(s).", plan.changes.len());
+                    if !outcome.invited.is_empty() {
+                        println!("Invitations e-mailed to: {}", outcome.invited.join(", "));
+                    }
                     if !outcome.confirmed_gateways.is_empty() {
                         println!(
                             "Confirmed by gateways: {}",

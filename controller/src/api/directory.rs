@@ -139,6 +139,7 @@ impl Directory for DirectoryApi {
             refused: outcome.refused.unwrap_or_default(),
             confirmed_gateways: outcome.confirmed_gateways,
             pending_gateways: outcome.pending_gateways,
+            invited: outcome.invited,
         }))
     }
 }

@@ -106,6 +106,10 @@ pub struct DirectoryConfig {
     pub interval: Option<String>,
     /// Largest share of synced users one sync may disable (default 0.1).
     pub max_disable_fraction: Option<f64>,
+    /// E-mail an invitation for a first device to each person the sync
+    /// creates (needs `[smtp]`).
+    #[serde(default)]
+    pub auto_invite: bool,
     /// Attribute names, overriding the preset's.
     #[serde(default)]
     pub attributes: AttributeOverrides,
@@ -154,6 +158,8 @@ pub struct Directory {
     pub interval: Duration,
     /// Largest share of synced users one sync may disable.
     pub max_disable_fraction: f64,
+    /// Invite people the sync creates, by e-mail.
+    pub auto_invite: bool,
     /// Attribute names.
     pub attributes: Attributes,
     /// Directory group DN → Porta group name.
@@ -267,6 +273,7 @@ impl DirectoryConfig {
             disabled_filter: self.disabled_filter.unwrap_or(disabled_filter.into()),
             interval,
             max_disable_fraction,
+            auto_invite: self.auto_invite,
             attributes: Attributes {
                 login: overrides.login.unwrap_or(attributes[0].into()),
                 display_name: overrides.display_name.unwrap_or(attributes[1].into()),

@@ -39,6 +39,8 @@ pub struct Outcome {
     pub refused: Option<String>,
     /// It crossed the threshold and `force` applied it anyway.
     pub forced: bool,
+    /// New users whose first invitation was e-mailed (`auto_invite`).
+    pub invited: Vec<String>,
     /// Gateways that confirmed the change.
     pub confirmed_gateways: Vec<String>,
     /// Gateways that had not confirmed within the wait.
@@ -175,6 +177,45 @@ impl DirectorySync {
         outcome
     }
 
+    /// E-mails each user the plan created an invitation for a first
+    /// device, `<login>-laptop`; returns who got one. A failure is logged
+    /// and recorded on the token (it stays valid, `portactl tokens resend`
+    /// retries); it never undoes the sync.
+    async fn invite_newcomers(&self, plan: &Plan, now: u64) -> Vec<String> {
+        let mut invited = Vec::new();
+        let actor = self.actor();
+        let newcomers = plan
+            .changes
+            .iter()
+            .filter(|c| c.action == plan::Action::Create && !c.after.email.is_empty());
+        for change in newcomers {
+            let user = change.user();
+            let device = format!("{user}-laptop");
+            let delivery = match self
+                .ctl
+                .create_enrollment_token(&actor, user, &device, None, 0, now)
+                .await
+            {
+                Ok((token, invitation)) => {
+                    self.ctl
+                        .email_invitation(&actor, &token, &invitation, now)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            match delivery {
+                Ok(d) if d.sent => invited.push(user.to_owned()),
+                Ok(d) => {
+                    tracing::warn!(user, error = %d.error, "directory newcomer's invitation not e-mailed")
+                }
+                Err(error) => {
+                    tracing::warn!(user, %error, "no invitation for a directory newcomer")
+                }
+            }
+        }
+        invited
+    }
+
     async fn plan_and_apply(&self, mode: Mode, now: u64) -> Result<Outcome> {
         let mapped: BTreeSet<String> = self.dir.groups.values().cloned().collect();
         for (dn, group) in &self.dir.groups {
@@ -195,6 +236,7 @@ impl DirectorySync {
             plan,
             applied: false,
             forced: false,
+            invited: Vec::new(),
             confirmed_gateways: Vec::new(),
             pending_gateways: Vec::new(),
         };
@@ -211,6 +253,9 @@ impl DirectorySync {
             .apply_directory_plan(&self.actor(), &outcome.plan, &groups, now)
             .await?;
         outcome.applied = true;
+        if self.dir.auto_invite {
+            outcome.invited = self.invite_newcomers(&outcome.plan, now).await;
+        }
         if outcome.plan.disables() > 0 {
             let (confirmed, pending) = self
                 .ctl
