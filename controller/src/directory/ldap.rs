@@ -157,7 +157,7 @@ async fn snapshot(ldap: &mut Ldap, dir: &Directory) -> Result<Snapshot, ReadErro
     for (group_dn, porta_group) in &dir.groups {
         let members = match dir.preset {
             Preset::ActiveDirectory => ad_members(ldap, dir, group_dn, porta_group).await?,
-            Preset::Openldap => walk_members(ldap, group_dn, porta_group).await?,
+            Preset::Openldap => walk_members(ldap, group_dn, porta_group, &people).await?,
         };
         for dn in members {
             if let Some(person) = people.get_mut(&dn) {
@@ -199,17 +199,24 @@ async fn ad_members(
 }
 
 /// OpenLDAP: the DNs reachable through `member`/`uniqueMember` from
-/// `group_dn`, each group read once.
+/// `group_dn`, each group read once. A member that is one of `people` is
+/// taken as is; any other is read in case it is a nested group.
 async fn walk_members(
     ldap: &mut Ldap,
     group_dn: &str,
     porta_group: &str,
+    people: &BTreeMap<String, Person>,
 ) -> Result<BTreeSet<String>, ReadError> {
     let mut members = BTreeSet::new();
     let mut visited = BTreeSet::new();
     let mut queue = VecDeque::from([group_dn.to_owned()]);
     while let Some(dn) = queue.pop_front() {
-        if !visited.insert(dn_key(&dn)) {
+        let key = dn_key(&dn);
+        if people.contains_key(&key) {
+            members.insert(key);
+            continue;
+        }
+        if !visited.insert(key) {
             continue;
         }
         match read_group(ldap, &dn).await? {
