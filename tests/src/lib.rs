@@ -39,6 +39,7 @@ pub use porta_proto;
 pub mod certs;
 pub mod laptop;
 pub mod netns;
+pub mod samba;
 pub mod slapd;
 pub mod smtp;
 pub mod town;

@@ -519,3 +519,124 @@ async fn newcomers_from_the_directory_get_their_invitation_by_mail() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(sink.messages().len(), 4);
 }
+
+#[test]
+fn a_samba_active_directory_is_followed_with_its_real_attributes() {
+    use porta_tests::samba::{self, SambaDc};
+    let mut lab = Lab::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dc = SambaDc::provision(&dir.path().join("samba"));
+    // The domain as an admin builds it: nested groups, a disabled account.
+    for group in ["VPN-GIS", "VPN-Staff", "Planning"] {
+        dc.tool(&["group", "add", group]);
+    }
+    let people = [
+        ("nuria", "Núria", "Puig i Solà"),
+        ("jordi", "Jordi", "Martí"),
+        ("anna", "Anna", "Rossi"),
+        ("lluis", "Lluís", "Soler"),
+        ("porta", "Porta", "Service"),
+    ];
+    for (login, given, surname) in people {
+        dc.tool(&[
+            "user",
+            "create",
+            login,
+            samba::PASSWORD,
+            &format!("--given-name={given}"),
+            &format!("--surname={surname}"),
+            &format!("--mail-address={login}@ajuntament.test"),
+        ]);
+    }
+    dc.tool(&["group", "addmembers", "VPN-GIS", "nuria,lluis"]);
+    dc.tool(&["group", "addmembers", "VPN-Staff", "jordi,Planning"]);
+    dc.tool(&["group", "addmembers", "Planning", "anna"]);
+    dc.tool(&["user", "disable", "lluis"]);
+    let command = dc.command();
+    let args: Vec<&str> = command.iter().map(String::as_str).collect();
+    lab.spawn("town", &args, &dir.path().join("samba.log"))
+        .unwrap();
+    let ca = dc.ca_file();
+    let bind_dn = format!("CN=Porta Service,CN=Users,{}", samba::BASE);
+    wait_until("the domain controller", Duration::from_secs(60), || {
+        lab.run(
+            "town",
+            &[
+                "env",
+                &format!("LDAPTLS_CACERT={}", ca.display()),
+                // (Samba has no "who am I" operation: read the root DSE.)
+                "ldapsearch",
+                "-x",
+                "-H",
+                "ldaps://127.0.0.1",
+                "-D",
+                &bind_dn,
+                "-w",
+                samba::PASSWORD,
+                "-b",
+                "",
+                "-s",
+                "base",
+            ],
+        )
+        .unwrap()
+        .status
+        .success()
+    });
+
+    let password = dir.path().join("bind-password");
+    std::fs::write(&password, samba::PASSWORD).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.path().join("controller.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[directory]\nurl = \"ldaps://127.0.0.1\"\nca_file = \"{}\"\nbind_dn = \"{bind_dn}\"\n\
+             password_file = \"{}\"\nbase_dn = \"{base}\"\npreset = \"active-directory\"\n\
+             interval = \"1h\"\nmax_disable_fraction = 0.5\n[directory.groups]\n\
+             \"CN=VPN-GIS,CN=Users,{base}\" = \"gis\"\n\"CN=VPN-Staff,CN=Users,{base}\" = \"staff\"\n",
+            ca.display(),
+            password.display(),
+            base = samba::BASE,
+        ),
+    )
+    .unwrap();
+    let town = Town::start_serving(&mut lab, true, &[], &["--config", path(&config)]);
+    town.admin(&lab, &["groups", "add", "gis"]);
+    town.admin(&lab, &["groups", "add", "staff"]);
+
+    let (code, _, stderr) = portactl(&lab, &town, &["directory", "sync"]);
+    assert_eq!(code, 0, "{stderr}");
+    let users = town.admin(&lab, &["users", "list"]);
+    let nuria = user(&users, "nuria").expect("nuria, from sAMAccountName");
+    assert_eq!(nuria["display_name"], "Núria Puig i Solà");
+    assert_eq!(nuria["email"], "nuria@ajuntament.test");
+    assert_eq!(nuria["groups"], serde_json::json!(["gis"]));
+    assert_eq!(
+        user(&users, "anna").expect("anna, through the nested Planning group")["groups"],
+        serde_json::json!(["staff"])
+    );
+    assert!(user(&users, "jordi").is_some());
+    assert!(
+        user(&users, "lluis").is_none(),
+        "userAccountControl's disabled bit"
+    );
+    assert!(user(&users, "porta").is_none(), "in no mapped group");
+
+    // Disabled in the domain: suspended at the next sync; enabled: back.
+    dc.tool(&["user", "disable", "jordi"]);
+    let (code, _, stderr) = portactl(&lab, &town, &["directory", "sync"]);
+    assert_eq!(code, 0, "{stderr}");
+    let jordi = town.admin(&lab, &["users", "list"]);
+    let jordi = user(&jordi, "jordi").unwrap();
+    assert_eq!(jordi["disabled"], true);
+    assert_eq!(jordi["suspended_by_directory"], true);
+    dc.tool(&["user", "enable", "jordi"]);
+    let (code, _, stderr) = portactl(&lab, &town, &["directory", "sync"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        user(&town.admin(&lab, &["users", "list"]), "jordi").unwrap()["disabled"],
+        false
+    );
+}

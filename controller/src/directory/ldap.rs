@@ -92,7 +92,7 @@ async fn read_with(dir: &Directory, password: &str) -> Result<Snapshot, ReadErro
     }
     let unreachable = |e: LdapError| ReadError::Unreachable {
         url: dir.url.clone(),
-        reason: describe(&e),
+        reason: porta_proto::describe_error(&e),
     };
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &dir.url)
         .await
@@ -323,22 +323,8 @@ async fn search_all(
 fn search_error(what: &str, error: &LdapError) -> ReadError {
     ReadError::Search {
         what: what.to_owned(),
-        reason: describe(error),
+        reason: porta_proto::describe_error(error),
     }
-}
-
-/// An ldap3 error in words, with the TLS or I/O cause it wraps.
-fn describe(error: &LdapError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The rustls client config: the configured CA file, else the system's

@@ -220,7 +220,7 @@ impl Mailer {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(MailError::Smtp {
                 server,
-                reason: describe(&e),
+                reason: porta_proto::describe_error(&e),
             }),
             Err(_) => Err(MailError::Smtp {
                 server,
@@ -228,20 +228,6 @@ impl Mailer {
             }),
         }
     }
-}
-
-/// An error with its causes, once each.
-fn describe(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
