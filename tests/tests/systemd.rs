@@ -410,6 +410,14 @@ fn the_admin_and_auditor_guides_run_as_written() {
     let mut said_by_guides = String::new();
     for page in ["docs/admin-guide.md", "docs/auditor-guide.md"] {
         for (heading, block) in guide_blocks(page) {
+            if heading.starts_with("12. Following the town's directory")
+                || heading.starts_with("13. Invitations by e-mail")
+            {
+                // They need the town's directory and mail server, which
+                // these containers do not have: the directory and email
+                // tests run the same commands against real ones.
+                continue;
+            }
             if heading.starts_with("5. Revoke") {
                 // Between steps 4 and 5 anna connects, as the staff guide
                 // tells her (its steps are inline, not a block).
