@@ -33,6 +33,7 @@ pub fn start(
     ctl: Controller,
     data: &Path,
     options: &GatewayOptions,
+    registry: &mut prometheus_client::registry::Registry,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let key_path = data.join("gateway.key");
     let key_text = std::fs::read_to_string(&key_path)
@@ -67,6 +68,7 @@ pub fn start(
     let mut revisions = ctl.fanout().revisions();
     let mut shutdown = ctl.shutdown_signal();
     let (mut session_file, left_open) = SessionFile::open(data)?;
+    let metrics = porta_gateway::metrics::GatewayMetrics::register(registry);
     Ok(tokio::spawn(async move {
         // Sessions a killed run left open end first.
         let mut pending = Pending::default();
@@ -87,6 +89,12 @@ pub fn start(
                         ctl.fanout().applied(&name, applied, now());
                     }
                 }
+                metrics.observe(
+                    node.counters(),
+                    installed.len(),
+                    installed.sessions_open(),
+                    pending.events.len(),
+                );
             }
             record(&ctl, &this_gateway, &mut installed, &mut pending).await;
             if let Err(error) = session_file.save(installed.open_sessions(&shell.node())) {

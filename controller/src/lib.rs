@@ -39,6 +39,7 @@
 //!   deadlines for connections that never send a request.
 //! * [`init`], [`server`], [`tls`], [`options`], [`settings`]: the process
 //!   shell behind the `porta-controller` binary.
+//! * [`metrics`]: the Prometheus series (`serve --metrics-listen`).
 //! * [`operator`]: the Unix socket in the data directory through which the
 //!   host's operator recovers admin access (`porta-controller invite-admin`).
 //!
@@ -62,6 +63,7 @@ pub mod ipam;
 pub mod listener;
 pub mod logs;
 pub mod mail;
+pub mod metrics;
 pub mod names;
 pub mod operator;
 pub mod options;

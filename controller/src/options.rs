@@ -178,7 +178,7 @@ pub struct InitArgs {
 pub struct ServeArgs {
     /// TOML config file (keys: data, listen, log_format, log_level,
     /// gateway, gateway_interface, session_idle, retention,
-    /// max_connections_per_source; sections: directory,
+    /// max_connections_per_source, metrics_listen; sections: directory,
     /// directory.attributes, smtp).
     #[arg(long, env = "PORTA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -214,6 +214,11 @@ pub struct ServeArgs {
     /// that backup, revocations among them, are lost.
     #[arg(long)]
     pub accept_store_rollback: bool,
+    /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9464) [default: off]. Unauthenticated: keep it on
+    /// loopback or a management network.
+    #[arg(long, value_name = "ADDR", env = "PORTA_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The config file.
@@ -238,6 +243,8 @@ pub struct FileConfig {
     pub retention: Option<String>,
     /// Connections one IP address may hold open.
     pub max_connections_per_source: Option<u32>,
+    /// Where Prometheus metrics are served.
+    pub metrics_listen: Option<SocketAddr>,
     /// The town's directory to follow (`[directory]`).
     pub directory: Option<crate::directory::DirectoryConfig>,
     /// The mail server invitations go through (`[smtp]`).
@@ -280,6 +287,8 @@ pub struct ServeSettings {
     pub directory: Option<crate::directory::Directory>,
     /// The mail server, checked.
     pub smtp: Option<crate::mail::Smtp>,
+    /// Where Prometheus metrics are served, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A duration from the config file.
@@ -332,6 +341,7 @@ impl ServeSettings {
         Ok(Self {
             directory,
             smtp,
+            metrics_listen: args.metrics_listen.or(file.metrics_listen),
             data: args
                 .data
                 .clone()

@@ -32,6 +32,15 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         )
     })?;
     let fingerprint = identity.fingerprint()?;
+    // Bound first: a taken port is an error at start, not a silent gap.
+    let metrics = match settings.metrics_listen {
+        Some(addr) => Some(
+            porta_gateway::metrics::Exporter::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} for metrics"))?,
+        ),
+        None => None,
+    };
     let store_dir = data.join("store");
     let store = if settings.accept_store_rollback {
         Store::open_accepting_rollback(&store_dir)
@@ -57,11 +66,18 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
     if let Some(sync) = &directory {
         tokio::spawn(sync.clone().run_every_interval());
     }
+    let mut registry = controller.metrics().registry(&controller);
     let gateway = settings
         .gateway
         .as_ref()
-        .map(|options| crate::gateway::start(controller.clone(), data, options))
+        .map(|options| crate::gateway::start(controller.clone(), data, options, &mut registry))
         .transpose()?;
+    if let Some(exporter) = metrics {
+        let mut stop = controller.shutdown_signal();
+        tokio::spawn(exporter.serve(registry, async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }));
+    }
     let operator = crate::operator::listen(data, controller.clone(), {
         let mut stop = controller.shutdown_signal();
         async move {
@@ -116,6 +132,10 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .tls_config(tls)
         .context("TLS configuration")?
+        // Every request counted by method and status (see `metrics`).
+        .layer(crate::metrics::RpcMetricsLayer(
+            controller.metrics().clone(),
+        ))
         // Every request marks its connection as used (see `listener`).
         .trace_fn({
             let connections = connections.clone();
@@ -208,7 +228,9 @@ async fn enforce_retention(ctl: Controller, retention: Duration) {
         }
         let now = crate::clock::now();
         let cutoff = now.saturating_sub(retention.as_secs());
-        if let Err(error) = crate::logs::prune_before(ctl.store(), cutoff, now).await {
+        let pruned = crate::logs::prune_before(ctl.store(), cutoff, now).await;
+        ctl.metrics().retention_ran(pruned.is_ok());
+        if let Err(error) = pruned {
             tracing::error!(%error, "retention run failed; the logs are unchanged");
         }
     }

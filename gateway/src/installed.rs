@@ -147,6 +147,11 @@ impl InstalledPeers {
         self.sessions.open_sessions(node)
     }
 
+    /// How many sessions are open now.
+    pub fn sessions_open(&self) -> usize {
+        self.sessions.open_count()
+    }
+
     /// Ends every open session: the gateway is stopping.
     pub fn shutdown(&mut self, node: &mut Node, now: u64) {
         self.observe(node, now);

@@ -23,6 +23,8 @@
 //! * [`event`]: connection events, typed ([`event::EventKind`],
 //!   [`event::EndReason`]), and their wire codec.
 //! * [`outbox`]: events not yet delivered, on disk (sled, flushed).
+//! * [`metrics`]: the gateway's Prometheus series and the `/metrics`
+//!   endpoint (the controller serves its own registry through it too).
 //! * [`remote`]: the remote gateway's runner — enrollment, following the
 //!   peer stream, acknowledging revisions, delivering events.
 //! * [`options`]: `porta-gateway`'s command line.
@@ -37,6 +39,7 @@
 pub mod destination;
 pub mod event;
 pub mod installed;
+pub mod metrics;
 pub mod options;
 pub mod outbox;
 pub mod peer;

@@ -68,6 +68,11 @@ pub struct GatewayArgs {
     /// the gateway keeps serving what it has, revocations included.
     #[arg(long)]
     pub accept_controller_rollback: bool,
+    /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9465; off by default). Unauthenticated: keep it on
+    /// loopback or a management network.
+    #[arg(long, value_name = "ADDR", env = "PORTA_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl GatewayArgs {
@@ -79,6 +84,7 @@ impl GatewayArgs {
             interface: self.interface.clone(),
             session_idle: self.session_idle,
             accept_controller_rollback: self.accept_controller_rollback,
+            metrics_listen: self.metrics_listen,
         }
     }
 }

@@ -69,6 +69,11 @@ fn new_event_id() -> String {
 }
 
 impl SessionTracker {
+    /// How many sessions are open.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
     /// Feeds every event the node has queued. `device_of` names a peer's
     /// device; `now` is Unix seconds.
     pub fn observe(

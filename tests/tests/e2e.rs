@@ -14,6 +14,7 @@ mod email;
 mod flows;
 mod host;
 mod macos;
+mod metrics;
 mod packaging;
 mod portable;
 mod portactl;

@@ -139,6 +139,64 @@ pub enum Drop {
     Throttled,
 }
 
+impl Drop {
+    /// Every reason, in declaration order (the index of [`NodeCounters::dropped`]).
+    pub const ALL: [Drop; 8] = [
+        Drop::Malformed,
+        Drop::NoRoute,
+        Drop::NoEndpoint,
+        Drop::UnknownPeer,
+        Drop::Spoofed,
+        Drop::Filtered,
+        Drop::Rejected,
+        Drop::Throttled,
+    ];
+
+    /// A short snake_case name, for metrics labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drop::Malformed => "malformed",
+            Drop::NoRoute => "no_route",
+            Drop::NoEndpoint => "no_endpoint",
+            Drop::UnknownPeer => "unknown_peer",
+            Drop::Spoofed => "spoofed",
+            Drop::Filtered => "filtered",
+            Drop::Rejected => "rejected",
+            Drop::Throttled => "throttled",
+        }
+    }
+}
+
+/// Node-wide counters since the node started, for monitoring: they never
+/// go down (removing a peer keeps what it added), and they name no peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeCounters {
+    /// Handshakes that completed (a session began or was renewed).
+    pub handshakes_completed: u64,
+    /// Handshake messages refused: a bad MAC or key, or an unknown peer.
+    pub handshakes_failed: u64,
+    /// Cookie replies sent to initiators while under load.
+    pub cookie_replies_sent: u64,
+    /// UDP datagrams handed to the node.
+    pub datagrams_received: u64,
+    /// Their bytes.
+    pub bytes_received: u64,
+    /// UDP datagrams the node sent (data, handshakes, keepalives, cookies).
+    pub datagrams_sent: u64,
+    /// Their bytes.
+    pub bytes_sent: u64,
+    /// Packets and datagrams dropped, by [`Drop`] reason (indexed as
+    /// [`Drop::ALL`]).
+    pub dropped: [u64; Drop::ALL.len()],
+}
+
+impl NodeCounters {
+    /// Drops for one reason.
+    pub fn dropped_for(&self, reason: Drop) -> u64 {
+        self.dropped[reason as usize]
+    }
+}
+
 /// Where a node's output goes: implemented by the IO shell (sockets and a
 /// TUN device) and by tests (queues).
 pub trait Sink {
@@ -172,6 +230,7 @@ pub struct Node {
     last_rate_reset: Option<Instant>,
     throttle: crate::throttle::HandshakeThrottle,
     scratch: Box<[u8]>,
+    counters: NodeCounters,
 }
 
 impl Node {
@@ -193,6 +252,7 @@ impl Node {
             last_rate_reset: None,
             throttle: crate::throttle::HandshakeThrottle::default(),
             scratch: vec![0u8; MAX_PACKET].into_boxed_slice(),
+            counters: NodeCounters::default(),
         }
     }
 
@@ -314,6 +374,11 @@ impl Node {
         PublicKey(self.public.to_bytes())
     }
 
+    /// The node-wide counters.
+    pub fn counters(&self) -> &NodeCounters {
+        &self.counters
+    }
+
     /// The next thing that happened, oldest first.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -322,6 +387,13 @@ impl Node {
     /// An IP packet read from the TUN device: encrypt it for the peer
     /// whose allowed IPs cover its destination (longest prefix wins).
     pub fn handle_tun_packet(&mut self, packet: &[u8], sink: &mut impl Sink) -> Result<(), Drop> {
+        let mut counted = CountingSink::new(sink);
+        let outcome = self.encapsulate(packet, &mut counted);
+        self.count(counted.sent, &outcome);
+        outcome
+    }
+
+    fn encapsulate(&mut self, packet: &[u8], sink: &mut impl Sink) -> Result<(), Drop> {
         let dst = Tunn::dst_address(packet).ok_or(Drop::Malformed)?;
         let id = *self.routes.longest_match(dst).ok_or(Drop::NoRoute)?.1;
         let peer = self.peers.get_mut(&id).ok_or(Drop::NoRoute)?;
@@ -352,6 +424,37 @@ impl Node {
         now: Instant,
         sink: &mut impl Sink,
     ) -> Result<(), Drop> {
+        let mut counted = CountingSink::new(sink);
+        let outcome = self.receive(from, datagram, now, &mut counted);
+        self.counters.datagrams_received += 1;
+        self.counters.bytes_received += datagram.len() as u64;
+        let handshake = matches!(
+            (datagram.first(), datagram.len()),
+            (Some(1), 148) | (Some(2), 92)
+        );
+        if handshake && matches!(outcome, Err(Drop::Rejected | Drop::UnknownPeer)) {
+            self.counters.handshakes_failed += 1;
+        }
+        self.count(counted.sent, &outcome);
+        outcome
+    }
+
+    /// Adds what one call sent and how it ended to the counters.
+    fn count(&mut self, sent: (u64, u64), outcome: &Result<(), Drop>) {
+        self.counters.datagrams_sent += sent.0;
+        self.counters.bytes_sent += sent.1;
+        if let Err(reason) = outcome {
+            self.counters.dropped[*reason as usize] += 1;
+        }
+    }
+
+    fn receive(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+        sink: &mut impl Sink,
+    ) -> Result<(), Drop> {
         // Handshake initiations (type 1, 148 bytes) are counted per source
         // before any cryptography.
         if datagram.len() == 148 && datagram[0] == 1 && !self.throttle.allow(from.ip(), now) {
@@ -364,6 +467,7 @@ impl Node {
             {
                 Ok(packet) => packet,
                 Err(TunnResult::WriteToNetwork(cookie)) => {
+                    self.counters.cookie_replies_sent += 1;
                     sink.send_datagram(from, cookie);
                     return Ok(());
                 }
@@ -467,6 +571,7 @@ impl Node {
             && (handshake_before.is_none() || handshake_after < handshake_before)
         {
             peer.stats.last_handshake = handshake_after.map(|age| now - age);
+            self.counters.handshakes_completed += 1;
             push_event(&mut self.events, Event::HandshakeCompleted { peer: id });
         }
         outcome
@@ -476,6 +581,7 @@ impl Node {
     /// tunnel is up before the first packet needs it (as WireGuard does
     /// for peers with a persistent keepalive).
     pub fn initiate_handshakes(&mut self, sink: &mut impl Sink) {
+        let mut sink = CountingSink::new(sink);
         for peer in self.peers.values_mut() {
             let Some(to) = peer.stats.endpoint else {
                 continue;
@@ -488,12 +594,14 @@ impl Node {
                 sink.send_datagram(to, datagram);
             }
         }
+        self.count(sink.sent, &Ok(()));
     }
 
     /// Drives timers: handshake retries, rekeys and keepalives (boringtun),
     /// idle detection and the handshake rate limiter (ours). Call at least
     /// every 250 ms.
     pub fn handle_timeout(&mut self, now: Instant, sink: &mut impl Sink) {
+        let mut sink = CountingSink::new(sink);
         if self
             .last_rate_reset
             .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
@@ -533,6 +641,7 @@ impl Node {
                 );
             }
         }
+        self.count(sink.sent, &Ok(()));
     }
 }
 
@@ -559,6 +668,35 @@ fn deliver(
     }
     sink.deliver_packet(packet);
     Ok(())
+}
+
+/// A [`Sink`] that counts the datagrams and bytes sent through it, so the
+/// node counts every send without threading counters through each path.
+struct CountingSink<'a, S> {
+    inner: &'a mut S,
+    /// (datagrams, bytes).
+    sent: (u64, u64),
+}
+
+impl<'a, S: Sink> CountingSink<'a, S> {
+    fn new(inner: &'a mut S) -> Self {
+        Self {
+            inner,
+            sent: (0, 0),
+        }
+    }
+}
+
+impl<S: Sink> Sink for CountingSink<'_, S> {
+    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
+        self.sent.0 += 1;
+        self.sent.1 += datagram.len() as u64;
+        self.inner.send_datagram(to, datagram);
+    }
+
+    fn deliver_packet(&mut self, packet: &[u8]) {
+        self.inner.deliver_packet(packet);
+    }
 }
 
 fn to_network(net: &IpNet) -> IpNetwork {

@@ -177,6 +177,15 @@ fn packets_cross_both_ways_after_a_handshake() {
         "{stats:?}"
     );
     assert!(lab.drops.is_empty(), "{:?}", lab.drops);
+    // The node-wide counters: one handshake; every datagram in (the
+    // peer's count leaves out keepalives), the response and the reply out.
+    let counters = lab.node(gateway).counters().clone();
+    assert_eq!(counters.handshakes_completed, 1, "{counters:?}");
+    assert_eq!(counters.handshakes_failed, 0);
+    assert!(counters.bytes_received >= stats.rx_bytes);
+    assert_eq!(counters.bytes_sent, stats.tx_bytes);
+    assert!(counters.datagrams_received >= 2 && counters.datagrams_sent >= 2);
+    assert_eq!(counters.dropped, [0; Drop::ALL.len()]);
 }
 
 #[test]
@@ -230,6 +239,9 @@ fn the_gateway_drops_and_counts_what_the_filter_does_not_allow() {
         vec![(gateway, Drop::Filtered), (gateway, Drop::Filtered)]
     );
     assert_eq!(lab.node(gateway).stats(1).unwrap().dropped_filtered, 2);
+    let counters = lab.node(gateway).counters();
+    assert_eq!(counters.dropped_for(Drop::Filtered), 2);
+    assert_eq!(counters.dropped.iter().sum::<u64>(), 2, "{counters:?}");
 }
 
 #[test]
@@ -452,6 +464,14 @@ fn garbage_and_strangers_are_rejected() {
         Err(Drop::Malformed)
     );
     assert!(sink.in_flight.is_empty() && sink.delivered.is_empty());
+    // The stranger's initiation and the 148-byte junk are failed
+    // handshakes; nothing was sent back, no handshake completed.
+    let counters = node.counters();
+    assert_eq!(counters.handshakes_failed, 2, "{counters:?}");
+    assert_eq!(counters.handshakes_completed, 0);
+    assert_eq!(counters.datagrams_sent, 0);
+    assert_eq!(counters.dropped_for(Drop::UnknownPeer), 1);
+    assert_eq!(counters.dropped_for(Drop::Malformed), 1);
 }
 
 mod routing {
@@ -543,6 +563,10 @@ fn a_flooding_address_is_cut_off_before_any_cryptography() {
         })
         .count();
     assert_eq!(throttled, 1_000 - porta_tunnel::throttle::BURST as usize);
+    assert_eq!(
+        lab.node(gateway).counters().dropped_for(Drop::Throttled),
+        throttled as u64
+    );
 }
 
 #[test]
@@ -575,4 +599,7 @@ fn under_load_a_laptop_answers_the_cookie_at_once_and_connects() {
         "drops: {:?}",
         lab.drops
     );
+    let counters = lab.node(gateway).counters();
+    assert!(counters.cookie_replies_sent >= 1, "{counters:?}");
+    assert_eq!(counters.handshakes_completed, 1);
 }

@@ -318,6 +318,7 @@ impl Admin for AdminApi {
         request: Request<pb::RevokeDeviceRequest>,
     ) -> Reply<pb::RevokeDeviceResponse> {
         let caller = authorize(&self.0, &request, "revoke devices", ADMIN)?;
+        let started = std::time::Instant::now();
         let device = self
             .0
             .revoke_device(&Actor::from(&caller), &request.into_inner().name, now())
@@ -327,6 +328,9 @@ impl Admin for AdminApi {
             .0
             .wait_for_gateways(self.0.revision(), std::time::Duration::from_secs(10))
             .await?;
+        self.0
+            .metrics()
+            .revoked(pending_gateways.is_empty().then(|| started.elapsed()));
         Ok(Response::new(pb::RevokeDeviceResponse {
             device: Some(pb::DeviceInfo::from(device)),
             confirmed_gateways,

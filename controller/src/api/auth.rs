@@ -58,6 +58,7 @@ pub(crate) fn note_outcome<T>(
         let ip = source.ip();
         let id = crate::secret::parse(presented).map(|s| s.id).unwrap_or("-");
         let failure = ctl.auth_failures().fail(ip, Instant::now());
+        ctl.metrics().auth_failed(what);
         tracing::warn!(source = %ip, id, what, %reason, "authentication failed from {ip}");
         if failure == Failure::Throttle {
             tracing::warn!(

@@ -64,6 +64,7 @@ async fn stream_config(
     first: pb::DeviceConfig,
     tx: mpsc::Sender<Result<pb::DeviceConfig, Status>>,
 ) {
+    let _watching = ctl.metrics().config_watcher();
     let mut changes = ctl.subscribe();
     let mut shutdown = ctl.shutdown_signal();
     changes.mark_unchanged();

@@ -198,6 +198,7 @@ impl Controller {
             })
             .await?;
         tracing::info!(device = %device.name, user = %device.user, address = %device.ipv4, "device enrolled");
+        self.metrics.enrolled();
         Ok((device, credential))
     }
 

@@ -57,6 +57,8 @@ pub struct Controller {
     session_idle: std::time::Duration,
     /// Sends invitations by e-mail, if `[smtp]` is configured.
     mailer: Option<Arc<crate::mail::Mailer>>,
+    /// What is counted for Prometheus (served only with --metrics-listen).
+    metrics: Arc<crate::metrics::ControllerMetrics>,
 }
 
 impl Controller {
@@ -80,6 +82,7 @@ impl Controller {
             started_at: now,
             session_idle: porta_gateway::DEFAULT_SESSION_IDLE,
             mailer: None,
+            metrics: Arc::default(),
         };
         ctl.fanout = Fanout::new(revision, ctl.gateway_peers()?);
         Ok(ctl)
@@ -118,6 +121,11 @@ impl Controller {
         self.auth_failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// What is counted for Prometheus.
+    pub fn metrics(&self) -> &Arc<crate::metrics::ControllerMetrics> {
+        &self.metrics
     }
 
     /// The settings chosen at init.

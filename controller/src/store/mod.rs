@@ -240,6 +240,19 @@ pub struct Store {
     witness_path: Arc<std::path::PathBuf>,
 }
 
+/// What a store holds ([`Store::usage`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    /// sled's files.
+    pub bytes_on_disk: u64,
+    /// Free space on the store's file system (for unprivileged users).
+    pub free_bytes: u64,
+    /// Admin-log records ever appended (the newest's sequence).
+    pub admin_records: u64,
+    /// Connection-log records ever appended.
+    pub connection_records: u64,
+}
+
 /// Errors inside a transaction: conflicts retry, our errors abort.
 pub type TxError = ConflictableTransactionError<Error>;
 
@@ -281,6 +294,20 @@ impl Store {
         store.check_schema()?;
         store.check_witness(dir, accept_rollback)?;
         Ok(store)
+    }
+
+    /// What the store holds and the room left on its disk, for monitoring.
+    pub fn usage(&self) -> Result<Usage> {
+        let witness = self.current_witness()?;
+        let free_bytes = nix::sys::statvfs::statvfs(self.dir.as_path())
+            .map(|s| s.blocks_available() * s.fragment_size())
+            .unwrap_or(0);
+        Ok(Usage {
+            bytes_on_disk: self.opened().db.size_on_disk()?,
+            free_bytes,
+            admin_records: witness.admin.sequence,
+            connection_records: witness.connections.sequence,
+        })
     }
 
     /// The store's own account of what it holds.

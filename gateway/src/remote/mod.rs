@@ -62,11 +62,22 @@ pub struct RemoteOptions {
     pub session_idle: Duration,
     /// Take a peer set older than the one applied (see `GatewayArgs`).
     pub accept_controller_rollback: bool,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs the remote gateway until `shutdown` resolves.
 pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
     let data = options.data.as_path();
+    // Bound first: a taken port is an error at start, not a silent gap.
+    let metrics = match options.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::Exporter::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} for metrics"))?,
+        ),
+        None => None,
+    };
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))?;
     let key = load_or_make_key(data)?;
@@ -127,7 +138,13 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         undelivered_events = outbox.len(),
         "gateway up, serving its last known peers"
     );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let gateway_metrics = crate::metrics::GatewayMetrics::register(&mut registry);
+    if let Some(exporter) = metrics {
+        tokio::spawn(exporter.serve(registry, std::future::pending()));
+    }
     let gateway = Arc::new(Gateway {
+        metrics: gateway_metrics,
         accept_controller_rollback: options.accept_controller_rollback,
         data: data.to_owned(),
         enrollment,
@@ -214,6 +231,7 @@ struct Gateway {
     data: PathBuf,
     enrollment: Enrollment,
     shell: Shell,
+    metrics: crate::metrics::GatewayMetrics,
     state: Mutex<State>,
     outbox: EventOutbox,
     events_ready: Notify,
@@ -321,9 +339,17 @@ impl Gateway {
         let mut every = tokio::time::interval(OBSERVE_EVERY);
         loop {
             every.tick().await;
-            self.lock()
-                .installed
-                .observe(&mut self.shell.node(), unix_now());
+            {
+                let state = &mut *self.lock();
+                let node = &mut *self.shell.node();
+                state.installed.observe(node, unix_now());
+                self.metrics.observe(
+                    node.counters(),
+                    state.installed.len(),
+                    state.installed.sessions_open(),
+                    self.outbox.len(),
+                );
+            }
             if let Err(error) = self.keep_events() {
                 tracing::error!(error = %format!("{error:#}"), "could not keep connection events on disk");
             }
