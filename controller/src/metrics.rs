@@ -200,12 +200,22 @@ impl prometheus_client::collector::Collector for StateCollector {
         gauge(
             &mut encoder,
             "gateways_connected",
-            "Gateways following the controller now (the embedded one included)",
+            "Gateways following the controller now (the embedded one included).",
             connected as i64,
         )?;
+        let mut up = encoder.encode_descriptor(
+            "gateway_connected",
+            "Whether the gateway follows the controller now (1) or has gone (0), for each gateway seen since the controller started.",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (name, ack) in &acks {
+            ConstGauge::new(i64::from(ack.connected))
+                .encode(up.encode_family(&[("gateway", name.as_str())])?)?;
+        }
         let mut lag = encoder.encode_descriptor(
             "gateway_revision_lag",
-            "Revisions the gateway has not acknowledged yet (0: in step)",
+            "Revisions the gateway has not acknowledged yet (0: in step).",
             None,
             prometheus_client::metrics::MetricType::Gauge,
         )?;
@@ -220,18 +230,18 @@ impl prometheus_client::collector::Collector for StateCollector {
             gauge(
                 &mut encoder,
                 "store_bytes",
-                "Size of the store's files on disk",
+                "Size of the store's files on disk.",
                 usage.bytes_on_disk as i64,
             )?;
             gauge(
                 &mut encoder,
                 "data_free_bytes",
-                "Free space on the file system of the controller's store",
+                "Free space on the file system of the controller's store.",
                 usage.free_bytes as i64,
             )?;
             let mut logs = encoder.encode_descriptor(
                 "log_records",
-                "Records appended to each log since it began (the newest sequence number)",
+                "Records appended to each log since it began (the newest sequence number).",
                 None,
                 prometheus_client::metrics::MetricType::Counter,
             )?;

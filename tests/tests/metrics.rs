@@ -6,7 +6,9 @@
 //!
 //! Everything runs in the lab's namespaces: the controller listens for
 //! scrapes on the town LAN, the remote gateway on the branch link, and
-//! Prometheus runs in `town` on its own loopback.
+//! Prometheus runs in `town` on its own loopback, with the alert rules
+//! docs/monitoring ships (checked by promtool first); every query of the
+//! shipped Grafana dashboard is evaluated by it too.
 
 use porta_tests::netns::{Lab, addr};
 use porta_tests::town::{Town, path, wait_until};
@@ -23,16 +25,25 @@ fn gateway_metrics() -> String {
 }
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
-/// Starts Prometheus in `town`, scraping both targets every second.
+fn monitoring_doc(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/monitoring")
+        .join(name)
+}
+
+/// Starts Prometheus in `town`, scraping both targets and evaluating the
+/// shipped alert rules every second.
 fn start_prometheus(lab: &mut Lab, dir: &std::path::Path) {
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             rule_files: ['{}']\n\
              scrape_configs:\n\
              \x20 - job_name: porta-controller\n    static_configs:\n      - targets: ['{}']\n\
              \x20 - job_name: porta-gateway\n    static_configs:\n      - targets: ['{}']\n",
+            monitoring_doc("porta-alerts.yml").display(),
             controller_metrics(),
             gateway_metrics()
         ),
@@ -113,22 +124,23 @@ fn prometheus_scrapes_the_controller_and_a_remote_gateway_and_sees_what_happened
     let gateway_data = town.dir.path().join("annex");
     let gateway_if = lab.iface("rgw");
     let gateway_listen = gateway_metrics();
-    lab.spawn(
-        "branch",
-        &[
-            path(&binary("porta-gateway")),
-            "--data",
-            path(&gateway_data),
-            "--interface",
-            &gateway_if,
-            "--controller",
-            added["invitation"].as_str().unwrap(),
-            "--metrics-listen",
-            &gateway_listen,
-        ],
-        &town.dir.path().join("annex.log"),
-    )
-    .unwrap();
+    let annex = lab
+        .spawn(
+            "branch",
+            &[
+                path(&binary("porta-gateway")),
+                "--data",
+                path(&gateway_data),
+                "--interface",
+                &gateway_if,
+                "--controller",
+                added["invitation"].as_str().unwrap(),
+                "--metrics-listen",
+                &gateway_listen,
+            ],
+            &town.dir.path().join("annex.log"),
+        )
+        .unwrap();
     wait_until("the annex to connect", Duration::from_secs(20), || {
         town.admin(&lab, &["gateways", "list"])
             .as_array()
@@ -136,6 +148,16 @@ fn prometheus_scrapes_the_controller_and_a_remote_gateway_and_sees_what_happened
             .iter()
             .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
     });
+    let rules = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(monitoring_doc("porta-alerts.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        rules.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rules.stdout)
+    );
     start_prometheus(&mut lab, town.dir.path());
     wait_for_value(&lab, "sum(up)", 2.0);
     // Both gateways follow the controller and are in step.
@@ -310,5 +332,31 @@ fn prometheus_scrapes_the_controller_and_a_remote_gateway_and_sees_what_happened
             method == "unknown" || method.starts_with("/porta.v1.") || method.starts_with("/grpc.")
         }),
         "{methods:?}"
+    );
+
+    // Every query of the shipped Grafana dashboard is valid PromQL over
+    // series that exist.
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(monitoring_doc("porta-dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 10);
+    for target in panels.iter().flat_map(|p| p["targets"].as_array().unwrap()) {
+        let expr = target["expr"].as_str().unwrap();
+        assert!(
+            !query(&lab, expr).is_empty(),
+            "the dashboard's {expr} has no data"
+        );
+    }
+
+    // The annex stops: the shipped "gateway down" alert becomes active.
+    let down = "ALERTS{alertname='PortaGatewayDown'}";
+    assert!(query(&lab, down).is_empty(), "{:?}", query(&lab, down));
+    lab.kill(annex).unwrap();
+    wait_until(
+        "the PortaGatewayDown alert",
+        Duration::from_secs(30),
+        || !query(&lab, down).is_empty(),
     );
 }
