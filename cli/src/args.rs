@@ -357,6 +357,33 @@ pub enum LogsCommand {
     },
     /// Who is connected now, since when and from where.
     Sessions,
+    /// The SIEM feed ([feed] in the controller's config): its state, and
+    /// what a collector received turned back into verifiable exports.
+    #[command(subcommand)]
+    Feed(FeedCommand),
+}
+
+/// `logs feed`.
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Where the feed is: its target, whether it is connected, what the
+    /// collector has of each log and how far behind it is, the last error.
+    Status,
+    /// Turn files a collector wrote (syslog lines as rsyslog writes them,
+    /// or JSON lines) back into one log's export, each record once and in
+    /// order, for `logs verify --file`. Duplicates (resent after an
+    /// outage) must be identical; exits 5 if two differ.
+    Extract {
+        /// Files the collector wrote, in any order.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Which log to extract.
+        #[arg(long, value_enum)]
+        kind: LogKind,
+        /// Write the export (JSON lines) here instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Which log.

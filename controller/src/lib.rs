@@ -39,6 +39,8 @@
 //!   deadlines for connections that never send a request.
 //! * [`init`], [`server`], [`tls`], [`options`], [`settings`]: the process
 //!   shell behind the `porta-controller` binary.
+//! * [`feed`]: the SIEM feed (`[feed]`): both logs streamed to a
+//!   collector over RELP or syslog/JSON lines over TLS, resumable.
 //! * [`metrics`]: the Prometheus series (`serve --metrics-listen`).
 //! * [`operator`]: the Unix socket in the data directory through which the
 //!   host's operator recovers admin access (`porta-controller invite-admin`).
@@ -56,6 +58,7 @@ pub mod clock;
 pub mod directory;
 pub mod error;
 pub mod fanout;
+pub mod feed;
 pub mod gateway;
 pub mod guard;
 pub mod init;

@@ -179,7 +179,7 @@ pub struct ServeArgs {
     /// TOML config file (keys: data, listen, log_format, log_level,
     /// gateway, gateway_interface, session_idle, retention,
     /// max_connections_per_source, metrics_listen; sections: directory,
-    /// directory.attributes, smtp).
+    /// directory.attributes, smtp, feed).
     #[arg(long, env = "PORTA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory.
@@ -249,6 +249,8 @@ pub struct FileConfig {
     pub directory: Option<crate::directory::DirectoryConfig>,
     /// The mail server invitations go through (`[smtp]`).
     pub smtp: Option<crate::mail::SmtpConfig>,
+    /// The SIEM collector both logs stream to (`[feed]`).
+    pub feed: Option<crate::feed::FeedConfig>,
 }
 
 impl FileConfig {
@@ -289,6 +291,8 @@ pub struct ServeSettings {
     pub smtp: Option<crate::mail::Smtp>,
     /// Where Prometheus metrics are served, if anywhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The SIEM feed, checked.
+    pub feed: Option<crate::feed::Feed>,
 }
 
 /// A duration from the config file.
@@ -338,9 +342,14 @@ impl ServeSettings {
                 "[directory] auto_invite = true e-mails invitations: it needs an [smtp] section"
             );
         }
+        let feed = file
+            .feed
+            .map(crate::feed::FeedConfig::resolve)
+            .transpose()?;
         Ok(Self {
             directory,
             smtp,
+            feed,
             metrics_listen: args.metrics_listen.or(file.metrics_listen),
             data: args
                 .data

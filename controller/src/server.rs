@@ -55,6 +55,13 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         Some(smtp) => controller.with_mailer(crate::mail::Mailer::new(smtp)),
         None => controller,
     };
+    let controller = match settings.feed.clone() {
+        Some(feed) => {
+            let monitor = crate::feed::deliver::start(feed, controller.clone());
+            controller.with_feed(monitor)
+        }
+        None => controller,
+    };
     tokio::spawn(controller.clone().run_peer_journal());
     if let Some(retention) = settings.retention {
         tokio::spawn(enforce_retention(controller.clone(), retention));

@@ -25,6 +25,7 @@
 
 pub mod audit;
 pub mod clock;
+pub mod feed;
 pub mod files;
 pub mod fingerprint;
 pub mod invitation;

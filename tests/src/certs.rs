@@ -29,6 +29,38 @@ pub fn make(dir: &Path, name: &str) {
             &format!("/CN=Ajuntament test {ca}"),
         ]);
     }
+    issue(
+        dir,
+        "server",
+        name,
+        &format!("subjectAltName=DNS:{name},IP:127.0.0.1\n"),
+    );
+}
+
+/// Writes into `dir` a client certificate the CA of [`make`] signed for
+/// `name` (`client.pem`, `client.key`, mode 0600), for servers that
+/// authenticate their clients (rsyslog's RELP over TLS).
+pub fn client(dir: &Path, name: &str) {
+    issue(dir, "client", name, "extendedKeyUsage=clientAuth\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("client.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+}
+
+/// A key and a certificate `ca` signs for `name` with `extensions`:
+/// `{stem}.key`, `{stem}.pem`.
+fn issue(dir: &Path, stem: &str, name: &str, extensions: &str) {
+    let run =
+        |args: &[&str]| crate::slapd::run_ok(Command::new("openssl").args(args).current_dir(dir));
+    let (key, csr, ext, pem) = (
+        format!("{stem}.key"),
+        format!("{stem}.csr"),
+        format!("{stem}.ext"),
+        format!("{stem}.pem"),
+    );
     run(&[
         "req",
         "-newkey",
@@ -37,32 +69,28 @@ pub fn make(dir: &Path, name: &str) {
         "ec_paramgen_curve:P-256",
         "-nodes",
         "-keyout",
-        "server.key",
+        &key,
         "-out",
-        "server.csr",
+        &csr,
         "-subj",
         &format!("/CN={name}"),
     ]);
-    std::fs::write(
-        dir.join("server.ext"),
-        format!("subjectAltName=DNS:{name},IP:127.0.0.1\n"),
-    )
-    .unwrap();
+    std::fs::write(dir.join(&ext), extensions).unwrap();
     run(&[
         "x509",
         "-req",
         "-in",
-        "server.csr",
+        &csr,
         "-CA",
         "ca.pem",
         "-CAkey",
         "ca.key",
         "-CAcreateserial",
         "-out",
-        "server.pem",
+        &pem,
         "-days",
         "2",
         "-extfile",
-        "server.ext",
+        &ext,
     ]);
 }

@@ -37,8 +37,11 @@ use tonic::transport::Channel;
 pub use porta_proto;
 
 pub mod certs;
+pub mod gateway_api;
 pub mod laptop;
 pub mod netns;
+pub mod portactl;
+pub mod rsyslog;
 pub mod samba;
 pub mod slapd;
 pub mod smtp;

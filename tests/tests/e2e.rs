@@ -11,6 +11,7 @@ mod demo;
 mod desktop;
 mod directory;
 mod email;
+mod feed;
 mod flows;
 mod host;
 mod macos;

@@ -1,63 +1,16 @@
 //! The real `portactl` binary against a real controller.
 //!
 //! Longer than our usual file on purpose: one test per `portactl` command
-//! family, all sharing the `Portactl` driver below; the file is the
+//! family, all sharing the `Portactl` driver (porta_tests::portactl); the file is the
 //! command line's specification, read in the order of the manual.
 
 use porta_proto::Invitation;
+use porta_tests::portactl::Portactl;
 use porta_tests::*;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-
-/// portactl with its own credentials file.
-struct Portactl {
-    config: PathBuf,
-}
-
-impl Portactl {
-    fn new(dir: &Path) -> Self {
-        Self {
-            config: dir.join("portactl.toml"),
-        }
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        tokio::process::Command::new(binary("portactl"))
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .await
-            .unwrap()
-    }
-
-    /// Runs with --json, expects success, parses stdout.
-    async fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let output = self.run(&all).await;
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-            panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&output.stdout))
-        })
-    }
-
-    /// Runs and returns (exit code, stderr).
-    async fn fails(&self, args: &[&str]) -> (i32, String) {
-        let output = self.run(args).await;
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-}
 
 /// A controller and a portactl logged in to it as admin.
 async fn logged_in() -> (TestController, tempfile::TempDir, Portactl) {

@@ -67,6 +67,7 @@ enum Rpc {
     ExportAdminActions,
     VerifyLog,
     ListSessions,
+    GetFeedStatus,
     WatchPeers,
     ReportEvents,
     AckRevision,
@@ -78,7 +79,7 @@ enum Rpc {
     WhoAmI,
 }
 
-const ALL: [Rpc; 36] = [
+const ALL: [Rpc; 37] = [
     Rpc::CreateUser,
     Rpc::ListUsers,
     Rpc::GetUser,
@@ -106,6 +107,7 @@ const ALL: [Rpc; 36] = [
     Rpc::ExportAdminActions,
     Rpc::VerifyLog,
     Rpc::ListSessions,
+    Rpc::GetFeedStatus,
     Rpc::WatchPeers,
     Rpc::ReportEvents,
     Rpc::AckRevision,
@@ -122,8 +124,8 @@ impl Rpc {
     fn allowed(self) -> &'static [Who] {
         use Rpc::*;
         match self {
-            ExportConnections | ExportAdminActions | VerifyLog | ListSessions | ListDevices
-            | GetDevice => &[Who::Auditor, Who::Admin],
+            ExportConnections | ExportAdminActions | VerifyLog | ListSessions | GetFeedStatus
+            | ListDevices | GetDevice => &[Who::Auditor, Who::Admin],
             WatchPeers | ReportEvents | AckRevision | Register => &[Who::Gateway],
             WatchConfig | ReportStatus => &[Who::Device],
             WhoAmI => &[Who::Device, Who::Auditor, Who::Admin, Who::Gateway],
@@ -307,6 +309,10 @@ async fn call(
             .map(drop),
         Rpc::ListSessions => audit
             .list_sessions(pb::ListSessionsRequest {})
+            .await
+            .map(drop),
+        Rpc::GetFeedStatus => audit
+            .get_feed_status(pb::GetFeedStatusRequest {})
             .await
             .map(drop),
         Rpc::WatchPeers => gateway

@@ -132,4 +132,16 @@ impl Audit for AuditApi {
             .collect();
         Ok(Response::new(pb::ListSessionsResponse { sessions }))
     }
+
+    async fn get_feed_status(
+        &self,
+        request: Request<pb::GetFeedStatusRequest>,
+    ) -> Result<Response<pb::FeedStatus>, Status> {
+        authorize(&self.0, &request, "see the SIEM feed's status", AUDIT)?;
+        let status = match self.0.feed() {
+            Some(feed) => feed.status(&self.0)?,
+            None => pb::FeedStatus::default(),
+        };
+        Ok(Response::new(status))
+    }
 }

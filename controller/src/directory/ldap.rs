@@ -330,46 +330,7 @@ fn search_error(what: &str, error: &LdapError) -> ReadError {
 /// The rustls client config: the configured CA file, else the system's
 /// roots.
 fn tls_config(dir: &Directory) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    match &dir.ca_file {
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|e| {
-                ConfigError::new(format!("[directory] ca_file {}: {e}", path.display()))
-            })?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| {
-                    ConfigError::new(format!(
-                        "[directory] ca_file {}: not PEM certificates: {e}",
-                        path.display()
-                    ))
-                })?;
-                roots.add(cert).map_err(|e| {
-                    ConfigError::new(format!("[directory] ca_file {}: {e}", path.display()))
-                })?;
-            }
-            if roots.is_empty() {
-                return Err(ConfigError::new(format!(
-                    "[directory] ca_file {} holds no certificate",
-                    path.display()
-                )));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::new(format!("[directory] TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    super::client_tls_config("[directory]", dir.ca_file.as_deref(), None).map_err(ConfigError::new)
 }
 
 /// A DN as a comparison key: lower case, no spaces around `,` and `=`

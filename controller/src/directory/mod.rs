@@ -317,20 +317,20 @@ impl Directory {
 pub(crate) fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path)
-        .map_err(|e| ConfigError(format!("password file {}: {e}", path.display())))?;
+        .map_err(|e| ConfigError(format!("secret file {}: {e}", path.display())))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(ConfigError(format!(
-            "password file {} is readable by others (mode {mode:04o}); run chmod 600 on it",
+            "secret file {} is readable by others (mode {mode:04o}); run chmod 600 on it",
             path.display()
         )));
     }
     let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("password file {}: {e}", path.display())))?;
+        .map_err(|e| ConfigError(format!("secret file {}: {e}", path.display())))?;
     let secret = text.trim_end_matches(['\r', '\n']);
     if secret.is_empty() {
         return Err(ConfigError(format!(
-            "password file {} is empty",
+            "secret file {} is empty",
             path.display()
         )));
     }
@@ -346,6 +346,90 @@ fn host_of(rest: &str) -> Option<String> {
         authority.rsplit_once(':').map_or(authority, |(h, _)| h)
     };
     (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// A client certificate and its key, for collectors that want one.
+pub(crate) struct ClientIdentity<'a> {
+    /// PEM certificate chain.
+    pub cert_file: &'a Path,
+    /// PEM private key (must not be readable by group or others).
+    pub key_file: &'a Path,
+}
+
+/// A rustls client config for the controller's outbound TLS (directory,
+/// SIEM feed): the PEM certificates in `ca_file`, else the system's roots;
+/// a client certificate if `identity` is given. Errors name the config
+/// `section`.
+pub(crate) fn client_tls_config(
+    section: &str,
+    ca_file: Option<&Path>,
+    identity: Option<ClientIdentity<'_>>,
+) -> Result<std::sync::Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("{section} ca_file {}: {e}", path.display()))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| {
+                    format!(
+                        "{section} ca_file {}: not PEM certificates: {e}",
+                        path.display()
+                    )
+                })?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{section} ca_file {}: {e}", path.display()))?;
+            }
+            if roots.is_empty() {
+                return Err(format!(
+                    "{section} ca_file {} holds no certificate",
+                    path.display()
+                ));
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("{section} TLS: {e}"))?
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let certs = CertificateDer::pem_file_iter(identity.cert_file)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!(
+                        "{section} client_cert {}: {e}",
+                        identity.cert_file.display()
+                    )
+                })?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "{section} client_cert {} holds no certificate",
+                    identity.cert_file.display()
+                ));
+            }
+            // The key is a secret like a password file: same rule.
+            read_secret_file(identity.key_file)
+                .map_err(|e| format!("{section} client_key: {e}"))?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(identity.key_file).map_err(
+                |e| format!("{section} client_key {}: {e}", identity.key_file.display()),
+            )?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("{section} client_cert and client_key: {e}"))?
+        }
+    };
+    Ok(std::sync::Arc::new(config))
 }
 
 /// `localhost` or a loopback address.

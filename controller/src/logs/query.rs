@@ -26,7 +26,35 @@ fn entries<E: serde::de::DeserializeOwned>(
     store: &Store,
     tree: T,
 ) -> impl Iterator<Item = Result<E>> + use<E> {
-    store.tree(tree).iter().map(move |item| {
+    entries_after(store, tree, 0)
+}
+
+/// The connection records after sequence `after`, oldest first, lazily
+/// (the SIEM feed's reader).
+pub fn connections_after(
+    store: &Store,
+    after: u64,
+) -> impl Iterator<Item = Result<ConnectionEntry>> + use<> {
+    entries_after(store, T::ConnectionLog, after)
+}
+
+/// The admin records after sequence `after`, oldest first, lazily.
+pub fn admin_actions_after(
+    store: &Store,
+    after: u64,
+) -> impl Iterator<Item = Result<AdminEntry>> + use<> {
+    entries_after(store, T::AdminLog, after)
+}
+
+/// The records of `tree` after sequence `after` (keys are big-endian
+/// sequences), oldest first, decoded lazily.
+fn entries_after<E: serde::de::DeserializeOwned>(
+    store: &Store,
+    tree: T,
+    after: u64,
+) -> impl Iterator<Item = Result<E>> + use<E> {
+    let start = after.saturating_add(1).to_be_bytes();
+    store.tree(tree).range(start..).map(move |item| {
         let (key, bytes) = item?;
         serde_json::from_slice::<E>(&bytes).map_err(|e| Error::Corrupt {
             tree: if tree == T::ConnectionLog {

@@ -57,6 +57,8 @@ pub struct Controller {
     session_idle: std::time::Duration,
     /// Sends invitations by e-mail, if `[smtp]` is configured.
     mailer: Option<Arc<crate::mail::Mailer>>,
+    /// The SIEM feed's state, if `[feed]` is configured.
+    feed: Option<crate::feed::deliver::FeedMonitor>,
     /// What is counted for Prometheus (served only with --metrics-listen).
     metrics: Arc<crate::metrics::ControllerMetrics>,
 }
@@ -83,6 +85,7 @@ impl Controller {
             session_idle: porta_gateway::DEFAULT_SESSION_IDLE,
             mailer: None,
             metrics: Arc::default(),
+            feed: None,
         };
         ctl.fanout = Fanout::new(revision, ctl.gateway_peers()?);
         Ok(ctl)
@@ -121,6 +124,17 @@ impl Controller {
         self.auth_failures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reports the SIEM feed's state through `monitor` (`[feed]`).
+    pub fn with_feed(mut self, monitor: crate::feed::deliver::FeedMonitor) -> Self {
+        self.feed = Some(monitor);
+        self
+    }
+
+    /// The SIEM feed's state, if there is a feed.
+    pub fn feed(&self) -> Option<&crate::feed::deliver::FeedMonitor> {
+        self.feed.as_ref()
     }
 
     /// What is counted for Prometheus.

@@ -97,6 +97,8 @@ pub mod meta {
     pub const CONNECTION_ANCHOR: &[u8] = b"connection_log_anchor";
     /// JSON [`crate::logs::Head`]: the admin log's last pruned record.
     pub const ADMIN_ANCHOR: &[u8] = b"admin_log_anchor";
+    /// JSON: the SIEM feed's target and what it has delivered there.
+    pub const FEED_CURSOR: &[u8] = b"feed_cursor";
 }
 
 /// The trees, in the order [`Store::write`] hands them to a transaction.

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use porta_proto::audit::{self, Log};
 use porta_proto::pb;
 use porta_proto::pb::audit_client::AuditClient;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -80,12 +80,7 @@ impl Writer {
                 csv.write_record(safe)?;
             }
             Self::Jsonl(log, out) => {
-                let mut object = Map::new();
-                for (name, cell) in log.columns().iter().zip(cells) {
-                    object.insert((*name).into(), json_cell(name, cell));
-                }
-                object.insert("previous_hash".into(), previous_hash.into());
-                object.insert("hash".into(), hash.into());
+                let object = porta_proto::feed::export_object(*log, cells, previous_hash, hash);
                 serde_json::to_writer(&mut *out, &Value::Object(object))?;
                 out.write_all(b"\n")?;
             }
@@ -123,15 +118,6 @@ fn spreadsheet_safe(column: &str, cell: &str) -> String {
 }
 
 /// Numbers stay numbers in JSON lines; everything else is text.
-fn json_cell(column: &str, cell: String) -> Value {
-    if matches!(column, "sequence" | "rx_bytes" | "tx_bytes")
-        && let Ok(n) = cell.parse::<u64>()
-    {
-        return n.into();
-    }
-    cell.into()
-}
-
 pub(super) async fn export(
     ctx: &Ctx,
     kind: LogKind,

@@ -1,5 +1,5 @@
-//! logs export|verify|sessions: [`export`], [`verify`], and the open
-//! sessions here.
+//! logs export|verify|sessions|feed: [`export`], [`verify`], [`feed`],
+//! and the open sessions here.
 //!
 //! Exports are streamed from the controller to the file row by row (memory
 //! stays flat for millions of rows). Every exported cell is exactly what
@@ -8,10 +8,11 @@
 //! get a leading `'`, which verification removes again.
 
 mod export;
+mod feed;
 mod verify;
 
 use super::Ctx;
-use crate::args::LogsCommand;
+use crate::args::{FeedCommand, LogsCommand};
 use crate::output::{self, Listing};
 use anyhow::Result;
 use export::export;
@@ -58,6 +59,10 @@ pub(super) async fn run(ctx: &Ctx, command: LogsCommand) -> Result<()> {
             ..
         } => verify_controller(ctx, kind, accept_rollback).await,
         LogsCommand::Sessions => sessions(ctx).await,
+        LogsCommand::Feed(FeedCommand::Status) => feed::status(ctx).await,
+        LogsCommand::Feed(FeedCommand::Extract { files, kind, out }) => {
+            feed::extract(&files, export::log_of(kind), out.as_deref())
+        }
     }
 }
 
