@@ -298,3 +298,86 @@ async fn every_record_reaches_rsyslog_over_relp_through_an_outage_and_a_restart(
     );
     assert_extracts_verify_and_match_the_export(&cli, &collector.file("relp"), dir.path()).await;
 }
+
+#[tokio::test]
+async fn syslog_and_json_lines_over_tls_carry_every_record_once_and_a_wrong_ca_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let collector_dir = dir.path().join("collector");
+    std::fs::create_dir(&collector_dir).unwrap();
+    let collector = Rsyslog::start(&collector_dir);
+    let mut ctl = TestController::start(&[]).await.unwrap();
+    let credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
+    activity(&ctl, &credential, 1).await;
+    let auditor = ctl
+        .admin_with(&credential)
+        .await
+        .create_api_credential(pb::CreateApiCredentialRequest {
+            name: "auditor".into(),
+            role: pb::Role::Auditor as i32,
+            ttl_seconds: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cli = Portactl::new(dir.path());
+    cli.json(&["login", &auditor.invitation]).await;
+    // Without [feed], the status says so.
+    assert_eq!(status(&cli).await["configured"], false);
+
+    // Each target starts from the first record: the whole log so far.
+    let config = dir.path().join("controller.toml");
+    for (scheme, input) in [("syslog-tls", "syslog"), ("jsonl-tls", "jsonl")] {
+        std::fs::write(&config, collector.feed_toml(scheme)).unwrap();
+        ctl.stop().await.unwrap();
+        ctl.serve_with(&["--config", path_str(&config)])
+            .await
+            .unwrap();
+        wait_until_delivered(&cli, &collector).await;
+        let end = status(&cli).await;
+        assert_eq!(end["acknowledged"], false, "{end}");
+        let received = arrivals(&collector.file(input));
+        for log in ["connection", "admin"] {
+            let head = end[log]["head"].as_u64().unwrap();
+            assert_eq!(
+                received[log],
+                (1..=head).collect::<Vec<_>>(),
+                "{input}: {log}"
+            );
+        }
+        assert_extracts_verify_and_match_the_export(&cli, &collector.file(input), dir.path()).await;
+    }
+    let syslog = std::fs::read_to_string(collector.file("syslog")).unwrap();
+    assert!(
+        syslog
+            .lines()
+            .all(|l| l.starts_with('<') && l.contains(" [porta@32473 ")),
+        "RFC 5424 with structured data: {syslog}"
+    );
+
+    // A collector whose certificate comes from another CA: refused, and
+    // the status says why.
+    let wrong = collector
+        .feed_toml("syslog-tls")
+        .replace("ca.pem", "other-ca.pem");
+    std::fs::write(&config, wrong).unwrap();
+    ctl.stop().await.unwrap();
+    ctl.serve_with(&["--config", path_str(&config)])
+        .await
+        .unwrap();
+    let mut refused = Value::Null;
+    for _ in 0..100 {
+        refused = status(&cli).await;
+        if refused["last_error"] != "" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(refused["connected"], false, "{refused}");
+    assert!(
+        refused["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("UnknownIssuer"),
+        "{refused}"
+    );
+}
