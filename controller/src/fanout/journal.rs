@@ -1,10 +1,12 @@
 //! The peer journal: what every gateway should have, as ordered, revisioned
 //! changes.
 //!
-//! After each change in the store the controller computes the full peer set
-//! once (`Controller::gateway_peers`) and
-//! [`PeerJournal::advance`] turns the difference from the previous set into
-//! changes stamped with the store revision. A gateway — the embedded one in
+//! After each change in the store the controller computes the peers of the
+//! devices the change touched (`Controller::peers_of`), and
+//! [`PeerJournal::apply`] turns their differences into changes stamped with
+//! the store revision; a change any peer may depend on (a group, a gateway,
+//! the settings) computes the whole set (`Controller::gateway_peers`) for
+//! [`PeerJournal::advance`]. A gateway — the embedded one in
 //! this process, or a remote one over `Gateway.WatchPeers` — asks for
 //! [`PeerJournal::updates`] after the last revision it applied and receives
 //! only its own peers' changes, then an end marker carrying the revision to
@@ -93,6 +95,47 @@ impl PeerJournal {
             }
         }
         std::mem::swap(&mut self.current, &mut wanted);
+        self.revision = revision;
+        self.trim();
+    }
+
+    /// Records that the store at `revision` changed only these devices'
+    /// peers (`None`: the device has none now) — a change costs what it
+    /// touches, not the whole peer set. Older or equal revisions are
+    /// ignored, as in [`PeerJournal::advance`].
+    pub fn apply(&mut self, revision: u64, changes: Vec<(String, Option<GatewayPeer>)>) {
+        if revision <= self.revision {
+            return;
+        }
+        for (device_id, wanted) in changes {
+            let old = self.current.remove(&device_id);
+            match (&old, &wanted) {
+                (Some(old), Some(new)) if old == new => {}
+                (Some(old), Some(new)) if old.gateway == new.gateway => {
+                    self.history
+                        .push_back((revision, PeerChange::Upsert(new.clone())));
+                }
+                (old, new) => {
+                    // Gone, or moved to another gateway: the old one drops it.
+                    if let Some(old) = old {
+                        self.history.push_back((
+                            revision,
+                            PeerChange::Removed {
+                                device_id: device_id.clone(),
+                                gateway: old.gateway.clone(),
+                            },
+                        ));
+                    }
+                    if let Some(new) = new {
+                        self.history
+                            .push_back((revision, PeerChange::Upsert(new.clone())));
+                    }
+                }
+            }
+            if let Some(new) = wanted {
+                self.current.insert(device_id, new);
+            }
+        }
         self.revision = revision;
         self.trim();
     }
@@ -278,6 +321,54 @@ mod tests {
                 .map(|p| (p.device_id.clone(), p))
                 .collect();
             prop_assert_eq!(held, wanted);
+        }
+
+        /// Feeding only the devices that changed ([`PeerJournal::apply`])
+        /// records exactly what comparing whole peer sets
+        /// ([`PeerJournal::advance`]) records.
+        #[test]
+        fn changes_by_device_record_what_whole_sets_record(
+            steps in prop::collection::vec(
+                prop::collection::btree_map(0u8..12, (0u8..2, 1u16..4), 0..8), 1..12),
+        ) {
+            let as_peers = |step: &BTreeMap<u8, (u8, u16)>| -> Vec<GatewayPeer> {
+                step.iter()
+                    .map(|(n, (g, port))| peer(*n, if *g == 0 { "town" } else { "branch" }, *port))
+                    .collect()
+            };
+            let mut whole = PeerJournal::new(1, as_peers(&steps[0]), HISTORY);
+            let mut by_device = PeerJournal::new(1, as_peers(&steps[0]), HISTORY);
+            let mut before = steps[0].clone();
+            for (i, step) in steps.iter().enumerate().skip(1) {
+                let revision = i as u64 + 1;
+                whole.advance(revision, as_peers(step));
+                // Every device present before or after, in any order.
+                let mut touched: Vec<u8> = before.keys().chain(step.keys()).copied().collect();
+                touched.sort_unstable();
+                touched.dedup();
+                touched.reverse();
+                let changes = touched
+                    .into_iter()
+                    .map(|n| {
+                        let now = step.get(&n).map(|(g, port)| {
+                            peer(n, if *g == 0 { "town" } else { "branch" }, *port)
+                        });
+                        (format!("d{n}"), now)
+                    })
+                    .collect();
+                by_device.apply(revision, changes);
+                before = step.clone();
+            }
+            prop_assert_eq!(&whole.current, &by_device.current);
+            for gateway in ["town", "branch"] {
+                for after in 1..=whole.revision() {
+                    let mut a = BTreeMap::new();
+                    let mut b = BTreeMap::new();
+                    apply(&mut a, &whole.updates(gateway, after));
+                    apply(&mut b, &by_device.updates(gateway, after));
+                    prop_assert_eq!(a, b);
+                }
+            }
         }
     }
 }

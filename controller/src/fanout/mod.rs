@@ -4,7 +4,8 @@
 //! It holds only what that takes — the peer [`journal`] (the peer set as
 //! revisioned changes), the journal's latest revision, and each running
 //! gateway's last acknowledgement — and none of the store: the controller
-//! feeds it the peer set after each change ([`Fanout::advance`]); a
+//! feeds it what each change did to the peers ([`Fanout::apply`], or the
+//! whole set with [`Fanout::advance`]); a
 //! gateway (embedded, or remote over `Gateway.WatchPeers`) asks for its
 //! [`Fanout::updates`] and acknowledges ([`Fanout::applied`]); a
 //! revocation waits on those acknowledgements ([`Fanout::wait_for`]).
@@ -56,6 +57,13 @@ impl Fanout {
     /// wake the gateways.
     pub fn advance(&self, revision: u64, peers: Vec<GatewayPeer>) {
         self.journal().advance(revision, peers);
+        self.revision.send_replace(revision);
+    }
+
+    /// The store at `revision` changed these devices' peers only: record
+    /// that (see [`PeerJournal::apply`]) and wake the gateways.
+    pub fn apply(&self, revision: u64, changes: Vec<(String, Option<GatewayPeer>)>) {
+        self.journal().apply(revision, changes);
         self.revision.send_replace(revision);
     }
 

@@ -8,7 +8,7 @@ use crate::names;
 use crate::store::meta;
 use crate::store::records::*;
 use porta_proto::pb;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 impl Controller {
     /// Devices, optionally one user's, optionally with revoked ones.
@@ -224,34 +224,85 @@ impl Controller {
     }
 
     /// The peers a gateway should have now: every live device of an
-    /// enabled user, with its tunnel addresses and its groups' filter.
-    pub fn gateway_peers(&self) -> Result<Vec<GatewayPeer>> {
+    /// enabled user, with its tunnel addresses and its groups' filter;
+    /// and the live devices of each user (the peer journal's index).
+    pub fn gateway_peers_and_owners(
+        &self,
+    ) -> Result<(Vec<GatewayPeer>, HashMap<String, BTreeSet<String>>)> {
         let users: BTreeMap<String, UserRecord> = self
             .list_users()?
             .into_iter()
             .map(|u| (u.name.clone(), u))
             .collect();
-        let embedded = &self.settings.gateway_name;
         let mut peers = Vec::new();
+        let mut owners: HashMap<String, BTreeSet<String>> = HashMap::new();
         for device in self.list_devices(None, false)? {
-            let Some(user) = users.get(&device.user).filter(|u| !u.disabled) else {
-                continue;
+            owners
+                .entry(device.user.clone())
+                .or_default()
+                .insert(device.id.clone());
+            let user = users.get(&device.user);
+            peers.extend(self.peer_of(device, user)?);
+        }
+        Ok((peers, owners))
+    }
+
+    /// The peers a gateway should have now (see
+    /// [`Controller::gateway_peers_and_owners`]).
+    pub fn gateway_peers(&self) -> Result<Vec<GatewayPeer>> {
+        Ok(self.gateway_peers_and_owners()?.0)
+    }
+
+    /// The peer each of `device_ids` makes now (`None`: none — revoked,
+    /// gone, or its user disabled), read from the store: what one change
+    /// means for the gateways, without reading every device.
+    pub fn peers_of(
+        &self,
+        device_ids: &BTreeSet<String>,
+    ) -> Result<Vec<(String, Option<GatewayPeer>)>> {
+        let mut users: BTreeMap<String, Option<UserRecord>> = BTreeMap::new();
+        let mut peers = Vec::with_capacity(device_ids.len());
+        for id in device_ids {
+            let peer = match self.store.device(id)?.filter(|d| d.revoked_at.is_none()) {
+                Some(device) => {
+                    if !users.contains_key(&device.user) {
+                        users.insert(device.user.clone(), self.store.user(&device.user)?);
+                    }
+                    let user = users.get(&device.user).and_then(Option::as_ref);
+                    self.peer_of(device, user)?
+                }
+                None => None,
             };
-            let mut allowed_ips = vec![ipnet::IpNet::from(std::net::IpAddr::from(device.ipv4))];
-            allowed_ips.extend(
-                device
-                    .ipv6
-                    .map(|a| ipnet::IpNet::from(std::net::IpAddr::from(a))),
-            );
-            let destinations = crate::policy::destinations(&self.settings, &self.groups_of(user)?);
-            peers.push(GatewayPeer {
-                device_id: device.id,
-                gateway: device.gateway.unwrap_or_else(|| embedded.clone()),
-                public_key: device.public_key,
-                allowed_ips,
-                destinations,
-            });
+            peers.push((id.clone(), peer));
         }
         Ok(peers)
+    }
+
+    /// The peer a live `device` of `user` makes, unless the user is
+    /// disabled or gone.
+    fn peer_of(
+        &self,
+        device: DeviceRecord,
+        user: Option<&UserRecord>,
+    ) -> Result<Option<GatewayPeer>> {
+        let Some(user) = user.filter(|u| !u.disabled) else {
+            return Ok(None);
+        };
+        let mut allowed_ips = vec![ipnet::IpNet::from(std::net::IpAddr::from(device.ipv4))];
+        allowed_ips.extend(
+            device
+                .ipv6
+                .map(|a| ipnet::IpNet::from(std::net::IpAddr::from(a))),
+        );
+        let destinations = crate::policy::destinations(&self.settings, &self.groups_of(user)?);
+        Ok(Some(GatewayPeer {
+            device_id: device.id,
+            gateway: device
+                .gateway
+                .unwrap_or_else(|| self.settings.gateway_name.clone()),
+            public_key: device.public_key,
+            allowed_ips,
+            destinations,
+        }))
     }
 }

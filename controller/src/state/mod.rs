@@ -36,6 +36,7 @@ use crate::store::records::*;
 use crate::store::{Store, TxError, Txn, meta};
 pub use porta_gateway::peer::GatewayPeer;
 use porta_proto::{CertFingerprint, Invitation, pb};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -172,24 +173,72 @@ impl Controller {
         self.shutdown.send_replace(true);
     }
 
-    /// Keeps the fan-out in step with the store until shutdown: after each
-    /// change, the peer set is computed once for all gateways.
+    /// Keeps the fan-out in step with the store until shutdown. After each
+    /// change only the peers it touched are computed again (a device's, or
+    /// every device of a touched user); a change to a group, a gateway or
+    /// the settings, and the first round, compute the whole set.
     pub async fn run_peer_journal(self) {
         let mut changes = self.subscribe();
         let mut shutdown = self.shutdown_signal();
+        // Live devices by user, from the last full computation.
+        let mut owners: Option<HashMap<String, BTreeSet<String>>> = None;
         loop {
-            let revision = *changes.borrow_and_update();
-            match self.gateway_peers() {
-                Ok(peers) => self.fanout.advance(revision, peers),
-                Err(error) => {
-                    tracing::error!(%error, "cannot read the peer set; gateways keep theirs")
+            // What changed, and the newest revision it covers (writes are
+            // recorded in commit order, before their revision is announced).
+            let announced = *changes.borrow_and_update();
+            let touched = self.store.take_touched();
+            let revision = announced.max(touched.revision);
+            let outcome = match owners.as_mut() {
+                Some(owners) if !touched.everything => {
+                    self.feed_changes(revision, &touched, owners)
                 }
+                _ => self.gateway_peers_and_owners().map(|(peers, by_user)| {
+                    owners = Some(by_user);
+                    self.fanout.advance(revision, peers);
+                }),
+            };
+            if let Err(error) = outcome {
+                // Next time, everything again: nothing is lost.
+                owners = None;
+                tracing::error!(%error, "cannot read the peer set; gateways keep theirs");
             }
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { break },
                 _ = shutdown.changed() => break,
             }
         }
+    }
+
+    /// Feeds the journal the peers of the devices `touched` names and of
+    /// every live device of the users it names, keeping `owners` current.
+    fn feed_changes(
+        &self,
+        revision: u64,
+        touched: &crate::store::Touched,
+        owners: &mut HashMap<String, BTreeSet<String>>,
+    ) -> Result<()> {
+        for id in &touched.devices {
+            match self.store.device(id)? {
+                Some(device) if device.revoked_at.is_none() => {
+                    owners.entry(device.user).or_default().insert(id.clone());
+                }
+                Some(device) => {
+                    if let Some(ids) = owners.get_mut(&device.user) {
+                        ids.remove(id);
+                    }
+                }
+                None => owners.values_mut().for_each(|ids| {
+                    ids.remove(id);
+                }),
+            }
+        }
+        let mut affected = touched.devices.clone();
+        for user in &touched.users {
+            affected.extend(owners.get(user).into_iter().flatten().cloned());
+        }
+        let changes = self.peers_of(&affected)?;
+        self.fanout.apply(revision, changes);
+        Ok(())
     }
 
     /// The current revision.

@@ -240,6 +240,8 @@ pub struct Store {
     durable: Arc<tokio::sync::Mutex<u64>>,
     /// Where the witness of what is durable is kept ([`witness`]).
     witness_path: Arc<std::path::PathBuf>,
+    /// What committed writes changed, for the peer journal.
+    touched: Arc<Mutex<Touched>>,
 }
 
 /// What a store holds ([`Store::usage`]).
@@ -267,6 +269,58 @@ impl From<Error> for TxError {
 /// The view of all trees inside one write transaction.
 pub struct Txn<'a> {
     trees: &'a [TransactionalTree],
+    /// What this attempt wrote that peers depend on.
+    touched: std::cell::RefCell<Touched>,
+}
+
+/// What committed writes changed that the gateways' peers depend on,
+/// since the last [`Store::take_touched`]: the peer journal recomputes
+/// only these devices (and those of these users), or everything.
+///
+/// Only [`Store::write`]s count (they bump the revision); an
+/// [`Store::append`] must not change what peers depend on. Writes are
+/// serialised and recorded as they commit, so what is taken covers every
+/// write up to `revision`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// The newest write recorded.
+    pub revision: u64,
+    /// Device ids written.
+    pub devices: std::collections::BTreeSet<String>,
+    /// User names written.
+    pub users: std::collections::BTreeSet<String>,
+    /// Something any peer may depend on changed: a group, a gateway, the
+    /// settings.
+    pub everything: bool,
+}
+
+impl Touched {
+    fn record(&mut self, t: T, key: &[u8]) {
+        let text = || String::from_utf8_lossy(key).into_owned();
+        match t {
+            T::Devices => {
+                self.devices.insert(text());
+            }
+            T::Users => {
+                self.users.insert(text());
+            }
+            T::Groups | T::Gateways => self.everything = true,
+            T::Meta if key == meta::SETTINGS => self.everything = true,
+            _ => {}
+        }
+    }
+
+    fn merge(&mut self, other: Touched) {
+        self.revision = self.revision.max(other.revision);
+        self.devices.extend(other.devices);
+        self.users.extend(other.users);
+        self.everything |= other.everything;
+    }
+
+    /// Nothing peers depend on changed.
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.devices.is_empty() && self.users.is_empty()
+    }
 }
 
 impl Store {
@@ -292,10 +346,17 @@ impl Store {
             commits: Arc::new(AtomicU64::new(0)),
             durable: Arc::new(tokio::sync::Mutex::new(0)),
             witness_path: Arc::new(dir.with_extension("witness")),
+            touched: Arc::default(),
         };
         store.check_schema()?;
         store.check_witness(dir, accept_rollback)?;
         Ok(store)
+    }
+
+    /// What committed writes changed since the last call (peer-relevant
+    /// trees only); empties the record.
+    pub fn take_touched(&self) -> Touched {
+        std::mem::take(&mut *self.touched.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// What the store holds and the room left on its disk, for monitoring.
@@ -461,7 +522,10 @@ impl Store {
                 .trees
                 .as_slice()
                 .transaction(|trees| {
-                    let txn = Txn { trees };
+                    let txn = Txn {
+                        trees,
+                        touched: std::cell::RefCell::default(),
+                    };
                     let result = change(&txn)?;
                     let mut revision = be_u64_opt(txn.tree(T::Meta).get(meta::REVISION)?);
                     if bump {
@@ -469,11 +533,20 @@ impl Store {
                         txn.tree(T::Meta)
                             .insert(meta::REVISION, &revision.to_be_bytes())?;
                     }
-                    Ok((revision, result))
+                    Ok((revision, result, txn.touched.take()))
                 })
-                .map(|outcome| {
+                .map(|(revision, result, mut touched)| {
+                    // Still under the write lock, in commit order, and
+                    // before the revision is announced.
+                    if bump {
+                        touched.revision = revision;
+                        self.touched
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .merge(touched);
+                    }
                     let commit = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
-                    (commit, outcome)
+                    (commit, (revision, result))
                 })
         };
         let (commit, outcome) = outcome.map_err(|e| match e {
@@ -556,6 +629,7 @@ impl Txn<'_> {
 
     /// Encodes and writes one record.
     pub fn put<V: Serialize>(&self, t: T, key: &[u8], value: &V) -> Result<(), TxError> {
+        self.touched.borrow_mut().record(t, key);
         let bytes = serde_json::to_vec(value).map_err(|e| Error::Corrupt {
             tree: t.name(),
             key: String::from_utf8_lossy(key).into_owned(),
@@ -567,12 +641,14 @@ impl Txn<'_> {
 
     /// Writes raw bytes.
     pub fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> Result<(), TxError> {
+        self.touched.borrow_mut().record(t, key);
         self.tree(t).insert(key, value)?;
         Ok(())
     }
 
     /// Removes a key.
     pub fn remove(&self, t: T, key: &[u8]) -> Result<(), TxError> {
+        self.touched.borrow_mut().record(t, key);
         self.tree(t).remove(key)?;
         Ok(())
     }
