@@ -10,6 +10,9 @@ use crate::store::records::*;
 use porta_proto::pb;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// The live devices of each user, by id.
+pub type Owners = HashMap<String, BTreeSet<String>>;
+
 impl Controller {
     /// Devices, optionally one user's, optionally with revoked ones.
     pub fn list_devices(
@@ -226,16 +229,14 @@ impl Controller {
     /// The peers a gateway should have now: every live device of an
     /// enabled user, with its tunnel addresses and its groups' filter;
     /// and the live devices of each user (the peer journal's index).
-    pub fn gateway_peers_and_owners(
-        &self,
-    ) -> Result<(Vec<GatewayPeer>, HashMap<String, BTreeSet<String>>)> {
+    pub fn gateway_peers_and_owners(&self) -> Result<(Vec<GatewayPeer>, Owners)> {
         let users: BTreeMap<String, UserRecord> = self
             .list_users()?
             .into_iter()
             .map(|u| (u.name.clone(), u))
             .collect();
         let mut peers = Vec::new();
-        let mut owners: HashMap<String, BTreeSet<String>> = HashMap::new();
+        let mut owners = Owners::new();
         for device in self.list_devices(None, false)? {
             owners
                 .entry(device.user.clone())
