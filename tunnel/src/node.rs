@@ -208,7 +208,13 @@ pub trait Sink {
 
 struct Peer {
     config: PeerConfig,
-    tunn: Tunn,
+    /// boringtun's session state — most of a peer's memory — made when
+    /// the peer first needs it (its handshake arrives, a packet goes to
+    /// it) and dropped when its session expires, so that the thousands of
+    /// installed peers that are not connected cost little. A peer with a
+    /// persistent keepalive (a client's gateway) keeps one always, for its
+    /// timers.
+    tunn: Option<Box<Tunn>>,
     stats: PeerStats,
     /// Between [`Event::Active`] and [`Event::Idle`].
     active: bool,
@@ -231,6 +237,37 @@ pub struct Node {
     throttle: crate::throttle::HandshakeThrottle,
     scratch: Box<[u8]>,
     counters: NodeCounters,
+}
+
+impl Peer {
+    /// Its session state, made now if it has none.
+    fn session(
+        &mut self,
+        private: &x25519::StaticSecret,
+        limiter: &Arc<RateLimiter>,
+        id: PeerId,
+    ) -> &mut Tunn {
+        let config = &self.config;
+        self.tunn
+            .get_or_insert_with(|| new_session(private, limiter, config, id))
+    }
+}
+
+/// A boringtun session for the peer `config` describes, under index `id`.
+fn new_session(
+    private: &x25519::StaticSecret,
+    limiter: &Arc<RateLimiter>,
+    config: &PeerConfig,
+    id: PeerId,
+) -> Box<Tunn> {
+    Box::new(Tunn::new(
+        private.clone(),
+        x25519::PublicKey::from(config.public_key.0),
+        None,
+        config.persistent_keepalive,
+        id,
+        Some(limiter.clone()),
+    ))
 }
 
 impl Node {
@@ -271,7 +308,10 @@ impl Node {
             id = (id + 1) & 0x00ff_ffff;
         }
         self.next_id = (id + 1) & 0x00ff_ffff;
-        let tunn = self.new_session(&config, id);
+        let tunn = config
+            .persistent_keepalive
+            .is_some()
+            .then(|| new_session(&self.private, &self.rate_limiter, &config, id));
         for net in &config.allowed_ips {
             self.routes.insert(to_network(net), id);
         }
@@ -293,17 +333,6 @@ impl Node {
         id
     }
 
-    fn new_session(&self, config: &PeerConfig, id: PeerId) -> Tunn {
-        Tunn::new(
-            self.private.clone(),
-            x25519::PublicKey::from(config.public_key.0),
-            None,
-            config.persistent_keepalive,
-            id,
-            Some(self.rate_limiter.clone()),
-        )
-    }
-
     fn update_peer(&mut self, id: PeerId, config: PeerConfig) {
         // boringtun 0.7 cannot change a session's keepalive: that alone
         // starts a new session.
@@ -311,7 +340,12 @@ impl Node {
             .peers
             .get(&id)
             .is_some_and(|p| p.config.persistent_keepalive != config.persistent_keepalive);
-        let fresh_session = keepalive_changed.then(|| self.new_session(&config, id));
+        let fresh_session = keepalive_changed.then(|| {
+            config
+                .persistent_keepalive
+                .is_some()
+                .then(|| new_session(&self.private, &self.rate_limiter, &config, id))
+        });
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -397,7 +431,10 @@ impl Node {
         let dst = Tunn::dst_address(packet).ok_or(Drop::Malformed)?;
         let id = *self.routes.longest_match(dst).ok_or(Drop::NoRoute)?.1;
         let peer = self.peers.get_mut(&id).ok_or(Drop::NoRoute)?;
-        match peer.tunn.encapsulate(packet, &mut self.scratch) {
+        match peer
+            .session(&self.private, &self.rate_limiter, id)
+            .encapsulate(packet, &mut self.scratch)
+        {
             TunnResult::WriteToNetwork(datagram) => {
                 let to = peer.stats.endpoint.ok_or(Drop::NoEndpoint)?;
                 peer.stats.tx_bytes += datagram.len() as u64;
@@ -474,6 +511,7 @@ impl Node {
                 Err(_) => return Err(Drop::Rejected),
             };
         let cookie_reply = matches!(packet, Packet::PacketCookieReply(_));
+        let initiation = matches!(packet, Packet::HandshakeInit(_));
         let id = match packet {
             Packet::HandshakeInit(init) => {
                 let half = parse_handshake_anon(&self.private, &self.public, &init)
@@ -488,10 +526,14 @@ impl Node {
             Packet::PacketData(p) => p.receiver_idx >> 8,
         };
         let peer = self.peers.get_mut(&id).ok_or(Drop::UnknownPeer)?;
-        let handshake_before = peer.tunn.time_since_last_handshake();
-        let mut result = peer
-            .tunn
-            .decapsulate(Some(from.ip()), datagram, &mut self.scratch);
+        // Only an initiation makes a session; anything else for a peer
+        // without one answers nothing it sent.
+        if peer.tunn.is_none() && !initiation {
+            return Err(Drop::Rejected);
+        }
+        let tunn = peer.session(&self.private, &self.rate_limiter, id);
+        let handshake_before = tunn.time_since_last_handshake();
+        let mut result = tunn.decapsulate(Some(from.ip()), datagram, &mut self.scratch);
         let mut outcome = Ok(());
         let mut authenticated = false;
         let mut carried_data = false;
@@ -507,7 +549,9 @@ impl Node {
                     peer.stats.tx_bytes += reply.len() as u64;
                     sink.send_datagram(from, reply);
                     // Handshake replies may be followed by queued packets.
-                    result = peer.tunn.decapsulate(None, &[], &mut self.scratch);
+                    result = peer
+                        .session(&self.private, &self.rate_limiter, id)
+                        .decapsulate(None, &[], &mut self.scratch);
                     continue;
                 }
                 TunnResult::WriteToTunnelV4(packet, source) => {
@@ -560,13 +604,16 @@ impl Node {
         if cookie_reply
             && outcome.is_ok()
             && let TunnResult::WriteToNetwork(initiation) = peer
-                .tunn
+                .session(&self.private, &self.rate_limiter, id)
                 .format_handshake_initiation(&mut self.scratch, true)
         {
             peer.stats.tx_bytes += initiation.len() as u64;
             sink.send_datagram(from, initiation);
         }
-        let handshake_after = peer.tunn.time_since_last_handshake();
+        let handshake_after = peer
+            .tunn
+            .as_ref()
+            .and_then(|t| t.time_since_last_handshake());
         if handshake_after.is_some()
             && (handshake_before.is_none() || handshake_after < handshake_before)
         {
@@ -582,12 +629,12 @@ impl Node {
     /// for peers with a persistent keepalive).
     pub fn initiate_handshakes(&mut self, sink: &mut impl Sink) {
         let mut sink = CountingSink::new(sink);
-        for peer in self.peers.values_mut() {
+        for (&id, peer) in &mut self.peers {
             let Some(to) = peer.stats.endpoint else {
                 continue;
             };
             if let TunnResult::WriteToNetwork(datagram) = peer
-                .tunn
+                .session(&self.private, &self.rate_limiter, id)
                 .format_handshake_initiation(&mut self.scratch, false)
             {
                 peer.stats.tx_bytes += datagram.len() as u64;
@@ -610,18 +657,27 @@ impl Node {
             self.last_rate_reset = Some(now);
         }
         for (&id, peer) in &mut self.peers {
-            let had_session = peer.tunn.time_since_last_handshake();
-            match peer.tunn.update_timers(&mut self.scratch) {
-                TunnResult::WriteToNetwork(datagram) => {
-                    if let Some(to) = peer.stats.endpoint {
-                        peer.stats.tx_bytes += datagram.len() as u64;
-                        sink.send_datagram(to, datagram);
+            if let Some(tunn) = peer.tunn.as_deref_mut() {
+                let had_session = tunn.time_since_last_handshake();
+                match tunn.update_timers(&mut self.scratch) {
+                    TunnResult::WriteToNetwork(datagram) => {
+                        if let Some(to) = peer.stats.endpoint {
+                            peer.stats.tx_bytes += datagram.len() as u64;
+                            sink.send_datagram(to, datagram);
+                        }
                     }
+                    TunnResult::Err(WireGuardError::ConnectionExpired) => {
+                        if had_session.is_some() {
+                            tracing::debug!(peer = id, "session expired");
+                        }
+                        // Nothing left to keep: free it until the peer
+                        // comes back (a keepalive peer keeps its timers).
+                        if peer.config.persistent_keepalive.is_none() {
+                            peer.tunn = None;
+                        }
+                    }
+                    _ => {}
                 }
-                TunnResult::Err(WireGuardError::ConnectionExpired) if had_session.is_some() => {
-                    tracing::debug!(peer = id, "session expired");
-                }
-                _ => {}
             }
             let idle = peer
                 .stats
@@ -715,4 +771,75 @@ fn push_event(events: &mut VecDeque<Event>, event: Event) {
         events.pop_front();
     }
     events.push_back(event);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Queue(Vec<(SocketAddr, Vec<u8>)>);
+    impl Sink for Queue {
+        fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) {
+            self.0.push((to, datagram.to_vec()));
+        }
+        fn deliver_packet(&mut self, _: &[u8]) {}
+    }
+
+    #[test]
+    fn an_installed_peer_has_no_session_until_its_handshake_arrives() {
+        let (gateway_key, laptop_key) = (PrivateKey::generate(), PrivateKey::generate());
+        let mut gateway = Node::new(&gateway_key, Duration::from_secs(180));
+        let on_gateway = gateway.upsert_peer(PeerConfig {
+            public_key: laptop_key.public_key(),
+            allowed_ips: vec!["10.77.0.2/32".parse().expect("a prefix")],
+            endpoint: None,
+            persistent_keepalive: None,
+            filter: None,
+        });
+        let mut laptop = Node::new(&laptop_key, Duration::from_secs(180));
+        let gateway_addr: SocketAddr = "192.0.2.1:51820".parse().expect("an address");
+        let on_laptop = laptop.upsert_peer(PeerConfig {
+            public_key: gateway_key.public_key(),
+            allowed_ips: vec!["10.1.0.0/16".parse().expect("a prefix")],
+            endpoint: Some(gateway_addr),
+            persistent_keepalive: Some(25),
+            filter: None,
+        });
+        assert!(
+            gateway.peers[&on_gateway].tunn.is_none(),
+            "idle: no session state"
+        );
+        assert!(
+            laptop.peers[&on_laptop].tunn.is_some(),
+            "a keepalive peer keeps its timers"
+        );
+        let mut out = Queue(Vec::new());
+        laptop.initiate_handshakes(&mut out);
+        let (_, initiation) = out.0.pop().expect("an initiation");
+        let from: SocketAddr = "198.51.100.7:40000".parse().expect("an address");
+        let mut replies = Queue(Vec::new());
+        gateway
+            .handle_datagram(from, &initiation, Instant::now(), &mut replies)
+            .expect("accepted");
+        assert!(gateway.peers[&on_gateway].tunn.is_some());
+        assert_eq!(replies.0.len(), 1, "the handshake response");
+        // A data datagram for a peer without a session is refused, and
+        // makes none.
+        let other = gateway.upsert_peer(PeerConfig {
+            public_key: PrivateKey::generate().public_key(),
+            allowed_ips: vec!["10.77.0.3/32".parse().expect("a prefix")],
+            endpoint: None,
+            persistent_keepalive: None,
+            filter: None,
+        });
+        let mut data = vec![4u8, 0, 0, 0];
+        data.extend_from_slice(&(other << 8).to_le_bytes());
+        data.extend_from_slice(&[0u8; 40]);
+        assert!(
+            gateway
+                .handle_datagram(from, &data, Instant::now(), &mut replies)
+                .is_err()
+        );
+        assert!(gateway.peers[&other].tunn.is_none());
+    }
 }

@@ -34,6 +34,7 @@ pub use crate::fanout::GatewayAck;
 use crate::settings::Settings;
 use crate::store::records::*;
 use crate::store::{Store, TxError, Txn, meta};
+pub use devices::Owners;
 pub use porta_gateway::peer::GatewayPeer;
 use porta_proto::{CertFingerprint, Invitation, pb};
 use std::collections::{BTreeSet, HashMap};

@@ -4,14 +4,12 @@
 //! last peer set it applied. Every file is written with the one atomic
 //! owner-only writer ([`porta_proto::files`]).
 
-use crate::peer::Update;
 use anyhow::{Context, Result, bail};
 use porta_proto::connect::{Authed, Bearer, connect};
 use porta_proto::files::{create_private as write_private, replace_private};
 use porta_proto::pb::gateway_client::GatewayClient;
 use porta_proto::{CertFingerprint, Invitation, pb};
 use porta_tunnel::keys::PrivateKey;
-use prost::Message;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -146,37 +144,6 @@ pub(crate) fn save_enrollment(data: &Path, enrollment: &Enrollment) -> Result<()
     Ok(replace_private(
         &data.join("gateway.toml"),
         toml::to_string(enrollment)?.as_bytes(),
-    )?)
-}
-
-pub(crate) fn load_peers(
-    data: &Path,
-    gateway: &str,
-) -> Result<Option<(u64, Vec<crate::peer::GatewayPeer>)>> {
-    let path = data.join("peers.pb");
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let message = pb::PeerUpdate::decode(bytes.as_slice())
-        .with_context(|| format!("{} is damaged", path.display()))?;
-    let revision = message.revision;
-    match Update::from_pb(message, gateway) {
-        Some(Update::Snapshot(peers)) => Ok(Some((revision, peers))),
-        _ => bail!("{} holds no peer set", path.display()),
-    }
-}
-
-pub(crate) fn save_peers(
-    data: &Path,
-    revision: u64,
-    installed: &crate::installed::InstalledPeers,
-) -> Result<()> {
-    let snapshot = Update::Snapshot(installed.peers().cloned().collect());
-    Ok(replace_private(
-        &data.join("peers.pb"),
-        &snapshot.to_pb(revision).encode_to_vec(),
     )?)
 }
 

@@ -27,14 +27,15 @@
 //! ids it already has, so a resend after a lost reply counts once.
 
 mod enrollment;
+mod saved_peers;
 
 use crate::installed::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
 use crate::outbox::EventOutbox;
 use crate::peer::Update;
 use anyhow::{Context, Result, bail};
 use enrollment::{
-    Enrollment, gateway_client, load_enrollment, load_or_make_key, load_peers, redeem, register,
-    save_enrollment, save_peers,
+    Enrollment, gateway_client, load_enrollment, load_or_make_key, redeem, register,
+    save_enrollment,
 };
 use porta_proto::clock::now as unix_now;
 use porta_proto::connect::Authed;
@@ -42,6 +43,7 @@ use porta_proto::describe_chain;
 use porta_proto::pb;
 use porta_proto::pb::gateway_client::GatewayClient;
 use porta_tunnel::shell::Shell;
+use saved_peers::SavedPeers;
 use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -119,7 +121,8 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
     )
     .context("starting the gateway's tunnel (run as root, or with CAP_NET_ADMIN)")?;
     let mut installed = InstalledPeers::default();
-    let revision = match load_peers(data, &enrollment.name)? {
+    let (saved, loaded) = SavedPeers::open(data, &enrollment.name)?;
+    let revision = match loaded {
         Some((revision, peers)) => {
             installed.apply(&mut shell.node(), Update::Snapshot(peers), unix_now());
             revision
@@ -153,6 +156,8 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
             installed,
             revision,
             sessions,
+            saved,
+            unsaved: Vec::new(),
         }),
         outbox,
         events_ready: Notify::new(),
@@ -241,6 +246,10 @@ struct State {
     installed: InstalledPeers,
     revision: u64,
     sessions: SessionFile,
+    /// The peer set on disk.
+    saved: SavedPeers,
+    /// Updates applied since the last completed revision.
+    unsaved: Vec<Update>,
 }
 
 /// Events in one `ReportEvents` call (well under the controller's message
@@ -312,12 +321,20 @@ impl Gateway {
                 continue;
             };
             let applied = {
-                let mut state = self.lock();
+                let state = &mut *self.lock();
+                if !matches!(update, Update::End(_)) {
+                    state.unsaved.push(update.clone());
+                }
                 let end = state
                     .installed
                     .apply(&mut self.shell.node(), update, unix_now());
                 if let Some(revision) = end {
-                    save_peers(&self.data, revision, &state.installed)?;
+                    let installed = &state.installed;
+                    state
+                        .saved
+                        .keep(revision, std::mem::take(&mut state.unsaved), || {
+                            installed.peers().cloned().collect()
+                        })?;
                     state.revision = revision;
                 }
                 end
