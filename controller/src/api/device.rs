@@ -30,10 +30,12 @@ impl Device for DeviceApi {
         let device_id = caller
             .device_id
             .ok_or_else(|| Error::PermissionDenied("not a device credential".into()))?;
+        // Listening before reading, so that no change falls in between.
+        let changes = self.0.config_changes();
         // Fail now (not inside the stream) if there is no config to send.
         let first = self.0.device_config(&device_id)?;
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(stream_config(self.0.clone(), device_id, first, tx));
+        tokio::spawn(stream_config(self.0.clone(), device_id, first, changes, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -57,24 +59,33 @@ impl Device for DeviceApi {
 
 /// Sends `first`, then a new config whenever a change alters it, until the
 /// device may no longer run one (the stream ends with that status), the
-/// client goes away, or the controller shuts down.
+/// client goes away, or the controller shuts down. A change that touched
+/// neither this device nor its user (nor anything every config depends
+/// on) is not even read: with thousands watching, each change wakes only
+/// those it concerns.
 async fn stream_config(
     ctl: Controller,
     device_id: String,
     first: pb::DeviceConfig,
+    mut changes: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::Touched>>,
     tx: mpsc::Sender<Result<pb::DeviceConfig, Status>>,
 ) {
     let _watching = ctl.metrics().config_watcher();
-    let mut changes = ctl.subscribe();
     let mut shutdown = ctl.shutdown_signal();
-    changes.mark_unchanged();
+    let user = first.user.clone();
     let mut last = without_revision(&first);
     if tx.send(Ok(first)).await.is_err() {
         return;
     }
     loop {
         tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
+            changed = changes.recv() => match changed {
+                Ok(touched) if !touched.concerns(&device_id, &user) => continue,
+                Ok(_) => {}
+                // Fell behind: read the config, whatever changed.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
             () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
                 let _ = tx.send(Err(Error::ShuttingDown.into())).await;
                 return;

@@ -61,6 +61,8 @@ pub struct Controller {
     mailer: Option<Arc<crate::mail::Mailer>>,
     /// The SIEM feed's state, if `[feed]` is configured.
     feed: Option<crate::feed::deliver::FeedMonitor>,
+    /// What each processed change touched, for config streams.
+    config_changes: tokio::sync::broadcast::Sender<Arc<crate::store::Touched>>,
     /// What is counted for Prometheus (served only with --metrics-listen).
     metrics: Arc<crate::metrics::ControllerMetrics>,
 }
@@ -88,6 +90,7 @@ impl Controller {
             mailer: None,
             metrics: Arc::default(),
             feed: None,
+            config_changes: tokio::sync::broadcast::Sender::new(1_024),
         };
         ctl.fanout = Fanout::new(revision, ctl.gateway_peers()?);
         Ok(ctl)
@@ -164,6 +167,12 @@ impl Controller {
         self.changes.subscribe()
     }
 
+    /// What each change touched, once the peer journal has it: config
+    /// streams read their config again only when it concerns them.
+    pub fn config_changes(&self) -> tokio::sync::broadcast::Receiver<Arc<crate::store::Touched>> {
+        self.config_changes.subscribe()
+    }
+
     /// A receiver that turns `true` when the controller shuts down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
@@ -187,21 +196,28 @@ impl Controller {
             // What changed, and the newest revision it covers (writes are
             // recorded in commit order, before their revision is announced).
             let announced = *changes.borrow_and_update();
-            let touched = self.store.take_touched();
+            let mut touched = self.store.take_touched();
             let revision = announced.max(touched.revision);
             let outcome = match owners.as_mut() {
                 Some(owners) if !touched.everything => {
                     self.feed_changes(revision, &touched, owners)
                 }
-                _ => self.gateway_peers_and_owners().map(|(peers, by_user)| {
-                    owners = Some(by_user);
-                    self.fanout.advance(revision, peers);
-                }),
+                _ => {
+                    // The first round, or a failure before: every config too.
+                    touched.everything = true;
+                    self.gateway_peers_and_owners().map(|(peers, by_user)| {
+                        owners = Some(by_user);
+                        self.fanout.advance(revision, peers);
+                    })
+                }
             };
             if let Err(error) = outcome {
                 // Next time, everything again: nothing is lost.
                 owners = None;
                 tracing::error!(%error, "cannot read the peer set; gateways keep theirs");
+            }
+            if !touched.is_empty() {
+                let _ = self.config_changes.send(Arc::new(touched));
             }
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { break },

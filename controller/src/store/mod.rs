@@ -317,6 +317,11 @@ impl Touched {
         self.everything |= other.everything;
     }
 
+    /// Whether it may change what `device_id` of `user` runs.
+    pub fn concerns(&self, device_id: &str, user: &str) -> bool {
+        self.everything || self.devices.contains(device_id) || self.users.contains(user)
+    }
+
     /// Nothing peers depend on changed.
     pub fn is_empty(&self) -> bool {
         !self.everything && self.devices.is_empty() && self.users.is_empty()
