@@ -25,6 +25,9 @@ use std::path::{Path, PathBuf};
 const COMPACT_FACTOR: u64 = 2;
 const MIN_LOG_BYTES: u64 = 1 << 20;
 
+/// What was saved: the revision and its peers.
+pub(crate) type Loaded = (u64, Vec<GatewayPeer>);
+
 /// The on-disk peer set, open for appending.
 #[derive(Debug)]
 pub(crate) struct SavedPeers {
