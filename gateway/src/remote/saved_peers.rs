@@ -41,10 +41,7 @@ pub(crate) struct SavedPeers {
 impl SavedPeers {
     /// Opens what `data` holds: the revision and peers saved last (if
     /// any), and the file to append to.
-    pub(crate) fn open(
-        data: &Path,
-        gateway: &str,
-    ) -> Result<(Self, Option<(u64, Vec<GatewayPeer>)>)> {
+    pub(crate) fn open(data: &Path, gateway: &str) -> Result<(Self, Option<Loaded>)> {
         let snapshot_path = data.join("peers.pb");
         let log_path = data.join("peers.log");
         let (mut saved, snapshot_bytes) = match std::fs::read(&snapshot_path) {
