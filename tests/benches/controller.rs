@@ -7,6 +7,9 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod common;
+
+use common::durable_sled_write;
 use futures::StreamExt;
 use futures::future::join_all;
 use porta_proto::pb;
@@ -30,15 +33,7 @@ async fn main() {
     let ctl = TestController::start(&[]).await.unwrap();
     let mut admin = ctl.admin().await;
 
-    // Reference: one durable write straight to sled on the same disk.
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path()).unwrap();
-    let started = Instant::now();
-    for i in 0..200u32 {
-        db.insert(i.to_be_bytes(), vec![0u8; 256]).unwrap();
-        db.flush().unwrap();
-    }
-    let fsync = started.elapsed() / 200;
+    let fsync = durable_sled_write();
 
     let started = Instant::now();
     let tokens = invite_many(&mut admin, "staff", DEVICES).await;

@@ -11,6 +11,9 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod common;
+
+use common::durable_sled_write;
 use futures::StreamExt;
 use futures::stream;
 use porta_proto::connect::Bearer;
@@ -83,16 +86,7 @@ async fn until_serving(ctl: &TestController) {
 
 #[tokio::main]
 async fn main() {
-    // Reference: one durable write straight to sled on the same disk.
-    let reference_dir = tempfile::tempdir().unwrap();
-    let db = sled::open(reference_dir.path()).unwrap();
-    let started = Instant::now();
-    for i in 0..200u32 {
-        db.insert(i.to_be_bytes(), vec![0u8; 256]).unwrap();
-        db.flush().unwrap();
-    }
-    let fsync = started.elapsed() / 200;
-    drop(db);
+    let fsync = durable_sled_write();
 
     // The controller, with its embedded gateway.
     let mut ctl = TestController::start(&[]).await.unwrap();

@@ -67,6 +67,26 @@ async fn activity(ctl: &TestController, credential: &str, round: u32) {
     assert_eq!(report.accepted, 10, "{report:?}");
 }
 
+/// The admin's credential (the admin works through the API), and
+/// `portactl` logged in as an auditor (who watches the feed).
+async fn admin_and_auditor(ctl: &TestController, dir: &Path) -> (String, Portactl) {
+    let credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
+    let auditor = ctl
+        .admin_with(&credential)
+        .await
+        .create_api_credential(pb::CreateApiCredentialRequest {
+            name: "auditor".into(),
+            role: pb::Role::Auditor as i32,
+            ttl_seconds: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let cli = Portactl::new(dir);
+    cli.json(&["login", &auditor.invitation]).await;
+    (credential, cli)
+}
+
 /// `portactl logs feed status --json`.
 async fn status(cli: &Portactl) -> Value {
     cli.json(&["logs", "feed", "status"]).await
@@ -215,20 +235,7 @@ async fn every_record_reaches_rsyslog_over_relp_through_an_outage_and_a_restart(
         .await
         .unwrap();
     // The admin works through the API; the auditor watches with portactl.
-    let credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
-    let auditor = ctl
-        .admin_with(&credential)
-        .await
-        .create_api_credential(pb::CreateApiCredentialRequest {
-            name: "auditor".into(),
-            role: pb::Role::Auditor as i32,
-            ttl_seconds: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &auditor.invitation]).await;
+    let (credential, cli) = admin_and_auditor(&ctl, dir.path()).await;
 
     activity(&ctl, &credential, 1).await;
     wait_until_delivered(&cli, &collector).await;
@@ -306,21 +313,8 @@ async fn syslog_and_json_lines_over_tls_carry_every_record_once_and_a_wrong_ca_i
     std::fs::create_dir(&collector_dir).unwrap();
     let collector = Rsyslog::start(&collector_dir);
     let mut ctl = TestController::start(&[]).await.unwrap();
-    let credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
+    let (credential, cli) = admin_and_auditor(&ctl, dir.path()).await;
     activity(&ctl, &credential, 1).await;
-    let auditor = ctl
-        .admin_with(&credential)
-        .await
-        .create_api_credential(pb::CreateApiCredentialRequest {
-            name: "auditor".into(),
-            role: pb::Role::Auditor as i32,
-            ttl_seconds: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let cli = Portactl::new(dir.path());
-    cli.json(&["login", &auditor.invitation]).await;
     // Without [feed], the status says so.
     assert_eq!(status(&cli).await["configured"], false);
 
