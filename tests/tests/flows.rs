@@ -750,11 +750,12 @@ async fn a_lost_admin_invitation_is_replaced_by_the_local_operator() {
         .unwrap()
         .into_inner();
     let mut by_operator = 0;
-    while let Some(record) = futures::StreamExt::next(&mut records).await {
-        let record = record.unwrap();
-        if record.action == "credential.create" && record.actor == "local operator" {
-            assert_eq!(record.target, "rescue");
-            by_operator += 1;
+    while let Some(page) = futures::StreamExt::next(&mut records).await {
+        for record in page.unwrap().records {
+            if record.action == "credential.create" && record.actor == "local operator" {
+                assert_eq!(record.target, "rescue");
+                by_operator += 1;
+            }
         }
     }
     assert_eq!(by_operator, 2, "both invitations are on record");

@@ -20,8 +20,13 @@ pub struct AuditApi(pub(super) Controller);
 
 type Rows<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Records in flight between the store reader and the network.
-const IN_FLIGHT: usize = 1_024;
+/// Records per message. One message per record costs more than the
+/// record (a channel send, a frame, a wake-up on each side); pages of this
+/// size keep an export at the speed of reading the store.
+const PAGE: usize = 1_024;
+
+/// Pages in flight between the store reader and the network.
+const PAGES_IN_FLIGHT: usize = 4;
 
 fn filter_of(r: pb::ExportRequest) -> Result<Filter, Error> {
     if r.to != 0 && r.to < r.from {
@@ -36,17 +41,38 @@ fn filter_of(r: pb::ExportRequest) -> Result<Filter, Error> {
     })
 }
 
-/// Streams `rows` (read on a blocking thread) as a response.
-fn stream<T: Send + 'static>(
+/// Streams `rows` (read on a blocking thread) as a response, [`PAGE`]
+/// records per message made by `page`. A record that cannot be read ends
+/// the stream with its error, after the page of records before it.
+fn stream<T: Send + 'static, P: Send + 'static>(
     rows: impl Iterator<Item = crate::error::Result<T>> + Send + 'static,
-) -> Rows<T> {
-    let (tx, rx) = mpsc::channel(IN_FLIGHT);
+    page: fn(Vec<T>) -> P,
+) -> Rows<P> {
+    let (tx, rx) = mpsc::channel(PAGES_IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
+        let mut records = Vec::with_capacity(PAGE);
         for row in rows {
-            let failed = row.is_err();
-            if tx.blocking_send(row.map_err(Status::from)).is_err() || failed {
-                break;
+            match row {
+                Ok(record) => {
+                    records.push(record);
+                    if records.len() == PAGE {
+                        let full = std::mem::replace(&mut records, Vec::with_capacity(PAGE));
+                        if tx.blocking_send(Ok(page(full))).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => {
+                    if !records.is_empty() && tx.blocking_send(Ok(page(records))).is_err() {
+                        return;
+                    }
+                    let _ = tx.blocking_send(Err(Status::from(error)));
+                    return;
+                }
             }
+        }
+        if !records.is_empty() {
+            let _ = tx.blocking_send(Ok(page(records)));
         }
     });
     Box::pin(ReceiverStream::new(rx))
@@ -54,8 +80,8 @@ fn stream<T: Send + 'static>(
 
 #[tonic::async_trait]
 impl Audit for AuditApi {
-    type ExportConnectionsStream = Rows<pb::ConnectionRecord>;
-    type ExportAdminActionsStream = Rows<pb::AdminActionRecord>;
+    type ExportConnectionsStream = Rows<pb::ConnectionRecords>;
+    type ExportAdminActionsStream = Rows<pb::AdminActionRecords>;
 
     async fn export_connections(
         &self,
@@ -65,7 +91,9 @@ impl Audit for AuditApi {
         let filter = filter_of(request.into_inner())?;
         tracing::info!(by = %caller.name, ?filter, "exporting connections");
         let rows = logs::connections(self.0.store(), filter).map(|e| e.map(|e| e.to_pb()));
-        Ok(Response::new(stream(rows)))
+        Ok(Response::new(stream(rows, |records| {
+            pb::ConnectionRecords { records }
+        })))
     }
 
     async fn export_admin_actions(
@@ -76,7 +104,9 @@ impl Audit for AuditApi {
         let filter = filter_of(request.into_inner())?;
         tracing::info!(by = %caller.name, ?filter, "exporting admin actions");
         let rows = logs::admin_actions(self.0.store(), filter).map(|e| e.map(|e| e.to_pb()));
-        Ok(Response::new(stream(rows)))
+        Ok(Response::new(stream(rows, |records| {
+            pb::AdminActionRecords { records }
+        })))
     }
 
     async fn verify_log(

@@ -148,6 +148,7 @@ pub(super) async fn export(
                 stream,
                 &mut writer,
                 &progress,
+                |page: pb::ConnectionRecords| page.records,
                 |r: &pb::ConnectionRecord| (audit::connection_cells(r), &r.previous_hash, &r.hash),
             )
             .await?
@@ -158,6 +159,7 @@ pub(super) async fn export(
                 stream,
                 &mut writer,
                 &progress,
+                |page: pb::AdminActionRecords| page.records,
                 |r: &pb::AdminActionRecord| (audit::admin_cells(r), &r.previous_hash, &r.hash),
             )
             .await?
@@ -187,21 +189,27 @@ pub(super) async fn export(
     Ok(())
 }
 
-/// Writes every record of `stream` as it arrives; returns how many and the
-/// last one's hash.
-async fn copy<R>(
-    mut stream: tonic::Streaming<R>,
+/// Writes every record of `stream` (pages of records) as it arrives;
+/// returns how many and the last one's hash.
+async fn copy<P, R>(
+    mut stream: tonic::Streaming<P>,
     writer: &mut Writer,
     progress: &indicatif::ProgressBar,
+    records: impl Fn(P) -> Vec<R>,
     parts: impl Fn(&R) -> (Vec<String>, &String, &String),
 ) -> Result<(u64, String)> {
     let (mut count, mut last_hash) = (0u64, String::new());
-    while let Some(record) = stream.message().await? {
-        let (cells, previous_hash, hash) = parts(&record);
-        writer.row(cells, previous_hash, hash)?;
-        last_hash.clone_from(hash);
-        count += 1;
-        progress.inc(1);
+    while let Some(page) = stream.message().await? {
+        let page = records(page);
+        for record in &page {
+            let (cells, previous_hash, hash) = parts(record);
+            writer.row(cells, previous_hash, hash)?;
+        }
+        if let Some(last) = page.last() {
+            last_hash.clone_from(parts(last).2);
+        }
+        count += page.len() as u64;
+        progress.inc(page.len() as u64);
     }
     Ok((count, last_hash))
 }
