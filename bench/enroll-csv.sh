@@ -10,7 +10,7 @@ ROWS=${ROWS:-5000}
 EXISTING=${EXISTING:-5000}
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
+cleanup() { for pid in "${PIDS[@]:-}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 cargo build --release --locked --quiet --bin porta-controller --bin portactl
 BIN=$PWD/target/release

@@ -432,7 +432,8 @@ async fn csv_enrollment_reports_bad_rows_and_resumes() {
          núria.puig,núria-laptop,gis,\"Núria Puig i Solà\",nuria@calonge.cat\n\
          jordi,jordi-pc,nonexistent,Jordi Roca,\n\
          anna,anna-laptop,gis,Anna Ferrer,anna@calonge.cat\n\
-         pau,pau-pc,,\"Pau, \"\"el del GIS\"\"\",\n",
+         pau,pau-pc,,\"Pau, \"\"el del GIS\"\"\",\n\
+         anna,anna-desktop,,Anna Ferrer,anna@calonge.cat\n",
     )
     .unwrap();
     let args = [
@@ -455,11 +456,13 @@ async fn csv_enrollment_reports_bad_rows_and_resumes() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("line 5") && stderr.contains("exists already"),
+        stderr.contains("line 5") && stderr.contains("the same user and device as line 2"),
         "{stderr}"
     );
     let written = read_out(&out);
-    assert_eq!(written.len(), 3, "good rows were written: {written:?}");
+    assert_eq!(written.len(), 4, "good rows were written: {written:?}");
+    let anna = cli.json(&["users", "show", "anna"]).await;
+    assert_eq!(anna["groups"], serde_json::json!(["gis"]), "{anna}");
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the invitations file is private");
     let nuria = cli.json(&["users", "show", "núria.puig"]).await;
@@ -474,15 +477,15 @@ async fn csv_enrollment_reports_bad_rows_and_resumes() {
     cli.json(&["groups", "add", "nonexistent"]).await;
     let summary = cli.json(&args).await;
     assert_eq!(summary["enrolled"], 1);
-    assert_eq!(summary["skipped"], 4, "{summary}");
-    assert_eq!(read_out(&out).len(), 4);
+    assert_eq!(summary["skipped"], 5, "{summary}");
+    assert_eq!(read_out(&out).len(), 5);
     assert_eq!(
         cli.json(&["tokens", "list"])
             .await
             .as_array()
             .unwrap()
             .len(),
-        4
+        5
     );
 
     // The invitations in the file work.
@@ -1220,8 +1223,10 @@ async fn a_csv_run_stops_when_the_controller_dies_and_a_rerun_finishes_every_row
         said.contains("stopped at line") && said.contains("run the same command again"),
         "{said}"
     );
+    // At most the rows in flight when it died (32 at a time) fail, not the
+    // remaining hundreds.
     let failed_lines = said.lines().filter(|l| l.starts_with("line ")).count();
-    assert!(failed_lines <= 3, "it went on failing: {said}");
+    assert!(failed_lines <= 32 + 3, "it went on failing: {said}");
 
     // The re-run finishes: every row once, the lost invitation replaced.
     ctl.serve().await.unwrap();

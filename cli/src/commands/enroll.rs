@@ -5,7 +5,12 @@
 //! skips the rows whose user and device are already in `--out`; a row whose
 //! invitation was created but never written there (the run died in
 //! between) gets a new one, the lost one deleted. A bad row is reported and
-//! the run goes on; a controller that stops answering stops the run. The
+//! the run goes on; a controller that stops answering stops the run.
+//!
+//! Rows are enrolled [`IN_FLIGHT`] at a time (each is a few RPCs, and each
+//! RPC waits for the controller's durable write, which commits concurrent
+//! writes together), one user's rows one after another in file order;
+//! results are taken, written to `--out` and reported in file order. The
 //! input may be what a spreadsheet saved: any separator and encoding
 //! [`crate::spreadsheet`] knows; the output copies each row's
 //! `display_name` and `email`, for mail merges.
@@ -19,9 +24,13 @@ use porta_proto::pb;
 use porta_proto::pb::admin_client::AdminClient;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tonic::Code;
+
+/// Rows of a CSV run being enrolled at once.
+const IN_FLIGHT: usize = 32;
 
 pub(super) async fn run(ctx: &Ctx, args: EnrollArgs) -> Result<()> {
     let ttl = args.expires.as_secs();
@@ -103,7 +112,7 @@ fn ready_to_send(user: &str, invitation: &str) -> String {
 }
 
 /// One staff row of the input CSV.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 struct Row {
     user: String,
     device: String,
@@ -193,7 +202,7 @@ async fn bulk(
         HashMap::new()
     };
     let mut emailed = 0usize;
-    let mut users: HashSet<String> = admin
+    let users: HashSet<String> = admin
         .list_users(pb::ListUsersRequest {})
         .await?
         .into_inner()
@@ -201,58 +210,92 @@ async fn bulk(
         .into_iter()
         .map(|u| u.name)
         .collect();
+    let users = Arc::new(Mutex::new(users));
+    // A user's rows go one after another, in file order: each row's task
+    // waits until the one before it for the same user has ended (its
+    // sender dropped).
+    let mut last_of_user: HashMap<String, tokio::sync::oneshot::Receiver<()>> = HashMap::new();
 
     let progress = indicatif::ProgressBar::new(rows.len() as u64);
     progress.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let (mut enrolled, mut skipped, mut failures) = (0usize, 0usize, Vec::new());
     let (mut unreachable_in_a_row, mut stopped_at) = (0, None);
-    // Rows written by this run, and the line each came from.
-    let mut this_run: HashMap<(String, String), u64> = HashMap::new();
-    for (line, row) in rows {
-        progress.inc(1);
-        let mut row = match row {
-            Ok(row) => row,
-            Err(e) => {
-                failures.push(json!({"line": line, "error": format!("unreadable row: {e}")}));
+    // The line each (user, device) of this file first appeared on.
+    let mut first_seen: HashMap<(String, String), u64> = HashMap::new();
+    let mut rows = rows.into_iter();
+    // Rows being enrolled, in file order.
+    let mut window: VecDeque<(
+        u64,
+        Row,
+        tokio::task::JoinHandle<Result<pb::CreateEnrollmentTokenResponse>>,
+    )> = VecDeque::new();
+    loop {
+        while window.len() < IN_FLIGHT
+            && let Some((line, row)) = rows.next()
+        {
+            let mut row = match row {
+                Ok(row) => row,
+                Err(e) => {
+                    progress.inc(1);
+                    failures.push(json!({"line": line, "error": format!("unreadable row: {e}")}));
+                    continue;
+                }
+            };
+            let key = (row.user.clone(), row.device.clone());
+            if let Some(invitation) = done.get(&key) {
+                progress.inc(1);
+                skipped += 1;
+                // Done before; e-mail it now if that failed then (the same
+                // invitation, so the --out file stays right).
+                let unsent = open_tokens.get(&key).filter(|t| email && t.emailed_at == 0);
+                if let Some(token) = unsent {
+                    let request = pb::ResendEnrollmentTokenRequest {
+                        id: token.id.clone(),
+                        invitation: invitation.clone(),
+                    };
+                    match admin.resend_enrollment_token(request).await {
+                        Ok(sent) => match sent.into_inner().email {
+                            Some(d) if d.sent => emailed += 1,
+                            d => failures.push(email_failure(line, &row, d.as_ref())),
+                        },
+                        Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": e.message()})),
+                    }
+                }
                 continue;
             }
-        };
-        let key = (row.user.clone(), row.device.clone());
-        if let Some(invitation) = done.get(&key) {
-            skipped += 1;
-            // Done before; e-mail it now if that failed then (the same
-            // invitation, so the --out file stays right).
-            let unsent = open_tokens.get(&key).filter(|t| email && t.emailed_at == 0);
-            if let Some(token) = unsent {
-                let request = pb::ResendEnrollmentTokenRequest {
-                    id: token.id.clone(),
-                    invitation: invitation.clone(),
-                };
-                match admin.resend_enrollment_token(request).await {
-                    Ok(sent) => match sent.into_inner().email {
-                        Some(d) if d.sent => emailed += 1,
-                        d => failures.push(email_failure(line, &row, d.as_ref())),
-                    },
-                    Err(e) => failures.push(json!({"line": line, "user": row.user, "device": row.device, "error": e.message()})),
-                }
+            if let Some(first) = first_seen.get(&key) {
+                // The same row twice in the file: one invitation per device.
+                progress.inc(1);
+                failures.push(json!({"line": line, "user": row.user, "device": row.device,
+                    "error": format!("the same user and device as line {first} of this file")}));
+                continue;
             }
-            continue;
+            first_seen.insert(key, line);
+            if row.gateway.is_empty() {
+                row.gateway = gateway.unwrap_or_default().to_owned();
+            }
+            let (ended, next) = tokio::sync::oneshot::channel::<()>();
+            let before = last_of_user.insert(row.user.clone(), next);
+            let (mut admin, users, task_row) = (admin.clone(), users.clone(), row.clone());
+            let task = tokio::spawn(async move {
+                if let Some(before) = before {
+                    let _ = before.await;
+                }
+                let outcome = enroll_row(&mut admin, &task_row, &users, ttl, email).await;
+                drop(ended);
+                outcome
+            });
+            window.push_back((line, row, task));
         }
-        if let Some(first) = this_run.get(&key) {
-            // The same row twice in the file: its invitation was written on
-            // the first one and must not be replaced.
-            failures.push(json!({"line": line, "user": row.user, "device": row.device,
-                "error": format!("an invitation for this user and device exists already (line {first} of this file)")}));
-            continue;
-        }
-        if row.gateway.is_empty() {
-            row.gateway = gateway.unwrap_or_default().to_owned();
-        }
+        let Some((line, row, task)) = window.pop_front() else {
+            break;
+        };
+        let outcome = task.await.context("enrolling a row")?;
+        progress.inc(1);
         progress.set_message(format!("{} / {}", row.user, row.device));
-        let outcome = enroll_row(&mut admin, &row, &mut users, ttl, email).await;
         if outcome.as_ref().is_err_and(is_unreachable) {
             unreachable_in_a_row += 1;
         } else {
@@ -271,7 +314,6 @@ async fn bulk(
                     row.email.as_str(),
                 ])?;
                 out.flush()?;
-                this_run.insert(key, line);
                 enrolled += 1;
                 match created.email {
                     Some(d) if d.sent => emailed += 1,
@@ -283,12 +325,19 @@ async fn bulk(
         }
         if unreachable_in_a_row >= GIVE_UP_AFTER {
             // The controller is gone: every further row would fail the
-            // same way. What was done is in --out; a re-run resumes.
+            // same way. What was done is in --out; a re-run resumes (an
+            // invitation made for a row in flight but not written there
+            // is replaced then).
             stopped_at = Some(line);
+            for (_, _, task) in window.drain(..) {
+                task.abort();
+            }
             break;
         }
     }
     progress.finish_and_clear();
+    // Rows refused before they were sent were noted as they were read.
+    failures.sort_by_key(|failure| failure["line"].as_u64());
 
     let total = enrolled + skipped + failures.len();
     if ctx.json {
@@ -366,7 +415,7 @@ fn is_unreachable(error: &anyhow::Error) -> bool {
 async fn enroll_row(
     admin: &mut AdminClient<Authed>,
     row: &Row,
-    users: &mut HashSet<String>,
+    users: &Mutex<HashSet<String>>,
     ttl: u64,
     email: bool,
 ) -> Result<pb::CreateEnrollmentTokenResponse> {
@@ -412,15 +461,19 @@ async fn open_token(
 }
 
 /// Creates the user if missing (with the row's groups), else adds the
-/// row's groups the user is not in yet.
+/// row's groups the user is not in yet. `known` lists the users that
+/// exist, if the caller knows them.
 async fn ensure_user(
     admin: &mut AdminClient<Authed>,
     row: &Row,
-    known: Option<&mut HashSet<String>>,
+    known: Option<&Mutex<HashSet<String>>>,
 ) -> Result<()> {
     let groups = row.groups();
-    let exists = match &known {
-        Some(known) => known.contains(&row.user),
+    let exists = match known {
+        Some(known) => known
+            .lock()
+            .map_err(|_| anyhow::anyhow!("a row's enrollment panicked"))?
+            .contains(&row.user),
         None => match admin
             .get_user(pb::GetUserRequest {
                 name: row.user.clone(),
@@ -443,7 +496,10 @@ async fn ensure_user(
             })
             .await?;
         if let Some(known) = known {
-            known.insert(row.user.clone());
+            known
+                .lock()
+                .map_err(|_| anyhow::anyhow!("a row's enrollment panicked"))?
+                .insert(row.user.clone());
         }
         return Ok(());
     }
