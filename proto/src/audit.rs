@@ -15,7 +15,6 @@
 //! controller's log.
 
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 
 /// The `previous_hash` of a log's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -129,42 +128,82 @@ pub fn admin_cells(r: &crate::pb::AdminActionRecord) -> Vec<String> {
 
 /// The hash of a record with `cells` whose predecessor's hash is
 /// `previous_hash`.
-pub fn record_hash(previous_hash: &str, cells: &[String]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(previous_hash.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(canonical(cells).as_bytes());
-    hex::encode(hasher.finalize())
+pub fn record_hash<S: AsRef<str>>(previous_hash: &str, cells: &[S]) -> String {
+    hex::encode(record_digest(previous_hash, cells))
 }
 
-/// The cells as a JSON array of strings (escaping written out here so that
-/// the exact bytes hashed are specified by this file alone).
-fn canonical(cells: &[String]) -> String {
-    let mut out = String::from("[");
+/// [`record_hash`] before it is written in hexadecimal.
+pub fn record_digest<S: AsRef<str>>(previous_hash: &str, cells: &[S]) -> [u8; 32] {
+    digest_with(&mut Vec::new(), previous_hash, cells)
+}
+
+/// [`record_digest`], the hashed bytes laid out in `scratch` (a verifier
+/// reuses one buffer for every record).
+fn digest_with<S: AsRef<str>>(scratch: &mut Vec<u8>, previous_hash: &str, cells: &[S]) -> [u8; 32] {
+    scratch.clear();
+    scratch.extend_from_slice(previous_hash.as_bytes());
+    scratch.push(b'\n');
+    canonical_into(scratch, cells);
+    Sha256::digest(&scratch[..]).into()
+}
+
+/// A digest in lowercase hexadecimal, as hashes are written.
+fn hex_of(digest: &[u8; 32]) -> [u8; 64] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 64];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(digest) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    text
+}
+
+/// Appends the cells as a JSON array of strings to `out` (escaping
+/// written out here so that the exact bytes hashed are specified by this
+/// file alone).
+fn canonical_into<S: AsRef<str>>(out: &mut Vec<u8>, cells: &[S]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let needs_escape = |b: u8| b == b'"' || b == b'\\' || b < 0x20;
+    out.push(b'[');
     for (i, cell) in cells.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        out.push('"');
-        for c in cell.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-                c => out.push(c),
+        out.push(b'"');
+        let bytes = cell.as_ref().as_bytes();
+        // Not `any`: without an early exit the scan is vectorised.
+        if !bytes
+            .iter()
+            .fold(false, |found, &b| found | needs_escape(b))
+        {
+            out.extend_from_slice(bytes);
+        } else {
+            for &b in bytes {
+                match b {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    b if b < 0x20 => out.extend_from_slice(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[usize::from(b >> 4)],
+                        HEX[usize::from(b & 0xf)],
+                    ]),
+                    b => out.push(b),
+                }
             }
         }
-        out.push('"');
+        out.push(b'"');
     }
-    out.push(']');
-    out
+    out.push(b']');
 }
 
 /// One record as read back: its cells, `previous_hash` and `hash`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Row {
     /// The record cells, in [`Log::columns`] order; the first is the
     /// sequence number.
@@ -268,76 +307,96 @@ pub enum Gaps {
     Allowed,
 }
 
-/// Checks `rows` (in file or store order) and names the first record that
-/// breaks the chain. `sequences` must list every row's sequence number
-/// (used to tell a reordered record from a deleted one); `anchor`, if
-/// given, is the `previous_hash` the first record must carry.
-pub fn verify(
-    rows: impl IntoIterator<Item = Row>,
-    sequences: &HashSet<u64>,
+/// Checks records one at a time, in file or store order, holding only the
+/// last one's sequence number and hash: memory stays the same however
+/// long the log. [`Verifier::check`] names the first record that breaks
+/// the chain.
+///
+/// A gap in the sequence numbers is reported as [`Break::Deleted`]; whether
+/// the missing records were deleted or moved further down is for the
+/// caller to settle with [`moved_or_deleted`], which reads the sequence
+/// numbers after the gap. A record that comes after a larger one is
+/// [`Break::Reordered`] where it stands.
+#[derive(Clone, Debug)]
+pub struct Verifier {
     gaps: Gaps,
-    anchor: Option<&str>,
-) -> Result<Verified, Break> {
-    let mut previous: Option<(u64, String)> = None;
-    let mut seen = HashSet::new();
-    let mut records = 0u64;
-    let mut first = None;
-    for row in rows {
-        records += 1;
-        let sequence = row.sequence().ok_or_else(|| Break::Malformed {
-            row: records,
-            detail: "the sequence number is not a number".into(),
-        })?;
-        if record_hash(&row.previous_hash, &row.cells) != row.hash {
+    anchor: Option<String>,
+    records: u64,
+    first: Option<u64>,
+    /// The last record's sequence number and hash (as hexadecimal text).
+    last: Option<(u64, [u8; 64])>,
+    scratch: Vec<u8>,
+}
+
+impl Verifier {
+    /// A verifier; `anchor`, if given, is the `previous_hash` the first
+    /// record must carry.
+    pub fn new(gaps: Gaps, anchor: Option<&str>) -> Self {
+        Verifier {
+            gaps,
+            anchor: anchor.map(str::to_owned),
+            records: 0,
+            first: None,
+            last: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Checks the next record: its `cells` (the first is the sequence
+    /// number), the `previous_hash` it claims and its `hash`.
+    pub fn check<S: AsRef<str>>(
+        &mut self,
+        cells: &[S],
+        previous_hash: &str,
+        hash: &str,
+    ) -> Result<(), Break> {
+        self.records += 1;
+        let sequence = cells
+            .first()
+            .and_then(|s| s.as_ref().parse::<u64>().ok())
+            .ok_or_else(|| Break::Malformed {
+                row: self.records,
+                detail: "the sequence number is not a number".into(),
+            })?;
+        let digest = hex_of(&digest_with(&mut self.scratch, previous_hash, cells));
+        if hash.as_bytes() != digest {
             return Err(Break::Edited { sequence });
         }
-        if !seen.insert(sequence) {
-            return Err(Break::Inserted {
-                sequence,
-                detail: format!("sequence number {sequence} appears more than once"),
-            });
-        }
-        match &previous {
+        match &self.last {
             None => {
-                first = Some(sequence);
-                if let Some(&smallest) = sequences.iter().filter(|s| **s < sequence).min() {
-                    return Err(Break::Reordered {
-                        sequence: smallest,
-                        after: sequence,
-                    });
-                }
-                if let Some(anchor) = anchor
-                    && row.previous_hash != anchor
+                self.first = Some(sequence);
+                if let Some(anchor) = &self.anchor
+                    && previous_hash != anchor
                 {
                     return Err(Break::Anchor {
                         detail: format!(
-                            "record {sequence} should follow hash {anchor}, not {}",
-                            row.previous_hash
+                            "record {sequence} should follow hash {anchor}, not {previous_hash}"
                         ),
                     });
                 }
             }
-            Some((last, last_hash)) => {
-                if sequence < *last {
+            Some((last, last_digest)) => {
+                let last = *last;
+                if sequence == last {
+                    return Err(Break::Inserted {
+                        sequence,
+                        detail: format!("sequence number {sequence} appears more than once"),
+                    });
+                }
+                if sequence < last {
                     return Err(Break::Reordered {
                         sequence,
-                        after: *last,
+                        after: last,
                     });
                 }
                 if sequence > last + 1 {
-                    if let Some(missing) = (last + 1..sequence).find(|s| sequences.contains(s)) {
-                        return Err(Break::Reordered {
-                            sequence: missing,
-                            after: sequence,
-                        });
-                    }
-                    if gaps == Gaps::Forbidden {
+                    if self.gaps == Gaps::Forbidden {
                         return Err(Break::Deleted {
                             first: last + 1,
                             last: sequence - 1,
                         });
                     }
-                } else if row.previous_hash != *last_hash {
+                } else if previous_hash.as_bytes() != last_digest {
                     return Err(Break::Inserted {
                         sequence,
                         detail: format!("it does not follow record {last} (the link is broken)"),
@@ -345,13 +404,59 @@ pub fn verify(
                 }
             }
         }
-        previous = Some((sequence, row.hash));
+        self.last = Some((sequence, digest));
+        Ok(())
     }
-    Ok(Verified {
-        records,
-        range: first.zip(previous.as_ref().map(|(s, _)| *s)),
-        last_hash: previous.map(|(_, h)| h).unwrap_or_else(|| GENESIS.into()),
-    })
+
+    /// What the records checked so far cover.
+    pub fn finish(self) -> Verified {
+        Verified {
+            records: self.records,
+            range: self.first.zip(self.last.map(|(s, _)| s)),
+            last_hash: self
+                .last
+                .map(|(_, digest)| String::from_utf8_lossy(&digest).into_owned())
+                .unwrap_or_else(|| GENESIS.into()),
+        }
+    }
+}
+
+/// Checks `rows` with a [`Verifier`]; a gap is settled against the rows'
+/// own sequence numbers (they are in memory already).
+pub fn verify(
+    rows: impl IntoIterator<Item = Row>,
+    gaps: Gaps,
+    anchor: Option<&str>,
+) -> Result<Verified, Break> {
+    let rows: Vec<Row> = rows.into_iter().collect();
+    let mut verifier = Verifier::new(gaps, anchor);
+    for row in &rows {
+        verifier
+            .check(&row.cells, &row.previous_hash, &row.hash)
+            .map_err(|problem| moved_or_deleted(problem, rows.iter().filter_map(Row::sequence)))?;
+    }
+    Ok(verifier.finish())
+}
+
+/// Settles a gap ([`Break::Deleted`]) given every sequence number of the
+/// file or log: if one of the missing records is there after all, it was
+/// moved, and is named as out of order; otherwise the records were
+/// deleted. Any other break is returned as it is.
+pub fn moved_or_deleted(problem: Break, sequences: impl IntoIterator<Item = u64>) -> Break {
+    let Break::Deleted { first, last } = problem else {
+        return problem;
+    };
+    match sequences
+        .into_iter()
+        .filter(|s| (first..=last).contains(s))
+        .min()
+    {
+        Some(moved) => Break::Reordered {
+            sequence: moved,
+            after: last + 1,
+        },
+        None => problem,
+    }
 }
 
 /// Makes a CSV cell safe to open in a spreadsheet: a cell starting with
@@ -397,8 +502,7 @@ mod tests {
     }
 
     fn check(rows: Vec<Row>) -> Result<Verified, Break> {
-        let sequences = rows.iter().filter_map(Row::sequence).collect();
-        verify(rows, &sequences, Gaps::Forbidden, None)
+        verify(rows, Gaps::Forbidden, None)
     }
 
     #[test]
@@ -424,7 +528,28 @@ mod tests {
         assert_eq!(
             check(first_moved),
             Err(Break::Reordered {
-                sequence: 1,
+                sequence: 2,
+                after: 3
+            })
+        );
+
+        let mut moved_down = chain(5);
+        let second = moved_down.remove(1);
+        moved_down.push(second);
+        assert_eq!(
+            check(moved_down),
+            Err(Break::Reordered {
+                sequence: 2,
+                after: 3
+            })
+        );
+
+        let mut repeated = chain(3);
+        repeated.push(repeated[1].clone());
+        assert_eq!(
+            check(repeated),
+            Err(Break::Reordered {
+                sequence: 2,
                 after: 3
             })
         );
@@ -468,11 +593,10 @@ mod tests {
             .into_iter()
             .filter(|r| r.sequence() != Some(3))
             .collect();
-        let sequences = rows.iter().filter_map(Row::sequence).collect();
-        assert!(verify(rows.clone(), &sequences, Gaps::Allowed, None).is_ok());
+        assert!(verify(rows.clone(), Gaps::Allowed, None).is_ok());
         let mut swapped = rows;
         swapped.swap(0, 1);
-        assert!(verify(swapped, &sequences, Gaps::Allowed, None).is_err());
+        assert!(verify(swapped, Gaps::Allowed, None).is_err());
     }
 
     #[test]
@@ -488,7 +612,12 @@ mod tests {
 
     #[test]
     fn the_canonical_form_is_json() {
-        let cells = vec!["a\"b\\c\nd".to_string(), "\u{1}".into(), "Núria".into()];
-        assert_eq!(canonical(&cells), r#"["a\"b\\c\nd","\u0001","Núria"]"#);
+        let cells = ["a\"b\\c\nd", "\u{1}\t\r", "Núria"];
+        let canonical = r#"["a\"b\\c\nd","\u0001\t\r","Núria"]"#;
+        let expected: [u8; 32] = Sha256::digest(format!("{GENESIS}\n{canonical}")).into();
+        assert_eq!(record_digest(GENESIS, &cells), expected);
+        assert_eq!(record_hash(GENESIS, &cells), hex::encode(expected));
+        // It is what serde_json writes for the same strings.
+        assert_eq!(serde_json::to_string(&cells).unwrap(), canonical);
     }
 }

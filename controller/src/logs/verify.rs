@@ -30,32 +30,44 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
     let anchor: Head = store
         .get(T::Meta, anchor_key)?
         .unwrap_or_else(Head::genesis);
-    let mut sequences = std::collections::HashSet::new();
-    for key in store.tree(tree).iter().keys() {
-        let key = key?;
-        sequences.insert(key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0));
-    }
-    let records = sequences.len() as u64;
+    let sequence_of =
+        |key: sled::IVec| key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
     let first_expected = anchor.sequence + 1;
-    if let Some(&first) = sequences.iter().min()
-        && first > first_expected
+    if let Some((key, _)) = store.tree(tree).first()?
+        && sequence_of(key.clone()) > first_expected
     {
         // The oldest records are gone but no retention run pruned them.
         return Ok(Verification {
-            records,
+            records: store.tree(tree).len() as u64,
             range: None,
             last_hash: head.hash,
             problem: Some(audit::Break::Deleted {
                 first: first_expected,
-                last: first - 1,
+                last: sequence_of(key) - 1,
             }),
         });
     }
-    let rows = store.tree(tree).iter().values().map(|bytes| -> Row {
-        let bytes = bytes.map(|b| b.to_vec()).unwrap_or_default();
-        row_of(log, &bytes)
-    });
-    let outcome = audit::verify(rows, &sequences, audit::Gaps::Forbidden, Some(&anchor.hash));
+    // One record at a time, in key order: memory stays flat however long
+    // the log is.
+    let mut verifier = audit::Verifier::new(audit::Gaps::Forbidden, Some(&anchor.hash));
+    let mut outcome = Ok(());
+    for bytes in store.tree(tree).iter().values() {
+        let row = row_of(log, &bytes.map(|b| b.to_vec()).unwrap_or_default());
+        if let Err(problem) = verifier.check(&row.cells, &row.previous_hash, &row.hash) {
+            // A gap: were the missing records deleted, or stored under
+            // other keys?
+            let sequences = store
+                .tree(tree)
+                .iter()
+                .keys()
+                .filter_map(|k| k.ok())
+                .map(sequence_of);
+            outcome = Err(audit::moved_or_deleted(problem, sequences));
+            break;
+        }
+    }
+    let records = verifier.clone().finish().records;
+    let outcome = outcome.map(|()| verifier.finish());
     Ok(match outcome {
         Err(problem) => Verification {
             records,

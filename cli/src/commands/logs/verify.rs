@@ -12,7 +12,7 @@ use porta_proto::audit::{self, Gaps, Log, Row};
 use porta_proto::pb;
 use porta_proto::pb::audit_client::AuditClient;
 use serde_json::{Value, json};
-use std::collections::HashSet;
+use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
@@ -118,57 +118,79 @@ pub(super) async fn verify_controller(
     }
 }
 
-/// An export read back: which log, and its rows in file order.
-/// Rows read back from an export, in file order.
-type Rows = Box<dyn Iterator<Item = Result<Row>>>;
+/// An export being read back a record at a time, whatever its size.
+struct ExportReader {
+    log: Log,
+    source: Source,
+}
 
-fn read_export(path: &Path) -> Result<(Log, Rows)> {
+enum Source {
+    /// CSV, through one reused record buffer.
+    Csv {
+        csv: Box<csv::Reader<BufReader<File>>>,
+        record: csv::ByteRecord,
+        columns: Vec<(&'static str, Check)>,
+    },
+    /// JSON lines, each read into `row`.
+    Lines {
+        lines: std::io::Lines<BufReader<File>>,
+        row: Row,
+    },
+    /// A workbook (read whole: workbooks are for spreadsheet-sized logs).
+    Rows {
+        rows: std::vec::IntoIter<Row>,
+        row: Row,
+    },
+}
+
+/// Opens an export and tells which log it holds.
+fn open_export(path: &Path) -> Result<ExportReader> {
     if crate::workbook::is_workbook(path)? {
         let (log, rows) = crate::workbook::read(path)?;
-        return Ok((log, Box::new(rows.into_iter().map(Ok))));
+        let rows = rows.into_iter();
+        let row = Row::default();
+        return Ok(ExportReader {
+            log,
+            source: Source::Rows { rows, row },
+        });
     }
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = BufReader::new(file);
-    if reader.fill_buf()?.starts_with(UTF8_BOM) {
-        reader.consume(UTF8_BOM.len());
-    }
+    let open = || -> Result<BufReader<File>> {
+        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        if reader.fill_buf()?.starts_with(UTF8_BOM) {
+            reader.consume(UTF8_BOM.len());
+        }
+        Ok(reader)
+    };
+    let mut reader = open()?;
     let first = reader
         .fill_buf()?
         .iter()
         .find(|b| !b.is_ascii_whitespace())
         .copied();
     if first == Some(b'{') {
-        let mut lines = reader.lines().peekable();
-        let log = match lines.peek() {
-            Some(Ok(line)) => {
-                let value: Value =
-                    serde_json::from_str(line).context("the first line is not JSON")?;
-                if value.get("event_id").is_some() {
-                    Log::Connections
-                } else if value.get("action").is_some() {
-                    Log::Admin
-                } else {
-                    bail!("{} is not a Porta log export", path.display())
-                }
-            }
-            _ => bail!("{} is empty", path.display()),
+        let first_line = open()?
+            .lines()
+            .find(|line| !matches!(line, Ok(l) if l.trim().is_empty()))
+            .transpose()?;
+        let Some(first_line) = first_line else {
+            bail!("{} is empty", path.display())
         };
-        let rows = lines
-            .filter(|line| !matches!(line, Ok(l) if l.trim().is_empty()))
-            .map(move |line| {
-                let value: Value = serde_json::from_str(&line?).context("a line is not JSON")?;
-                let text = |name: &str| match value.get(name) {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(Value::Number(n)) => n.to_string(),
-                    _ => String::new(),
-                };
-                Ok(Row {
-                    cells: log.columns().iter().map(|c| text(c)).collect(),
-                    previous_hash: text("previous_hash"),
-                    hash: text("hash"),
-                })
-            });
-        return Ok((log, Box::new(rows)));
+        let value: Value =
+            serde_json::from_str(&first_line).context("the first line is not JSON")?;
+        let log = if value.get("event_id").is_some() {
+            Log::Connections
+        } else if value.get("action").is_some() {
+            Log::Admin
+        } else {
+            bail!("{} is not a Porta log export", path.display())
+        };
+        let lines = reader.lines();
+        let row = Row::default();
+        return Ok(ExportReader {
+            log,
+            source: Source::Lines { lines, row },
+        });
     }
     let mut csv = csv::ReaderBuilder::new().from_reader(reader);
     let header: Vec<String> = csv.headers()?.iter().map(str::to_owned).collect();
@@ -178,55 +200,137 @@ fn read_export(path: &Path) -> Result<(Log, Rows)> {
             path.display()
         )
     })?;
-    let width = log.columns().len();
-    let rows = csv.into_records().map(move |record| {
-        let record = record.context("an unreadable CSV row")?;
-        let line = record.position().map_or(0, csv::Position::line);
-        let cells: Vec<String> = record
-            .iter()
-            .map(|c| audit::unneutralise(c).to_owned())
-            .collect();
-        if cells.len() != width + 2 {
-            bail!("line {line} has {} cells, not {}", cells.len(), width + 2);
-        }
-        as_exported(
-            log,
-            line,
-            Row {
-                previous_hash: cells[width].clone(),
-                hash: cells[width + 1].clone(),
-                cells: cells[..width].to_vec(),
-            },
-        )
-    });
-    Ok((log, Box::new(rows)))
+    let (csv, record, columns) = (Box::new(csv), csv::ByteRecord::new(), column_checks(log));
+    Ok(ExportReader {
+        log,
+        source: Source::Csv {
+            csv,
+            record,
+            columns,
+        },
+    })
 }
 
-/// A CSV row as Porta wrote it, or a verification failure naming the
-/// column a spreadsheet program changed when it re-saved the file. The one
-/// change that loses nothing is undone: the first record's 64-zero
-/// `previous_hash` read as the number 0.
-fn as_exported(log: Log, line: u64, mut row: Row) -> Result<Row> {
-    if row.previous_hash == "0" {
-        row.previous_hash = audit::GENESIS.to_owned();
+impl ExportReader {
+    /// The next record's cells followed by its `previous_hash` and `hash`,
+    /// as Porta exported them; `None` at the end of the file.
+    fn next(&mut self) -> Result<Option<Vec<&str>>> {
+        let width = self.log.columns().len();
+        match &mut self.source {
+            Source::Csv {
+                csv,
+                record,
+                columns,
+            } => {
+                if !csv
+                    .read_byte_record(record)
+                    .context("an unreadable CSV row")?
+                {
+                    return Ok(None);
+                }
+                let line = record.position().map_or(0, csv::Position::line);
+                if record.len() != width + 2 {
+                    bail!("line {line} has {} cells, not {}", record.len(), width + 2);
+                }
+                let not_text = || format!("line {line} is not UTF-8 text");
+                let text = std::str::from_utf8(record.as_slice()).with_context(not_text)?;
+                let mut cells = Vec::with_capacity(width + 2);
+                for field in 0..record.len() {
+                    let cell = record
+                        .range(field)
+                        .and_then(|range| text.get(range))
+                        .with_context(not_text)?;
+                    cells.push(audit::unneutralise(cell));
+                }
+                as_exported(columns, line, &mut cells)?;
+                Ok(Some(cells))
+            }
+            Source::Lines { lines, row } => {
+                let line = loop {
+                    match lines.next().transpose()? {
+                        None => return Ok(None),
+                        Some(line) if line.trim().is_empty() => continue,
+                        Some(line) => break line,
+                    }
+                };
+                let value: Value = serde_json::from_str(&line).context("a line is not JSON")?;
+                let text = |name: &str| match value.get(name) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => String::new(),
+                };
+                *row = Row {
+                    cells: self.log.columns().iter().map(|c| text(c)).collect(),
+                    previous_hash: text("previous_hash"),
+                    hash: text("hash"),
+                };
+                Ok(Some(cells_of(row)))
+            }
+            Source::Rows { rows, row } => Ok(rows.next().map(|next| {
+                *row = next;
+                cells_of(row)
+            })),
+        }
     }
-    let header = log.header();
-    let cells = row.cells.iter().chain([&row.previous_hash, &row.hash]);
-    for (column, cell) in header.iter().zip(cells) {
-        let expected = match crate::workbook::cell_kind(column) {
-            _ if *column == "previous_hash" || *column == "hash" => (cell.len() == 64
-                && cell.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then_some(())
-            .ok_or("64 hexadecimal digits"),
-            crate::workbook::CellKind::Count => (!cell.is_empty()
-                && cell.bytes().all(|b| b.is_ascii_digit()))
-            .then_some(())
-            .ok_or("a whole number"),
-            crate::workbook::CellKind::Time => (cell.is_empty()
-                || humantime::parse_rfc3339(cell).is_ok())
-            .then_some(())
-            .ok_or("a UTC time like 2026-11-23T14:05:00Z"),
-            crate::workbook::CellKind::Text => Ok(()),
+}
+
+/// A row's cells followed by its two hashes.
+fn cells_of(row: &Row) -> Vec<&str> {
+    row.cells
+        .iter()
+        .chain([&row.previous_hash, &row.hash])
+        .map(String::as_str)
+        .collect()
+}
+
+/// What a column of an export holds, for telling a cell a spreadsheet
+/// program changed.
+#[derive(Clone, Copy)]
+enum Check {
+    Hash,
+    Count,
+    Time,
+    Text,
+}
+
+/// Each column of `log`'s export (hashes included) and what it holds.
+fn column_checks(log: Log) -> Vec<(&'static str, Check)> {
+    log.header()
+        .into_iter()
+        .map(|column| {
+            let check = match crate::workbook::cell_kind(column) {
+                _ if column == "previous_hash" || column == "hash" => Check::Hash,
+                crate::workbook::CellKind::Count => Check::Count,
+                crate::workbook::CellKind::Time => Check::Time,
+                crate::workbook::CellKind::Text => Check::Text,
+            };
+            (column, check)
+        })
+        .collect()
+}
+
+/// A CSV row (cells, then the two hashes) as Porta wrote it, or a
+/// verification failure naming the column a spreadsheet program changed
+/// when it re-saved the file. The one change that loses nothing is
+/// undone: the first record's 64-zero `previous_hash` read as the number 0.
+fn as_exported(columns: &[(&str, Check)], line: u64, cells: &mut [&str]) -> Result<()> {
+    if let Some(previous_hash) = cells.len().checked_sub(2).map(|at| &mut cells[at])
+        && *previous_hash == "0"
+    {
+        *previous_hash = audit::GENESIS;
+    }
+    for ((column, check), cell) in columns.iter().zip(cells.iter()) {
+        let expected = match check {
+            Check::Hash => (cell.len() == 64 && cell.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then_some(())
+                .ok_or("64 hexadecimal digits"),
+            Check::Count => (!cell.is_empty() && cell.bytes().all(|b| b.is_ascii_digit()))
+                .then_some(())
+                .ok_or("a whole number"),
+            Check::Time => (cell.is_empty() || humantime::parse_rfc3339(cell).is_ok())
+                .then_some(())
+                .ok_or("a UTC time like 2026-11-23T14:05:00Z"),
+            Check::Text => Ok(()),
         };
         if let Err(expected) = expected {
             bail!(VerificationFailed(format!(
@@ -236,37 +340,33 @@ fn as_exported(log: Log, line: u64, mut row: Row) -> Result<Row> {
             )));
         }
     }
-    Ok(row)
+    Ok(())
 }
 
 pub(super) fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
-    // First pass: which sequence numbers the file holds (to tell a record
-    // moved elsewhere from one deleted); second pass: the chain.
-    let (log, rows) = read_export(path)?;
-    let mut sequences = HashSet::new();
-    for row in rows {
-        if let Some(sequence) = row?.sequence() {
-            sequences.insert(sequence);
-        }
-    }
-    let (_, rows) = read_export(path)?;
-    let mut read_error = None;
-    let rows = rows.map_while(|row| match row {
-        Ok(row) => Some(row),
-        Err(error) => {
-            read_error = Some(error);
-            None
-        }
-    });
+    // One pass, one record in memory at a time; only a gap in the
+    // sequence numbers reads the file again, to tell records deleted from
+    // records moved further down.
+    let mut reader = open_export(path)?;
+    let log = reader.log;
     let gaps = if partial {
         Gaps::Allowed
     } else {
         Gaps::Forbidden
     };
-    let outcome = audit::verify(rows, &sequences, gaps, None);
-    if let Some(error) = read_error {
-        return Err(error);
+    let mut verifier = audit::Verifier::new(gaps, None);
+    let mut outcome = Ok(());
+    while let Some(cells) = reader.next()? {
+        let (record, hashes) = cells.split_at(cells.len() - 2);
+        if let Err(problem) = verifier.check(record, hashes[0], hashes[1]) {
+            outcome = Err(problem);
+            break;
+        }
     }
+    let outcome = match outcome {
+        Ok(()) => Ok(verifier.finish()),
+        Err(problem) => Err(moved_or_deleted(path, problem)?),
+    };
     let name = match log {
         Log::Connections => "connection",
         Log::Admin => "admin",
@@ -316,6 +416,29 @@ pub(super) fn verify_file(ctx: &Ctx, path: &Path, partial: bool) -> Result<()> {
                 path.display()
             )))
         }
+    }
+}
+
+/// [`audit::moved_or_deleted`] over every sequence number in the file.
+fn moved_or_deleted(path: &Path, problem: audit::Break) -> Result<audit::Break> {
+    if !matches!(problem, audit::Break::Deleted { .. }) {
+        return Ok(problem);
+    }
+    let mut reader = open_export(path)?;
+    let mut read_error = None;
+    let sequences = std::iter::from_fn(|| match reader.next() {
+        Ok(Some(cells)) => Some(cells[0].parse::<u64>().ok()),
+        Ok(None) => None,
+        Err(error) => {
+            read_error = Some(error);
+            None
+        }
+    })
+    .flatten();
+    let problem = audit::moved_or_deleted(problem, sequences);
+    match read_error {
+        Some(error) => Err(error),
+        None => Ok(problem),
     }
 }
 
@@ -370,16 +493,23 @@ mod tests {
 
     /// The export at `path` reads back to the rows written, and verifies.
     fn reads_back_and_verifies(path: &Path) {
-        let (log, rows) = read_export(path).unwrap();
-        assert_eq!(log, Log::Admin);
-        let rows: Vec<Row> = rows.map(Result::unwrap).collect();
+        let mut reader = open_export(path).unwrap();
+        assert_eq!(reader.log, Log::Admin);
+        let mut rows = Vec::new();
+        while let Some(cells) = reader.next().unwrap() {
+            let (record, hashes) = cells.split_at(cells.len() - 2);
+            rows.push(Row {
+                cells: record.iter().map(|c| (*c).to_owned()).collect(),
+                previous_hash: hashes[0].to_owned(),
+                hash: hashes[1].to_owned(),
+            });
+        }
         let expected: Vec<Vec<String>> = tricky_rows().into_iter().map(|r| r.0).collect();
         assert_eq!(
             rows.iter().map(|r| r.cells.clone()).collect::<Vec<_>>(),
             expected
         );
-        let sequences = rows.iter().filter_map(Row::sequence).collect();
-        assert!(audit::verify(rows, &sequences, Gaps::Forbidden, None).is_ok());
+        assert!(audit::verify(rows, Gaps::Forbidden, None).is_ok());
     }
 
     fn write(format: ExportFormat) -> (tempfile::TempDir, PathBuf) {
@@ -444,19 +574,27 @@ mod tests {
     #[test]
     fn a_spreadsheets_changes_to_a_csv_are_undone_or_named() {
         let (cells, previous, hash) = tricky_rows().remove(0);
-        let row = |cells: Vec<String>, previous: &str| Row {
-            cells,
-            previous_hash: previous.to_owned(),
-            hash: hash.clone(),
-        };
+        fn row<'a>(cells: &'a [String], previous: &'a str, hash: &'a str) -> Vec<&'a str> {
+            cells
+                .iter()
+                .map(String::as_str)
+                .chain([previous, hash])
+                .collect()
+        }
         // 64 zeros read as the number 0: undone.
         assert_eq!(previous, audit::GENESIS);
-        let undone = as_exported(Log::Admin, 2, row(cells.clone(), "0")).unwrap();
-        assert_eq!(undone.previous_hash, audit::GENESIS);
+        let mut undone = row(&cells, "0", &hash);
+        as_exported(&column_checks(Log::Admin), 2, &mut undone).unwrap();
+        assert_eq!(undone[cells.len()], audit::GENESIS);
         // A time reformatted: named, with its line and column.
         let mut reformatted = cells;
         reformatted[1] = "23/11/2026 14:05".into();
-        let error = as_exported(Log::Admin, 2, row(reformatted, &previous)).unwrap_err();
+        let error = as_exported(
+            &column_checks(Log::Admin),
+            2,
+            &mut row(&reformatted, audit::GENESIS, &hash),
+        )
+        .unwrap_err();
         let message = error.to_string();
         assert!(message.contains("line 2, column at"), "{message}");
         assert!(error.is::<VerificationFailed>());
