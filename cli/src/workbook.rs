@@ -95,13 +95,15 @@ impl LogWorkbook {
     }
 
     /// Appends one record: its cells, then the two hashes.
-    pub fn row(&mut self, cells: &[String], previous_hash: &str, hash: &str) -> Result<()> {
+    pub fn row<S: AsRef<str>>(
+        &mut self,
+        cells: &[S],
+        previous_hash: &str,
+        hash: &str,
+    ) -> Result<()> {
         let row = self.next_row;
         let sheet: &mut Worksheet = self.workbook.worksheet_from_index(0)?;
-        let all = cells
-            .iter()
-            .map(String::as_str)
-            .chain([previous_hash, hash]);
+        let all = cells.iter().map(AsRef::as_ref).chain([previous_hash, hash]);
         for (index, (column, cell)) in self.columns.iter().zip(all).enumerate() {
             let index = u16::try_from(index)?;
             if cell.is_empty() {

@@ -15,6 +15,7 @@
 //! controller's log.
 
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// The `previous_hash` of a log's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -92,37 +93,38 @@ pub fn iso(unix: u64) -> String {
         .to_string()
 }
 
-/// A connection record's cells, in [`CONNECTION_COLUMNS`] order.
-pub fn connection_cells(r: &crate::pb::ConnectionRecord) -> Vec<String> {
+/// A connection record's cells, in [`CONNECTION_COLUMNS`] order (its text
+/// borrowed, its numbers and times written out).
+pub fn connection_cells(r: &crate::pb::ConnectionRecord) -> Vec<Cow<'_, str>> {
     vec![
-        r.sequence.to_string(),
-        r.event_id.clone(),
-        r.kind.clone(),
-        iso(r.at),
-        r.user.clone(),
-        r.device.clone(),
-        r.tunnel_address.clone(),
-        r.public_address.clone(),
-        r.previous_public_address.clone(),
-        r.gateway.clone(),
-        iso(r.session_start),
-        r.rx_bytes.to_string(),
-        r.tx_bytes.to_string(),
-        r.reason.clone(),
+        r.sequence.to_string().into(),
+        r.event_id.as_str().into(),
+        r.kind.as_str().into(),
+        iso(r.at).into(),
+        r.user.as_str().into(),
+        r.device.as_str().into(),
+        r.tunnel_address.as_str().into(),
+        r.public_address.as_str().into(),
+        r.previous_public_address.as_str().into(),
+        r.gateway.as_str().into(),
+        iso(r.session_start).into(),
+        r.rx_bytes.to_string().into(),
+        r.tx_bytes.to_string().into(),
+        r.reason.as_str().into(),
     ]
 }
 
 /// An admin record's cells, in [`ADMIN_COLUMNS`] order.
-pub fn admin_cells(r: &crate::pb::AdminActionRecord) -> Vec<String> {
+pub fn admin_cells(r: &crate::pb::AdminActionRecord) -> Vec<Cow<'_, str>> {
     vec![
-        r.sequence.to_string(),
-        iso(r.at),
-        r.actor.clone(),
-        r.actor_address.clone(),
-        r.action.clone(),
-        r.target.clone(),
-        r.before_json.clone(),
-        r.after_json.clone(),
+        r.sequence.to_string().into(),
+        iso(r.at).into(),
+        r.actor.as_str().into(),
+        r.actor_address.as_str().into(),
+        r.action.as_str().into(),
+        r.target.as_str().into(),
+        r.before_json.as_str().into(),
+        r.after_json.as_str().into(),
     ]
 }
 

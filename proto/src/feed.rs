@@ -41,14 +41,15 @@ fn log_of_name(name: &str) -> Option<Log> {
 
 /// A record as exported: every column by name (the sequence and byte
 /// counters as numbers), then `previous_hash` and `hash`.
-pub fn export_object(
+pub fn export_object<S: AsRef<str>>(
     log: Log,
-    cells: Vec<String>,
+    cells: &[S],
     previous_hash: &str,
     hash: &str,
 ) -> Map<String, Value> {
     let mut object = Map::new();
     for (name, cell) in log.columns().iter().zip(cells) {
+        let cell = cell.as_ref();
         let value = match cell.parse::<u64>() {
             Ok(n) if matches!(*name, "sequence" | "rx_bytes" | "tx_bytes") => n.into(),
             _ => cell.into(),
@@ -62,7 +63,12 @@ pub fn export_object(
 
 /// A record as the feed carries it: [`export_object`] with `"log"`, as
 /// one line of compact JSON.
-pub fn record_json(log: Log, cells: Vec<String>, previous_hash: &str, hash: &str) -> String {
+pub fn record_json<S: AsRef<str>>(
+    log: Log,
+    cells: &[S],
+    previous_hash: &str,
+    hash: &str,
+) -> String {
     // `"log"` first, whatever order the map keeps its keys in: the object
     // is never empty, so its text starts with `{"`.
     let rest = Value::Object(export_object(log, cells, previous_hash, hash)).to_string();
@@ -185,7 +191,7 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        record_json(Log::Admin, cells, "ab", "cd")
+        record_json(Log::Admin, &cells, "ab", "cd")
     }
 
     #[test]

@@ -98,7 +98,7 @@ pub fn next_batch(store: &Store, position: Position, limit: usize) -> Result<Vec
             entry.map(|e| {
                 let json = porta_proto::feed::record_json(
                     Log::Connections,
-                    e.cells(),
+                    &e.cells(),
                     &e.previous_hash,
                     &e.hash,
                 );
@@ -120,7 +120,7 @@ pub fn next_batch(store: &Store, position: Position, limit: usize) -> Result<Vec
             entry.map(|e| {
                 let json = porta_proto::feed::record_json(
                     Log::Admin,
-                    e.cells(),
+                    &e.cells(),
                     &e.previous_hash,
                     &e.hash,
                 );

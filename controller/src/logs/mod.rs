@@ -165,6 +165,9 @@ impl ConnectionEntry {
     /// The cells its hash covers (exactly as exported).
     pub fn cells(&self) -> Vec<String> {
         audit::connection_cells(&self.to_pb())
+            .into_iter()
+            .map(std::borrow::Cow::into_owned)
+            .collect()
     }
 }
 
@@ -188,6 +191,9 @@ impl AdminEntry {
     /// The cells its hash covers (exactly as exported).
     pub fn cells(&self) -> Vec<String> {
         audit::admin_cells(&self.to_pb())
+            .into_iter()
+            .map(std::borrow::Cow::into_owned)
+            .collect()
     }
 }
 

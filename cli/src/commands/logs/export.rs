@@ -10,6 +10,7 @@ use porta_proto::audit::{self, Log};
 use porta_proto::pb;
 use porta_proto::pb::audit_client::AuditClient;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -63,21 +64,20 @@ impl Writer {
         })
     }
 
-    pub(super) fn row(
+    pub(super) fn row<S: AsRef<str>>(
         &mut self,
-        cells: Vec<String>,
+        cells: &[S],
         previous_hash: &str,
         hash: &str,
     ) -> Result<()> {
         match self {
             Self::Csv(log, csv) => {
-                let safe = log
-                    .columns()
-                    .iter()
-                    .zip(&cells)
-                    .map(|(column, cell)| spreadsheet_safe(column, cell))
-                    .chain([previous_hash.to_owned(), hash.to_owned()]);
-                csv.write_record(safe)?;
+                for (column, cell) in log.columns().iter().zip(cells) {
+                    csv.write_field(spreadsheet_safe(column, cell.as_ref()).as_bytes())?;
+                }
+                csv.write_field(previous_hash)?;
+                csv.write_field(hash)?;
+                csv.write_record(None::<&[u8]>)?;
             }
             Self::Jsonl(log, out) => {
                 let object = porta_proto::feed::export_object(*log, cells, previous_hash, hash);
@@ -104,16 +104,16 @@ impl Writer {
 /// would read as a number and rewrite ("00123" → "123", "1e5" → "100000"),
 /// with the same leading `'`, which LibreOffice and Excel keep as text and
 /// verification removes.
-fn spreadsheet_safe(column: &str, cell: &str) -> String {
+fn spreadsheet_safe<'a>(column: &str, cell: &'a str) -> Cow<'a, str> {
     let numeric = !cell.is_empty()
         && cell.bytes().any(|b| b.is_ascii_digit())
         && cell
             .bytes()
             .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b',' | b'e' | b'E'));
     if numeric && crate::workbook::cell_kind(column) == crate::workbook::CellKind::Text {
-        format!("'{cell}")
+        format!("'{cell}").into()
     } else {
-        audit::neutralise(cell).into_owned()
+        audit::neutralise(cell)
     }
 }
 
@@ -196,14 +196,14 @@ async fn copy<P, R>(
     writer: &mut Writer,
     progress: &indicatif::ProgressBar,
     records: impl Fn(P) -> Vec<R>,
-    parts: impl Fn(&R) -> (Vec<String>, &String, &String),
+    parts: impl Fn(&R) -> (Vec<Cow<'_, str>>, &String, &String),
 ) -> Result<(u64, String)> {
     let (mut count, mut last_hash) = (0u64, String::new());
     while let Some(page) = stream.message().await? {
         let page = records(page);
         for record in &page {
             let (cells, previous_hash, hash) = parts(record);
-            writer.row(cells, previous_hash, hash)?;
+            writer.row(&cells, previous_hash, hash)?;
         }
         if let Some(last) = page.last() {
             last_hash.clone_from(parts(last).2);
