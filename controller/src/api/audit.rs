@@ -90,7 +90,7 @@ impl Audit for AuditApi {
         let caller = authorize(&self.0, &request, "export the connection log", AUDIT)?;
         let filter = filter_of(request.into_inner())?;
         tracing::info!(by = %caller.name, ?filter, "exporting connections");
-        let rows = logs::connections(self.0.store(), filter).map(|e| e.map(|e| e.to_pb()));
+        let rows = logs::connections(self.0.store(), filter).map(|e| e.map(|e| e.into_pb()));
         Ok(Response::new(stream(rows, |records| {
             pb::ConnectionRecords { records }
         })))
@@ -103,7 +103,7 @@ impl Audit for AuditApi {
         let caller = authorize(&self.0, &request, "export the admin log", AUDIT)?;
         let filter = filter_of(request.into_inner())?;
         tracing::info!(by = %caller.name, ?filter, "exporting admin actions");
-        let rows = logs::admin_actions(self.0.store(), filter).map(|e| e.map(|e| e.to_pb()));
+        let rows = logs::admin_actions(self.0.store(), filter).map(|e| e.map(|e| e.into_pb()));
         Ok(Response::new(stream(rows, |records| {
             pb::AdminActionRecords { records }
         })))

@@ -142,23 +142,29 @@ impl AdminEntry {
 impl ConnectionEntry {
     /// The record as exported.
     pub fn to_pb(&self) -> pb::ConnectionRecord {
+        self.clone().into_pb()
+    }
+
+    /// The record as exported, its text moved rather than copied (an
+    /// export sends millions).
+    pub fn into_pb(self) -> pb::ConnectionRecord {
         pb::ConnectionRecord {
             sequence: self.sequence,
-            event_id: self.event_id.clone(),
-            kind: self.kind.clone(),
+            event_id: self.event_id,
+            kind: self.kind,
             at: self.at,
-            user: self.user.clone(),
-            device: self.device.clone(),
-            tunnel_address: self.tunnel_address.clone(),
-            public_address: self.public_address.clone(),
-            gateway: self.gateway.clone(),
+            user: self.user,
+            device: self.device,
+            tunnel_address: self.tunnel_address,
+            public_address: self.public_address,
+            gateway: self.gateway,
             session_start: self.session_start,
             rx_bytes: self.rx_bytes,
             tx_bytes: self.tx_bytes,
-            previous_hash: self.previous_hash.clone(),
-            hash: self.hash.clone(),
-            previous_public_address: self.previous_public_address.clone(),
-            reason: self.reason.clone(),
+            previous_hash: self.previous_hash,
+            hash: self.hash,
+            previous_public_address: self.previous_public_address,
+            reason: self.reason,
         }
     }
 
@@ -174,17 +180,22 @@ impl ConnectionEntry {
 impl AdminEntry {
     /// The record as exported.
     pub fn to_pb(&self) -> pb::AdminActionRecord {
+        self.clone().into_pb()
+    }
+
+    /// The record as exported, its text moved rather than copied.
+    pub fn into_pb(self) -> pb::AdminActionRecord {
         pb::AdminActionRecord {
             sequence: self.sequence,
             at: self.at,
-            actor: self.actor.clone(),
-            actor_address: self.actor_address.clone(),
-            action: self.action.clone(),
-            target: self.target.clone(),
-            before_json: self.before.clone(),
-            after_json: self.after.clone(),
-            previous_hash: self.previous_hash.clone(),
-            hash: self.hash.clone(),
+            actor: self.actor,
+            actor_address: self.actor_address,
+            action: self.action,
+            target: self.target,
+            before_json: self.before,
+            after_json: self.after,
+            previous_hash: self.previous_hash,
+            hash: self.hash,
         }
     }
 

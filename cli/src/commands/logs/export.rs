@@ -84,7 +84,7 @@ impl Writer {
                 serde_json::to_writer(&mut *out, &Value::Object(object))?;
                 out.write_all(b"\n")?;
             }
-            Self::Xlsx(book) => book.row(&cells, previous_hash, hash)?,
+            Self::Xlsx(book) => book.row(cells, previous_hash, hash)?,
         }
         Ok(())
     }
