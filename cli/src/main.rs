@@ -3,6 +3,12 @@
 use clap::Parser;
 use std::process::ExitCode;
 
+/// mimalloc rather than glibc's malloc: an export or a verification
+/// allocates and frees every cell of millions of records, and mimalloc
+/// does that at a fraction of the cost (docs/BENCHMARKS.md, logs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // A shell asking for completions is answered before anything else (and
     // before the runtime: completing names starts one of its own).

@@ -23,6 +23,8 @@ use porta_tunnel::keys::PrivateKey;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+/// Staff (ten devices each); `PORTA_FLEET_USERS` overrides it for a
+/// smaller run (profiling).
 const USERS: usize = 5_000;
 const DEVICES_PER_USER: usize = 10;
 const WATCHERS: usize = 2_000;
@@ -144,9 +146,13 @@ async fn main() {
     }
 
     // 5,000 staff.
+    let users: usize = std::env::var("PORTA_FLEET_USERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(USERS);
     let started = Instant::now();
     let channel = ctl.channel().await;
-    stream::iter(0..USERS)
+    stream::iter(0..users)
         .map(|u| {
             let mut admin = pb::admin_client::AdminClient::with_interceptor(
                 channel.clone(),
@@ -169,7 +175,7 @@ async fn main() {
 
     // 50,000 devices: a token each, redeemed with a fresh key; a third on
     // each gateway.
-    let devices = USERS * DEVICES_PER_USER;
+    let devices = users * DEVICES_PER_USER;
     let started = Instant::now();
     let enrolled: Vec<pb::EnrollResponse> = stream::iter(0..devices)
         .map(|d| {
@@ -185,7 +191,7 @@ async fn main() {
                 };
                 let invitation = admin
                     .create_enrollment_token(pb::CreateEnrollmentTokenRequest {
-                        user: format!("staff{}", d % USERS),
+                        user: format!("staff{}", d % users),
                         device_name: format!("pc{d}"),
                         ttl_seconds: 0,
                         gateway,
@@ -273,7 +279,7 @@ async fn main() {
     }
 
     println!(
-        "porta fleet benchmark: {devices} devices ({USERS} staff), 3 gateways, {WATCHERS} watching; release build, one box"
+        "porta fleet benchmark: {devices} devices ({users} staff), 3 gateways, {WATCHERS} watching; release build, one box"
     );
     println!(
         "  reference: durable sled write (insert + flush) on this disk   {}  → ≤ {:.0} sequential writes/s",
@@ -282,7 +288,7 @@ async fn main() {
     );
     println!(
         "  staff created through the API ({CONCURRENCY} in flight)           {:.0} /s",
-        USERS as f64 / users_took.as_secs_f64()
+        users as f64 / users_took.as_secs_f64()
     );
     println!(
         "  devices enrolled (token + redeem, {CONCURRENCY} in flight)         {:.0} /s ({:.1} s)",

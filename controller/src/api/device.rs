@@ -7,9 +7,7 @@ use crate::state::Controller;
 use crate::validate;
 use porta_proto::pb::{self, device_server::Device};
 use std::pin::Pin;
-use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 /// The Device service.
@@ -34,9 +32,12 @@ impl Device for DeviceApi {
         let changes = self.0.config_changes();
         // Fail now (not inside the stream) if there is no config to send.
         let first = self.0.device_config(&device_id)?;
-        let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(stream_config(self.0.clone(), device_id, first, changes, tx));
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(config_stream(
+            self.0.clone(),
+            device_id,
+            first,
+            changes,
+        ))))
     }
 
     #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
@@ -57,55 +58,91 @@ impl Device for DeviceApi {
     }
 }
 
+/// What a config stream remembers between configs it sends.
+struct Watch {
+    ctl: Controller,
+    device_id: String,
+    user: String,
+    /// The config to send first, until it is sent.
+    first: Option<pb::DeviceConfig>,
+    /// The last config sent, its revision cleared.
+    last: pb::DeviceConfig,
+    changes: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::Touched>>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Set once the stream has sent its final status.
+    ended: bool,
+    _watching: crate::metrics::WatcherGuard,
+}
+
 /// Sends `first`, then a new config whenever a change alters it, until the
 /// device may no longer run one (the stream ends with that status), the
-/// client goes away, or the controller shuts down. A change that touched
-/// neither this device nor its user (nor anything every config depends
-/// on) is not even read: with thousands watching, each change wakes only
-/// those it concerns.
-async fn stream_config(
+/// client goes away (tonic drops the stream), or the controller shuts
+/// down. A change that touched neither this device nor its user (nor
+/// anything every config depends on) is not even read: with thousands
+/// watching, each change wakes only those it concerns.
+///
+/// The stream is the response body itself, polled by the connection: no
+/// task or channel per watcher (a city has thousands watching, and a
+/// channel's first block alone is 32 configs).
+fn config_stream(
     ctl: Controller,
     device_id: String,
     first: pb::DeviceConfig,
-    mut changes: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::Touched>>,
-    tx: mpsc::Sender<Result<pb::DeviceConfig, Status>>,
-) {
-    let _watching = ctl.metrics().config_watcher();
-    let mut shutdown = ctl.shutdown_signal();
-    let user = first.user.clone();
-    let mut last = without_revision(&first);
-    if tx.send(Ok(first)).await.is_err() {
-        return;
-    }
-    loop {
-        tokio::select! {
-            changed = changes.recv() => match changed {
-                Ok(touched) if !touched.concerns(&device_id, &user) => continue,
-                Ok(_) => {}
-                // Fell behind: read the config, whatever changed.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            },
-            () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
-                let _ = tx.send(Err(Error::ShuttingDown.into())).await;
-                return;
-            }
-            () = tx.closed() => return,
+    changes: tokio::sync::broadcast::Receiver<std::sync::Arc<crate::store::Touched>>,
+) -> impl Stream<Item = Result<pb::DeviceConfig, Status>> + Send + use<> {
+    let watch = Watch {
+        _watching: ctl.metrics().config_watcher(),
+        shutdown: ctl.shutdown_signal(),
+        user: first.user.clone(),
+        last: without_revision(&first),
+        first: Some(first),
+        ctl,
+        device_id,
+        changes,
+        ended: false,
+    };
+    futures::stream::unfold(watch, |mut watch| async move {
+        if watch.ended {
+            return None;
         }
-        match ctl.device_config(&device_id) {
-            Ok(config) => {
-                let comparable = without_revision(&config);
-                if comparable != last {
-                    last = comparable;
-                    if tx.send(Ok(config)).await.is_err() {
-                        return;
-                    }
+        if let Some(first) = watch.first.take() {
+            return Some((Ok(first), watch));
+        }
+        let item = watch.next_change().await?;
+        watch.ended = item.is_err();
+        Some((item, watch))
+    })
+}
+
+impl Watch {
+    /// The next config that differs from the last one sent, or the status
+    /// that ends the stream; `None` when the controller's changes end.
+    async fn next_change(&mut self) -> Option<Result<pb::DeviceConfig, Status>> {
+        loop {
+            tokio::select! {
+                changed = self.changes.recv() => match changed {
+                    Ok(touched) if !touched.concerns(&self.device_id, &self.user) => continue,
+                    Ok(_) => {}
+                    // Fell behind: read the config, whatever changed.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                },
+                () = async { let _ = self.shutdown.wait_for(|stop| *stop).await; } => {
+                    return Some(Err(Error::ShuttingDown.into()));
                 }
             }
-            Err(error) => {
-                tracing::info!(device_id, %error, "ending config stream");
-                let _ = tx.send(Err(error.into())).await;
-                return;
+            match self.ctl.device_config(&self.device_id) {
+                Ok(config) => {
+                    let comparable = without_revision(&config);
+                    if comparable != self.last {
+                        self.last = comparable;
+                        return Some(Ok(config));
+                    }
+                }
+                Err(error) => {
+                    tracing::info!(device_id = self.device_id, %error, "ending config stream");
+                    return Some(Err(error.into()));
+                }
             }
         }
     }
