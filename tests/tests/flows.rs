@@ -760,3 +760,74 @@ async fn a_lost_admin_invitation_is_replaced_by_the_local_operator() {
     }
     assert_eq!(by_operator, 2, "both invitations are on record");
 }
+
+/// The controller's `porta_controller_config_watchers` gauge, scraped from
+/// its metrics listener over plain HTTP (what Prometheus does).
+fn config_watchers(metrics: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(metrics).unwrap();
+    write!(
+        http,
+        "GET /metrics HTTP/1.0\r\nHost: {metrics}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut page = String::new();
+    http.read_to_string(&mut page).unwrap();
+    page.lines()
+        .find_map(|line| line.strip_prefix("porta_controller_config_watchers "))
+        .unwrap_or_else(|| panic!("no watcher gauge in:\n{page}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn config_watchers_are_counted_until_they_go_and_told_when_the_controller_stops() {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let mut ctl = TestController::start(&[]).await.unwrap();
+    assert!(ctl.stop().await.unwrap());
+    ctl.serve_with(&["--metrics-listen", &metrics])
+        .await
+        .unwrap();
+    let mut admin = ctl.admin().await;
+    let invitation = invite(&mut admin, "anna", "anna-laptop").await;
+    let device = enroll(&mut ctl.enrollment().await, &invitation)
+        .await
+        .unwrap();
+    let watch = || async {
+        let mut stream = ctl
+            .device_with(&device.credential)
+            .await
+            .watch_config(pb::WatchConfigRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        next(&mut stream).await.unwrap();
+        stream
+    };
+    let (leaving, mut staying) = (watch().await, watch().await);
+    assert_eq!(config_watchers(&metrics), 2.0);
+
+    // A client that goes away (its laptop sleeps, its app quits) is
+    // forgotten: nothing keeps its stream alive on the controller.
+    drop(leaving);
+    let since = std::time::Instant::now();
+    while config_watchers(&metrics) != 1.0 {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "a watcher that left is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Stopping the controller ends the remaining stream with a status the
+    // client retries on, not a silent hang.
+    assert!(ctl.stop().await.unwrap());
+    let ended = tokio::time::timeout(Duration::from_secs(10), staying.next())
+        .await
+        .expect("the stream ends when the controller stops");
+    match ended {
+        Some(Err(status)) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
