@@ -7,6 +7,21 @@ fn head(t: &Txn<'_>, key: &[u8]) -> Result<Head, TxError> {
     Ok(t.get(T::Meta, key)?.unwrap_or_else(Head::genesis))
 }
 
+/// Writes `record` under its sequence in its stored form.
+fn put_record<E: Serialize>(
+    t: &Txn<'_>,
+    tree: T,
+    sequence: u64,
+    record: &E,
+) -> Result<(), TxError> {
+    let bytes = stored::encode(record).map_err(|reason| Error::Corrupt {
+        tree: tree.name(),
+        key: sequence.to_string(),
+        reason,
+    })?;
+    t.put_raw(tree, &sequence.to_be_bytes(), &bytes)
+}
+
 /// Appends an admin record to `t`, the change's own transaction.
 /// `before`/`after` are the object's JSON; never pass secrets.
 pub fn log_admin(
@@ -32,7 +47,7 @@ pub fn log_admin(
         hash: String::new(),
     };
     entry.hash = audit::record_hash(&entry.previous_hash, &entry.cells());
-    t.put(T::AdminLog, &entry.sequence.to_be_bytes(), &entry)?;
+    put_record(t, T::AdminLog, entry.sequence, &entry)?;
     t.put(
         T::Meta,
         meta::ADMIN_HEAD,
@@ -49,7 +64,7 @@ pub(super) fn log_connection(t: &Txn<'_>, mut entry: ConnectionEntry) -> Result<
     entry.sequence = last.sequence + 1;
     entry.previous_hash = last.hash;
     entry.hash = audit::record_hash(&entry.previous_hash, &entry.cells());
-    t.put(T::ConnectionLog, &entry.sequence.to_be_bytes(), &entry)?;
+    put_record(t, T::ConnectionLog, entry.sequence, &entry)?;
     t.put_raw(
         T::EventIds,
         entry.event_id.as_bytes(),

@@ -15,6 +15,8 @@
 //!   the `sessions` tree (who is connected now) in step.
 //! * [`query`]: exports and the open sessions.
 //! * [`verify`](mod@verify): walking a whole log's hashes and links.
+//! * [`stored`]: how a record is laid out in its tree (compact binary;
+//!   JSON from before schema 3 still reads).
 //! * [`retention`]: [`prune_before`] deletes old records and remembers the
 //!   last deleted record's hash as the log's anchor; the admin record of the
 //!   retention run carries the anchor too, so the remaining log still
@@ -35,6 +37,7 @@ pub mod check;
 pub mod ingest;
 pub mod query;
 pub mod retention;
+pub mod stored;
 pub mod verify;
 
 pub use append::log_admin;
@@ -378,11 +381,18 @@ mod tests {
         );
 
         let key = 2u64.to_be_bytes();
-        let mut second: AdminEntry = store.get(T::AdminLog, &key).expect("get").expect("there");
+        let mut second: AdminEntry = stored::decode(
+            &store
+                .tree(T::AdminLog)
+                .get(key)
+                .expect("get")
+                .expect("there"),
+        )
+        .expect("decode");
         second.target = "bernat".into();
         store
             .tree(T::AdminLog)
-            .insert(key, serde_json::to_vec(&second).expect("json"))
+            .insert(key, stored::encode(&second).expect("encode"))
             .expect("edit");
         let problem = verify(&store, Log::Admin).expect("verify").problem;
         assert_eq!(problem, Some(audit::Break::Edited { sequence: 2 }));
@@ -413,7 +423,7 @@ mod tests {
             .tree(T::AdminLog)
             .insert(
                 2u64.to_be_bytes(),
-                serde_json::to_vec(&original_second).expect("json"),
+                stored::encode(&original_second).expect("encode"),
             )
             .expect("restore");
         assert!(
@@ -449,6 +459,42 @@ mod tests {
             .expect("delete");
         let problem = verify(&store2, Log::Admin).expect("verify").problem;
         assert_eq!(problem, Some(audit::Break::Deleted { first: 3, last: 3 }));
+    }
+
+    #[tokio::test]
+    async fn a_log_begun_before_schema_3_reads_and_verifies_with_the_records_after() {
+        let (_dir, store) = store_with_device().await;
+        admin_actions_at(&store, &[10, 20]).await;
+        // What a controller before schema 3 wrote: the records as JSON.
+        for (key, bytes) in store
+            .tree(T::AdminLog)
+            .iter()
+            .map(|item| item.expect("read"))
+        {
+            let record: AdminEntry = stored::decode(&bytes).expect("decode");
+            store
+                .tree(T::AdminLog)
+                .insert(key, serde_json::to_vec(&record).expect("json"))
+                .expect("rewrite");
+        }
+        admin_actions_at(&store, &[30, 40]).await;
+        let stored_forms: Vec<u8> = store
+            .tree(T::AdminLog)
+            .iter()
+            .values()
+            .map(|bytes| bytes.expect("read")[0])
+            .collect();
+        assert_eq!(stored_forms, vec![b'{', b'{', 1, 1], "two of each form");
+
+        let times: Vec<u64> = admin_actions(&store, Filter::default())
+            .map(|entry| entry.expect("decodes").at)
+            .collect();
+        assert_eq!(times, vec![10, 20, 30, 40]);
+        let verified = verify(&store, Log::Admin).expect("verify");
+        assert!(verified.problem.is_none(), "{:?}", verified.problem);
+        assert_eq!(verified.range, Some((1, 4)));
+        let pruned = prune_before(&store, 25, 50).await.expect("prune");
+        assert_eq!(pruned.admin_actions, 2, "the JSON records age out too");
     }
 
     #[tokio::test]

@@ -56,14 +56,10 @@ fn entries_after<E: serde::de::DeserializeOwned>(
     let start = after.saturating_add(1).to_be_bytes();
     store.tree(tree).range(start..).map(move |item| {
         let (key, bytes) = item?;
-        serde_json::from_slice::<E>(&bytes).map_err(|e| Error::Corrupt {
-            tree: if tree == T::ConnectionLog {
-                "connection_log"
-            } else {
-                "admin_log"
-            },
+        stored::decode::<E>(&bytes).map_err(|reason| Error::Corrupt {
+            tree: tree.name(),
             key: format!("{:?}", key.as_ref()),
-            reason: e.to_string(),
+            reason,
         })
     })
 }

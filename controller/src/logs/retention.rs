@@ -27,9 +27,9 @@ pub async fn prune_before(store: &Store, cutoff: u64, now: u64) -> Result<Pruned
             for item in store.tree(tree).iter().take(1_000) {
                 let (key, bytes) = item?;
                 let (at, sequence, hash, event_id) = match log {
-                    Log::Connections => serde_json::from_slice::<ConnectionEntry>(&bytes)
+                    Log::Connections => stored::decode::<ConnectionEntry>(&bytes)
                         .map(|e| (e.at, e.sequence, e.hash, Some(e.event_id))),
-                    Log::Admin => serde_json::from_slice::<AdminEntry>(&bytes)
+                    Log::Admin => stored::decode::<AdminEntry>(&bytes)
                         .map(|e| (e.at, e.sequence, e.hash, None)),
                 }
                 // A record that does not decode stays, for verify to name.

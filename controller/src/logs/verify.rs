@@ -105,10 +105,12 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
 /// becomes a row whose hash cannot match.
 fn row_of(log: Log, bytes: &[u8]) -> Row {
     let decoded = match log {
-        Log::Connections => serde_json::from_slice::<ConnectionEntry>(bytes)
-            .map(|e| (e.cells(), e.previous_hash, e.hash)),
-        Log::Admin => serde_json::from_slice::<AdminEntry>(bytes)
-            .map(|e| (e.cells(), e.previous_hash, e.hash)),
+        Log::Connections => {
+            stored::decode::<ConnectionEntry>(bytes).map(|e| (e.cells(), e.previous_hash, e.hash))
+        }
+        Log::Admin => {
+            stored::decode::<AdminEntry>(bytes).map(|e| (e.cells(), e.previous_hash, e.hash))
+        }
     };
     match decoded {
         Ok((cells, previous_hash, hash)) => Row {

@@ -14,8 +14,8 @@
 //! | `device_keys` | WireGuard public key (32 bytes), live or revoked | device id |
 //! | `addresses` | IPv4 octets | [`AddressLease`](records::AddressLease) |
 //! | `gateways` | gateway id | [`GatewayRecord`](records::GatewayRecord) |
-//! | `connection_log` | sequence (u64 big-endian) | [`ConnectionEntry`](crate::logs::ConnectionEntry) |
-//! | `admin_log` | sequence (u64 big-endian) | [`AdminEntry`](crate::logs::AdminEntry) |
+//! | `connection_log` | sequence (u64 big-endian) | [`ConnectionEntry`](crate::logs::ConnectionEntry), in its [stored form](crate::logs::stored) |
+//! | `admin_log` | sequence (u64 big-endian) | [`AdminEntry`](crate::logs::AdminEntry), in its [stored form](crate::logs::stored) |
 //! | `event_ids` | a gateway's event id | sequence of the record it became |
 //! | `sessions` | device id | [`OpenSession`](crate::logs::OpenSession) |
 //! | `name_skeletons` | kind byte, 0, TR39 skeleton | the name holding it ([`crate::names`]) |
@@ -55,15 +55,23 @@ use std::sync::{Arc, Mutex};
 const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// The schema this build writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Ordered migrations: entry `i` upgrades a store from version `i + 1` to
 /// `i + 2`.
-const MIGRATIONS: &[fn(&sled::Db) -> Result<()>] = &[index_name_skeletons];
+const MIGRATIONS: &[fn(&sled::Db) -> Result<()>] = &[index_name_skeletons, compact_log_records];
 
 /// 1 → 2: the `name_skeletons` index of every user, group and device name
 /// (live devices and open tokens), so lookalikes of names made before are
 /// refused too.
+/// 2 → 3: new log records are stored compactly
+/// ([`crate::logs::stored`]). Nothing is rewritten — records from before
+/// read as they are — but the version moves so that an older controller
+/// refuses the store instead of calling the new records corrupt.
+fn compact_log_records(_: &sled::Db) -> Result<()> {
+    Ok(())
+}
+
 fn index_name_skeletons(db: &sled::Db) -> Result<()> {
     use crate::names::{Kind, skeleton_key};
     let index = db.open_tree(T::NameSkeletons.name())?;
@@ -161,7 +169,8 @@ const ALL_TREES: [T; 16] = [
 ];
 
 impl T {
-    fn name(self) -> &'static str {
+    /// The tree's name in sled (and in errors).
+    pub fn name(self) -> &'static str {
         match self {
             T::Meta => "meta",
             T::Users => "users",
