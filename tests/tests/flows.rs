@@ -37,6 +37,19 @@ async fn next<S: futures::Stream + Unpin>(stream: &mut S) -> S::Item {
         .expect("stream still open")
 }
 
+/// The config stream of the device holding `credential`.
+async fn watch_config(
+    ctl: &TestController,
+    credential: &str,
+) -> tonic::Streaming<pb::DeviceConfig> {
+    ctl.device_with(credential)
+        .await
+        .watch_config(pb::WatchConfigRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 #[tokio::test]
 async fn enroll_watch_route_change_and_revoke() {
     let ctl = TestController::start(&["--route", "10.1.0.53/32", "--dns", "10.1.0.53"])
@@ -497,13 +510,7 @@ async fn everything_survives_a_restart() {
 
     let mut admin = ctl.admin_with(&admin_login.credential).await;
     assert_eq!(snapshot(&mut admin).await, before);
-    let mut stream = ctl
-        .device_with(&device.credential)
-        .await
-        .watch_config(pb::WatchConfigRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = watch_config(&ctl, &device.credential).await;
     assert_eq!(
         next(&mut stream).await.unwrap().addresses,
         device.config.addresses
@@ -795,13 +802,7 @@ async fn config_watchers_are_counted_until_they_go_and_told_when_the_controller_
         .await
         .unwrap();
     let watch = || async {
-        let mut stream = ctl
-            .device_with(&device.credential)
-            .await
-            .watch_config(pb::WatchConfigRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let mut stream = watch_config(&ctl, &device.credential).await;
         next(&mut stream).await.unwrap();
         stream
     };

@@ -82,7 +82,10 @@ mod tests {
             previous_hash: "c".repeat(64),
             hash: "d".repeat(64),
         };
-        assert_eq!(decode::<AdminEntry>(&encode(&admin).expect("encode")), Ok(admin));
+        assert_eq!(
+            decode::<AdminEntry>(&encode(&admin).expect("encode")),
+            Ok(admin)
+        );
     }
 
     #[test]
