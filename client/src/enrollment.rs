@@ -13,6 +13,7 @@ use porta_proto::connect::connect;
 use porta_proto::pb;
 use porta_proto::{Invitation, pb::InvitationKind};
 use porta_tunnel::keys::PrivateKey;
+use std::time::Duration;
 
 /// Decodes a pasted invitation (or `porta:` link) for a computer.
 pub fn decode(text: &str) -> Result<Invitation> {
@@ -37,6 +38,21 @@ pub struct StillEnrolled {
     pub device_name: String,
 }
 
+/// This computer holds an enrollment its controller could not be asked
+/// about (unreachable, or silent).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "this computer is already enrolled as {device_name}, and the controller could not be asked \
+     whether that enrollment still holds"
+)]
+pub struct CannotAsk {
+    /// The device name it is enrolled as.
+    pub device_name: String,
+    /// Why it could not be asked.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
 /// An enrollment this computer holds that `invitation` would replace.
 #[derive(Debug)]
 pub struct Existing {
@@ -44,6 +60,9 @@ pub struct Existing {
     pub device_name: String,
     /// Why it may be replaced.
     pub why: &'static str,
+    /// The invitation is another controller's (another certificate):
+    /// enrolling moves this computer to it.
+    pub moves: bool,
 }
 
 /// Whether enrolling with `invitation` replaces an enrollment: `None` when
@@ -56,39 +75,98 @@ pub async fn existing(dir: &StateDir, invitation: &Invitation) -> Result<Option<
     let previous = dir.load()?;
     let why = replaceable(&previous, invitation).await?;
     Ok(Some(Existing {
+        moves: previous.fingerprint != invitation.fingerprint.to_string(),
         device_name: previous.config.device_name,
         why,
     }))
 }
 
-/// Enrolls with `invitation`: a new key, the controller's answer saved.
-pub async fn enroll(dir: &StateDir, invitation: Invitation) -> Result<DeviceState> {
-    dir.prepare()?;
-    // The private key is made here and never leaves this computer.
-    let key = PrivateKey::generate();
-    let channel = connect(&invitation.controller, invitation.fingerprint).await?;
-    let response = pb::enrollment_client::EnrollmentClient::new(channel)
-        .enroll(pb::EnrollRequest {
-            token: invitation.token,
-            public_key: key.public_key().to_base64(),
-            hostname: hostname(),
-            os: os_name(),
-        })
+/// How long one exchange with a controller may take, connecting included:
+/// a controller (or a `porta:` link to one) that accepts the connection and
+/// never answers must not hold the caller for longer.
+pub const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A controller that did not answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the controller at {address} did not answer within {} s; nothing was changed", CONTROLLER_TIMEOUT.as_secs())]
+pub struct ControllerSilent {
+    /// Its address.
+    pub address: String,
+}
+
+/// Runs `exchange` with the controller at `address`, at most
+/// [`CONTROLLER_TIMEOUT`].
+async fn within_timeout<T>(
+    address: &str,
+    exchange: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(CONTROLLER_TIMEOUT, exchange)
         .await
-        .context("the controller refused the enrollment")?
-        .into_inner();
+        .map_err(|_| {
+            anyhow::Error::new(ControllerSilent {
+                address: address.to_owned(),
+            })
+        })?
+}
+
+/// An enrollment the controller granted, not yet saved on this computer.
+pub struct Granted {
+    key: PrivateKey,
+    state: DeviceState,
+}
+
+impl Granted {
+    /// The device name it is for.
+    pub fn device_name(&self) -> &str {
+        &self.state.config.device_name
+    }
+
+    /// Saves it in `dir` (the key, then the state), replacing what was there.
+    pub fn save(self, dir: &StateDir) -> Result<DeviceState> {
+        dir.prepare()?;
+        dir.write_key(&self.key)?;
+        dir.save(&self.state)?;
+        Ok(self.state)
+    }
+}
+
+/// Asks the controller of `invitation` to enroll a new key (made here; it
+/// never leaves this computer). Nothing is saved: see [`Granted::save`].
+pub async fn request(invitation: Invitation) -> Result<Granted> {
+    let key = PrivateKey::generate();
+    let address = invitation.controller.clone();
+    let response = within_timeout(&address, async {
+        let channel = connect(&invitation.controller, invitation.fingerprint).await?;
+        Ok(pb::enrollment_client::EnrollmentClient::new(channel)
+            .enroll(pb::EnrollRequest {
+                token: invitation.token.clone(),
+                public_key: key.public_key().to_base64(),
+                hostname: hostname(),
+                os: os_name(),
+            })
+            .await
+            .context("the controller refused the enrollment")?
+            .into_inner())
+    })
+    .await?;
     let config = response
         .config
         .context("the controller sent no configuration")?;
-    dir.write_key(&key)?;
-    let state = DeviceState {
-        controller: invitation.controller,
-        fingerprint: invitation.fingerprint.to_string(),
-        credential: response.credential,
-        config: config.into(),
-    };
-    dir.save(&state)?;
-    Ok(state)
+    Ok(Granted {
+        key,
+        state: DeviceState {
+            controller: invitation.controller,
+            fingerprint: invitation.fingerprint.to_string(),
+            credential: response.credential,
+            config: config.into(),
+        },
+    })
+}
+
+/// Enrolls with `invitation`: a new key, the controller's answer saved.
+pub async fn enroll(dir: &StateDir, invitation: Invitation) -> Result<DeviceState> {
+    dir.prepare()?;
+    request(invitation).await?.save(dir)
 }
 
 /// Why the saved enrollment `previous` may be replaced by `invitation`'s,
@@ -97,7 +175,7 @@ async fn replaceable(previous: &DeviceState, invitation: &Invitation) -> Result<
     if previous.fingerprint != invitation.fingerprint.to_string() {
         return Ok("with another controller");
     }
-    let still_valid = async {
+    let still_valid = within_timeout(&previous.controller, async {
         let channel = connect(&previous.controller, invitation.fingerprint).await?;
         pb::session_client::SessionClient::with_interceptor(
             channel,
@@ -106,7 +184,7 @@ async fn replaceable(previous: &DeviceState, invitation: &Invitation) -> Result<
         .who_am_i(pb::WhoAmIRequest {})
         .await?;
         anyhow::Ok(())
-    };
+    });
     match still_valid.await {
         Ok(()) => Err(StillEnrolled {
             device_name: previous.config.device_name.clone(),
@@ -119,11 +197,11 @@ async fn replaceable(previous: &DeviceState, invitation: &Invitation) -> Result<
             Some(tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) => {
                 Ok("revoked or no longer accepted by the controller")
             }
-            _ => Err(error.context(format!(
-                "this computer is already enrolled as {}, and the controller could not be asked \
-                 whether that enrollment still holds",
-                previous.config.device_name
-            ))),
+            _ => Err(CannotAsk {
+                device_name: previous.config.device_name.clone(),
+                source: error.into(),
+            }
+            .into()),
         },
     }
 }

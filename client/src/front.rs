@@ -46,15 +46,23 @@ pub async fn enroll(socket: &Path, dir: &StateDir, text: &str, yes: bool) -> Res
                 invitation: text.to_owned(),
                 replace: false,
             };
-            let answer = match client.enroll(request.clone()).await {
-                Err(status) if status.code() == tonic::Code::AlreadyExists => {
-                    confirmed(status.message(), yes)?;
+            let within = local::ENROLLMENT_ANSWER_WITHIN;
+            match local::answer(within, client.enroll(request.clone())).await {
+                Err(error)
+                    if error
+                        .downcast_ref::<tonic::Status>()
+                        .is_some_and(|s| s.code() == tonic::Code::AlreadyExists) =>
+                {
+                    let question = error
+                        .downcast_ref::<tonic::Status>()
+                        .map(|s| s.message().to_owned())
+                        .unwrap_or_default();
+                    confirmed(&question, yes)?;
                     request.replace = true;
-                    client.enroll(request).await
+                    local::answer(within, client.enroll(request)).await?
                 }
-                other => other,
-            };
-            answer?.into_inner()
+                other => other?,
+            }
         }
         None => {
             root_or(not_running(socket))?;
@@ -94,7 +102,11 @@ pub async fn enroll(socket: &Path, dir: &StateDir, text: &str, yes: bool) -> Res
 pub async fn leave(socket: &Path, dir: &StateDir, yes: bool) -> Result<()> {
     let device_name = match service(socket).await? {
         Some(mut client) => {
-            let status = client.get_status(api::StatusRequest {}).await?.into_inner();
+            let status = local::answer(
+                local::ANSWER_WITHIN,
+                client.get_status(api::StatusRequest {}),
+            )
+            .await?;
             if status.state() == api::status::State::NotEnrolled {
                 bail!("this computer is not enrolled");
             }
@@ -105,10 +117,8 @@ pub async fn leave(socket: &Path, dir: &StateDir, yes: bool) -> Result<()> {
                 ),
                 yes,
             )?;
-            client
-                .leave(api::LeaveRequest {})
+            local::answer(local::ANSWER_WITHIN, client.leave(api::LeaveRequest {}))
                 .await?
-                .into_inner()
                 .device_name
         }
         None => {
@@ -146,7 +156,7 @@ pub async fn up(socket: &Path) -> Result<()> {
              or run the tunnel in this terminal: `sudo porta up --foreground`"
         );
     };
-    let status = client.up(api::UpRequest {}).await?.into_inner();
+    let status = local::answer(local::ANSWER_WITHIN, client.up(api::UpRequest {})).await?;
     println!(
         "Connected {} ({}) as {} through {}; routes: {}",
         status.device_name,
@@ -166,7 +176,7 @@ pub async fn up(socket: &Path) -> Result<()> {
 pub async fn down(socket: &Path, dir: &StateDir, interface: &str) -> Result<()> {
     match service(socket).await? {
         Some(mut client) => {
-            client.down(api::DownRequest {}).await?;
+            local::answer(local::ANSWER_WITHIN, client.down(api::DownRequest {})).await?;
             println!("Disconnected.");
             Ok(())
         }
@@ -177,7 +187,13 @@ pub async fn down(socket: &Path, dir: &StateDir, interface: &str) -> Result<()> 
 /// `porta status`.
 pub async fn status(socket: &Path, dir: &StateDir, interface: &str, json: bool) -> Result<()> {
     let status = match service(socket).await? {
-        Some(mut client) => client.get_status(api::StatusRequest {}).await?.into_inner(),
+        Some(mut client) => {
+            local::answer(
+                local::ANSWER_WITHIN,
+                client.get_status(api::StatusRequest {}),
+            )
+            .await?
+        }
         None => tunnel::status_without_service(dir, interface),
     };
     tunnel::print_status(&status, json)

@@ -6,6 +6,7 @@
 use crate::i18n::{Lang, Msg};
 use porta_proto::local::tunnel_client::TunnelClient;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tonic::transport::{Channel, Endpoint};
 
 pub use crate::platform::{DEFAULT_SOCKET, user_name};
@@ -38,6 +39,35 @@ pub enum Unreachable {
     },
 }
 
+/// How long a front end waits for the service's answer to a call before
+/// saying it did not answer; an enrollment may take longer (the service
+/// asks the controller, within its own timeouts).
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// The longest any call waits (an enrollment: the service's two calls to
+/// the controller, each bounded by [`crate::enrollment::CONTROLLER_TIMEOUT`]).
+pub const ENROLLMENT_ANSWER_WITHIN: Duration = Duration::from_secs(45);
+
+/// The service took too long to answer.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the Porta service did not answer within {} s; it may be stuck (restart it: \
+     `sudo systemctl restart porta`, or restart the \"Porta\" service on Windows)",
+    .0.as_secs()
+)]
+pub struct ServiceSilent(pub Duration);
+
+/// The answer to `call`, or [`ServiceSilent`] after `within`.
+pub async fn answer<T>(
+    within: Duration,
+    call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> anyhow::Result<T> {
+    match tokio::time::timeout(within, call).await {
+        Ok(answer) => Ok(answer?.into_inner()),
+        Err(_) => Err(ServiceSilent(within).into()),
+    }
+}
+
 /// Connects to the service on `path`.
 pub async fn connect(path: &Path) -> Result<Client, Unreachable> {
     // One probe first, to tell "not running" from "not allowed" (tonic
@@ -64,6 +94,10 @@ pub async fn connect(path: &Path) -> Result<Client, Unreachable> {
     }
     let socket = path.to_owned();
     let channel = Endpoint::from_static("http://porta.service.local")
+        // No call waits for ever, whatever the front end (the CLI waits
+        // less for quick calls: see `answer`).
+        .timeout(ENROLLMENT_ANSWER_WITHIN)
+        .connect_timeout(ANSWER_WITHIN)
         .connect_with_connector(tower::service_fn(move |_: tonic::codegen::http::Uri| {
             let socket = socket.clone();
             async move {

@@ -56,6 +56,8 @@ async fn run(cli: Cli) -> Result<()> {
             print_init_report(&report, args.json)
         }
         Command::Serve(args) => {
+            // Before the settings: the connection cap is sized from it.
+            porta_proto::limits::raise_open_files_limit();
             let file = args
                 .config
                 .as_deref()
@@ -114,6 +116,7 @@ async fn run(cli: Cli) -> Result<()> {
                 cli.log_format.unwrap_or(LogFormat::Human),
                 cli.log_level.as_deref().unwrap_or("info"),
             );
+            porta_proto::limits::raise_open_files_limit();
             let stop = server::termination_signal()?;
             remote::run(args.to_options(), stop).await
         }

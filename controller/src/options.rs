@@ -178,7 +178,8 @@ pub struct InitArgs {
 pub struct ServeArgs {
     /// TOML config file (keys: data, listen, log_format, log_level,
     /// gateway, gateway_interface, session_idle, retention,
-    /// max_connections_per_source, metrics_listen; sections: directory,
+    /// max_connections_per_source, max_connections, admin_networks,
+    /// metrics_listen; sections: directory,
     /// directory.attributes, smtp, feed).
     #[arg(long, env = "PORTA_CONFIG")]
     pub config: Option<PathBuf>,
@@ -209,6 +210,20 @@ pub struct ServeArgs {
     /// closed at once (loopback is exempt) [default: 256].
     #[arg(long, env = "PORTA_MAX_CONNECTIONS_PER_SOURCE", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections_per_source: Option<u32>,
+    /// Connections all sources outside the admin networks may hold open
+    /// together [default: the open-files limit less 512].
+    #[arg(long, env = "PORTA_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: Option<u32>,
+    /// A network (CIDR) whose connections are exempt from the connection
+    /// caps, e.g. the town LAN where IT sits (repeatable; loopback and
+    /// this host's own addresses always are).
+    #[arg(
+        long = "admin-network",
+        value_name = "CIDR",
+        env = "PORTA_ADMIN_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub admin_networks: Vec<ipnet::IpNet>,
     /// Start on a store that is behind what this controller acknowledged
     /// (an older backup restored on purpose); acknowledged changes after
     /// that backup, revocations among them, are lost.
@@ -243,6 +258,10 @@ pub struct FileConfig {
     pub retention: Option<String>,
     /// Connections one IP address may hold open.
     pub max_connections_per_source: Option<u32>,
+    /// Connections all untrusted sources may hold open together.
+    pub max_connections: Option<u32>,
+    /// Networks exempt from the connection caps.
+    pub admin_networks: Option<Vec<ipnet::IpNet>>,
     /// Where Prometheus metrics are served.
     pub metrics_listen: Option<SocketAddr>,
     /// The town's directory to follow (`[directory]`).
@@ -387,6 +406,15 @@ impl ServeSettings {
                     .map_or(crate::listener::Limits::default().per_source, |n| {
                         n.max(1) as usize
                     }),
+                total: args.max_connections.or(file.max_connections).map_or_else(
+                    || crate::listener::Limits::total_for(porta_proto::limits::open_files_limit()),
+                    |n| n.max(1) as usize,
+                ),
+                admin_networks: if args.admin_networks.is_empty() {
+                    file.admin_networks.unwrap_or_default()
+                } else {
+                    args.admin_networks.clone()
+                },
                 ..Default::default()
             },
             accept_store_rollback: args.accept_store_rollback,

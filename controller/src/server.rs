@@ -18,6 +18,18 @@ use tokio::sync::Notify;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::transport::{Server, ServerTlsConfig};
 
+/// Requests one connection may have open at once (HTTP/2 streams): more
+/// than a laptop's watch and reports or portactl's 32 CSV rows in flight.
+pub const STREAMS_PER_CONNECTION: u32 = 64;
+
+/// Bytes a client may send on one request before the controller reads
+/// them: one whole message of the largest size any service takes.
+const STREAM_WINDOW: u32 = 2 * MAX_MESSAGE_BYTES as u32;
+
+/// Bytes a client may send on one connection, all its requests together,
+/// before the controller reads them.
+const CONNECTION_WINDOW: u32 = 1024 * 1024;
+
 /// How long a shutdown waits for open requests and streams to finish.
 const DRAIN_LIMIT: Duration = Duration::from_secs(3);
 
@@ -121,7 +133,9 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .context("building the reflection service")?;
+        .context("building the reflection service")?
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let health_service = health_service.max_decoding_message_size(MAX_MESSAGE_BYTES);
 
     let apis = Apis::new(controller.clone(), directory);
     let tls = ServerTlsConfig::new()
@@ -137,6 +151,14 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         // their network) instead of keeping them until TCP gives up.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // What one connection may make the controller hold before anyone
+        // authenticated: streams at once, and bytes received but not yet
+        // read (per stream and in all). With every service's messages
+        // capped at MAX_MESSAGE_BYTES, a connection holds at most about
+        // CONNECTION_WINDOW of requests, whatever it declares.
+        .max_concurrent_streams(Some(STREAMS_PER_CONNECTION))
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .tls_config(tls)
         .context("TLS configuration")?
         // Every request counted by method and status (see `metrics`).
@@ -183,7 +205,7 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
             pb::session_server::SessionServer::new(apis.session)
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(incoming(listener, settings.limits, connections), {
+        .serve_with_incoming_shutdown(incoming(listener, settings.limits.clone(), connections), {
             let drain = drain.clone();
             async move { drain.notified().await }
         });

@@ -107,18 +107,38 @@ pub fn endpoint(field: &str, value: &str) -> Result<String> {
     Ok(value.to_owned())
 }
 
-/// A host name as a device reports it: up to 253 characters, printable.
+/// A host name as a device reports it: up to 253 letters (any script),
+/// digits, `-`, `.` and `_` — what Linux, macOS and Windows allow in a
+/// computer's name. A device chooses its own, so nothing that could split
+/// a spreadsheet's cell (`,` `;` tab), quote, or start a formula gets in.
 pub fn hostname(value: &str) -> Result<String> {
+    let allowed = |c: char| c.is_alphanumeric() || matches!(c, '-' | '.' | '_');
     if value.len() > 253
-        || value
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || porta_proto::terminal::is_invisible(c))
+        || !value.chars().all(allowed)
+        || value.chars().any(porta_proto::terminal::is_invisible)
     {
         return Err(Error::invalid(
-            "hostname must be at most 253 printable characters without spaces or invisible characters",
+            "hostname must be at most 253 letters, digits, '-', '.' or '_'",
         ));
     }
     Ok(value.to_owned())
+}
+
+/// Free text a device reports about itself (its operating system, its
+/// client's version): [`text`], and none of the characters spreadsheets
+/// split cells at or read formulas from (`,` `;` `"` `=` `@`) — no
+/// system's name needs them, and the device, not a person, typed it.
+pub fn device_text(field: &str, value: &str) -> Result<String> {
+    let value = text(field, value)?;
+    if let Some(c) = value
+        .chars()
+        .find(|c| matches!(c, ',' | ';' | '"' | '=' | '@'))
+    {
+        return Err(Error::invalid(format!(
+            "{field} may not contain {c:?} (it is text a device reports about itself)"
+        )));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -132,6 +152,34 @@ mod tests {
         assert!(error.len() < 300, "{error}");
         assert!(error.contains("(60000 characters)"), "{error}");
         assert_eq!(quoted("anna"), "\"anna\"");
+    }
+
+    #[test]
+    fn what_a_device_says_of_itself_cannot_split_or_start_a_cell() {
+        for good in ["DESKTOP-AB12CD", "anna-pc.local", "núria_pc"] {
+            assert!(hostname(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "pc;=1+1;",
+            "pc,x",
+            "pc\t",
+            "a b",
+            "=x",
+            "\"pc\"",
+            "pc\u{202e}",
+        ] {
+            assert!(hostname(bad).is_err(), "{bad:?} was accepted");
+        }
+        for good in [
+            "Windows 11 Pro 23H2",
+            "Debian GNU/Linux 12 (bookworm)",
+            "0.1.0",
+        ] {
+            assert!(device_text("os", good).is_ok(), "{good}");
+        }
+        for bad in ["Windows 11;=2*21;", "a,b", "x\"y", "@SUM(1)", "line\nbreak"] {
+            assert!(device_text("os", bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

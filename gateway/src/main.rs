@@ -31,6 +31,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &cli.log_level,
                 cli.log_format.as_deref() == Some("json"),
             );
+            porta_proto::limits::raise_open_files_limit();
             let stop = porta_proto::terminal::termination_signal()?;
             remote::run(cli.gateway.to_options(), stop).await
         }

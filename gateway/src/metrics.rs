@@ -39,6 +39,12 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// How long a scraper may take to send its request's head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Scrapers served at once; more connections are closed as soon as they
+/// are accepted. Prometheus keeps one per target, so this is room for a
+/// few servers and a person with curl, and the endpoint cannot be used to
+/// take the process's descriptors.
+pub const MAX_SCRAPE_CONNECTIONS: usize = 16;
+
 /// One label: its name and value.
 type Label = [(&'static str, &'static str); 1];
 
@@ -182,6 +188,7 @@ impl Exporter {
     /// Serves `registry` as `GET /metrics` until `shutdown`.
     pub async fn serve(self, registry: Registry, shutdown: impl Future<Output = ()>) {
         let registry = Arc::new(registry);
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SCRAPE_CONNECTIONS));
         tokio::pin!(shutdown);
         loop {
             let stream = tokio::select! {
@@ -196,7 +203,18 @@ impl Exporter {
                 },
                 () = &mut shutdown => return,
             };
-            tokio::spawn(serve_connection(stream, registry.clone()));
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracing::debug!(
+                    limit = MAX_SCRAPE_CONNECTIONS,
+                    "metrics: too many connections; closed a new one"
+                );
+                continue;
+            };
+            let registry = registry.clone();
+            tokio::spawn(async move {
+                serve_connection(stream, registry).await;
+                drop(slot);
+            });
         }
     }
 }

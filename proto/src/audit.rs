@@ -461,20 +461,86 @@ pub fn moved_or_deleted(problem: Break, sequences: impl IntoIterator<Item = u64>
     }
 }
 
-/// Makes a CSV cell safe to open in a spreadsheet: a cell starting with
-/// `=`, `+`, `-`, `@`, a tab, a carriage return or `'` gets a leading `'`
-/// (so the spreadsheet shows text, never runs a formula). Reversible with
-/// [`unneutralise`], which verification uses.
-pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\'') => format!("'{cell}").into(),
-        _ => cell.into(),
+/// Where a spreadsheet may start a cell inside ours: a CSV is opened with
+/// whichever separator the person (or the locale: `;` in Catalan, Spanish
+/// and Italian) picks, and a line split at a separator our quoting did not
+/// expect is no longer quoted, so its line breaks end rows too.
+fn splits_cells(c: char) -> bool {
+    matches!(c, ',' | ';' | '\t' | '\r' | '\n')
+}
+
+/// What a spreadsheet reads as the start of a formula (and `'`, the mark
+/// itself, so that marking stays reversible).
+fn starts_formula(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\'' | '\t' | '\r')
+}
+
+/// The byte positions in `cell` where a spreadsheet could begin a cell:
+/// the start, and after every character any separator choice splits at,
+/// each moved past spaces and quotes (which a spreadsheet skips or takes
+/// as a text delimiter before it looks for a formula).
+fn cell_starts(cell: &str) -> impl Iterator<Item = usize> + '_ {
+    let after_splits = cell
+        .char_indices()
+        .filter(|&(_, c)| splits_cells(c))
+        .map(|(at, c)| at + c.len_utf8());
+    std::iter::once(0)
+        .chain(after_splits)
+        .map(move |at| at + cell[at..].len() - cell[at..].trim_start_matches([' ', '"']).len())
+}
+
+/// Makes a CSV cell safe to open in a spreadsheet with any separator
+/// (comma, semicolon, tab): wherever a spreadsheet could begin a cell
+/// ([`cell_starts`]) and the text there starts with `=`, `+`, `-`, `@`, a
+/// tab, a carriage return or `'`, a `'` goes in front (the spreadsheet then
+/// shows text, never runs a formula). So `pc;=1+1` becomes `pc;'=1+1`.
+/// Reversible with [`unneutralise`], which verification uses.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    let mut marked: Option<String> = None;
+    let mut copied = 0;
+    for at in cell_starts(cell) {
+        if cell[at..].starts_with(starts_formula) {
+            let out = marked.get_or_insert_with(|| String::with_capacity(cell.len() + 4));
+            out.push_str(&cell[copied..at]);
+            out.push('\'');
+            copied = at;
+        }
+    }
+    match marked {
+        Some(mut out) => {
+            out.push_str(&cell[copied..]);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(cell),
     }
 }
 
-/// Undoes [`neutralise`].
-pub fn unneutralise(cell: &str) -> &str {
-    cell.strip_prefix('\'').unwrap_or(cell)
+/// Undoes [`neutralise`] (and the `'` export puts before text a
+/// spreadsheet would read as a number): a `'` where a cell could begin is
+/// always one that was added, because a `'` there is itself marked.
+pub fn unneutralise(cell: &str) -> Cow<'_, str> {
+    // Most cells hold no mark: no allocation, one scan.
+    if !cell.contains('\'') {
+        return Cow::Borrowed(cell);
+    }
+    let mut plain: Option<String> = None;
+    let mut copied = 0;
+    for at in cell_starts(cell) {
+        // Starts are found in the marked text; a removed mark does not
+        // move the ones after it, which are searched in `cell` too.
+        if at >= copied && cell[at..].starts_with('\'') {
+            let out = plain.get_or_insert_with(|| String::with_capacity(cell.len()));
+            out.push_str(&cell[copied..at]);
+            copied = at + 1;
+        }
+    }
+    match plain {
+        Some(mut out) => {
+            out.push_str(&cell[copied..]);
+            Cow::Owned(out)
+        }
+        None => Cow::Borrowed(cell),
+    }
 }
 
 #[cfg(test)]
@@ -604,12 +670,39 @@ mod tests {
     #[test]
     fn neutralising_is_reversible_and_covers_formula_starts() {
         for cell in [
-            "=SUM(A1)", "+1", "-2", "@x", "'quoted", "plain", "", "Núria",
+            "=SUM(A1)", "+1", "-2", "@x", "'quoted", "plain", "", "Núria", "a'b", "x;'",
         ] {
             let safe = neutralise(cell);
             assert!(!safe.starts_with(['=', '+', '-', '@']), "{safe}");
             assert_eq!(unneutralise(&safe), cell);
         }
+    }
+
+    #[test]
+    fn no_separator_a_spreadsheet_offers_uncovers_a_formula() {
+        for cell in [
+            "pc;=1+1;",
+            "Windows 11;=2*21;",
+            r#"{"hostname":"pc;=1+1;","os":"a,+2\t-3"}"#,
+            "a,\"=HYPERLINK(\"\"x\"\")\"",
+            "one\n@two\r\n-three",
+            "x; ;'';=;",
+            "tab\t=1",
+        ] {
+            let safe = neutralise(cell);
+            for separator in [',', ';', '\t', '\n', '\r'] {
+                for piece in safe.split(separator) {
+                    let piece = piece.trim_start_matches([' ', '"']);
+                    assert!(
+                        !piece.starts_with(['=', '+', '-', '@']),
+                        "{cell:?} → {safe:?} splits at {separator:?} into {piece:?}"
+                    );
+                }
+            }
+            assert_eq!(unneutralise(&safe), cell, "{safe:?}");
+        }
+        assert_eq!(neutralise("pc;=1+1;"), "pc;'=1+1;");
+        assert!(matches!(neutralise("Windows 11 Pro"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub mod connect;
 #[cfg(feature = "cli")]
 pub mod cli_docs;
 #[cfg(feature = "cli")]
+pub mod limits;
+#[cfg(feature = "cli")]
 pub mod terminal;
 
 /// Generated protobuf messages and gRPC stubs for package `porta.v1`.

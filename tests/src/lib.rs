@@ -228,6 +228,23 @@ impl TestController {
         self.dir.path().join("data")
     }
 
+    /// The serving process's id, while it serves.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// The serving process's resident memory in bytes (from /proc).
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.pid().expect("serving");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmRSS")
+            * 1024
+    }
+
     /// Starts `serve` and waits until it accepts TLS connections.
     pub async fn serve(&mut self) -> Result<()> {
         self.serve_with(&[]).await

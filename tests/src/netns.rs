@@ -199,6 +199,12 @@ impl Lab {
         Ok(self.children.len() - 1)
     }
 
+    /// The process id of a spawned process (`ip netns exec` and what it
+    /// runs exec in place, so it is the command's own).
+    pub fn pid(&self, handle: usize) -> u32 {
+        self.children[handle].id()
+    }
+
     /// SIGKILL to a spawned process (no chance to clean up), and wait.
     pub fn kill(&mut self, handle: usize) -> Result<()> {
         let child = &mut self.children[handle];

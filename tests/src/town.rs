@@ -63,6 +63,18 @@ impl Town {
         init_flags: &[&str],
         serve_flags: &[&str],
     ) -> Town {
+        Town::start_under(lab, embedded_gateway, init_flags, serve_flags, &[])
+    }
+
+    /// Like [`Town::start_serving`], with `serve` run by `wrapper` (a
+    /// command that execs its arguments, such as `prlimit --nofile=…`).
+    pub fn start_under(
+        lab: &mut Lab,
+        embedded_gateway: bool,
+        init_flags: &[&str],
+        serve_flags: &[&str],
+        wrapper: &[&str],
+    ) -> Town {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let api = format!("{}:7443", addr::TOWN_PUBLIC);
@@ -82,17 +94,19 @@ impl Town {
         ];
         init_args.extend_from_slice(init_flags);
         let init = json(lab.exec("town", &init_args).unwrap());
-        let mut serve_args: Vec<String> = [
-            path(&controller),
-            "serve",
-            "--data",
-            path(&data),
-            "--listen",
-            &api,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut serve_args: Vec<String> = wrapper.iter().map(|w| w.to_string()).collect();
+        serve_args.extend(
+            [
+                path(&controller),
+                "serve",
+                "--data",
+                path(&data),
+                "--listen",
+                &api,
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         if embedded_gateway {
             serve_args.extend(["--gateway-interface".to_string(), lab.iface("gw")]);
         } else {

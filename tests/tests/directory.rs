@@ -640,3 +640,103 @@ fn a_samba_active_directory_is_followed_with_its_real_attributes() {
         false
     );
 }
+
+#[tokio::test]
+async fn a_second_entry_with_a_login_shadows_nobody() {
+    let dir = tempfile::tempdir().unwrap();
+    let (slapd, _server) = slapd_on_loopback(&dir.path().join("slapd"));
+    let url = format!("ldaps://127.0.0.1:{}", slapd.ldaps_port);
+    let (controller, mut admin) = controller_following(&slapd.directory_toml(&url, "")).await;
+    let profile = portactl_login(&controller, &mut admin).await;
+    let (code, stderr) = sync(&profile);
+    assert_eq!(code, 0, "{stderr}");
+    let show = |name: &str| {
+        let out = std::process::Command::new(binary("portactl"))
+            .args([
+                "--config",
+                profile.to_str().unwrap(),
+                "--json",
+                "users",
+                "show",
+                name,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let marta = show("marta");
+    assert_eq!(marta["disabled"], false, "{marta}");
+
+    // Someone who may write contacts adds one with marta's login, in an OU
+    // that sorts before the people; and gives jordi a name that reads
+    // backwards from its middle.
+    let run_ldif = |name: &str, ldif: &str| {
+        let modify = slapd.modify_command(&slapd.change_file(name, ldif));
+        let out = std::process::Command::new(&modify[0])
+            .args(&modify[1..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run_ldif(
+        "contact",
+        &format!(
+            "dn: ou=contacts,{base}\nchangetype: add\nobjectClass: organizationalUnit\nou: contacts\n\n\
+             dn: uid=marta,ou=contacts,{base}\nchangetype: add\nobjectClass: inetOrgPerson\n\
+             uid: marta\ncn: Marta (supplier)\nsn: Supplier\nmail: marta@supplier.example\n",
+            base = slapd::BASE
+        ),
+    );
+    use base64::Engine;
+    let reversed = base64::engine::general_purpose::STANDARD.encode("Jordi \u{202e}zeréP");
+    run_ldif(
+        "bidi",
+        &format!(
+            "dn: {}\nchangetype: modify\nreplace: displayName\ndisplayName:: {reversed}\n",
+            slapd::person("jordi")
+        ),
+    );
+
+    let out = std::process::Command::new(binary("portactl"))
+        .args([
+            "--config",
+            profile.to_str().unwrap(),
+            "--json",
+            "directory",
+            "sync",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped = plan.to_string();
+    assert!(
+        skipped.contains("uid=marta,ou=contacts") && skipped.contains(&slapd::person("marta")),
+        "both entries are reported: {plan}"
+    );
+    let marta_after = show("marta");
+    assert_eq!(
+        marta_after["disabled"], false,
+        "marta is not suspended: {marta_after}"
+    );
+    assert_eq!(
+        marta_after["directory_dn"], marta["directory_dn"],
+        "marta is still linked to her own entry"
+    );
+    assert_eq!(marta_after["email"], marta["email"]);
+    let jordi = show("jordi");
+    assert_eq!(jordi["display_name"], "Jordi zeréP", "{jordi}");
+}

@@ -14,6 +14,7 @@ mod email;
 mod feed;
 mod flows;
 mod host;
+mod hostile;
 mod macos;
 mod metrics;
 mod packaging;

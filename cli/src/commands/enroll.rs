@@ -304,15 +304,20 @@ async fn bulk(
         match outcome {
             Ok(created) => {
                 let token = created.token.unwrap_or_default();
-                out.write_record([
-                    row.user.as_str(),
-                    row.device.as_str(),
-                    created.invitation.as_str(),
-                    crate::output::time(token.expires_at).as_str(),
-                    ready_to_send(&row.user, &created.invitation).as_str(),
-                    row.display_name.as_str(),
-                    row.email.as_str(),
-                ])?;
+                // The file is opened in spreadsheets for mail merges: no
+                // cell (a display name like `=HYPERLINK(…)`) may run.
+                out.write_record(
+                    [
+                        row.user.as_str(),
+                        row.device.as_str(),
+                        created.invitation.as_str(),
+                        crate::output::time(token.expires_at).as_str(),
+                        ready_to_send(&row.user, &created.invitation).as_str(),
+                        row.display_name.as_str(),
+                        row.email.as_str(),
+                    ]
+                    .map(|cell| porta_proto::audit::neutralise(cell).into_owned()),
+                )?;
                 out.flush()?;
                 enrolled += 1;
                 match created.email {
@@ -555,8 +560,9 @@ fn already_done(out: &Path) -> Result<HashMap<(String, String), String>> {
     for record in reader.records() {
         let record = record.with_context(|| format!("{} is damaged", out.display()))?;
         if let (Some(user), Some(device)) = (record.get(0), record.get(1)) {
-            let invitation = record.get(2).unwrap_or_default().to_owned();
-            done.insert((user.to_owned(), device.to_owned()), invitation);
+            let plain = |cell: &str| porta_proto::audit::unneutralise(cell).into_owned();
+            let invitation = plain(record.get(2).unwrap_or_default());
+            done.insert((plain(user), plain(device)), invitation);
         }
     }
     Ok(done)

@@ -34,6 +34,38 @@ use anyhow::{Context, Result, bail};
 use porta_proto::local::tunnel_server::TunnelServer;
 use std::path::PathBuf;
 
+/// Who made a call of the local API, as its transport vouches for them:
+/// the socket's peer credentials on Linux, the pipe client's process token
+/// on Windows. A member of the `porta` group may connect, disconnect, read
+/// the status and enroll a computer that holds no valid enrollment; what
+/// takes a valid enrollment away (moving to another controller, replacing
+/// one the controller still accepts, leaving) needs an administrator.
+#[derive(Clone, Debug)]
+pub struct LocalCaller {
+    /// The caller's user id (Unix); on Windows, the calling process's id.
+    pub uid: Option<u32>,
+    /// Who, for the service's log.
+    pub name: String,
+    /// An administrator of this computer: root, or an elevated token.
+    pub administrator: bool,
+}
+
+impl LocalCaller {
+    /// The caller of `request` (set by the transport's check); unknown
+    /// callers are no administrators.
+    pub fn of<T>(request: &tonic::Request<T>) -> Self {
+        request
+            .extensions()
+            .get::<Self>()
+            .cloned()
+            .unwrap_or_else(|| Self {
+                uid: None,
+                name: "unknown".into(),
+                administrator: false,
+            })
+    }
+}
+
 /// Where and on what the service runs.
 pub struct Options {
     /// The local API's socket.
@@ -58,6 +90,7 @@ pub async fn run_until(options: Options, stop: impl Future<Output = ()>) -> Resu
              or by the Windows service \"Porta\")"
         );
     }
+    porta_proto::limits::raise_open_files_limit();
     let incoming = local_api::listen(&options.socket)?;
     let service = service::TunnelService::new(options.dir, options.interface);
     service.resume().await;

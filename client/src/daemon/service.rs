@@ -2,6 +2,7 @@
 //! front ends. State lives in one shared `Inner`; every change publishes a fresh
 //! [`local::Status`] on a watch channel, which `WatchStatus` streams.
 
+use super::LocalCaller;
 use super::settings::{Refusal, Remembered};
 use crate::connection::{Connection, Event};
 use crate::enrollment;
@@ -30,8 +31,12 @@ struct Inner {
     dir: StateDir,
     interface: String,
     /// The tunnel while it is up. An async mutex: Up and Down wait for
-    /// each other.
+    /// each other. Never held across a call to a controller: a controller
+    /// that does not answer must not freeze status, Up and Down.
     live: tokio::sync::Mutex<Option<Live>>,
+    /// Held by the one enrollment in progress (across its calls to the
+    /// controller); another waits for nothing and is refused.
+    enrolling: tokio::sync::Mutex<()>,
     health: Mutex<Health>,
     status: watch::Sender<local::Status>,
 }
@@ -75,6 +80,7 @@ impl TunnelService {
                 dir,
                 interface,
                 live: tokio::sync::Mutex::new(None),
+                enrolling: tokio::sync::Mutex::new(()),
                 health: Mutex::new(Health::default()),
                 status,
             }),
@@ -245,6 +251,16 @@ impl Inner {
         Ok(self.compose(None))
     }
 
+    /// Fails unless the tunnel is down (checked, not held).
+    async fn ensure_down(&self) -> Result<(), Status> {
+        if self.live.lock().await.is_some() {
+            return Err(Status::failed_precondition(
+                "the tunnel is connected; disconnect first",
+            ));
+        }
+        Ok(())
+    }
+
     fn note_error(&self, text: String) {
         tracing::warn!(error = %text, "tunnel problem");
         self.health
@@ -314,6 +330,17 @@ impl Inner {
     }
 }
 
+/// What a refusal says a member of the `porta` group lacks. The front ends
+/// recognise `PermissionDenied` and offer to ask for an administrator.
+pub const ADMINISTRATOR_NEEDED: &str = "needs an administrator of this computer: run it as \
+     root (sudo porta …), or from an administrator's prompt on Windows";
+
+/// Whether `error` says the enrollment held here may still be valid (the
+/// controller accepts it, or could not be asked).
+fn held_valid(error: &anyhow::Error) -> bool {
+    error.is::<enrollment::StillEnrolled>() || error.is::<enrollment::CannotAsk>()
+}
+
 /// The refusal in the words the front ends show when there is no catalogue.
 fn refused_words(refusal: &Refusal) -> String {
     if refusal.revoked {
@@ -347,9 +374,15 @@ fn enroll_status(error: &anyhow::Error) -> Status {
     if error.downcast_ref::<enrollment::StillEnrolled>().is_some() {
         return Status::failed_precondition(text);
     }
+    if error.downcast_ref::<enrollment::CannotAsk>().is_some() {
+        return Status::unavailable(text);
+    }
     if error
         .downcast_ref::<porta_proto::connect::ConnectError>()
         .is_some()
+        || error
+            .downcast_ref::<enrollment::ControllerSilent>()
+            .is_some()
     {
         return Status::unavailable(text);
     }
@@ -399,36 +432,78 @@ impl local::tunnel_server::Tunnel for TunnelService {
         &self,
         request: Request<local::EnrollRequest>,
     ) -> Result<Response<local::EnrollResponse>, Status> {
+        let caller = LocalCaller::of(&request);
         let request = request.into_inner();
         let inner = &self.inner;
-        // Holding the tunnel's lock: no Up while the enrollment changes.
+        let Ok(_enrolling) = inner.enrolling.try_lock() else {
+            return Err(Status::aborted(
+                "another enrollment is in progress on this computer; try again when it has finished",
+            ));
+        };
+        inner.ensure_down().await?;
+        let invitation = enrollment::decode(&request.invitation).map_err(|e| enroll_status(&e))?;
+        // What this computer holds now, and whether the controller still
+        // accepts it: asked without holding the tunnel's lock.
+        let before = inner.dir.load().ok().map(|s| s.credential);
+        let existing = match enrollment::existing(&inner.dir, &invitation).await {
+            Ok(existing) => existing,
+            // Still accepted, or the controller could not say: only an
+            // administrator may replace it, and only once asked.
+            Err(error) if held_valid(&error) => {
+                let why = porta_proto::describe_chain(error.chain());
+                if !caller.administrator {
+                    tracing::warn!(uid = ?caller.uid, user = %caller.name, "refused: replacing a valid enrollment needs an administrator");
+                    return Err(match error.is::<enrollment::StillEnrolled>() {
+                        true => Status::permission_denied(format!(
+                            "{why}. Replacing it {ADMINISTRATOR_NEEDED}"
+                        )),
+                        false => enroll_status(&error),
+                    });
+                }
+                if !request.replace {
+                    return Err(Status::already_exists(format!(
+                        "{why}. Replace it with a new key?"
+                    )));
+                }
+                tracing::warn!(uid = ?caller.uid, user = %caller.name, reason = %why, "an administrator replaces an enrollment");
+                None
+            }
+            Err(error) => return Err(enroll_status(&error)),
+        };
+        if let Some(existing) = &existing {
+            if existing.moves && !caller.administrator {
+                tracing::warn!(uid = ?caller.uid, user = %caller.name, controller = %invitation.controller, "refused: moving this computer to another controller needs an administrator");
+                return Err(Status::permission_denied(format!(
+                    "This computer is enrolled as {} with another controller; moving it to {} \
+                     {ADMINISTRATOR_NEEDED}",
+                    existing.device_name, invitation.controller
+                )));
+            }
+            if !request.replace {
+                return Err(Status::already_exists(format!(
+                    "This computer is enrolled as {} ({}). Enroll it again with a new key?",
+                    existing.device_name, existing.why
+                )));
+            }
+        }
+        tracing::info!(uid = ?caller.uid, user = %caller.name, controller = %invitation.controller, "enrolling this computer");
+        let granted = enrollment::request(invitation).await.map_err(|error| {
+            let status = enroll_status(&error);
+            inner.note_error(format!("enrollment failed: {}", status.message()));
+            status
+        })?;
+        // Saved under the tunnel's lock, and only if nothing changed
+        // while the controller was asked.
         let live = inner.live.lock().await;
-        if live.is_some() {
-            return Err(Status::failed_precondition(
-                "the tunnel is connected; disconnect first",
+        if live.is_some() || inner.dir.load().ok().map(|s| s.credential) != before {
+            return Err(Status::aborted(
+                "the tunnel was connected or the enrollment changed meanwhile; nothing was saved: \
+                 disconnect and try again",
             ));
         }
-        let invitation = enrollment::decode(&request.invitation).map_err(|e| enroll_status(&e))?;
-        let existing = enrollment::existing(&inner.dir, &invitation)
-            .await
-            .map_err(|e| enroll_status(&e))?;
-        if let Some(existing) = existing
-            && !request.replace
-        {
-            return Err(Status::already_exists(format!(
-                "This computer is enrolled as {} ({}). Enroll it again with a new key?",
-                existing.device_name, existing.why
-            )));
-        }
-        let state = enrollment::enroll(&inner.dir, invitation)
-            .await
-            .map_err(|error| {
-                let status = enroll_status(&error);
-                inner.note_error(format!("enrollment failed: {}", status.message()));
-                status
-            })?;
+        let state = granted.save(&inner.dir).map_err(|e| internal(&e))?;
         inner.remember(|r| r.refused = None)?;
-        tracing::info!(device = %state.config.device_name, "enrolled");
+        tracing::info!(uid = ?caller.uid, user = %caller.name, device = %state.config.device_name, "enrolled");
         inner.publish(None);
         Ok(Response::new(local::EnrollResponse {
             device_name: state.config.device_name,
@@ -437,14 +512,21 @@ impl local::tunnel_server::Tunnel for TunnelService {
         }))
     }
 
-    async fn up(&self, _: Request<local::UpRequest>) -> Result<Response<local::Status>, Status> {
+    async fn up(
+        &self,
+        request: Request<local::UpRequest>,
+    ) -> Result<Response<local::Status>, Status> {
+        let caller = LocalCaller::of(&request);
+        tracing::info!(uid = ?caller.uid, user = %caller.name, "asked to connect");
         self.inner.up().await.map(Response::new)
     }
 
     async fn down(
         &self,
-        _: Request<local::DownRequest>,
+        request: Request<local::DownRequest>,
     ) -> Result<Response<local::Status>, Status> {
+        let caller = LocalCaller::of(&request);
+        tracing::info!(uid = ?caller.uid, user = %caller.name, "asked to disconnect");
         self.inner.down().await.map(Response::new)
     }
 
@@ -482,7 +564,9 @@ impl local::tunnel_server::Tunnel for TunnelService {
         &self,
         request: Request<local::Settings>,
     ) -> Result<Response<local::Settings>, Status> {
+        let caller = LocalCaller::of(&request);
         let wanted = request.into_inner();
+        tracing::info!(uid = ?caller.uid, user = %caller.name, connect_at_start = wanted.connect_at_start, "settings changed");
         self.inner
             .remember(|r| r.connect_at_start = wanted.connect_at_start)?;
         Ok(Response::new(wanted))
@@ -490,9 +574,17 @@ impl local::tunnel_server::Tunnel for TunnelService {
 
     async fn leave(
         &self,
-        _: Request<local::LeaveRequest>,
+        request: Request<local::LeaveRequest>,
     ) -> Result<Response<local::LeaveResponse>, Status> {
+        let caller = LocalCaller::of(&request);
+        if !caller.administrator {
+            tracing::warn!(uid = ?caller.uid, user = %caller.name, "refused: leaving needs an administrator");
+            return Err(Status::permission_denied(format!(
+                "Forgetting this computer's enrollment {ADMINISTRATOR_NEEDED}"
+            )));
+        }
         let inner = &self.inner;
+        let _enrolling = inner.enrolling.lock().await;
         let live = inner.live.lock().await;
         if live.is_some() {
             return Err(Status::failed_precondition(
@@ -505,7 +597,7 @@ impl local::tunnel_server::Tunnel for TunnelService {
             .map_err(|_| Status::failed_precondition("this computer is not enrolled"))?;
         inner.dir.forget().map_err(|e| internal(&e))?;
         Remembered::forget(&inner.dir).map_err(|e| internal(&e))?;
-        tracing::info!(device = %state.config.device_name, "enrollment forgotten");
+        tracing::info!(uid = ?caller.uid, user = %caller.name, device = %state.config.device_name, "enrollment forgotten");
         inner.publish(None);
         Ok(Response::new(local::LeaveResponse {
             device_name: state.config.device_name,

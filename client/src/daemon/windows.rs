@@ -38,9 +38,27 @@ pub const SERVICE_NAME: &str = "Porta";
 /// One client's connection to the pipe.
 pub struct PipeConnection(NamedPipeServer);
 
+/// Who is at the other end of a pipe connection: the client process and
+/// whether its token is elevated (an administrator's full token, or
+/// LocalSystem), read when the connection is handed to the server.
+#[derive(Clone, Debug)]
+pub struct PipeClient {
+    /// The client's process id, if Windows could tell.
+    pub pid: Option<u32>,
+    /// Whether that process runs elevated.
+    pub elevated: bool,
+}
+
 impl tonic::transport::server::Connected for PipeConnection {
-    type ConnectInfo = ();
-    fn connect_info(&self) -> Self::ConnectInfo {}
+    type ConnectInfo = PipeClient;
+    fn connect_info(&self) -> PipeClient {
+        use std::os::windows::io::AsRawHandle;
+        let pid = crate::platform::pipe_client_pid(self.0.as_raw_handle());
+        PipeClient {
+            pid,
+            elevated: pid.is_some_and(crate::platform::process_is_elevated),
+        }
+    }
 }
 
 impl AsyncRead for PipeConnection {
@@ -110,9 +128,22 @@ pub(super) fn listen(path: &Path) -> Result<ReceiverStream<std::io::Result<PipeC
     Ok(ReceiverStream::new(incoming))
 }
 
-/// Every call: let through. The pipe's security descriptor decided who
-/// could connect (see the module's documentation).
-pub(super) fn authorise(request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+/// Every call: let through (the pipe's security descriptor decided who
+/// could connect, see the module's documentation), marked with who called
+/// and whether they are an administrator.
+pub(super) fn authorise(
+    mut request: tonic::Request<()>,
+) -> Result<tonic::Request<()>, tonic::Status> {
+    let client = request.extensions().get::<PipeClient>().cloned();
+    let caller = super::LocalCaller {
+        uid: client.as_ref().and_then(|c| c.pid),
+        name: client.as_ref().and_then(|c| c.pid).map_or_else(
+            || "an unknown process".into(),
+            |pid| format!("process {pid}"),
+        ),
+        administrator: client.is_some_and(|c| c.elevated),
+    };
+    request.extensions_mut().insert(caller);
     Ok(request)
 }
 

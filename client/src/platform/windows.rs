@@ -50,10 +50,43 @@ pub const PIPE_SDDL: &str = "D:P(A;;GA;;;SY)(A;;GA;;;BA)(A;;GRGW;;;IU)";
 /// Whether this process runs elevated (an administrator's full token, or
 /// LocalSystem).
 pub fn is_administrator() -> bool {
-    let mut token: HANDLE = std::ptr::null_mut();
     // SAFETY: GetCurrentProcess returns a pseudo-handle that needs no
-    // closing; `token` is a valid out pointer.
-    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+    // closing and stays valid.
+    token_elevated(unsafe { GetCurrentProcess() })
+}
+
+/// Whether the process `pid` runs elevated (false when it cannot be
+/// opened: it is gone, or protected).
+pub fn process_is_elevated(pid: u32) -> bool {
+    // SAFETY: OpenProcess has no pointer arguments; a null handle is
+    // checked before use.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return false;
+    }
+    let elevated = token_elevated(process);
+    // SAFETY: opened above, not used after.
+    unsafe { CloseHandle(process) };
+    elevated
+}
+
+/// The process id of the client connected to the pipe instance `pipe`.
+pub fn pipe_client_pid(pipe: std::os::windows::io::RawHandle) -> Option<u32> {
+    use windows_sys::Win32::System::Pipes::GetNamedPipeClientProcessId;
+    let mut pid = 0u32;
+    // SAFETY: `pipe` is the server end of a connected pipe instance the
+    // caller holds open for the duration of the call; `pid` is a valid
+    // out pointer.
+    let ok = unsafe { GetNamedPipeClientProcessId(pipe.cast(), &mut pid) };
+    (ok != 0).then_some(pid)
+}
+
+/// Whether the token of `process` (a handle with query access) is elevated.
+fn token_elevated(process: HANDLE) -> bool {
+    let mut token: HANDLE = std::ptr::null_mut();
+    // SAFETY: `process` is a valid process handle; `token` is a valid out
+    // pointer.
+    if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
         return false;
     }
     let mut elevation = TOKEN_ELEVATION { TokenIsElevated: 0 };

@@ -51,8 +51,8 @@ impl Device for DeviceApi {
             .ok_or_else(|| Error::PermissionDenied("not a device credential".into()))?;
         let mut report = request.into_inner();
         report.hostname = validate::hostname(&report.hostname)?;
-        report.os = validate::text("os", &report.os)?;
-        report.client_version = validate::text("client_version", &report.client_version)?;
+        report.os = validate::device_text("os", &report.os)?;
+        report.client_version = validate::device_text("client_version", &report.client_version)?;
         self.0.report_status(&device_id, &report, now()).await?;
         Ok(Response::new(pb::ReportStatusResponse {}))
     }

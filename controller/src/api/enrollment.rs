@@ -28,7 +28,7 @@ impl Enrollment for EnrollmentApi {
             .parse()
             .map_err(|e| Error::invalid(format!("public_key: {e}")))?;
         let hostname = validate::hostname(&r.hostname)?;
-        let os = validate::text("os", &r.os)?;
+        let os = validate::device_text("os", &r.os)?;
         let enrolled = self
             .0
             .enroll(&r.token, key, &hostname, &os, &address, now())

@@ -56,7 +56,7 @@ impl Apis {
             enrollment: EnrollmentApi(ctl.clone()),
             device: DeviceApi(ctl.clone()),
             admin: AdminApi(ctl.clone()),
-            audit: AuditApi(ctl.clone()),
+            audit: AuditApi(ctl.clone(), audit::ExportSlots::default()),
             gateway: GatewayApi(ctl.clone()),
             directory: DirectoryApi {
                 ctl: ctl.clone(),

@@ -189,8 +189,33 @@ pub fn plan(
             .count(),
         ..Plan::default()
     };
+    // A login two entries claim (a contact in another OU, a test account)
+    // names nobody for sure: every entry with it is skipped, whatever the
+    // order the directory returned them in, and the Porta user of that name
+    // is left as it is (neither followed nor suspended) until it is fixed.
+    // Without case: directories match logins so ("Anna" is "anna").
+    let mut claims: BTreeMap<String, usize> = BTreeMap::new();
+    for person in &snapshot.people {
+        *claims.entry(person.login.to_lowercase()).or_default() += 1;
+    }
     let mut seen = BTreeSet::new();
     for person in &snapshot.people {
+        let claimed = claims
+            .get(&person.login.to_lowercase())
+            .copied()
+            .unwrap_or(0);
+        if claimed > 1 && crate::validate::name("login", &person.login).is_ok() {
+            seen.insert(person.login.clone());
+            result.skipped.push(Skipped {
+                dn: person.dn.clone(),
+                reason: format!(
+                    "{claimed} directory entries have the login {:?}; none is followed until \
+                     only one does (the Porta user of that name is left as it is)",
+                    person.login
+                ),
+            });
+            continue;
+        }
         let login = match crate::validate::name("login", &person.login) {
             Ok(login) => login,
             Err(error) => {
@@ -203,13 +228,7 @@ pub fn plan(
                 continue;
             }
         };
-        if !seen.insert(login.clone()) {
-            result.skipped.push(Skipped {
-                dn: person.dn.clone(),
-                reason: format!("another entry has the same login {login:?}"),
-            });
-            continue;
-        }
+        seen.insert(login.clone());
         let existing = by_name.get(login.as_str()).copied();
         let in_scope = !person.groups.is_empty();
         match existing {
@@ -302,10 +321,14 @@ fn set_suspended(user: &mut UserRecord, suspended: bool) {
 
 /// Free text as Porta keeps it: no control characters, at most 256
 /// characters (directory values are not trusted to be either).
+/// Text from the directory as Porta keeps it: without control characters
+/// and without the invisible ones (direction overrides, zero-width
+/// characters) that an admin may not type either
+/// ([`crate::validate::text`]), so that a name cannot display as another.
 fn clip(value: &str) -> String {
     value
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|&c| !c.is_control() && !porta_proto::terminal::is_invisible(c))
         .take(crate::validate::MAX_TEXT_CHARS)
         .collect()
 }
@@ -462,12 +485,46 @@ mod tests {
                 person("anna", &["staff"]),
             ],
         );
-        assert_eq!(users.len(), 1);
-        assert_eq!(plan.skipped.len(), 2);
+        assert!(users.is_empty(), "{users:?}");
+        assert_eq!(plan.skipped.len(), 3);
         assert!(
             plan.skipped[0].reason.contains("not a valid name"),
             "{plan:?}"
         );
+    }
+
+    #[test]
+    fn a_login_two_entries_claim_follows_neither_in_any_order() {
+        let mut real = person("anna", &["gis"]);
+        real.dn = "uid=anna,ou=people,dc=town".into();
+        real.display_name = "Anna Puig".into();
+        let (_, users) = sync(&[], vec![real.clone()]);
+        let mut contact = person("anna", &[]);
+        contact.dn = "uid=anna,ou=contacts,dc=town".into();
+        contact.display_name = "Impostora".into();
+        contact.disabled = true;
+        for people in [
+            vec![contact.clone(), real.clone()],
+            vec![real.clone(), contact.clone()],
+        ] {
+            let (plan, after) = sync(&users, people);
+            assert!(plan.changes.is_empty(), "{plan:?}");
+            assert_eq!(after, users, "anna is left as she was");
+            let dns: BTreeSet<&str> = plan.skipped.iter().map(|s| s.dn.as_str()).collect();
+            assert_eq!(dns.len(), 2, "both entries reported: {plan:?}");
+            assert!(
+                plan.skipped[0].reason.contains("2 directory entries"),
+                "{plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_characters_do_not_come_in_from_the_directory() {
+        let mut tricky = person("pere", &["gis"]);
+        tricky.display_name = "Pere \u{202e}lleP\u{200b}".into();
+        let (_, users) = sync(&[], vec![tricky]);
+        assert_eq!(users[0].display_name, "Pere lleP");
     }
 
     #[test]

@@ -32,6 +32,7 @@
 //! refused rather than misread.
 
 mod disk_full;
+mod flusher;
 pub mod records;
 mod tables;
 mod wire;
@@ -254,6 +255,8 @@ pub struct Store {
     witness_path: Arc<std::path::PathBuf>,
     /// What committed writes changed, for the peer journal.
     touched: Arc<Mutex<Touched>>,
+    /// The thread flushes run on.
+    flusher: flusher::Flusher,
 }
 
 /// What a store holds ([`Store::usage`]).
@@ -364,6 +367,7 @@ impl Store {
             durable: Arc::new(tokio::sync::Mutex::new(0)),
             witness_path: Arc::new(dir.with_extension("witness")),
             touched: Arc::default(),
+            flusher: flusher::Flusher::start().map_err(|e| Error::Store(sled::Error::Io(e)))?,
         };
         store.check_schema()?;
         store.check_witness(dir, accept_rollback)?;
@@ -601,23 +605,24 @@ impl Store {
     async fn blocking_flush(&self) -> Result<()> {
         let before = self.current_witness()?;
         let (opened, path) = (self.opened(), self.witness_path.clone());
-        tokio::task::spawn_blocking(move || -> Result<(), sled::Error> {
-            opened.db.flush()?;
-            // The changes are durable now, whatever happens to the witness:
-            // one that could not be written only lags behind (it is a lower
-            // bound), and the caller is told the truth.
-            if let Err(error) = witness::save(&path, &before) {
-                tracing::warn!(%error, "could not update the store's witness");
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| {
-            Error::Store(sled::Error::ReportableBug(format!(
-                "flush task failed: {e}"
-            )))
-        })?
-        .map_err(|e| self.failed(e))
+        self.flusher
+            .run(move || -> Result<(), sled::Error> {
+                opened.db.flush()?;
+                // The changes are durable now, whatever happens to the witness:
+                // one that could not be written only lags behind (it is a lower
+                // bound), and the caller is told the truth.
+                if let Err(error) = witness::save(&path, &before) {
+                    tracing::warn!(%error, "could not update the store's witness");
+                }
+                Ok(())
+            })
+            .await
+            .ok_or_else(|| {
+                Error::Store(sled::Error::ReportableBug(
+                    "the store's flush thread stopped".into(),
+                ))
+            })?
+            .map_err(|e| self.failed(e))
     }
 }
 

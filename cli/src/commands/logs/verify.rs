@@ -12,6 +12,7 @@ use porta_proto::audit::{self, Gaps, Log, Row};
 use porta_proto::pb;
 use porta_proto::pb::audit_client::AuditClient;
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek};
 use std::path::Path;
@@ -276,7 +277,7 @@ struct Decoder {
 impl Decoder {
     /// Each record of `batch`: its cells followed by its `previous_hash`
     /// and `hash`.
-    fn records<'b>(&self, batch: &'b Batch) -> impl Iterator<Item = Result<Vec<&'b str>>> {
+    fn records<'b>(&self, batch: &'b Batch) -> impl Iterator<Item = Result<Vec<Cow<'b, str>>>> {
         let width = self.columns.len();
         batch
             .ends
@@ -296,7 +297,7 @@ impl Decoder {
         record: &'b [u8],
         first: usize,
         ends: &[usize],
-    ) -> Result<Vec<&'b str>> {
+    ) -> Result<Vec<Cow<'b, str>>> {
         let not_text = || format!("line {line} is not UTF-8 text");
         let text = std::str::from_utf8(record).with_context(not_text)?;
         let mut cells = Vec::with_capacity(ends.len());
@@ -307,7 +308,7 @@ impl Decoder {
             cells.push(if self.csv {
                 audit::unneutralise(cell)
             } else {
-                cell
+                Cow::Borrowed(cell)
             });
         }
         if self.csv {
@@ -347,11 +348,11 @@ fn column_checks(log: Log) -> Vec<(&'static str, Check)> {
 /// verification failure naming the column a spreadsheet program changed
 /// when it re-saved the file. The one change that loses nothing is
 /// undone: the first record's 64-zero `previous_hash` read as the number 0.
-fn as_exported(columns: &[(&str, Check)], line: u64, cells: &mut [&str]) -> Result<()> {
+fn as_exported(columns: &[(&str, Check)], line: u64, cells: &mut [Cow<'_, str>]) -> Result<()> {
     if let Some(previous_hash) = cells.len().checked_sub(2).map(|at| &mut cells[at])
         && *previous_hash == "0"
     {
-        *previous_hash = audit::GENESIS;
+        *previous_hash = Cow::Borrowed(audit::GENESIS);
     }
     for ((column, check), cell) in columns.iter().zip(cells.iter()) {
         let expected = match check {
@@ -469,7 +470,7 @@ fn check_all(
                 for cells in decoder.records(&batch) {
                     let cells = cells?;
                     let (record, hashes) = cells.split_at(cells.len() - 2);
-                    if let Err(problem) = verifier.check(record, hashes[0], hashes[1]) {
+                    if let Err(problem) = verifier.check(record, &hashes[0], &hashes[1]) {
                         return Ok(Err(problem));
                     }
                 }
@@ -609,9 +610,9 @@ mod tests {
                 let cells = cells.unwrap();
                 let (record, hashes) = cells.split_at(cells.len() - 2);
                 Row {
-                    cells: record.iter().map(|c| (*c).to_owned()).collect(),
-                    previous_hash: hashes[0].to_owned(),
-                    hash: hashes[1].to_owned(),
+                    cells: record.iter().map(|c| c.to_string()).collect(),
+                    previous_hash: hashes[0].to_string(),
+                    hash: hashes[1].to_string(),
                 }
             })
             .collect();
@@ -685,11 +686,12 @@ mod tests {
     #[test]
     fn a_spreadsheets_changes_to_a_csv_are_undone_or_named() {
         let (cells, previous, hash) = tricky_rows().remove(0);
-        fn row<'a>(cells: &'a [String], previous: &'a str, hash: &'a str) -> Vec<&'a str> {
+        fn row<'a>(cells: &'a [String], previous: &'a str, hash: &'a str) -> Vec<Cow<'a, str>> {
             cells
                 .iter()
                 .map(String::as_str)
                 .chain([previous, hash])
+                .map(Cow::Borrowed)
                 .collect()
         }
         // 64 zeros read as the number 0: undone.
