@@ -368,3 +368,297 @@ fn toml_credential(text: &str) -> String {
         .trim_matches('"')
         .to_owned()
 }
+
+/// Accepts connections on `127.0.0.1:PORT` and never answers: a controller
+/// (or a `porta:` link to one) that hangs whoever calls it.
+const SILENT: &str = r#"
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+held = []
+while True:
+    held.append(s.accept()[0])
+"#;
+
+/// Opens `count` connections to the Unix socket at `path`, waits, and
+/// prints as JSON how many the service still holds; then keeps them.
+const LOCAL_FLOOD: &str = r#"
+import json, resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+path, count = sys.argv[1], int(sys.argv[2])
+held = []
+for _ in range(count):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    held.append(s)
+time.sleep(2)
+def open_(s):
+    s.setblocking(False)
+    try:
+        return s.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+print(json.dumps({"opened": len(held), "held": sum(1 for s in held if open_(s))}), flush=True)
+time.sleep(30)
+"#;
+
+/// A second controller in the home namespace (someone's own, on
+/// loopback there); returns an invitation of its for a computer.
+fn rogue_controller(lab: &mut Lab, dir: &std::path::Path) -> String {
+    let controller = binary("porta-controller");
+    let data = dir.join("rogue");
+    let init = json(
+        lab.exec(
+            "home",
+            &[
+                path(&controller),
+                "init",
+                "--data",
+                path(&data),
+                "--api-endpoint",
+                "127.0.0.1:7450",
+                "--endpoint",
+                "127.0.0.1:51821",
+                "--json",
+            ],
+        )
+        .unwrap(),
+    );
+    lab.spawn(
+        "home",
+        &[
+            path(&controller),
+            "serve",
+            "--data",
+            path(&data),
+            "--listen",
+            "127.0.0.1:7450",
+            "--no-gateway",
+        ],
+        &dir.join("rogue.log"),
+    )
+    .unwrap();
+    let profile = dir.join("rogue.toml");
+    let portactl = binary("portactl");
+    let admin = |args: &[&str]| {
+        let mut all = vec![path(&portactl), "--config", path(&profile), "--json"];
+        all.extend_from_slice(args);
+        lab.run("home", &all).unwrap()
+    };
+    let invitation = init["admin_invitation"].as_str().unwrap().to_owned();
+    wait_until("the other controller", Duration::from_secs(10), || {
+        admin(&["login", &invitation]).status.success()
+    });
+    json(admin(&[
+        "enroll",
+        "--user",
+        "mallory",
+        "--device",
+        "family-pc",
+    ]))["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_member_can_connect_but_not_move_the_computer_nor_freeze_the_service() {
+    let mut accounts = Accounts::new();
+    let anna = accounts.user("porta-t-anna2", true);
+    let carla = accounts.user("porta-t-carla", true);
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, true);
+    let invite = |lab: &Lab, device: &str| {
+        town.admin(lab, &["enroll", "--user", "anna", "--device", device])["invitation"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let invitation = invite(&lab, "anna-family-pc");
+    let tunnel = lab.iface("m");
+    let service = TunnelService::start(&mut lab, &town, &tunnel);
+    let (socket, state) = (service.socket.clone(), service.state.clone());
+    let dir = town.dir.path().to_owned();
+
+    // A `porta:` link to a controller that accepts and never answers: the
+    // enrollment gives up and says so, and meanwhile the service answers
+    // everyone else at once.
+    std::fs::write(dir.join("silent.py"), SILENT).unwrap();
+    lab.spawn(
+        "home",
+        &["python3", path(&dir.join("silent.py")), "7460"],
+        &dir.join("silent.log"),
+    )
+    .unwrap();
+    let silent = porta_proto::Invitation {
+        controller: "127.0.0.1:7460".into(),
+        ..porta_proto::Invitation::decode(&invitation).unwrap()
+    }
+    .encode();
+    std::thread::sleep(Duration::from_millis(500));
+    let porta = binary("porta");
+    let as_anna = |args: &[&str]| -> Vec<String> {
+        let mut all: Vec<String> = [
+            "setpriv",
+            "--reuid",
+            &anna,
+            "--regid",
+            &anna,
+            "--init-groups",
+            "--",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        all.extend([
+            path(&porta).to_owned(),
+            "--socket".into(),
+            path(&socket).to_owned(),
+        ]);
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    };
+    let hanging_log = dir.join("hanging-enroll.log");
+    let command = as_anna(&["enroll", "--yes", &silent]);
+    let hanging = lab
+        .spawn(
+            "home",
+            &command.iter().map(String::as_str).collect::<Vec<_>>(),
+            &hanging_log,
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    for (who, args) in [
+        (&anna, &["status"][..]),
+        (&carla, &["up"]),
+        (&carla, &["down"]),
+    ] {
+        let started = std::time::Instant::now();
+        let answered = porta_as(&lab, who, &socket, args);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} waited for the enrollment: {}",
+            text(&answered)
+        );
+    }
+    lab.wait_for(
+        hanging,
+        "the hanging enrollment to give up",
+        Duration::from_secs(40),
+        |_| {
+            // Connecting times out (10 s), or the call (15 s): either is said.
+            std::fs::read_to_string(&hanging_log).is_ok_and(|l| {
+                l.contains("127.0.0.1:7460")
+                    && (l.contains("did not answer") || l.contains("deadline has elapsed"))
+            })
+        },
+    );
+    assert!(!state.join("device.toml").exists(), "nothing was saved");
+
+    // Anna enrolls the computer (it holds no enrollment) and connects.
+    let enrolled = porta_as(&lab, &anna, &socket, &["enroll", "--yes", &invitation]);
+    assert!(enrolled.status.success(), "{}", text(&enrolled));
+    let saved = std::fs::read(state.join("device.toml")).unwrap();
+    let key = std::fs::read(state.join("private.key")).unwrap();
+
+    // She cannot move it to a controller she runs, replace the enrollment
+    // the town still accepts, or throw it away.
+    let rogue = rogue_controller(&mut lab, &dir);
+    let second = invite(&lab, "anna-second");
+    for args in [
+        &["enroll", "--yes", &rogue][..],
+        &["enroll", "--yes", &second],
+        &["leave", "--yes"],
+    ] {
+        let refused = porta_as(&lab, &anna, &socket, args);
+        assert!(!refused.status.success(), "{args:?}: {}", text(&refused));
+        assert!(
+            text(&refused).contains("needs an administrator of this computer"),
+            "{args:?}: {}",
+            text(&refused)
+        );
+    }
+    assert_eq!(std::fs::read(state.join("device.toml")).unwrap(), saved);
+    assert_eq!(std::fs::read(state.join("private.key")).unwrap(), key);
+    let log = service.log();
+    for said in [
+        "refused: moving this computer",
+        "refused: replacing a valid enrollment",
+        "refused: leaving",
+    ] {
+        assert!(log.contains(said), "{said}: {log}");
+    }
+    assert!(
+        log.contains(&format!("user={anna}")),
+        "the caller is named: {log}"
+    );
+
+    // A thousand connections from one member: she gets her share, and
+    // others (and the service's own work) are still served.
+    let flood_log = dir.join("local-flood.log");
+    // Debian's python3 (root's may be elsewhere), the script inline: a
+    // user cannot read the test's private directory.
+    let command = [
+        "setpriv",
+        "--reuid",
+        &anna,
+        "--regid",
+        &anna,
+        "--init-groups",
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        LOCAL_FLOOD,
+        path(&socket),
+        "1100",
+    ];
+    let flood = lab.spawn("home", &command, &flood_log).unwrap();
+    lab.wait_for(flood, "the local flood", Duration::from_secs(30), |_| {
+        std::fs::read_to_string(&flood_log)
+            .unwrap_or_default()
+            .contains("held")
+    });
+    let report: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&flood_log).unwrap().trim()).unwrap();
+    assert_eq!(report["opened"], 1100, "{report}");
+    assert!(report["held"].as_u64().unwrap() <= 16, "{report}");
+    let carla_status = porta_as(&lab, &carla, &socket, &["status", "--json"]);
+    assert_eq!(json(carla_status)["device"], "anna-family-pc");
+    let _ = lab.stop(flood);
+
+    // A service that stopped answering: the CLI says so instead of hanging.
+    let pid = lab.pid(service.handle).to_string();
+    lab.exec("home", &["kill", "-STOP", &pid]).unwrap();
+    let started = std::time::Instant::now();
+    let stuck = porta_as(&lab, &carla, &socket, &["status"]);
+    lab.exec("home", &["kill", "-CONT", &pid]).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        text(&stuck).contains("the Porta service did not answer within"),
+        "{}",
+        text(&stuck)
+    );
+
+    // Root, the computer's administrator, may move it.
+    let moved = lab
+        .run(
+            "home",
+            &[
+                path(&porta),
+                "--socket",
+                path(&socket),
+                "enroll",
+                "--yes",
+                &rogue,
+            ],
+        )
+        .unwrap();
+    assert!(moved.status.success(), "{}", text(&moved));
+    assert!(text(&moved).contains("family-pc"), "{}", text(&moved));
+    drop(lab);
+    drop(accounts);
+}
