@@ -313,6 +313,20 @@ catalogue! {
         es: "Esta invitación ya se ha usado o ha caducado. Pida una nueva al servicio de informática.",
         it: "Questo invito è già stato usato o è scaduto. Chiedetene uno nuovo ai servizi informatici."
     }
+    /// Only an administrator of this computer may do what was asked.
+    NeedsAdministrator {
+        en: "This computer is already enrolled. Moving it to another organisation, or replacing or removing its enrollment, needs an administrator of this computer. Ask whoever looks after it (or your IT unit).",
+        ca: "Aquest ordinador ja està inscrit. Traslladar-lo a una altra organització, o substituir-ne o eliminar-ne la inscripció, requereix un administrador de l'ordinador. Demaneu-ho a qui se n'ocupa (o al servei d'informàtica).",
+        es: "Este equipo ya está inscrito. Trasladarlo a otra organización, o sustituir o eliminar su inscripción, requiere un administrador del equipo. Pídalo a quien se ocupa de él (o al servicio de informática).",
+        it: "Questo computer è già registrato. Spostarlo in un'altra organizzazione, o sostituirne o rimuoverne la registrazione, richiede un amministratore del computer. Chiedete a chi se ne occupa (o ai servizi informatici)."
+    }
+    /// The service took too long to answer.
+    ServiceSilent {
+        en: "The Porta service on this computer is not answering. Restart the computer, or ask your IT unit to restart the Porta service.",
+        ca: "El servei Porta d'aquest ordinador no respon. Reinicieu l'ordinador o demaneu al servei d'informàtica que reiniciï el servei Porta.",
+        es: "El servicio Porta de este equipo no responde. Reinicie el equipo o pida al servicio de informática que reinicie el servicio Porta.",
+        it: "Il servizio Porta di questo computer non risponde. Riavviate il computer o chiedete ai servizi informatici di riavviare il servizio Porta."
+    }
     /// The controller cannot be reached while enrolling.
     EnrollUnreachable {
         en: "The town hall's server cannot be reached. Check your internet connection and try again.",

@@ -153,13 +153,13 @@ async fn answer(socket: &std::path::Path, request: Request) -> Option<Event> {
     let mut client = match local::connect(socket).await {
         Ok(client) => client,
         Err(unreachable) => {
-            let failure = Failure {
-                code: match unreachable {
+            let failure = Failure::new(
+                match unreachable {
                     Unreachable::NotAllowed { .. } => tonic::Code::Unauthenticated,
                     _ => tonic::Code::Unavailable,
                 },
-                message: unreachable.to_string(),
-            };
+                unreachable.to_string(),
+            );
             return failed(&request, failure);
         }
     };

@@ -51,6 +51,20 @@ pub struct Failure {
     pub code: tonic::Code,
     /// The service's message.
     pub message: String,
+    /// The service refused because only an administrator of this computer
+    /// may do it (local.proto: PERMISSION_DENIED marked so).
+    pub needs_administrator: bool,
+}
+
+impl Failure {
+    /// A failure with `code` and `message`, for no other reason.
+    pub fn new(code: tonic::Code, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            needs_administrator: false,
+        }
+    }
 }
 
 impl From<tonic::Status> for Failure {
@@ -58,6 +72,9 @@ impl From<tonic::Status> for Failure {
         Self {
             code: status.code(),
             message: status.message().to_owned(),
+            needs_administrator: status
+                .metadata()
+                .contains_key(porta_client::daemon::NEEDS_ADMINISTRATOR),
         }
     }
 }
@@ -416,6 +433,9 @@ impl Model {
 
 /// An enrollment's failure in plain words.
 fn enroll_notice(failure: &Failure) -> Notice {
+    if failure.needs_administrator {
+        return Notice::new(Msg::NeedsAdministrator);
+    }
     match failure.code {
         tonic::Code::InvalidArgument => Notice::new(Msg::InvitationDamaged),
         tonic::Code::PermissionDenied => Notice::new(Msg::InvitationRefused),
@@ -429,6 +449,10 @@ fn failure_notice(failure: &Failure) -> Notice {
     match failure.code {
         tonic::Code::Unauthenticated => {
             Notice::with(Msg::NotInGroup, "user", porta_client::local::user_name())
+        }
+        // The local API's own timeout (local::connect): the service is stuck.
+        tonic::Code::Cancelled if failure.message.contains("Timeout expired") => {
+            Notice::new(Msg::ServiceSilent)
         }
         _ => Notice::with(Msg::Failed, "detail", failure.message.clone()),
     }
@@ -506,10 +530,10 @@ mod tests {
                 replace: false
             })]
         );
-        model.apply(Event::Enrolled(Err(Failure {
-            code: tonic::Code::AlreadyExists,
-            message: "enrolled as old".into(),
-        })));
+        model.apply(Event::Enrolled(Err(Failure::new(
+            tonic::Code::AlreadyExists,
+            "enrolled as old",
+        ))));
         assert!(model.confirm_replace);
         model.act(Action::Enroll { replace: true });
         model.apply(Event::Enrolled(Ok(local::EnrollResponse::default())));
@@ -526,13 +550,30 @@ mod tests {
             (tonic::Code::Unavailable, Msg::EnrollUnreachable),
         ] {
             model.busy = true;
-            model.apply(Event::Previewed(Err(Failure {
-                code,
-                message: String::new(),
-            })));
+            model.apply(Event::Previewed(Err(Failure::new(code, ""))));
             assert_eq!(model.notice.as_ref().map(|n| n.msg), Some(msg));
             assert!(!model.busy);
         }
+        // Refused for want of an administrator, and a stuck service: their
+        // own words, not the controller's refusal or a raw English text.
+        let mut status = tonic::Status::permission_denied("moving … needs an administrator");
+        status.metadata_mut().insert(
+            porta_client::daemon::NEEDS_ADMINISTRATOR,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+        model.busy = true;
+        model.apply(Event::Enrolled(Err(Failure::from(status))));
+        assert_eq!(
+            model.notice.as_ref().map(|n| n.msg),
+            Some(Msg::NeedsAdministrator)
+        );
+        model.apply(Event::Switched(Err(Failure::from(
+            tonic::Status::cancelled("Timeout expired"),
+        ))));
+        assert_eq!(
+            model.notice.as_ref().map(|n| n.msg),
+            Some(Msg::ServiceSilent)
+        );
     }
 
     #[test]

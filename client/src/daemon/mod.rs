@@ -66,6 +66,11 @@ impl LocalCaller {
     }
 }
 
+/// The metadata key marking a `PERMISSION_DENIED` as "only an
+/// administrator of this computer may do this" (local.proto), so that the
+/// app tells it from a controller's refusal.
+pub const NEEDS_ADMINISTRATOR: &str = "porta-needs-administrator";
+
 /// Where and on what the service runs.
 pub struct Options {
     /// The local API's socket.

@@ -330,10 +330,20 @@ impl Inner {
     }
 }
 
-/// What a refusal says a member of the `porta` group lacks. The front ends
-/// recognise `PermissionDenied` and offer to ask for an administrator.
+/// What a refusal says a member of the `porta` group lacks.
 pub const ADMINISTRATOR_NEEDED: &str = "needs an administrator of this computer: run it as \
      root (sudo porta …), or from an administrator's prompt on Windows";
+
+/// The refusal of `what` to a caller who is no administrator: a
+/// `PERMISSION_DENIED` marked with [`super::NEEDS_ADMINISTRATOR`].
+fn administrator_needed(what: String) -> Status {
+    let mut status = Status::permission_denied(format!("{what} {ADMINISTRATOR_NEEDED}"));
+    status.metadata_mut().insert(
+        super::NEEDS_ADMINISTRATOR,
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    status
+}
 
 /// Whether `error` says the enrollment held here may still be valid (the
 /// controller accepts it, or could not be asked).
@@ -454,9 +464,7 @@ impl local::tunnel_server::Tunnel for TunnelService {
                 if !caller.administrator {
                     tracing::warn!(uid = ?caller.uid, user = %caller.name, "refused: replacing a valid enrollment needs an administrator");
                     return Err(match error.is::<enrollment::StillEnrolled>() {
-                        true => Status::permission_denied(format!(
-                            "{why}. Replacing it {ADMINISTRATOR_NEEDED}"
-                        )),
+                        true => administrator_needed(format!("{why}. Replacing it")),
                         false => enroll_status(&error),
                     });
                 }
@@ -473,9 +481,8 @@ impl local::tunnel_server::Tunnel for TunnelService {
         if let Some(existing) = &existing {
             if existing.moves && !caller.administrator {
                 tracing::warn!(uid = ?caller.uid, user = %caller.name, controller = %invitation.controller, "refused: moving this computer to another controller needs an administrator");
-                return Err(Status::permission_denied(format!(
-                    "This computer is enrolled as {} with another controller; moving it to {} \
-                     {ADMINISTRATOR_NEEDED}",
+                return Err(administrator_needed(format!(
+                    "This computer is enrolled as {} with another controller; moving it to {}",
                     existing.device_name, invitation.controller
                 )));
             }
@@ -579,9 +586,9 @@ impl local::tunnel_server::Tunnel for TunnelService {
         let caller = LocalCaller::of(&request);
         if !caller.administrator {
             tracing::warn!(uid = ?caller.uid, user = %caller.name, "refused: leaving needs an administrator");
-            return Err(Status::permission_denied(format!(
-                "Forgetting this computer's enrollment {ADMINISTRATOR_NEEDED}"
-            )));
+            return Err(administrator_needed(
+                "Forgetting this computer's enrollment".into(),
+            ));
         }
         let inner = &self.inner;
         let _enrolling = inner.enrolling.lock().await;
