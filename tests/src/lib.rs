@@ -166,6 +166,27 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Python for flood scripts (prepended to them): raises the script's
+/// open-files limit, and `report(held)` prints as JSON how many of the
+/// sockets `held` are open, then keeps them a while.
+pub const PY_HOLD_AND_REPORT: &str = r#"
+import json, resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+def still_open(s):
+    s.setblocking(False)
+    try:
+        return s.recv(1) != b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+def report(held):
+    time.sleep(2)
+    print(json.dumps({"opened": len(held), "held": sum(1 for s in held if still_open(s))}), flush=True)
+    time.sleep(30)
+"#;
+
 /// A running `porta-controller serve` with its own data directory.
 pub struct TestController {
     pub dir: tempfile::TempDir,
@@ -343,6 +364,27 @@ impl TestController {
     /// An unauthenticated Enrollment client.
     pub async fn enrollment(&self) -> EnrollmentClient<Channel> {
         EnrollmentClient::new(self.channel().await)
+    }
+
+    /// A new API credential named `name` with `role`, made by `admin` and
+    /// redeemed: the credential to send.
+    pub async fn api_credential(
+        &self,
+        admin: &mut AdminClient<Authed>,
+        name: &str,
+        role: pb::Role,
+    ) -> String {
+        let invitation = admin
+            .create_api_credential(pb::CreateApiCredentialRequest {
+                name: name.into(),
+                role: role as i32,
+                ttl_seconds: 0,
+            })
+            .await
+            .expect("create an API credential")
+            .into_inner()
+            .invitation;
+        self.login(&invitation).await.expect("login").credential
     }
 
     /// Redeems a login invitation.

@@ -650,25 +650,20 @@ async fn a_second_entry_with_a_login_shadows_nobody() {
     let profile = portactl_login(&controller, &mut admin).await;
     let (code, stderr) = sync(&profile);
     assert_eq!(code, 0, "{stderr}");
-    let show = |name: &str| {
+    let portactl_json = |args: &[&str]| {
         let out = std::process::Command::new(binary("portactl"))
-            .args([
-                "--config",
-                profile.to_str().unwrap(),
-                "--json",
-                "users",
-                "show",
-                name,
-            ])
+            .args(["--config", profile.to_str().unwrap(), "--json"])
+            .args(args)
             .output()
             .unwrap();
         assert!(
             out.status.success(),
-            "{}",
+            "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
+    let show = |name: &str| portactl_json(&["users", "show", name]);
     let marta = show("marta");
     assert_eq!(marta["disabled"], false, "{marta}");
 
@@ -706,22 +701,7 @@ async fn a_second_entry_with_a_login_shadows_nobody() {
         ),
     );
 
-    let out = std::process::Command::new(binary("portactl"))
-        .args([
-            "--config",
-            profile.to_str().unwrap(),
-            "--json",
-            "directory",
-            "sync",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = portactl_json(&["directory", "sync"]);
     let skipped = plan.to_string();
     assert!(
         skipped.contains("uid=marta,ou=contacts") && skipped.contains(&slapd::person("marta")),

@@ -109,17 +109,9 @@ async fn an_auditor_who_stops_reading_cannot_stall_writes() {
             .await
             .unwrap();
     }
-    let auditor_invitation = admin
-        .create_api_credential(pb::CreateApiCredentialRequest {
-            name: "auditor".into(),
-            role: pb::Role::Auditor as i32,
-            ttl_seconds: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .invitation;
-    let auditor = ctl.login(&auditor_invitation).await.unwrap().credential;
+    let auditor = ctl
+        .api_credential(&mut admin, "auditor", pb::Role::Auditor)
+        .await;
 
     // 540 exports on 9 connections, none of them ever read.
     let mut stalled = Vec::new();
@@ -211,12 +203,9 @@ async fn an_auditor_who_stops_reading_cannot_stall_writes() {
 }
 
 /// Opens `per_source` plain TCP connections to `host:port` from each of
-/// `sources`, sends nothing, and after two seconds prints as JSON how many
-/// the server still holds.
+/// `sources`, sends nothing, and reports how many the server still holds
+/// ([`PY_HOLD_AND_REPORT`]).
 const HOLDER: &str = r#"
-import json, resource, socket, sys, time
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 host, port, per_source = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 held = []
 for source in sys.argv[4:]:
@@ -225,17 +214,7 @@ for source in sys.argv[4:]:
         s.bind((source, 0))
         s.connect((host, port))
         held.append(s)
-time.sleep(2)
-def open_(s):
-    s.setblocking(False)
-    try:
-        return s.recv(1) != b""
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-print(json.dumps({"opened": len(held), "held": sum(1 for s in held if open_(s))}), flush=True)
-time.sleep(8)
+report(held)
 "#;
 
 #[test]
@@ -277,7 +256,7 @@ fn many_sources_under_their_cap_cannot_take_every_descriptor() {
         .unwrap();
     }
     let dir = town.dir.path();
-    std::fs::write(dir.join("hold.py"), HOLDER).unwrap();
+    std::fs::write(dir.join("hold.py"), format!("{PY_HOLD_AND_REPORT}{HOLDER}")).unwrap();
     let log = dir.join("hold.log");
     let script = dir.join("hold.py");
     let mut command = vec!["python3", path(&script), addr::TOWN_PUBLIC, "7443", "250"];
@@ -309,4 +288,34 @@ fn many_sources_under_their_cap_cannot_take_every_descriptor() {
         town.log().contains("its total cap")
     });
     let _ = lab.stop(holder);
+}
+
+#[tokio::test]
+async fn the_metrics_endpoint_holds_few_connections() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut ctl = TestController::start(&[]).await.unwrap();
+    ctl.stop().await.unwrap();
+    ctl.serve_with(&["--metrics-listen", &listen])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("hold.py");
+    std::fs::write(&script, format!("{PY_HOLD_AND_REPORT}{HOLDER}")).unwrap();
+    let (host, port) = listen.split_once(':').unwrap();
+    let mut holder = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([host, port, "100", "127.0.0.1"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(holder.stdout.take().unwrap()));
+    let first = lines.next_line().await.unwrap().unwrap();
+    let report: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(report["opened"], 100, "{report}");
+    assert!(
+        report["held"].as_u64().unwrap() <= 16,
+        "the metrics endpoint held {report}"
+    );
 }

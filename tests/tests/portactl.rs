@@ -932,21 +932,29 @@ async fn csv_files_as_spreadsheets_save_them_enroll_with_the_right_lines() {
     }
 }
 
-/// Opens `file` in headless LibreOffice and saves it as `format` into
-/// `out_dir` (what an auditor does with "Save as"); returns the new file.
-fn libreoffice_resave(file: &Path, format: &str, out_dir: &Path) -> PathBuf {
-    let profile = out_dir.join("lo-profile");
+/// Headless LibreOffice converting `files` into `out_dir` with `args`
+/// (its profile kept in `out_dir`).
+fn soffice(files: &[&Path], args: &[&str], out_dir: &Path) -> Output {
     let output = std::process::Command::new("soffice")
         .arg(format!(
             "-env:UserInstallation=file://{}",
-            profile.display()
+            out_dir.join("lo-profile").display()
         ))
-        .args(["--headless", "--convert-to", format, "--outdir"])
+        .arg("--headless")
+        .args(args)
+        .arg("--outdir")
         .arg(out_dir)
-        .arg(file)
+        .args(files)
         .output()
         .expect("soffice (Debian's libreoffice-calc-nogui; .ci/run installs it)");
     assert!(output.status.success(), "{output:?}");
+    output
+}
+
+/// Opens `file` in headless LibreOffice and saves it as `format` into
+/// `out_dir` (what an auditor does with "Save as"); returns the new file.
+fn libreoffice_resave(file: &Path, format: &str, out_dir: &Path) -> PathBuf {
+    let output = soffice(&[file], &["--convert-to", format], out_dir);
     let extension = format.split(':').next().unwrap();
     let saved = out_dir.join(file.with_extension(extension).file_name().unwrap());
     assert!(saved.exists(), "LibreOffice wrote nothing: {output:?}");
@@ -1267,27 +1275,16 @@ fn read_out_if_any(path: &Path) -> Vec<Vec<String>> {
 /// `out_dir`; returns the saved texts.
 fn libreoffice_values(files: &[&Path], separator: u8, out_dir: &Path) -> Vec<String> {
     std::fs::create_dir_all(out_dir).unwrap();
-    let output = std::process::Command::new("soffice")
-        .arg(format!(
-            "-env:UserInstallation=file://{}",
-            out_dir.join("lo-profile").display()
-        ))
-        .arg("--headless")
-        // Separator, text delimiter ", UTF-8, from line 1, …, evaluate formulas.
-        .arg(format!(
-            "--infilter=CSV:{separator},34,76,1,,0,false,false,false,false,false,true"
-        ))
-        // The values as shown, written back with commas.
-        .args([
-            "--convert-to",
-            "csv:Text - txt - csv (StarCalc):44,34,76,1",
-            "--outdir",
-        ])
-        .arg(out_dir)
-        .args(files)
-        .output()
-        .expect("soffice (Debian's libreoffice-calc-nogui; .ci/run installs it)");
-    assert!(output.status.success(), "{output:?}");
+    // Separator, text delimiter ", UTF-8, from line 1, …, evaluate
+    // formulas; the values as shown, written back with commas.
+    let infilter =
+        format!("--infilter=CSV:{separator},34,76,1,,0,false,false,false,false,false,true");
+    let args = [
+        infilter.as_str(),
+        "--convert-to",
+        "csv:Text - txt - csv (StarCalc):44,34,76,1",
+    ];
+    let output = soffice(files, &args, out_dir);
     files
         .iter()
         .map(|file| {

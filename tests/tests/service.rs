@@ -382,29 +382,16 @@ while True:
     held.append(s.accept()[0])
 "#;
 
-/// Opens `count` connections to the Unix socket at `path`, waits, and
-/// prints as JSON how many the service still holds; then keeps them.
+/// Opens `count` connections to the Unix socket at `path` and reports
+/// how many the service still holds ([`porta_tests::PY_HOLD_AND_REPORT`]).
 const LOCAL_FLOOD: &str = r#"
-import json, resource, socket, sys, time
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 path, count = sys.argv[1], int(sys.argv[2])
 held = []
 for _ in range(count):
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
     held.append(s)
-time.sleep(2)
-def open_(s):
-    s.setblocking(False)
-    try:
-        return s.recv(1) != b""
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-print(json.dumps({"opened": len(held), "held": sum(1 for s in held if open_(s))}), flush=True)
-time.sleep(30)
+report(held)
 "#;
 
 /// A second controller in the home namespace (someone's own, on
@@ -602,6 +589,7 @@ fn a_member_can_connect_but_not_move_the_computer_nor_freeze_the_service() {
     let flood_log = dir.join("local-flood.log");
     // Debian's python3 (root's may be elsewhere), the script inline: a
     // user cannot read the test's private directory.
+    let script = format!("{}{LOCAL_FLOOD}", porta_tests::PY_HOLD_AND_REPORT);
     let command = [
         "setpriv",
         "--reuid",
@@ -612,7 +600,7 @@ fn a_member_can_connect_but_not_move_the_computer_nor_freeze_the_service() {
         "--",
         "/usr/bin/python3",
         "-c",
-        LOCAL_FLOOD,
+        &script,
         path(&socket),
         "1100",
     ];
