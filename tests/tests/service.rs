@@ -15,28 +15,48 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Output;
 use std::time::Duration;
 
-/// Users (and the `porta` group, if this test made it) of this machine,
+/// Users (and the `porta` group, if the tests made it) of this machine,
 /// removed again when dropped.
 struct Accounts {
     users: Vec<String>,
-    made_group: bool,
+}
+
+/// The `porta` group is one for the whole machine while tests run in
+/// parallel: the first holder makes it if it is missing and the last one
+/// removes it again, so no test pulls the group from under another one's
+/// users. The same lock keeps `useradd`/`userdel` from racing for
+/// `/etc/passwd`'s lock.
+struct MachineGroup {
+    holders: usize,
+    made: bool,
+}
+
+static MACHINE_GROUP: std::sync::Mutex<MachineGroup> = std::sync::Mutex::new(MachineGroup {
+    holders: 0,
+    made: false,
+});
+
+fn machine_group() -> std::sync::MutexGuard<'static, MachineGroup> {
+    MACHINE_GROUP
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Accounts {
     fn new() -> Self {
-        let made_group = !run(&["getent", "group", "porta"]).status.success();
-        if made_group {
+        let mut group = machine_group();
+        if group.holders == 0 && !run(&["getent", "group", "porta"]).status.success() {
             ok(&["addgroup", "--system", "porta"]);
+            group.made = true;
         }
-        Self {
-            users: Vec::new(),
-            made_group,
-        }
+        group.holders += 1;
+        Self { users: Vec::new() }
     }
 
     /// A fresh user; in the `porta` group with `adduser NAME porta`, as the
     /// admin guide says, when `member`.
     fn user(&mut self, name: &str, member: bool) -> String {
+        let _group = machine_group();
         let _ = run(&["userdel", name]);
         ok(&[
             "useradd",
@@ -55,11 +75,14 @@ impl Accounts {
 
 impl Drop for Accounts {
     fn drop(&mut self) {
+        let mut group = machine_group();
         for user in &self.users {
             let _ = run(&["userdel", user]);
         }
-        if self.made_group {
+        group.holders -= 1;
+        if group.holders == 0 && group.made {
             let _ = run(&["groupdel", "porta"]);
+            group.made = false;
         }
     }
 }
