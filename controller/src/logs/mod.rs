@@ -549,4 +549,43 @@ mod tests {
             Some(audit::Break::Deleted { first: 4, last: 4 })
         );
     }
+
+    /// An auditor verifies while admins keep writing and a retention run
+    /// prunes: every walk says the log is intact.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verifying_while_admins_write_and_retention_prunes_finds_nothing_wrong() {
+        let (_dir, store) = store_with_device().await;
+        admin_actions_at(&store, &(1..=300).collect::<Vec<_>>()).await;
+        let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let writer = tokio::spawn({
+            let (store, writing) = (store.clone(), writing.clone());
+            async move {
+                let mut at = 300;
+                while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                    at += 1;
+                    admin_actions_at(&store, &[at]).await;
+                    if at == 400 {
+                        prune_before(&store, 150, at).await.expect("prune");
+                    }
+                }
+                at
+            }
+        });
+        for walk in 0..60 {
+            let store = store.clone();
+            let verified = tokio::task::spawn_blocking(move || verify(&store, Log::Admin))
+                .await
+                .expect("join")
+                .expect("verify");
+            assert!(
+                verified.problem.is_none(),
+                "walk {walk}: {:?}",
+                verified.problem
+            );
+        }
+        writing.store(false, std::sync::atomic::Ordering::Relaxed);
+        let last = writer.await.expect("writer");
+        assert!(last > 400, "the walks overlapped the writes and the pruning");
+        assert!(verify(&store, Log::Admin).expect("verify").problem.is_none());
+    }
 }

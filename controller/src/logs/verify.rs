@@ -17,19 +17,53 @@ pub struct Verification {
 
 /// Walks a whole log in the store: every record's hash, every link, the
 /// start against the retention anchor and the end against the head.
+///
+/// Admins and gateways keep writing while an auditor verifies, so the walk
+/// reads a fixed snapshot: the head is read first and the walk stops there
+/// (every record up to the head was committed in the head's transaction),
+/// and a walk that a retention run overtook (the anchor moved while it
+/// read) is done again. A false tamper alarm is as bad as a missed one.
 pub fn verify(store: &Store, log: Log) -> Result<Verification> {
-    let (tree, head_key, anchor_key) = match log {
-        Log::Connections => (
-            T::ConnectionLog,
-            meta::CONNECTION_HEAD,
-            meta::CONNECTION_ANCHOR,
-        ),
-        Log::Admin => (T::AdminLog, meta::ADMIN_HEAD, meta::ADMIN_ANCHOR),
+    const ATTEMPTS: usize = 3;
+    let mut attempt = 1;
+    loop {
+        let anchor = read_head(store, anchor_key(log))?;
+        let head = read_head(store, head_key(log))?;
+        let verification = verify_up_to(store, log, &anchor, &head)?;
+        let overtaken = verification.problem.is_some()
+            && attempt < ATTEMPTS
+            && read_head(store, anchor_key(log))? != anchor;
+        if !overtaken {
+            return Ok(verification);
+        }
+        attempt += 1;
+    }
+}
+
+fn head_key(log: Log) -> &'static [u8] {
+    match log {
+        Log::Connections => meta::CONNECTION_HEAD,
+        Log::Admin => meta::ADMIN_HEAD,
+    }
+}
+
+fn anchor_key(log: Log) -> &'static [u8] {
+    match log {
+        Log::Connections => meta::CONNECTION_ANCHOR,
+        Log::Admin => meta::ADMIN_ANCHOR,
+    }
+}
+
+fn read_head(store: &Store, key: &[u8]) -> Result<Head> {
+    Ok(store.get(T::Meta, key)?.unwrap_or_else(Head::genesis))
+}
+
+/// One walk from just after `anchor` to `head`, both read before it began.
+fn verify_up_to(store: &Store, log: Log, anchor: &Head, head: &Head) -> Result<Verification> {
+    let tree = match log {
+        Log::Connections => T::ConnectionLog,
+        Log::Admin => T::AdminLog,
     };
-    let head: Head = store.get(T::Meta, head_key)?.unwrap_or_else(Head::genesis);
-    let anchor: Head = store
-        .get(T::Meta, anchor_key)?
-        .unwrap_or_else(Head::genesis);
     let sequence_of =
         |key: sled::IVec| key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
     let first_expected = anchor.sequence + 1;
@@ -40,7 +74,7 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
         return Ok(Verification {
             records: store.tree(tree).len() as u64,
             range: None,
-            last_hash: head.hash,
+            last_hash: head.hash.clone(),
             problem: Some(audit::Break::Deleted {
                 first: first_expected,
                 last: sequence_of(key) - 1,
@@ -51,7 +85,11 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
     // the log is.
     let mut verifier = audit::Verifier::new(audit::Gaps::Forbidden, Some(&anchor.hash));
     let mut outcome = Ok(());
-    for bytes in store.tree(tree).iter().values() {
+    let written = store
+        .tree(tree)
+        .range(..=head.sequence.to_be_bytes())
+        .values();
+    for bytes in written {
         let row = row_of(log, &bytes.map(|b| b.to_vec()).unwrap_or_default());
         if let Err(problem) = verifier.check(&row.cells, &row.previous_hash, &row.hash) {
             // A gap: were the missing records deleted, or stored under
@@ -72,7 +110,7 @@ pub fn verify(store: &Store, log: Log) -> Result<Verification> {
         Err(problem) => Verification {
             records,
             range: None,
-            last_hash: head.hash,
+            last_hash: head.hash.clone(),
             problem: Some(problem),
         },
         Ok(verified) => {
