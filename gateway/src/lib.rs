@@ -45,5 +45,6 @@ pub mod outbox;
 pub mod peer;
 pub mod remote;
 pub mod sessions;
+pub mod sled_files;
 
 pub use installed::DEFAULT_SESSION_IDLE;

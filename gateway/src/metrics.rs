@@ -54,6 +54,7 @@ pub struct GatewayMetrics {
     peers: Gauge,
     sessions: Gauge,
     outbox: Gauge,
+    data_write_failing: Gauge,
     handshakes: Family<Label, Counter>,
     cookie_replies: Counter,
     datagrams: Family<Label, Counter>,
@@ -68,6 +69,7 @@ impl GatewayMetrics {
             peers: Gauge::default(),
             sessions: Gauge::default(),
             outbox: Gauge::default(),
+            data_write_failing: Gauge::default(),
             handshakes: Family::default(),
             cookie_replies: Counter::default(),
             datagrams: Family::default(),
@@ -89,6 +91,12 @@ impl GatewayMetrics {
             "outbox_events",
             "Connection events waiting to be recorded by the controller",
             metrics.outbox.clone(),
+        );
+        gateway.register(
+            "data_write_failing",
+            "1 while the gateway cannot write to its data directory (a full disk): connection \
+             events wait in memory and are lost if it stops",
+            metrics.data_write_failing.clone(),
         );
         gateway.register(
             "handshakes",
@@ -164,6 +172,13 @@ impl GatewayMetrics {
                 counters.dropped_for(reason),
             );
         }
+    }
+}
+
+impl GatewayMetrics {
+    /// Whether writes to the data directory are failing now.
+    pub fn set_data_write_failing(&self, failing: bool) {
+        self.data_write_failing.set(i64::from(failing));
     }
 }
 

@@ -169,6 +169,33 @@ pub fn free_port() -> u16 {
 /// Python for flood scripts (prepended to them): raises the script's
 /// open-files limit, and `report(held)` prints as JSON how many of the
 /// sockets `held` are open, then keeps them a while.
+/// A small filesystem of its own (tmpfs: a real filesystem that fills
+/// as a disk does), unmounted when dropped.
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=` takes it) at `at`.
+    pub fn mount(at: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "mount tmpfs (the tests run as root)");
+        Self(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
 pub const PY_HOLD_AND_REPORT: &str = r#"
 import json, resource, socket, sys, time
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

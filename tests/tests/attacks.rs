@@ -518,31 +518,6 @@ async fn a_store_that_lost_acknowledged_changes_is_refused_until_the_operator_sa
     ctl.serve().await.unwrap();
 }
 
-/// A small filesystem of its own, unmounted when dropped.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &std::path::Path, size: &str) -> Self {
-        std::fs::create_dir_all(at).unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .status()
-            .unwrap();
-        assert!(mounted.success(), "mount tmpfs (the tests run as root)");
-        Self(at.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[tokio::test]
 async fn a_full_disk_is_named_and_the_controller_recovers_when_space_is_freed() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ mod demo;
 mod desktop;
 mod directory;
 mod email;
+mod faults;
 mod feed;
 mod flows;
 mod host;

@@ -9,15 +9,9 @@
 
 use super::{Opened, Store};
 use crate::error::{Error, Result};
+use porta_gateway::sled_files::is_disk_full;
 use std::path::Path;
 use std::sync::Arc;
-
-/// True for "no space left" and "quota exceeded".
-fn is_disk_full(error: &sled::Error) -> bool {
-    matches!(error, sled::Error::Io(io)
-        if io.kind() == std::io::ErrorKind::StorageFull
-            || matches!(io.raw_os_error(), Some(28 | 122)))
-}
 
 /// `error` as the controller reports it: a full disk names the data
 /// directory holding the store.

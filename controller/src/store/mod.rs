@@ -201,6 +201,9 @@ struct Opened {
 
 impl Opened {
     fn open(dir: &Path) -> Result<Self> {
+        // What a start interrupted by a full disk left half-written.
+        porta_gateway::sled_files::remove_unfinished_snapshots(dir)
+            .map_err(|error| storage_error(dir, sled::Error::Io(error)))?;
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)

@@ -26,13 +26,16 @@
 //! only once the controller has recorded them. The controller skips event
 //! ids it already has, so a resend after a lost reply counts once.
 
+mod data_writes;
 mod enrollment;
 mod saved_peers;
 
+use crate::event::GatewayEvent;
 use crate::installed::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
 use crate::outbox::EventOutbox;
 use crate::peer::Update;
 use anyhow::{Context, Result, bail};
+use data_writes::DataWrites;
 use enrollment::{
     Enrollment, gateway_client, load_enrollment, load_or_make_key, redeem, register,
     save_enrollment,
@@ -129,9 +132,9 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         }
         None => 0,
     };
-    let outbox = EventOutbox::open(&data.join("events"))?;
+    let outbox = EventOutbox::open(&data.join("events"))
+        .context("the gateway cannot start until it can open its event outbox")?;
     let (sessions, left_open) = SessionFile::open(data)?;
-    outbox.push(&left_open)?;
     tracing::info!(
         gateway = %enrollment.name,
         interface = %options.interface,
@@ -160,8 +163,11 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
             unsaved: Vec::new(),
         }),
         outbox,
+        unkept: Mutex::new(left_open),
+        data_writes: DataWrites::default(),
         events_ready: Notify::new(),
     });
+    gateway.keep_events();
     // Ready for systemd (Type=notify): serving its last known peers.
     if let Err(error) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(%error, "could not tell systemd the gateway is ready");
@@ -239,6 +245,10 @@ struct Gateway {
     metrics: crate::metrics::GatewayMetrics,
     state: Mutex<State>,
     outbox: EventOutbox,
+    /// Events not in the outbox yet because writing it failed (a full
+    /// disk): kept in memory and offered again every second.
+    unkept: Mutex<Vec<GatewayEvent>>,
+    data_writes: DataWrites,
     events_ready: Notify,
 }
 
@@ -339,7 +349,7 @@ impl Gateway {
                 }
                 end
             };
-            self.keep_events()?;
+            self.keep_events();
             if let Some(revision) = applied {
                 client
                     .ack_revision(pb::AckRevisionRequest { revision })
@@ -360,37 +370,55 @@ impl Gateway {
                 let state = &mut *self.lock();
                 let node = &mut *self.shell.node();
                 state.installed.observe(node, unix_now());
-                self.metrics.observe(
-                    node.counters(),
-                    state.installed.len(),
-                    state.installed.sessions_open(),
-                    self.outbox.len(),
-                );
             }
-            if let Err(error) = self.keep_events() {
-                tracing::error!(error = %format!("{error:#}"), "could not keep connection events on disk");
-            }
-            self.save_sessions();
+            self.keep_events();
+            let failing = self.save_sessions();
+            let waiting = self.outbox.len() + self.unkept_len();
+            let state = self.lock();
+            self.metrics.observe(
+                self.shell.node().counters(),
+                state.installed.len(),
+                state.installed.sessions_open(),
+                waiting,
+            );
+            drop(state);
+            self.metrics.set_data_write_failing(failing);
         }
     }
 
-    /// Saves the open sessions (after their events are kept).
-    fn save_sessions(&self) {
-        let mut state = self.lock();
-        let open = state.installed.open_sessions(&self.shell.node());
-        if let Err(error) = state.sessions.save(open) {
-            tracing::error!(error = %format!("{error:#}"), "could not save the open sessions");
-        }
+    /// Saves the open sessions (after their events are kept); true while
+    /// any write to the data directory fails.
+    fn save_sessions(&self) -> bool {
+        let saved = {
+            let mut state = self.lock();
+            let open = state.installed.open_sessions(&self.shell.node());
+            state.sessions.save(open)
+        };
+        self.data_writes
+            .note("open sessions", saved.map_err(|e| format!("{e:#}")))
+    }
+
+    fn unkept_len(&self) -> usize {
+        self.unkept.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Moves new events to the on-disk outbox and wakes the reporter.
-    fn keep_events(&self) -> Result<()> {
-        let events = self.lock().installed.take_events();
-        if !events.is_empty() {
-            self.outbox.push(&events)?;
+    /// Events the outbox could not take stay in memory, in order, and are
+    /// offered again at the next call: none is dropped.
+    fn keep_events(&self) {
+        let new = self.lock().installed.take_events();
+        let mut unkept = self.unkept.lock().unwrap_or_else(|p| p.into_inner());
+        unkept.extend(new);
+        if unkept.is_empty() {
+            return;
+        }
+        let kept = self.outbox.push(&unkept);
+        if kept.is_ok() {
+            unkept.clear();
             self.events_ready.notify_one();
         }
-        Ok(())
+        drop(unkept);
+        self.data_writes.note("connection events", kept);
     }
 
     /// Delivers kept events, oldest first, until the outbox is empty; then
@@ -447,9 +475,7 @@ impl Gateway {
             let mut state = self.lock();
             state.installed.shutdown(&mut self.shell.node(), unix_now());
         }
-        if let Err(error) = self.keep_events() {
-            tracing::error!(error = %format!("{error:#}"), "could not keep the last connection events");
-        }
+        self.keep_events();
         self.save_sessions();
         let mut client = None;
         let deliver = async {
@@ -464,6 +490,14 @@ impl Gateway {
                 undelivered = self.outbox.len(),
                 "events kept on disk for the next start"
             ),
+        }
+        let unkept = self.unkept_len();
+        if unkept > 0 {
+            tracing::error!(
+                unkept,
+                dir = %self.data.display(),
+                "connection events could not be written to the full disk and are lost with this stop"
+            );
         }
     }
 }

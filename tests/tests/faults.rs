@@ -1,0 +1,204 @@
+//! Faults an operations team meets that must not lose the truth: a remote
+//! gateway whose disk fills, played on a real filesystem (a small tmpfs)
+//! with real processes in the lab's namespaces.
+
+use porta_tests::netns::{Lab, addr};
+use porta_tests::town::{Town, path, wait_until};
+use porta_tests::{Tmpfs, binary, read_log};
+use std::path::Path;
+use std::time::Duration;
+
+/// Fills the filesystem holding `dir` to the last byte (a file `filler`
+/// that `dd` writes until it is refused).
+fn fill(dir: &Path) -> std::path::PathBuf {
+    let filler = dir.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", filler.display()))
+        .output()
+        .unwrap();
+    filler
+}
+
+/// The value of the series `name` on the annex's metrics endpoint.
+fn annex_metric(lab: &Lab, name: &str) -> Option<f64> {
+    let script = format!(
+        "import urllib.request\n\
+         print(urllib.request.urlopen('http://{}:9465/metrics', timeout=5).read().decode())",
+        addr::BRANCH_PUBLIC
+    );
+    let out = lab
+        .run("branch", &["/usr/bin/python3", "-c", &script])
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|line| {
+            let (series, value) = line.split_once(' ')?;
+            (series == name).then(|| value.trim().parse().ok())?
+        })
+}
+
+#[test]
+fn a_gateway_whose_disk_fills_says_so_once_keeps_its_events_and_always_starts_again() {
+    let mut lab = Lab::new().unwrap();
+    lab.add_branch().unwrap();
+    let town = Town::start(&mut lab, true);
+    let endpoint = format!("{}:51820", addr::BRANCH_PUBLIC);
+    let added = town.admin(&lab, &["gateways", "add", "annex", "--endpoint", &endpoint]);
+    let invitation = added["invitation"].as_str().unwrap().to_owned();
+    // The gateway's data directory is a small filesystem of its own.
+    let data = town.dir.path().join("annex");
+    let disk = Tmpfs::mount(&data, "8m");
+    let gateway_if = lab.iface("rgw");
+    let logs = town.dir.path().to_owned();
+    let gateway = binary("porta-gateway");
+    let metrics_listen = format!("{}:9465", addr::BRANCH_PUBLIC);
+    let start = |lab: &mut Lab, log: &str, invitation: Option<&str>| {
+        let mut args = vec![
+            path(&gateway),
+            "--data",
+            path(&data),
+            "--interface",
+            &gateway_if,
+            "--session-idle",
+            "3s",
+            "--metrics-listen",
+            &metrics_listen,
+        ];
+        if let Some(invitation) = invitation {
+            args.extend(["--controller", invitation]);
+        }
+        lab.spawn("branch", &args, &logs.join(log)).unwrap()
+    };
+    let annex = start(&mut lab, "annex.log", Some(&invitation));
+    wait_until("the annex to follow", Duration::from_secs(20), || {
+        town.admin(&lab, &["gateways", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["name"] == "annex" && g["last_seen_at"].is_string())
+    });
+
+    // A laptop through the annex opens a session.
+    town.admin(&lab, &["groups", "add", "annex-staff"]);
+    town.admin(&lab, &["groups", "allow", "annex-staff", "172.31.4.0/24"]);
+    let state = town.enroll_through(&lab, "pau", "pau-laptop", "annex-staff", Some("annex"));
+    let tunnel = lab.iface("c2");
+    lab.owns_socket(&tunnel);
+    let laptop = lab
+        .spawn(
+            "home",
+            &[
+                path(&binary("porta")),
+                "--state",
+                path(&state),
+                "--interface",
+                &tunnel,
+                "up",
+                "--foreground",
+            ],
+            &logs.join("laptop.log"),
+        )
+        .unwrap();
+    wait_until(
+        "the branch server through the annex",
+        Duration::from_secs(15),
+        || {
+            lab.run("home", &["ping", "-c", "1", "-W", "1", addr::BRANCH_SERVER])
+                .unwrap()
+                .status
+                .success()
+        },
+    );
+    wait_until(
+        "the session start in the log",
+        Duration::from_secs(15),
+        || {
+            town.sessions_of(&lab, "pau-laptop")
+                .iter()
+                .any(|r| r["kind"] == "session_start")
+        },
+    );
+    assert_eq!(
+        annex_metric(&lab, "porta_gateway_data_write_failing"),
+        Some(0.0)
+    );
+
+    // The disk fills while the session runs; the laptop goes away, so the
+    // session ends (3 s idle) and the set of open sessions changes.
+    let filler = fill(&data);
+    lab.kill(laptop).unwrap();
+    wait_until("the annex to notice", Duration::from_secs(20), || {
+        annex_metric(&lab, "porta_gateway_data_write_failing") == Some(1.0)
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let said = read_log(&logs.join("annex.log"));
+    let complaints = said
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("cannot write to its data directory"))
+        .count();
+    assert_eq!(complaints, 1, "said once, not every second: {said}");
+    assert!(said.contains("open sessions"), "{said}");
+
+    // Space is freed: the gateway writes again, and the session's end —
+    // kept through the full disk — is in the controller's log.
+    std::fs::remove_file(&filler).unwrap();
+    wait_until("the annex to write again", Duration::from_secs(20), || {
+        annex_metric(&lab, "porta_gateway_data_write_failing") == Some(0.0)
+    });
+    assert!(
+        read_log(&logs.join("annex.log")).contains("writes to its data directory again"),
+        "{}",
+        read_log(&logs.join("annex.log"))
+    );
+    wait_until(
+        "the session end in the log",
+        Duration::from_secs(20),
+        || {
+            town.sessions_of(&lab, "pau-laptop")
+                .iter()
+                .any(|r| r["kind"] == "session_end")
+        },
+    );
+
+    // Stopped, then started on a full disk, again and again: every start
+    // that fails names the directory; the snapshot a failed start leaves
+    // half-written (sled's empty `snap.*.generating`) never stops the next.
+    assert_eq!(lab.stop(annex).unwrap(), Some(0), "a clean stop");
+    let filler = fill(&data);
+    std::fs::write(data.join("events/snap.00000000000FFFFF.generating"), b"").ok();
+    for attempt in 0..3 {
+        let log = format!("annex-full-{attempt}.log");
+        let full = start(&mut lab, &log, None);
+        std::thread::sleep(Duration::from_secs(3));
+        match lab.exited(full).unwrap() {
+            Some(code) => {
+                let said = read_log(&logs.join(&log));
+                assert_ne!(code, 0, "{said}");
+                assert!(
+                    said.contains(path(&data)) && said.contains("no space left"),
+                    "a failed start names the directory and the reason: {said}"
+                );
+            }
+            None => {
+                lab.stop(full).unwrap();
+            }
+        }
+    }
+    std::fs::write(data.join("events/snap.00000000000FFFFF.generating"), b"").ok();
+    std::fs::remove_file(&filler).unwrap();
+    let again = start(&mut lab, "annex-again.log", None);
+    lab.wait_for(
+        again,
+        "the annex to start with space freed",
+        Duration::from_secs(20),
+        |lab| annex_metric(lab, "porta_gateway_peers") == Some(1.0),
+    );
+    let said = read_log(&logs.join("annex-again.log"));
+    assert!(
+        said.contains("removed a snapshot that an earlier start left unfinished"),
+        "{said}"
+    );
+    assert_eq!(lab.stop(again).unwrap(), Some(0));
+    drop(disk);
+}
