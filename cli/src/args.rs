@@ -495,7 +495,8 @@ mod tests {
 /// `portactl gateways …`.
 #[derive(Debug, Subcommand)]
 pub enum GatewaysCommand {
-    /// List gateways, with the peer revision each confirmed.
+    /// List gateways, with the peer revision each confirmed and whether
+    /// it follows this controller.
     List,
     /// Add a remote gateway; prints the invitation for
     /// `porta-gateway --controller <invitation>` on its host.
@@ -512,6 +513,14 @@ pub enum GatewaysCommand {
     /// Retire a remote gateway: its credential stops working at once.
     /// Refused while live devices connect through it.
     Remove {
+        /// The gateway's name.
+        name: String,
+    },
+    /// After a restore of the controller: let a gateway that is not
+    /// following (it applied changes the restore undid) take the
+    /// controller's peer set as it is now, replacing its own. Re-revoke
+    /// what was revoked since the backup first. Logged.
+    Resync {
         /// The gateway's name.
         name: String,
     },

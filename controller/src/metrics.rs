@@ -224,6 +224,20 @@ impl prometheus_client::collector::Collector for StateCollector {
             ConstGauge::new(i64::try_from(behind).unwrap_or(i64::MAX))
                 .encode(lag.encode_family(&[("gateway", name.as_str())])?)?;
         }
+        // Every remote gateway, 1 when it holds a peer set of another
+        // history of the store (it confirms nothing; see `gateways list`).
+        if let Ok(gateways) = self.0.store().gateways() {
+            let mut diverged = encoder.encode_descriptor(
+                "gateway_not_following",
+                "1 when the gateway holds a peer set of another history of the store (changes a restore undid): it may serve revoked devices until an admin runs `portactl gateways resync`.",
+                None,
+                prometheus_client::metrics::MetricType::Gauge,
+            )?;
+            for gateway in gateways.iter().filter(|g| !g.embedded) {
+                ConstGauge::new(i64::from(gateway.diverged.is_some()))
+                    .encode(diverged.encode_family(&[("gateway", gateway.name.as_str())])?)?;
+            }
+        }
         // A store that cannot be read now shows no store series: the
         // scrape still succeeds, and `absent()` alerts can see it.
         if let Ok(usage) = self.0.store().usage() {

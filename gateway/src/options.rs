@@ -63,9 +63,11 @@ pub struct GatewayArgs {
     #[arg(long, env = "PORTA_SESSION_IDLE", default_value = "180s", value_parser = humantime::parse_duration)]
     pub session_idle: std::time::Duration,
     /// Take the controller's peer set even if its revision is older than
-    /// the one this gateway applied (the controller was restored from an
-    /// older backup on purpose). Without it such a peer set is refused and
-    /// the gateway keeps serving what it has, revocations included.
+    /// the one this gateway applied, without an admin's `portactl gateways
+    /// resync` (for controllers older than history marks; a current one
+    /// refuses a gateway of another history until resynced). Without it
+    /// such a peer set is refused and the gateway keeps serving what it
+    /// has, revocations included.
     #[arg(long)]
     pub accept_controller_rollback: bool,
     /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics

@@ -62,7 +62,8 @@ pub enum Update {
 
 impl Update {
     /// The update as it travels in `Gateway.WatchPeers`, stamped with
-    /// `revision` (an [`Update::End`] carries its own).
+    /// `revision` (an [`Update::End`] carries its own); its history mark is
+    /// the sender's to set.
     pub fn to_pb(self, revision: u64) -> pb::PeerUpdate {
         use pb::peer_update::Update as U;
         let (revision, update) = match self {
@@ -81,6 +82,8 @@ impl Update {
         pb::PeerUpdate {
             revision,
             update: Some(update),
+            history: 0,
+            replaces_history: false,
         }
     }
 
@@ -213,6 +216,7 @@ mod tests {
             update: Some(pb::peer_update::Update::Snapshot(pb::PeerSnapshot {
                 peers: vec![damaged, peer("good").into()],
             })),
+            ..Default::default()
         };
         assert_eq!(
             Update::from_pb(wire, "branch"),

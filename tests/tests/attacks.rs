@@ -613,7 +613,7 @@ async fn sessions_of_a_gateway_gone_past_the_idle_time_are_no_longer_listed() {
     let device = enroll_on(&ctl, &mut admin, "anna", "anna-laptop", "annex").await;
     // The annex is connected (it follows the peer set) and reports a session.
     let stream = annex
-        .watch_peers(pb::WatchPeersRequest { after_revision: 0 })
+        .watch_peers(pb::WatchPeersRequest::default())
         .await
         .unwrap()
         .into_inner();

@@ -1014,8 +1014,8 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     assert_eq!(verified[0]["ok"], true, "{verified}");
 
     // The controller's store goes back to the backup, before the
-    // revocation, on purpose: the annex refuses the older peer set and
-    // keeps the laptop out.
+    // revocation, on purpose: the annex holds changes of another history,
+    // refuses to follow, and keeps the laptop out.
     town.stop(&mut lab);
     for name in ["store", "store.witness"] {
         copy_replacing(&backup.join(name), &town.data().join(name));
@@ -1023,9 +1023,9 @@ fn a_remote_gateway_serves_a_second_laptop_and_outlives_controller_outages() {
     town.serve_args.push("--accept-store-rollback".into());
     town.start_again(&mut lab);
     wait_until(
-        "the annex to refuse the older peer set",
+        "the annex to refuse to follow another history",
         Duration::from_secs(30),
-        || read_log(&logs.join("annex-again.log")).contains("older than revision"),
+        || read_log(&logs.join("annex-again.log")).contains("NOT following the controller"),
     );
     assert!(
         !reachable(&lab),

@@ -1,10 +1,12 @@
-//! Faults an operations team meets that must not lose the truth: a remote
-//! gateway whose disk fills, played on a real filesystem (a small tmpfs)
-//! with real processes in the lab's namespaces.
+//! Faults an operations team meets that must not lose the truth, played
+//! with real processes in the lab's namespaces: a remote gateway whose
+//! disk fills (a real filesystem, a small tmpfs), and a controller restored
+//! from a backup after a gateway applied later changes.
 
 use porta_tests::netns::{Lab, addr};
 use porta_tests::town::{Town, path, wait_until};
-use porta_tests::{Tmpfs, binary, read_log};
+use porta_tests::{Tmpfs, binary, copy_replacing, read_log};
+use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -201,4 +203,183 @@ fn a_gateway_whose_disk_fills_says_so_once_keeps_its_events_and_always_starts_ag
     );
     assert_eq!(lab.stop(again).unwrap(), Some(0));
     drop(disk);
+}
+
+/// The annex's entry in `portactl gateways list`.
+fn annex_listed(town: &Town, lab: &Lab) -> Value {
+    town.admin(lab, &["gateways", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "annex")
+        .cloned()
+        .unwrap()
+}
+
+/// The embedded gateway's confirmed revision: the controller's own.
+fn controller_revision(town: &Town, lab: &Lab) -> u64 {
+    town.admin(lab, &["gateways", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["kind"] == "embedded")
+        .unwrap()["applied_revision"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_gateway_that_applied_changes_a_restore_undid_confirms_nothing_until_an_admin_resyncs_it() {
+    let mut lab = Lab::new().unwrap();
+    lab.add_branch().unwrap();
+    let mut town = Town::start(&mut lab, true);
+    let endpoint = format!("{}:51820", addr::BRANCH_PUBLIC);
+    let added = town.admin(&lab, &["gateways", "add", "annex", "--endpoint", &endpoint]);
+    let data = town.dir.path().join("annex");
+    let gateway_if = lab.iface("rgw");
+    let metrics_listen = format!("{}:9465", addr::BRANCH_PUBLIC);
+    let annex_log = town.dir.path().join("annex.log");
+    let gateway = binary("porta-gateway");
+    let start_annex = |lab: &mut Lab, invitation: Option<&str>| {
+        let mut args = vec![
+            path(&gateway),
+            "--data",
+            path(&data),
+            "--interface",
+            &gateway_if,
+            "--metrics-listen",
+            &metrics_listen,
+        ];
+        if let Some(invitation) = invitation {
+            args.extend(["--controller", invitation]);
+        }
+        lab.spawn("branch", &args, &annex_log).unwrap()
+    };
+    let annex = start_annex(&mut lab, added["invitation"].as_str());
+    wait_until("the annex to follow", Duration::from_secs(20), || {
+        annex_listed(&town, &lab)["last_seen_at"].is_string()
+    });
+    town.admin(&lab, &["groups", "add", "annex-staff"]);
+    town.admin(&lab, &["groups", "allow", "annex-staff", "172.31.4.0/24"]);
+    let peers = |lab: &Lab, n: f64| {
+        wait_until(
+            &format!("{n} peers at the annex"),
+            Duration::from_secs(20),
+            || annex_metric(lab, "porta_gateway_peers") == Some(n),
+        );
+    };
+    town.enroll_through(&lab, "anna", "anna-laptop", "annex-staff", Some("annex"));
+    peers(&lab, 1.0);
+
+    // The admin guide's backup: the whole data directory, service stopped.
+    town.stop(&mut lab);
+    let backup = town.dir.path().join("backup");
+    copy_replacing(&town.data(), &backup);
+    town.start_again(&mut lab);
+
+    // After the backup: a second laptop, applied by the annex.
+    town.enroll_through(&lab, "pau", "pau-laptop", "annex-staff", Some("annex"));
+    peers(&lab, 2.0);
+    wait_until("the annex to confirm", Duration::from_secs(20), || {
+        annex_listed(&town, &lab)["applied_revision"].as_u64()
+            == Some(controller_revision(&town, &lab))
+    });
+    let held = controller_revision(&town, &lab);
+
+    // The annex is away (its host rebooting) while the controller is
+    // restored as the guide says and makes other changes, until its
+    // revision numbers pass the ones the annex applied.
+    assert_eq!(lab.stop(annex).unwrap(), Some(0));
+    town.stop(&mut lab);
+    copy_replacing(&backup, &town.data());
+    town.start_again(&mut lab);
+    let mut n = 0;
+    while controller_revision(&town, &lab) <= held + 1 {
+        town.admin(&lab, &["groups", "add", &format!("filler{n}")]);
+        n += 1;
+    }
+    // Back, it claims a revision number the controller has written too,
+    // but of another history.
+    start_annex(&mut lab, None);
+    wait_until(
+        "the annex to be seen not following",
+        Duration::from_secs(30),
+        || annex_listed(&town, &lab)["following"] == false,
+    );
+    let listed = annex_listed(&town, &lab);
+    let why = listed["not_following"].as_str().unwrap().to_owned();
+    assert!(
+        why.contains(&format!("holds revision {held} of another history")),
+        "{listed}"
+    );
+
+    // A revocation of a device live in both histories is not confirmed by
+    // the annex, and says why.
+    let revoked = town.admin(&lab, &["devices", "revoke", "anna-laptop"]);
+    assert_eq!(
+        revoked["not_following_gateways"],
+        serde_json::json!(["annex"]),
+        "{revoked}"
+    );
+    assert!(
+        !revoked["confirmed_gateways"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("annex")),
+        "{revoked}"
+    );
+    assert_eq!(
+        annex_metric(&lab, "porta_gateway_peers"),
+        Some(2.0),
+        "it takes nothing"
+    );
+    assert!(
+        read_log(&annex_log).contains("NOT following the controller"),
+        "{}",
+        read_log(&annex_log)
+    );
+
+    // Still so after a controller restart (the annex retries meanwhile).
+    town.restart(&mut lab);
+    std::thread::sleep(Duration::from_secs(12));
+    let listed = annex_listed(&town, &lab);
+    assert_eq!(listed["following"], false, "{listed}");
+    assert_eq!(annex_metric(&lab, "porta_gateway_peers"), Some(2.0));
+
+    // The admin decides: the annex takes the controller's set — without
+    // the revoked laptop and the one the restore lost — and confirms again.
+    let resynced = town.admin(&lab, &["gateways", "resync", "annex"]);
+    assert_eq!(resynced["resync_pending"], true, "{resynced}");
+    wait_until("the annex to follow again", Duration::from_secs(30), || {
+        let annex = annex_listed(&town, &lab);
+        annex["following"] == true
+            && annex["applied_revision"].as_u64() == Some(controller_revision(&town, &lab))
+    });
+    peers(&lab, 0.0);
+    assert!(
+        read_log(&annex_log).contains("chose to replace this gateway's peer set"),
+        "{}",
+        read_log(&annex_log)
+    );
+    let actions: Vec<String> = town
+        .export(&lab, "admin")
+        .iter()
+        .map(|r| r["action"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for action in ["gateway.diverged", "gateway.resync", "gateway.follows"] {
+        assert!(actions.iter().any(|a| a == action), "{action}: {actions:?}");
+    }
+
+    // From now on its confirmations count again.
+    town.enroll_through(&lab, "carla", "carla-laptop", "annex-staff", Some("annex"));
+    peers(&lab, 1.0);
+    let revoked = town.admin(&lab, &["devices", "revoke", "carla-laptop"]);
+    assert!(
+        revoked["confirmed_gateways"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("annex")),
+        "{revoked}"
+    );
+    peers(&lab, 0.0);
 }

@@ -73,13 +73,14 @@ enum Rpc {
     AckRevision,
     Register,
     RemoveGateway,
+    ResyncGateway,
     CreateGateway,
     WatchConfig,
     ReportStatus,
     WhoAmI,
 }
 
-const ALL: [Rpc; 37] = [
+const ALL: [Rpc; 38] = [
     Rpc::CreateUser,
     Rpc::ListUsers,
     Rpc::GetUser,
@@ -113,6 +114,7 @@ const ALL: [Rpc; 37] = [
     Rpc::AckRevision,
     Rpc::Register,
     Rpc::RemoveGateway,
+    Rpc::ResyncGateway,
     Rpc::CreateGateway,
     Rpc::WatchConfig,
     Rpc::ReportStatus,
@@ -329,7 +331,10 @@ async fn call(
             .await
             .map(drop),
         Rpc::AckRevision => gateway
-            .ack_revision(pb::AckRevisionRequest { revision: 99 })
+            .ack_revision(pb::AckRevisionRequest {
+                revision: 99,
+                history: 0,
+            })
             .await
             .map(drop),
         Rpc::Register => gateway
@@ -340,6 +345,12 @@ async fn call(
             .map(drop),
         Rpc::RemoveGateway => admin
             .remove_gateway(pb::RemoveGatewayRequest {
+                name: "mallory-gw".into(),
+            })
+            .await
+            .map(drop),
+        Rpc::ResyncGateway => admin
+            .resync_gateway(pb::ResyncGatewayRequest {
                 name: "mallory-gw".into(),
             })
             .await

@@ -52,16 +52,32 @@ pub(super) async fn run(ctx: &Ctx, command: DevicesCommand) -> Result<()> {
             let mut value = output::device_json(&revoked);
             value["confirmed_gateways"] = json!(response.confirmed_gateways);
             value["pending_gateways"] = json!(response.pending_gateways);
+            value["not_following_gateways"] = json!(response.not_following_gateways);
             value["elapsed_ms"] = json!(elapsed.as_millis());
             output::show(ctx.json, value, || {
                 let mut text = format!("Revoked {} in {} ms", revoked.name, elapsed.as_millis());
                 if !response.confirmed_gateways.is_empty() {
                     text += &format!("; confirmed by {}", response.confirmed_gateways.join(", "));
                 }
-                if !response.pending_gateways.is_empty() {
+                let away: Vec<&String> = response
+                    .pending_gateways
+                    .iter()
+                    .filter(|g| !response.not_following_gateways.contains(g))
+                    .collect();
+                if !away.is_empty() {
                     text += &format!(
                         "; NOT yet confirmed by {}",
-                        response.pending_gateways.join(", ")
+                        away.iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                for gateway in &response.not_following_gateways {
+                    text += &format!(
+                        "\nWARNING: gateway {gateway} is NOT following this controller (it holds \
+                         changes a restore undid) and may still let the device in; see \
+                         `portactl gateways list`, then `portactl gateways resync {gateway}`"
                     );
                 }
                 text

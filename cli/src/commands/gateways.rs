@@ -1,4 +1,4 @@
-//! gateways list|add.
+//! gateways list|add|remove|resync.
 
 use super::{Ctx, print_invitation};
 use crate::args::GatewaysCommand;
@@ -23,6 +23,7 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                     "endpoint",
                     "public key",
                     "confirmed revision",
+                    "state",
                     "last seen",
                     "refused events",
                 ],
@@ -39,6 +40,7 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                                 g.public_key.clone()
                             },
                             g.applied_revision.to_string(),
+                            state(g).into(),
                             output::time(g.last_seen_at),
                             g.refused_events.to_string(),
                         ]
@@ -66,6 +68,25 @@ pub(super) async fn run(ctx: &Ctx, command: GatewaysCommand) -> Result<()> {
                     removed.name
                 );
             }
+        }
+        GatewaysCommand::Resync { name } => {
+            ctx.confirm(&format!(
+                "Let {name:?} replace its peer set with this controller's? Devices revoked only \
+                 in the undone history stay revoked only if you revoked them again"
+            ))?;
+            let gateway = admin
+                .resync_gateway(pb::ResyncGatewayRequest { name })
+                .await?
+                .into_inner()
+                .gateway
+                .unwrap_or_default();
+            output::show(ctx.json, gateway_json(&gateway), || {
+                format!(
+                    "Gateway {:?} takes this controller's peer set at its next connection \
+                     (within 10 s if it is running); `portactl gateways list` shows it following.",
+                    gateway.name
+                )
+            });
         }
         GatewaysCommand::Add {
             name,
@@ -107,11 +128,23 @@ fn kind(g: &pb::GatewayInfo) -> &'static str {
     if g.embedded { "embedded" } else { "remote" }
 }
 
+/// Whether it follows this controller, in a word or two.
+fn state(g: &pb::GatewayInfo) -> &'static str {
+    match (g.not_following.is_empty(), g.resync_pending) {
+        (true, _) => "following",
+        (false, true) => "NOT FOLLOWING (resync pending)",
+        (false, false) => "NOT FOLLOWING",
+    }
+}
+
 fn gateway_json(g: &pb::GatewayInfo) -> Value {
     json!({
         "id": g.id, "name": g.name, "kind": kind(g), "endpoint": g.endpoint,
         "public_key": g.public_key, "applied_revision": g.applied_revision,
         "last_seen_at": output::time_json(g.last_seen_at),
         "refused_events": g.refused_events,
+        "following": g.not_following.is_empty(),
+        "not_following": (!g.not_following.is_empty()).then_some(&g.not_following),
+        "resync_pending": g.resync_pending,
     })
 }

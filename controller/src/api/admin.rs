@@ -331,10 +331,12 @@ impl Admin for AdminApi {
         self.0
             .metrics()
             .revoked(pending_gateways.is_empty().then(|| started.elapsed()));
+        let not_following_gateways = self.0.not_following(&pending_gateways)?;
         Ok(Response::new(pb::RevokeDeviceResponse {
             device: Some(pb::DeviceInfo::from(device)),
             confirmed_gateways,
             pending_gateways,
+            not_following_gateways,
         }))
     }
 
@@ -418,6 +420,21 @@ impl Admin for AdminApi {
             .remove_gateway(&Actor::from(&caller), &name, now())
             .await?;
         Ok(Response::new(pb::RemoveGatewayResponse {
+            gateway: Some(pb::GatewayInfo::from(gateway)),
+        }))
+    }
+
+    async fn resync_gateway(
+        &self,
+        request: Request<pb::ResyncGatewayRequest>,
+    ) -> Reply<pb::ResyncGatewayResponse> {
+        let caller = authorize(&self.0, &request, "resync gateways", ADMIN)?;
+        let name = request.into_inner().name;
+        let gateway = self
+            .0
+            .resync_gateway(&Actor::from(&caller), &name, now())
+            .await?;
+        Ok(Response::new(pb::ResyncGatewayResponse {
             gateway: Some(pb::GatewayInfo::from(gateway)),
         }))
     }

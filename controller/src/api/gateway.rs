@@ -1,10 +1,19 @@
 //! Gateway: remote gateways register their key, follow the peer journal,
 //! acknowledge what they applied and report connection events. Each call is answered for the
 //! caller's own gateway only.
+//!
+//! A gateway's claim ("I applied revision R, marked M") is judged against
+//! the store's own marks ([`history::judge`]): a claim of another history
+//! (the store was restored after the gateway applied later changes) is
+//! neither taken as a confirmation nor answered with changes on top of
+//! the wrong set. The stream is refused, the gateway recorded as not
+//! following, until an admin resyncs it; then it gets a snapshot that
+//! replaces its set.
 
 use super::auth::{GATEWAY, authorize};
 use super::now;
 use crate::error::Error;
+use crate::fanout::history::{self, Claim};
 use crate::logs;
 use crate::state::Controller;
 use porta_gateway::event::GatewayEvent;
@@ -42,15 +51,36 @@ impl Gateway for GatewayApi {
             )
             .into());
         }
-        let after = request.into_inner().after_revision;
-        tracing::info!(gateway = %gateway.name, after, "gateway connected");
-        self.0.fanout().applied(&gateway.name, after, now());
+        let claim = request.into_inner();
+        let after = claim.after_revision;
+        let mark = self.0.store().revision_mark(after)?;
+        let judged = history::judge(after, claim.after_history, self.0.revision(), mark);
+        tracing::info!(gateway = %gateway.name, after, claim = ?judged, "gateway connected");
+        // Connected, confirming only what its claim proves (0: nothing).
+        let (from, replaces_history) = match judged {
+            Claim::New => (0, false),
+            Claim::Same | Claim::Unmarked => {
+                self.0.gateway_follows(&gateway, now()).await?;
+                (after, false)
+            }
+            // The admin decided: a snapshot that replaces what it holds.
+            Claim::Diverged if gateway.resync => (0, true),
+            Claim::Diverged => {
+                let divergence = self.0.gateway_diverged(&gateway, after, now()).await?;
+                return Err(Error::FailedPrecondition(format!(
+                    "this gateway is not following the controller: {}",
+                    divergence.describe()
+                ))
+                .into());
+            }
+        };
+        self.0.fanout().applied(&gateway.name, from, now());
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(stream_peers(
             self.0.clone(),
             caller,
             gateway.name,
-            after,
+            (from, replaces_history),
             tx,
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -92,8 +122,17 @@ impl Gateway for GatewayApi {
     ) -> Result<Response<pb::AckRevisionResponse>, Status> {
         let caller = authorize(&self.0, &request, "acknowledge peer revisions", GATEWAY)?;
         let gateway = self.0.gateway_of(&caller)?;
-        let revision = request.into_inner().revision;
+        let pb::AckRevisionRequest { revision, history } = request.into_inner();
+        let mark = self.0.store().revision_mark(revision)?;
+        if history::judge(revision, history, self.0.revision(), mark) == Claim::Diverged {
+            tracing::warn!(gateway = %gateway.name, revision, "a gateway acknowledged a revision of another history; not counted");
+            return Err(Error::FailedPrecondition(
+                "this revision is not one of this controller's history".into(),
+            )
+            .into());
+        }
         tracing::debug!(gateway = %gateway.name, revision, "gateway applied");
+        self.0.gateway_follows(&gateway, now()).await?;
         self.0.fanout().applied(&gateway.name, revision, now());
         Ok(Response::new(pb::AckRevisionResponse {}))
     }
@@ -128,13 +167,15 @@ impl Gateway for GatewayApi {
     }
 }
 
-/// Sends the gateway what it lacks after `after`, then each later change,
-/// until it goes away or the controller shuts down.
+/// Sends the gateway what it lacks after `after` (a snapshot from 0, one
+/// that replaces its own history if `replaces_history`), then each later
+/// change, every message with its revision's history mark, until it goes
+/// away or the controller shuts down.
 async fn stream_peers(
     ctl: Controller,
     caller: crate::state::Caller,
     gateway: String,
-    mut after: u64,
+    (mut after, mut replaces_history): (u64, bool),
     tx: mpsc::Sender<Result<pb::PeerUpdate, Status>>,
 ) {
     let mut revisions = ctl.fanout().revisions();
@@ -154,11 +195,22 @@ async fn stream_peers(
             Some(Update::End(revision)) => *revision,
             _ => after,
         };
+        let mark = match ctl.store().revision_mark(target) {
+            Ok(mark) => mark.unwrap_or(0),
+            Err(error) => {
+                let _ = tx.send(Err(error.into())).await;
+                break;
+            }
+        };
         for update in updates {
-            if tx.send(Ok(update.to_pb(target))).await.is_err() {
+            let mut message = update.to_pb(target);
+            message.history = mark;
+            message.replaces_history = replaces_history;
+            if tx.send(Ok(message)).await.is_err() {
                 break 'stream;
             }
         }
+        replaces_history = false;
         after = target;
         tokio::select! {
             changed = revisions.changed() => if changed.is_err() { break },

@@ -10,6 +10,7 @@
 //! [`Fanout::updates`] and acknowledges ([`Fanout::applied`]); a
 //! revocation waits on those acknowledgements ([`Fanout::wait_for`]).
 
+pub mod history;
 pub mod journal;
 
 use journal::{HISTORY, PeerJournal};

@@ -197,4 +197,119 @@ impl Controller {
         }
         Ok(())
     }
+
+    /// Those of `names` that are not following this controller.
+    pub fn not_following(&self, names: &[String]) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .gateways()?
+            .into_iter()
+            .filter(|g| g.diverged.is_some() && names.contains(&g.name))
+            .map(|g| g.name)
+            .collect())
+    }
+
+    /// A remote gateway claimed a peer set of another history of this
+    /// store: remembered (in its record, so a restart does not forget),
+    /// put on the admin log once, and returned to be said.
+    pub async fn gateway_diverged(
+        &self,
+        gateway: &GatewayRecord,
+        held_revision: u64,
+        now: u64,
+    ) -> Result<Divergence> {
+        if let Some(known) = &gateway.diverged {
+            return Ok(known.clone());
+        }
+        let divergence = Divergence {
+            held_revision,
+            controller_revision: self.revision(),
+            since: now,
+        };
+        self.change_gateway(
+            &Actor::system("controller"),
+            "gateway.diverged",
+            gateway,
+            now,
+            |g| {
+                g.diverged = Some(divergence.clone());
+            },
+        )
+        .await?;
+        tracing::error!(
+            gateway = %gateway.name,
+            held_revision,
+            controller_revision = divergence.controller_revision,
+            "a gateway holds a peer set of another history of this store (it applied changes a \
+             restore undid); it is NOT following and may serve revoked devices until an admin \
+             runs `portactl gateways resync`"
+        );
+        Ok(divergence)
+    }
+
+    /// The gateway applied a revision of this history: a divergence or a
+    /// pending resync is over.
+    pub async fn gateway_follows(&self, gateway: &GatewayRecord, now: u64) -> Result<()> {
+        if gateway.diverged.is_none() && !gateway.resync {
+            return Ok(());
+        }
+        self.change_gateway(
+            &Actor::system("controller"),
+            "gateway.follows",
+            gateway,
+            now,
+            |g| {
+                g.diverged = None;
+                g.resync = false;
+            },
+        )
+        .await?;
+        tracing::info!(gateway = %gateway.name, "the gateway follows this controller's history again");
+        Ok(())
+    }
+
+    /// An admin's decision that the gateway `name`, not following, takes
+    /// this controller's peer set as it is at its next connection.
+    pub async fn resync_gateway(
+        &self,
+        actor: &Actor,
+        name: &str,
+        now: u64,
+    ) -> Result<GatewayRecord> {
+        let gateway = self.gateway_named(name)?;
+        if gateway.diverged.is_none() {
+            return Err(Error::FailedPrecondition(format!(
+                "the gateway {name:?} follows this controller; there is nothing to resync"
+            )));
+        }
+        let changed = self
+            .change_gateway(actor, "gateway.resync", &gateway, now, |g| g.resync = true)
+            .await?;
+        tracing::warn!(gateway = name, by = %actor.name, "gateway resync decided: it takes this controller's peer set at its next connection");
+        Ok(changed)
+    }
+
+    /// Changes the stored record of `gateway` with `edit` and logs it as
+    /// `action`; the configuration revision stays (no peer changes).
+    async fn change_gateway(
+        &self,
+        actor: &Actor,
+        action: &str,
+        gateway: &GatewayRecord,
+        now: u64,
+        edit: impl Fn(&mut GatewayRecord),
+    ) -> Result<GatewayRecord> {
+        self.store
+            .append(|t| {
+                let mut current = t
+                    .gateway(&gateway.id)?
+                    .ok_or_else(|| Error::not_found("gateway", gateway.name.clone()))?;
+                let before = json(&current);
+                edit(&mut current);
+                t.put_gateway(&current)?;
+                log_admin(t, actor, action, &current.name, before, json(&current), now)?;
+                Ok(current)
+            })
+            .await
+    }
 }

@@ -148,9 +148,11 @@ pub enum T {
     Sessions,
     /// Lookalike index of names.
     NameSkeletons,
+    /// Revision → its history mark (see [`Store::revision_mark`]).
+    RevisionMarks,
 }
 
-const ALL_TREES: [T; 16] = [
+const ALL_TREES: [T; 17] = [
     T::Meta,
     T::Users,
     T::Groups,
@@ -167,6 +169,7 @@ const ALL_TREES: [T; 16] = [
     T::EventIds,
     T::Sessions,
     T::NameSkeletons,
+    T::RevisionMarks,
 ];
 
 impl T {
@@ -189,6 +192,7 @@ impl T {
             T::EventIds => "event_ids",
             T::Sessions => "sessions",
             T::NameSkeletons => "name_skeletons",
+            T::RevisionMarks => "revision_marks",
         }
     }
 }
@@ -505,6 +509,18 @@ impl Store {
             .collect()
     }
 
+    /// The history mark of `revision`: random, written with the revision,
+    /// so that the same revision number written twice — before a backup
+    /// was restored and after — has two marks. A gateway returns the mark
+    /// it was sent; one this store does not hold for that revision comes
+    /// from another history. `None` for revisions written before marks.
+    pub fn revision_mark(&self, revision: u64) -> Result<Option<u64>> {
+        Ok(self
+            .tree(T::RevisionMarks)
+            .get(revision.to_be_bytes())?
+            .map(|b| be_u64(&b)))
+    }
+
     /// Reads a big-endian u64 from `meta`.
     pub fn meta_u64(&self, key: &[u8]) -> Result<u64> {
         Ok(self
@@ -556,6 +572,8 @@ impl Store {
                         revision += 1;
                         txn.tree(T::Meta)
                             .insert(meta::REVISION, &revision.to_be_bytes())?;
+                        txn.tree(T::RevisionMarks)
+                            .insert(&revision.to_be_bytes(), &new_mark().to_be_bytes())?;
                     }
                     Ok((revision, result, txn.touched.take()))
                 })
@@ -677,6 +695,12 @@ impl Txn<'_> {
         self.tree(t).remove(key)?;
         Ok(())
     }
+}
+
+/// A history mark: random and never 0 (0 means "none" on the wire).
+fn new_mark() -> u64 {
+    use rand::RngCore;
+    rand::rngs::OsRng.next_u64().max(1)
 }
 
 fn decode<V: DeserializeOwned>(t: T, key: &[u8], bytes: &[u8]) -> Result<V> {

@@ -320,6 +320,38 @@ pub struct GatewayRecord {
     /// Connection events from it the controller refused, ever.
     #[serde(default)]
     pub refused_events: u64,
+    /// Set when it claimed a peer set of another history of this store
+    /// (changes a restore undid): it confirms nothing until an admin
+    /// resyncs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<Divergence>,
+    /// An admin decided to resync it: its next connection gets this
+    /// controller's set as a snapshot that replaces its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resync: bool,
+}
+
+/// A gateway found holding a peer set of another history of the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Divergence {
+    /// The revision it holds.
+    pub held_revision: u64,
+    /// This store's revision when it was noticed.
+    pub controller_revision: u64,
+    /// Unix seconds.
+    pub since: u64,
+}
+
+impl Divergence {
+    /// Why the gateway is not following, for people.
+    pub fn describe(&self) -> String {
+        format!(
+            "it holds revision {} of another history of this controller's store (changes a \
+             restore undid; noticed at revision {}): it may still serve devices revoked since \
+             and confirms nothing until an admin runs `portactl gateways resync`",
+            self.held_revision, self.controller_revision
+        )
+    }
 }
 
 impl GatewayRecord {
@@ -335,6 +367,8 @@ impl GatewayRecord {
             applied_revision: 0,
             credential_id,
             refused_events: 0,
+            diverged: None,
+            resync: false,
         }
     }
 }

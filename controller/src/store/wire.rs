@@ -123,6 +123,12 @@ impl From<GatewayRecord> for pb::GatewayInfo {
             last_seen_at: g.last_seen_at,
             applied_revision: g.applied_revision,
             refused_events: g.refused_events,
+            not_following: g
+                .diverged
+                .as_ref()
+                .map(Divergence::describe)
+                .unwrap_or_default(),
+            resync_pending: g.resync,
         }
     }
 }

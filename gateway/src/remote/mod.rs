@@ -125,12 +125,16 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
     .context("starting the gateway's tunnel (run as root, or with CAP_NET_ADMIN)")?;
     let mut installed = InstalledPeers::default();
     let (saved, loaded) = SavedPeers::open(data, &enrollment.name)?;
-    let revision = match loaded {
-        Some((revision, peers)) => {
-            installed.apply(&mut shell.node(), Update::Snapshot(peers), unix_now());
-            revision
+    let (revision, history) = match loaded {
+        Some(loaded) => {
+            installed.apply(
+                &mut shell.node(),
+                Update::Snapshot(loaded.peers),
+                unix_now(),
+            );
+            (loaded.revision, loaded.history)
         }
-        None => 0,
+        None => (0, 0),
     };
     let outbox = EventOutbox::open(&data.join("events"))
         .context("the gateway cannot start until it can open its event outbox")?;
@@ -158,6 +162,7 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         state: Mutex::new(State {
             installed,
             revision,
+            history,
             sessions,
             saved,
             unsaved: Vec::new(),
@@ -235,6 +240,12 @@ struct ControllerWentBack {
     offered: u64,
 }
 
+/// The controller refused the peer stream because this gateway holds a
+/// peer set of another history of its store (its message says what to do).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotFollowing(String);
+
 /// A running remote gateway: its tunnel, its peers and sessions, and the
 /// events not yet delivered.
 struct Gateway {
@@ -255,6 +266,8 @@ struct Gateway {
 struct State {
     installed: InstalledPeers,
     revision: u64,
+    /// The controller's history mark for `revision`.
+    history: u64,
     sessions: SessionFile,
     /// The peer set on disk.
     saved: SavedPeers,
@@ -286,6 +299,11 @@ impl Gateway {
                         data: self.data.display().to_string(),
                     };
                 }
+                Err(error) if error.is::<NotFollowing>() => tracing::error!(
+                    error = %describe_chain(error.chain()),
+                    "NOT following the controller: serving the peer set held, revocations since \
+                     the controller's restore included, until its admin decides"
+                ),
                 Err(error) => tracing::warn!(
                     error = %describe_chain(error.chain()),
                     "lost the controller; serving the last known peers"
@@ -302,19 +320,35 @@ impl Gateway {
     /// update as it comes; keep and acknowledge every completed revision.
     async fn follow(&self, streamed: &mut bool) -> Result<()> {
         let mut client = gateway_client(&self.enrollment).await?;
-        let after = self.lock().revision;
+        let (after, after_history) = {
+            let state = self.lock();
+            (state.revision, state.history)
+        };
         let mut stream = client
             .watch_peers(pb::WatchPeersRequest {
                 after_revision: after,
+                after_history,
             })
             .await
-            .context("the controller refused the peer stream")?
+            .map_err(|status| match status.code() {
+                tonic::Code::FailedPrecondition => {
+                    anyhow::Error::new(NotFollowing(status.message().to_owned()))
+                }
+                _ => anyhow::Error::new(status).context("the controller refused the peer stream"),
+            })?
             .into_inner();
         *streamed = true;
         tracing::info!(after, "following the controller");
         while let Some(message) = stream.message().await? {
             let held = self.lock().revision;
-            if message.revision < held {
+            if message.replaces_history {
+                tracing::warn!(
+                    held,
+                    offered = message.revision,
+                    "an admin of the controller chose to replace this gateway's peer set \
+                     (it held changes a restore of the controller undid): taking the controller's"
+                );
+            } else if message.revision < held {
                 if !self.accept_controller_rollback {
                     bail!(ControllerWentBack {
                         held,
@@ -327,6 +361,7 @@ impl Gateway {
                     "taking an older peer set, as asked (--accept-controller-rollback)"
                 );
             }
+            let history = message.history;
             let Some(update) = Update::from_pb(message, &self.enrollment.name) else {
                 continue;
             };
@@ -340,19 +375,21 @@ impl Gateway {
                     .apply(&mut self.shell.node(), update, unix_now());
                 if let Some(revision) = end {
                     let installed = &state.installed;
-                    state
-                        .saved
-                        .keep(revision, std::mem::take(&mut state.unsaved), || {
-                            installed.peers().cloned().collect()
-                        })?;
+                    state.saved.keep(
+                        revision,
+                        history,
+                        std::mem::take(&mut state.unsaved),
+                        || installed.peers().cloned().collect(),
+                    )?;
                     state.revision = revision;
+                    state.history = history;
                 }
                 end
             };
             self.keep_events();
             if let Some(revision) = applied {
                 client
-                    .ack_revision(pb::AckRevisionRequest { revision })
+                    .ack_revision(pb::AckRevisionRequest { revision, history })
                     .await
                     .context("acknowledging a revision")?;
                 tracing::debug!(revision, "peer set applied");

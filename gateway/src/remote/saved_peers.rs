@@ -25,8 +25,14 @@ use std::path::{Path, PathBuf};
 const COMPACT_FACTOR: u64 = 2;
 const MIN_LOG_BYTES: u64 = 1 << 20;
 
-/// What was saved: the revision and its peers.
-pub(crate) type Loaded = (u64, Vec<GatewayPeer>);
+/// What was saved: the revision, its history mark and its peers.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) revision: u64,
+    /// The controller's mark for `revision` (0 if it sent none).
+    pub(crate) history: u64,
+    pub(crate) peers: Vec<GatewayPeer>,
+}
 
 /// The on-disk peer set, open for appending.
 #[derive(Debug)]
@@ -48,11 +54,12 @@ impl SavedPeers {
             Ok(bytes) => {
                 let message = pb::PeerUpdate::decode(bytes.as_slice())
                     .with_context(|| format!("{} is damaged", snapshot_path.display()))?;
-                let revision = message.revision;
+                let (revision, history) = (message.revision, message.history);
                 match Update::from_pb(message, gateway) {
                     Some(Update::Snapshot(peers)) => (
                         Some((
                             revision,
+                            history,
                             peers
                                 .into_iter()
                                 .map(|p| (p.device_id.clone(), p))
@@ -70,8 +77,8 @@ impl SavedPeers {
         };
         let log_bytes = match std::fs::read(&log_path) {
             Ok(bytes) => {
-                if let Some((revision, peers)) = saved.as_mut() {
-                    replay(&bytes, gateway, revision, peers);
+                if let Some((revision, history, peers)) = saved.as_mut() {
+                    replay(&bytes, gateway, (revision, history), peers);
                 }
                 bytes.len() as u64
             }
@@ -88,25 +95,33 @@ impl SavedPeers {
         };
         Ok((
             store,
-            saved.map(|(revision, peers)| (revision, peers.into_values().collect())),
+            saved.map(|(revision, history, peers)| Loaded {
+                revision,
+                history,
+                peers: peers.into_values().collect(),
+            }),
         ))
     }
 
-    /// Keeps revision `revision`: `applied` are its updates (a snapshot,
-    /// changes), `current` the whole set after them. Durable on return.
+    /// Keeps revision `revision` (with its history mark `history`):
+    /// `applied` are its updates (a snapshot, changes), `current` the whole
+    /// set after them. Durable on return.
     pub(crate) fn keep(
         &mut self,
         revision: u64,
+        history: u64,
         applied: Vec<Update>,
         current: impl FnOnce() -> Vec<GatewayPeer>,
     ) -> Result<()> {
         let snapshot = applied.iter().any(|u| matches!(u, Update::Snapshot(_)));
         if snapshot || self.log_bytes > (self.snapshot_bytes * COMPACT_FACTOR).max(MIN_LOG_BYTES) {
-            return self.compact(revision, current());
+            return self.compact(revision, history, current());
         }
         let mut bytes = Vec::new();
         for update in applied.into_iter().chain([Update::End(revision)]) {
-            update.to_pb(revision).encode_length_delimited(&mut bytes)?;
+            let mut message = update.to_pb(revision);
+            message.history = history;
+            message.encode_length_delimited(&mut bytes)?;
         }
         self.log
             .write_all(&bytes)
@@ -117,8 +132,10 @@ impl SavedPeers {
     }
 
     /// Writes the whole set as the snapshot and empties the log.
-    fn compact(&mut self, revision: u64, peers: Vec<GatewayPeer>) -> Result<()> {
-        let bytes = Update::Snapshot(peers).to_pb(revision).encode_to_vec();
+    fn compact(&mut self, revision: u64, history: u64, peers: Vec<GatewayPeer>) -> Result<()> {
+        let mut message = Update::Snapshot(peers).to_pb(revision);
+        message.history = history;
+        let bytes = message.encode_to_vec();
         replace_private(&self.snapshot_path, &bytes)?;
         self.snapshot_bytes = bytes.len() as u64;
         self.log = std::fs::File::create(&self.log_path)
@@ -145,7 +162,7 @@ fn open_log(path: &Path) -> Result<std::fs::File> {
 fn replay(
     mut bytes: &[u8],
     gateway: &str,
-    revision: &mut u64,
+    (revision, history): (&mut u64, &mut u64),
     peers: &mut BTreeMap<String, GatewayPeer>,
 ) {
     let mut pending: Vec<PeerChange> = Vec::new();
@@ -153,6 +170,7 @@ fn replay(
         let Ok(message) = pb::PeerUpdate::decode_length_delimited(&mut bytes) else {
             break;
         };
+        let mark = message.history;
         match Update::from_pb(message, gateway) {
             Some(Update::Change(change)) => pending.push(change),
             Some(Update::End(end)) => {
@@ -167,6 +185,7 @@ fn replay(
                     }
                 }
                 *revision = end;
+                *history = mark;
             }
             _ => break,
         }
@@ -208,13 +227,17 @@ mod tests {
         let (mut saved, nothing) = SavedPeers::open(dir.path(), "annex").unwrap();
         assert!(nothing.is_none());
         saved
-            .keep(5, vec![Update::Snapshot(vec![peer(1), peer(2)])], || {
-                vec![peer(1), peer(2)]
-            })
+            .keep(
+                5,
+                505,
+                vec![Update::Snapshot(vec![peer(1), peer(2)])],
+                || vec![peer(1), peer(2)],
+            )
             .unwrap();
         saved
             .keep(
                 6,
+                606,
                 vec![Update::Change(PeerChange::Removed {
                     device_id: "d1".into(),
                     gateway: "annex".into(),
@@ -225,14 +248,18 @@ mod tests {
         saved
             .keep(
                 7,
+                707,
                 vec![Update::Change(PeerChange::Upsert(peer(3)))],
                 Vec::new,
             )
             .unwrap();
         drop(saved);
         let (_, loaded) = SavedPeers::open(dir.path(), "annex").unwrap();
-        let (revision, peers) = loaded.unwrap();
-        assert_eq!((revision, ids(&peers)), (7, vec!["d2".into(), "d3".into()]));
+        let loaded = loaded.unwrap();
+        assert_eq!(
+            (loaded.revision, loaded.history, ids(&loaded.peers)),
+            (7, 707, vec!["d2".into(), "d3".into()])
+        );
 
         // A crash in the middle of appending revision 8: 7 stands.
         let mut torn = Vec::new();
@@ -247,8 +274,11 @@ mod tests {
         log.write_all(&torn[..torn.len() - 3]).unwrap();
         drop(log);
         let (_, loaded) = SavedPeers::open(dir.path(), "annex").unwrap();
-        let (revision, peers) = loaded.unwrap();
-        assert_eq!((revision, ids(&peers)), (7, vec!["d2".into(), "d3".into()]));
+        let loaded = loaded.unwrap();
+        assert_eq!(
+            (loaded.revision, loaded.history, ids(&loaded.peers)),
+            (7, 707, vec!["d2".into(), "d3".into()])
+        );
     }
 
     #[test]
@@ -256,13 +286,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut saved, _) = SavedPeers::open(dir.path(), "annex").unwrap();
         saved
-            .keep(1, vec![Update::Snapshot(vec![peer(1)])], || vec![peer(1)])
+            .keep(1, 101, vec![Update::Snapshot(vec![peer(1)])], || {
+                vec![peer(1)]
+            })
             .unwrap();
         saved.log_bytes = MIN_LOG_BYTES + 1;
         saved
-            .keep(2, vec![Update::Change(PeerChange::Upsert(peer(2)))], || {
-                vec![peer(1), peer(2)]
-            })
+            .keep(
+                2,
+                202,
+                vec![Update::Change(PeerChange::Upsert(peer(2)))],
+                || vec![peer(1), peer(2)],
+            )
             .unwrap();
         assert_eq!(
             std::fs::metadata(dir.path().join("peers.log"))
@@ -271,7 +306,10 @@ mod tests {
             0
         );
         let (_, loaded) = SavedPeers::open(dir.path(), "annex").unwrap();
-        let (revision, peers) = loaded.unwrap();
-        assert_eq!((revision, ids(&peers)), (2, vec!["d1".into(), "d2".into()]));
+        let loaded = loaded.unwrap();
+        assert_eq!(
+            (loaded.revision, loaded.history, ids(&loaded.peers)),
+            (2, 202, vec!["d1".into(), "d2".into()])
+        );
     }
 }
