@@ -163,6 +163,41 @@ fn a_gateway_whose_disk_fills_says_so_once_keeps_its_events_and_always_starts_ag
         },
     );
 
+    // The disk fills again and the peer changes keep coming (a group's
+    // destinations, one by one): the annex cannot keep them, and retries
+    // with a growing delay rather than twice a second.
+    let filler = fill(&data);
+    let before = read_log(&logs.join("annex.log")).len();
+    for n in 0..40 {
+        town.admin(
+            &lab,
+            &["groups", "allow", "annex-staff", &format!("10.9.{n}.0/24")],
+        );
+    }
+    std::thread::sleep(Duration::from_secs(15));
+    let said = read_log(&logs.join("annex.log"));
+    let retries = said[before..].matches("lost the controller").count();
+    assert!(
+        (1..=7).contains(&retries),
+        "{retries} reconnects in about 20 s: {}",
+        &said[before..]
+    );
+    std::fs::remove_file(&filler).unwrap();
+    wait_until(
+        "the annex to apply the changes",
+        Duration::from_secs(30),
+        || {
+            town.admin(&lab, &["gateways", "list"])
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| g["applied_revision"].as_u64())
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                == 1
+        },
+    );
+
     // Stopped, then started on a full disk, again and again: every start
     // that fails names the directory; the snapshot a failed start leaves
     // half-written (sled's empty `snap.*.generating`) never stops the next.

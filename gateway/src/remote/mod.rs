@@ -284,13 +284,17 @@ impl Gateway {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Follows the controller, reconnecting with backoff (reset after
-    /// every stream that got going), until it refuses this gateway's
-    /// credential.
+    /// Follows the controller, reconnecting with backoff, until it refuses
+    /// this gateway's credential. The backoff starts again only after a
+    /// stream that worked — it applied a revision, or stayed open a while —
+    /// so a gateway that cannot keep what it is sent (its disk is full or
+    /// read-only) does not reconnect twice a second.
     async fn follow_forever(self: Arc<Self>) -> GatewayRetired {
+        const HELD_OPEN: Duration = Duration::from_secs(30);
         let mut backoff = retry_backoff();
         loop {
             let mut streamed = false;
+            let started = std::time::Instant::now();
             match self.follow(&mut streamed).await {
                 Ok(()) => tracing::warn!("the controller ended the peer stream; reconnecting"),
                 Err(error) if refused_credential(&error).is_some() => {
@@ -309,7 +313,7 @@ impl Gateway {
                     "lost the controller; serving the last known peers"
                 ),
             }
-            if streamed {
+            if streamed || started.elapsed() > HELD_OPEN {
                 backoff.reset();
             }
             tokio::time::sleep(backoff.next_delay()).await;
@@ -317,7 +321,8 @@ impl Gateway {
     }
 
     /// One connection: catch up from the revision held, then apply each
-    /// update as it comes; keep and acknowledge every completed revision.
+    /// update as it comes; keep and acknowledge every completed revision
+    /// (`streamed` once one was).
     async fn follow(&self, streamed: &mut bool) -> Result<()> {
         let mut client = gateway_client(&self.enrollment).await?;
         let (after, after_history) = {
@@ -337,7 +342,6 @@ impl Gateway {
                 _ => anyhow::Error::new(status).context("the controller refused the peer stream"),
             })?
             .into_inner();
-        *streamed = true;
         tracing::info!(after, "following the controller");
         while let Some(message) = stream.message().await? {
             let held = self.lock().revision;
@@ -392,6 +396,7 @@ impl Gateway {
                     .ack_revision(pb::AckRevisionRequest { revision, history })
                     .await
                     .context("acknowledging a revision")?;
+                *streamed = true;
                 tracing::debug!(revision, "peer set applied");
             }
         }
