@@ -238,6 +238,12 @@ impl prometheus_client::collector::Collector for StateCollector {
                     .encode(diverged.encode_family(&[("gateway", gateway.name.as_str())])?)?;
             }
         }
+        gauge(
+            &mut encoder,
+            "store_witness_missing",
+            "1 when the store's witness was missing at start: a store that went back would not be noticed (admin guide, \"Backups and restore\").",
+            i64::from(self.0.store().witness_missing().is_some()),
+        )?;
         // A store that cannot be read now shows no store series: the
         // scrape still succeeds, and `absent()` alerts can see it.
         if let Ok(usage) = self.0.store().usage() {

@@ -226,7 +226,8 @@ pub struct ServeArgs {
     pub admin_networks: Vec<ipnet::IpNet>,
     /// Start on a store that is behind what this controller acknowledged
     /// (an older backup restored on purpose); acknowledged changes after
-    /// that backup, revocations among them, are lost.
+    /// that backup, revocations among them, are lost. Also rebuilds a
+    /// missing store witness from the store as it is.
     #[arg(long)]
     pub accept_store_rollback: bool,
     /// Serve Prometheus metrics over plain HTTP at http://ADDR/metrics

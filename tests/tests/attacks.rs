@@ -652,3 +652,65 @@ async fn sessions_of_a_gateway_gone_past_the_idle_time_are_no_longer_listed() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+async fn verify_admin_log(ctl: &TestController, credential: &str) -> pb::VerifyLogResponse {
+    pb::audit_client::AuditClient::with_interceptor(ctl.channel().await, Bearer::new(credential))
+        .verify_log(pb::VerifyLogRequest {
+            kind: pb::LogKind::Admin as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_deleted_witness_is_said_at_every_verification_until_an_operator_rebuilds_it() {
+    let mut ctl = TestController::start(&[]).await.unwrap();
+    let credential = ctl.login(&ctl.admin_invitation).await.unwrap().credential;
+    let user = |name: &str| pb::CreateUserRequest {
+        name: name.into(),
+        ..Default::default()
+    };
+    ctl.admin_with(&credential)
+        .await
+        .create_user(user("anna"))
+        .await
+        .unwrap();
+    assert!(ctl.stop().await.unwrap());
+    let witness = ctl.data().join("store.witness");
+    std::fs::remove_file(&witness).unwrap();
+
+    // It starts (staff keep working) but says so, at start and to every
+    // auditor who verifies the logs, and does not quietly make a new one.
+    ctl.serve().await.unwrap();
+    assert!(
+        ctl.log()
+            .contains("STARTING WITHOUT THE STORE'S ROLLBACK CHECK"),
+        "{}",
+        ctl.log()
+    );
+    let verified = verify_admin_log(&ctl, &credential).await;
+    assert!(!verified.ok, "{verified:?}");
+    assert!(
+        verified.problem.contains("witness")
+            && verified.problem.contains("is missing")
+            && verified.problem.contains("--accept-store-rollback"),
+        "{verified:?}"
+    );
+    ctl.admin_with(&credential)
+        .await
+        .create_user(user("bernat"))
+        .await
+        .unwrap();
+    assert!(!witness.exists(), "not rebuilt without being asked");
+    assert!(ctl.stop().await.unwrap());
+
+    // The operator decides: rebuilt from the store as it is, and checked
+    // from then on.
+    ctl.serve_with(&["--accept-store-rollback"]).await.unwrap();
+    assert!(witness.exists());
+    assert!(verify_admin_log(&ctl, &credential).await.ok);
+    assert!(ctl.stop().await.unwrap());
+    ctl.serve().await.unwrap();
+    assert!(verify_admin_log(&ctl, &credential).await.ok);
+}

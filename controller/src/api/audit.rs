@@ -255,18 +255,22 @@ impl Audit for AuditApi {
             .await
             .map_err(|e| Error::Task(e.to_string()))??;
         let (first, last) = verification.range.unwrap_or_default();
+        // Chains that verify prove nothing about a store that went back
+        // whole: without its witness that cannot be told, and is said.
+        let problem = verification
+            .problem
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| self.0.store().witness_missing());
         Ok(Response::new(pb::VerifyLogResponse {
-            ok: verification.problem.is_none(),
+            ok: problem.is_none(),
             records: verification.records,
             first_bad_sequence: verification
                 .problem
                 .as_ref()
                 .map(|p| p.sequence())
                 .unwrap_or(0),
-            problem: verification
-                .problem
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
+            problem: problem.unwrap_or_default(),
             last_hash: verification.last_hash,
             first_sequence: first,
             last_sequence: last,

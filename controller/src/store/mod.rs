@@ -46,7 +46,7 @@ use serde::de::DeserializeOwned;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::{Transactional, Tree};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// sled's page cache. Its accounting counts nodes as stored, not as held
@@ -260,6 +260,11 @@ pub struct Store {
     durable: Arc<tokio::sync::Mutex<u64>>,
     /// Where the witness of what is durable is kept ([`witness`]).
     witness_path: Arc<std::path::PathBuf>,
+    /// The witness of a store that holds data was missing at open: the
+    /// rollback check is off, said at start and by every log
+    /// verification, and the witness is not written again until an
+    /// operator says so (`--accept-store-rollback`).
+    witness_missing: Arc<AtomicBool>,
     /// What committed writes changed, for the peer journal.
     touched: Arc<Mutex<Touched>>,
     /// The thread flushes run on.
@@ -373,6 +378,7 @@ impl Store {
             commits: Arc::new(AtomicU64::new(0)),
             durable: Arc::new(tokio::sync::Mutex::new(0)),
             witness_path: Arc::new(dir.with_extension("witness")),
+            witness_missing: Arc::default(),
             touched: Arc::default(),
             flusher: flusher::Flusher::start().map_err(|e| Error::Store(sled::Error::Io(e)))?,
         };
@@ -417,9 +423,34 @@ impl Store {
         })
     }
 
+    /// Whether the witness was missing at open (see `witness_missing`).
+    pub fn witness_missing(&self) -> Option<String> {
+        self.witness_missing.load(Ordering::Acquire).then(|| {
+            format!(
+                "the store's witness ({}) is missing, so a store that went back (lost \
+                 acknowledged changes, or was replaced by an older copy) would not be noticed. \
+                 Put it back from the backup the store came from, or start the controller once \
+                 with --accept-store-rollback to rebuild it from the store as it is",
+                self.witness_path.display()
+            )
+        })
+    }
+
     fn check_witness(&self, dir: &Path, accept_rollback: bool) -> Result<()> {
         let found = self.current_witness()?;
-        if let Some(witnessed) = witness::load(&self.witness_path)?
+        let witnessed = witness::load(&self.witness_path)?;
+        if witnessed.is_none() && found != witness::Witness::default() && !accept_rollback {
+            self.witness_missing.store(true, Ordering::Release);
+            tracing::error!(
+                problem = %self.witness_missing().unwrap_or_default(),
+                "STARTING WITHOUT THE STORE'S ROLLBACK CHECK"
+            );
+            return Ok(());
+        }
+        if witnessed.is_none() && found != witness::Witness::default() {
+            tracing::warn!(path = %self.witness_path.display(), "the store's witness was missing; rebuilt from the store as it is, as asked (--accept-store-rollback)");
+        }
+        if let Some(witnessed) = witnessed
             && let Some(lost) = witnessed.lost_in(&found)
         {
             if !accept_rollback {
@@ -626,13 +657,14 @@ impl Store {
     async fn blocking_flush(&self) -> Result<()> {
         let before = self.current_witness()?;
         let (opened, path) = (self.opened(), self.witness_path.clone());
+        let keep_witness = !self.witness_missing.load(Ordering::Acquire);
         self.flusher
             .run(move || -> Result<(), sled::Error> {
                 opened.db.flush()?;
                 // The changes are durable now, whatever happens to the witness:
                 // one that could not be written only lags behind (it is a lower
                 // bound), and the caller is told the truth.
-                if let Err(error) = witness::save(&path, &before) {
+                if keep_witness && let Err(error) = witness::save(&path, &before) {
                     tracing::warn!(%error, "could not update the store's witness");
                 }
                 Ok(())
