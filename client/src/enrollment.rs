@@ -126,14 +126,20 @@ impl Granted {
         dir.prepare()?;
         dir.write_key(&self.key)?;
         dir.save(&self.state)?;
+        dir.enrollment_answered();
         Ok(self.state)
     }
 }
 
 /// Asks the controller of `invitation` to enroll a new key (made here; it
-/// never leaves this computer). Nothing is saved: see [`Granted::save`].
-pub async fn request(invitation: Invitation) -> Result<Granted> {
-    let key = PrivateKey::generate();
+/// never leaves this computer). The key and a random attempt id are kept
+/// in `dir` first, so that if the answer is lost, asking again with the
+/// same invitation gets the same device; nothing else is saved: see
+/// [`Granted::save`].
+pub async fn request(dir: &StateDir, invitation: Invitation) -> Result<Granted> {
+    dir.prepare()?;
+    let token_id = invitation.token.split_once('.').map_or("", |(id, _)| id);
+    let (key, attempt) = dir.enrollment_attempt(token_id)?;
     let address = invitation.controller.clone();
     let response = within_timeout(&address, async {
         let channel = connect(&invitation.controller, invitation.fingerprint).await?;
@@ -143,6 +149,7 @@ pub async fn request(invitation: Invitation) -> Result<Granted> {
                 public_key: key.public_key().to_base64(),
                 hostname: hostname(),
                 os: os_name(),
+                attempt: attempt.clone(),
             })
             .await
             .context("the controller refused the enrollment")?
@@ -165,8 +172,7 @@ pub async fn request(invitation: Invitation) -> Result<Granted> {
 
 /// Enrolls with `invitation`: a new key, the controller's answer saved.
 pub async fn enroll(dir: &StateDir, invitation: Invitation) -> Result<DeviceState> {
-    dir.prepare()?;
-    request(invitation).await?.save(dir)
+    request(dir, invitation).await?.save(dir)
 }
 
 /// Why the saved enrollment `previous` may be replaced by `invitation`'s,

@@ -4,6 +4,9 @@
 //! private.key    the WireGuard private key, made here, never sent (0600)
 //! device.toml    controller, pinned fingerprint, device credential, last config (0600)
 //! porta.pid      the running `porta up`, for `porta down`
+//! enrolling.toml an enrollment asked for and not yet answered: its new key
+//!                and attempt id, so that asking again after a lost answer
+//!                gets the same device (0600; removed once saved)
 //! ```
 
 use anyhow::{Context, Result};
@@ -86,6 +89,17 @@ impl From<pb::DeviceConfig> for SavedConfig {
     }
 }
 
+/// An enrollment asked for and not answered yet (`enrolling.toml`).
+#[derive(Serialize, Deserialize)]
+struct PendingEnrollment {
+    /// The invitation token's id (its public half).
+    token_id: String,
+    /// Random; sent with the request (`EnrollRequest.attempt`).
+    attempt: String,
+    /// The new private key, base64.
+    key: String,
+}
+
 /// The state directory.
 pub struct StateDir(pub PathBuf);
 
@@ -150,6 +164,37 @@ impl StateDir {
             &self.file(name),
             bytes,
         )?)
+    }
+
+    /// The key and attempt id to enroll with the token whose id is
+    /// `token_id`: those of an earlier try with the same token whose
+    /// answer never came, else new ones, kept before they are used.
+    pub fn enrollment_attempt(&self, token_id: &str) -> Result<(PrivateKey, String)> {
+        let path = self.file("enrolling.toml");
+        let earlier = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| toml::from_str::<PendingEnrollment>(&text).ok())
+            .filter(|pending| pending.token_id == token_id)
+            .and_then(|pending| {
+                Some((PrivateKey::from_base64(&pending.key).ok()?, pending.attempt))
+            });
+        if let Some(earlier) = earlier {
+            return Ok(earlier);
+        }
+        let key = PrivateKey::generate();
+        let attempt = hex::encode(rand::random::<[u8; 16]>());
+        let pending = PendingEnrollment {
+            token_id: token_id.to_owned(),
+            attempt: attempt.clone(),
+            key: key.to_base64(),
+        };
+        self.replace_private("enrolling.toml", toml::to_string(&pending)?.as_bytes())?;
+        Ok((key, attempt))
+    }
+
+    /// Forgets a pending enrollment once its answer is saved.
+    pub fn enrollment_answered(&self) {
+        let _ = std::fs::remove_file(self.file("enrolling.toml"));
     }
 
     /// Forgets this computer's enrollment: the key and the saved state.

@@ -18,6 +18,19 @@ use subtle::ConstantTimeEq;
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretHash(#[serde(with = "hex_bytes")] pub [u8; 32]);
 
+impl SecretHash {
+    /// The hash of `text` (a secret the caller chose, such as an
+    /// enrollment attempt), to store instead of it.
+    pub fn of(text: &str) -> Self {
+        hash_key(text)
+    }
+
+    /// True if `text` hashes to this, compared in constant time.
+    pub fn matches(&self, text: &str) -> bool {
+        hash_key(text).0.ct_eq(&self.0).into()
+    }
+}
+
 impl std::fmt::Debug for SecretHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SecretHash(..)")

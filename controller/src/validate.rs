@@ -141,6 +141,21 @@ pub fn device_text(field: &str, value: &str) -> Result<String> {
     Ok(value)
 }
 
+/// An enrollment attempt id (`EnrollRequest.attempt`): none, or 16 to 128
+/// visible ASCII characters — long enough that nobody guesses another
+/// device's.
+pub fn enrollment_attempt(value: &str) -> Result<Option<&str>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if !(16..=128).contains(&value.len()) || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid(
+            "attempt must be 16 to 128 visible ASCII characters (random, made by the device)",
+        ));
+    }
+    Ok(Some(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 use porta_controller::error::Error;
 use porta_controller::init::{InitOptions, init};
 use porta_controller::logs::Actor;
-use porta_controller::state::Controller;
+use porta_controller::state::{Controller, DeviceEnrollment};
 use porta_controller::store::Store;
 use porta_controller::store::records::{
     Destination, GroupRecord, PortRange, Protocol, Role, UserRecord,
@@ -42,6 +42,18 @@ fn key() -> PublicKey {
 }
 
 /// The one-time token inside an invitation.
+/// A device's enrollment request with `token` and `key`, named `hostname`,
+/// without an attempt id.
+fn laptop<'a>(token: &'a str, public_key: PublicKey, hostname: &'a str) -> DeviceEnrollment<'a> {
+    DeviceEnrollment {
+        token,
+        public_key,
+        hostname,
+        os: "linux",
+        attempt: None,
+    }
+}
+
 fn secret_of(invitation: &str) -> String {
     porta_proto::Invitation::decode(invitation).unwrap().token
 }
@@ -61,7 +73,7 @@ async fn an_invitation_works_once_and_never_after_it_expires() {
         .await
         .unwrap();
     let expired = ctl
-        .enroll(&secret_of(&late), key(), "laptop", "linux", "", T0 + 3_601)
+        .enroll(&laptop(&secret_of(&late), key(), "laptop"), "", T0 + 3_601)
         .await
         .unwrap_err();
     assert!(
@@ -73,12 +85,12 @@ async fn an_invitation_works_once_and_never_after_it_expires() {
         .await
         .unwrap();
     let (device, _) = ctl
-        .enroll(&secret_of(&token), key(), "laptop", "linux", "", T0 + 60)
+        .enroll(&laptop(&secret_of(&token), key(), "laptop"), "", T0 + 60)
         .await
         .unwrap();
     assert_eq!(device.name, "anna-laptop");
     let again = ctl
-        .enroll(&secret_of(&token), key(), "laptop", "linux", "", T0 + 61)
+        .enroll(&laptop(&secret_of(&token), key(), "laptop"), "", T0 + 61)
         .await
         .unwrap_err();
     assert!(
@@ -87,7 +99,7 @@ async fn an_invitation_works_once_and_never_after_it_expires() {
     );
     // A mistyped token says nothing about which tokens exist.
     let guessed = ctl
-        .enroll("0123456789abcdef.guess", key(), "laptop", "linux", "", T0)
+        .enroll(&laptop("0123456789abcdef.guess", key(), "laptop"), "", T0)
         .await
         .unwrap_err();
     assert!(matches!(guessed, Error::Unauthenticated(_)), "{guessed}");
@@ -103,7 +115,7 @@ async fn a_revoked_key_never_returns_and_its_address_waits_out_the_quarantine() 
         .unwrap();
     let laptop_key = key();
     let (old, _) = ctl
-        .enroll(&secret_of(&first), laptop_key, "laptop", "linux", "", T0)
+        .enroll(&laptop(&secret_of(&first), laptop_key, "laptop"), "", T0)
         .await
         .unwrap();
     ctl.revoke_device(&admin(), "pc-1", T0 + 10).await.unwrap();
@@ -115,10 +127,7 @@ async fn a_revoked_key_never_returns_and_its_address_waits_out_the_quarantine() 
         .unwrap();
     let reused = ctl
         .enroll(
-            &secret_of(&second),
-            laptop_key,
-            "laptop",
-            "linux",
+            &laptop(&secret_of(&second), laptop_key, "laptop"),
             "",
             T0 + 30,
         )
@@ -128,7 +137,7 @@ async fn a_revoked_key_never_returns_and_its_address_waits_out_the_quarantine() 
     // The invitation was not spent by the refusal; a new key gets an
     // address other than the one still in quarantine.
     let (new, _) = ctl
-        .enroll(&secret_of(&second), key(), "laptop", "linux", "", T0 + 40)
+        .enroll(&laptop(&secret_of(&second), key(), "laptop"), "", T0 + 40)
         .await
         .unwrap();
     assert_ne!(new.ipv4, old.ipv4);
@@ -184,7 +193,7 @@ async fn each_credential_speaks_for_its_role_until_revoked_and_a_device_until_it
         .await
         .unwrap();
     let (_, device) = ctl
-        .enroll(&secret_of(&token), key(), "pc", "linux", "", T0 + 2)
+        .enroll(&laptop(&secret_of(&token), key(), "pc"), "", T0 + 2)
         .await
         .unwrap();
     let role = |secret: &str| ctl.authenticate(secret).map(|caller| caller.role);
@@ -262,7 +271,7 @@ async fn each_gateway_gets_only_the_changes_to_its_own_peers() {
             .create_enrollment_token(&admin(), user, device, gateway, DAY, T0)
             .await
             .unwrap();
-        ctl.enroll(&secret_of(&token), key(), "pc", "linux", "", T0 + 1)
+        ctl.enroll(&laptop(&secret_of(&token), key(), "pc"), "", T0 + 1)
             .await
             .unwrap();
     }
@@ -330,4 +339,64 @@ async fn each_gateway_gets_only_the_changes_to_its_own_peers() {
         ),
         "{annex_updates:?}"
     );
+}
+
+#[tokio::test]
+async fn a_spent_invitation_answers_again_only_the_same_key_and_attempt_while_it_would_be_valid() {
+    let (_dir, ctl) = controller().await;
+    user(&ctl, "anna").await;
+    let (_, token) = ctl
+        .create_enrollment_token(&admin(), "anna", "anna-pc", None, 3_600, T0)
+        .await
+        .unwrap();
+    let token = secret_of(&token);
+    let laptop_key = key();
+    let attempt = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+    let asking = |public_key, attempt| DeviceEnrollment {
+        attempt,
+        ..laptop(&token, public_key, "pc")
+    };
+    let (first, first_credential) = ctl
+        .enroll(&asking(laptop_key, Some(attempt)), "", T0 + 10)
+        .await
+        .unwrap();
+    // The answer was lost; the same device asks again.
+    let (again, credential) = ctl
+        .enroll(&asking(laptop_key, Some(attempt)), "", T0 + 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.id.as_str(), again.ipv4),
+        (first.id.as_str(), first.ipv4)
+    );
+    assert_ne!(credential, first_credential, "a new credential");
+    assert_eq!(ctl.list_devices(None, false).unwrap().len(), 1);
+    // Not another attempt, not another key, not without an attempt.
+    let already_used =
+        |e: &Error| matches!(e, Error::FailedPrecondition(m) if m.contains("already used"));
+    for (public_key, attempt) in [
+        (laptop_key, Some("ffffffffffffffffffffffffffffffff")),
+        (key(), Some(attempt)),
+        (laptop_key, None),
+    ] {
+        let refused = ctl
+            .enroll(&asking(public_key, attempt), "", T0 + 30)
+            .await
+            .unwrap_err();
+        assert!(already_used(&refused), "{refused}");
+    }
+    // Not once the invitation would have expired, nor for a revoked device.
+    let late = ctl
+        .enroll(&asking(laptop_key, Some(attempt)), "", T0 + 3_600)
+        .await
+        .unwrap_err();
+    assert!(already_used(&late), "{late}");
+    ctl.revoke_device(&admin(), "anna-pc", T0 + 40)
+        .await
+        .unwrap();
+    let revoked = ctl
+        .enroll(&asking(laptop_key, Some(attempt)), "", T0 + 50)
+        .await
+        .unwrap_err();
+    assert!(already_used(&revoked), "{revoked}");
 }

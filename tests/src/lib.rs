@@ -445,6 +445,7 @@ pub async fn enroll(
             public_key: key.public_key().to_base64(),
             hostname: "laptop".into(),
             os: "linux".into(),
+            attempt: String::new(),
         })
         .await?
         .into_inner();

@@ -412,6 +412,7 @@ async fn names_that_deceive_are_refused() {
                 .to_base64(),
             hostname: "evil\u{202e}cod.exe".into(),
             os: "linux".into(),
+            attempt: String::new(),
         })
         .await
         .unwrap_err();

@@ -30,6 +30,7 @@ async fn bad_requests_are_refused_clearly_and_change_nothing() {
         public_key: key.into(),
         hostname: "laptop".into(),
         os: "linux".into(),
+        attempt: String::new(),
     };
 
     // Malformed WireGuard keys.

@@ -418,3 +418,177 @@ fn a_gateway_that_applied_changes_a_restore_undid_confirms_nothing_until_an_admi
     );
     peers(&lab, 0.0);
 }
+
+/// A TCP relay on 127.0.0.1:PORT to HOST:TPORT that passes what the client
+/// sends at once and what the server answers DELAY seconds late — a slow
+/// or failing path on the way back, for an answer to be lost.
+const SLOW_ANSWERS: &str = r#"
+import queue, socket, sys, threading, time
+port, host, tport, delay = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+
+def relay(src, dst, lag):
+    pending = queue.Queue()
+    def send():
+        while True:
+            due, data = pending.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            if not data:
+                break
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    threading.Thread(target=send, daemon=True).start()
+    while True:
+        try:
+            data = src.recv(65536)
+        except OSError:
+            data = b""
+        pending.put((time.monotonic() + lag, data))
+        if not data:
+            break
+
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", port))
+listener.listen(16)
+while True:
+    client, _ = listener.accept()
+    server = socket.create_connection((host, tport))
+    threading.Thread(target=relay, args=(client, server, 0.0), daemon=True).start()
+    threading.Thread(target=relay, args=(server, client, delay), daemon=True).start()
+"#;
+
+#[test]
+fn an_enrollment_whose_answer_was_lost_gets_the_same_device_when_asked_again() {
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, true);
+    town.admin(&lab, &["groups", "add", "staff"]);
+    let invitation = town.admin(
+        &lab,
+        &[
+            "enroll", "--user", "anna", "--device", "anna-pc", "--groups", "staff",
+        ],
+    )["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let decoded = porta_proto::Invitation::decode(&invitation).unwrap();
+    let (host, port) = decoded.controller.rsplit_once(':').unwrap();
+    let dir = town.dir.path().to_owned();
+    std::fs::write(dir.join("slow.py"), SLOW_ANSWERS).unwrap();
+    lab.spawn(
+        "home",
+        &[
+            "python3",
+            path(&dir.join("slow.py")),
+            "7471",
+            host,
+            port,
+            "4",
+        ],
+        &dir.join("slow.log"),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let slow = porta_proto::Invitation {
+        controller: "127.0.0.1:7471".into(),
+        ..decoded
+    }
+    .encode();
+
+    // The controller enrolls the device, but its answer is still on the
+    // way when the laptop gives up (here: is killed).
+    let state = dir.join("anna-pc");
+    let porta = binary("porta");
+    let first = lab
+        .spawn(
+            "home",
+            &[path(&porta), "--state", path(&state), "enroll", &slow],
+            &dir.join("first-enroll.log"),
+        )
+        .unwrap();
+    let devices = |lab: &Lab| -> Vec<Value> {
+        town.admin(lab, &["devices", "list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["name"] == "anna-pc")
+            .cloned()
+            .collect()
+    };
+    lab.wait_for(
+        first,
+        "the device to be enrolled",
+        Duration::from_secs(20),
+        |lab| !devices(lab).is_empty(),
+    );
+    lab.kill(first).unwrap();
+    assert!(!state.join("device.toml").exists(), "the answer never came");
+    let enrolled = devices(&lab);
+
+    // Asked again with the same invitation: the same device, not "already
+    // used", and nothing half-done.
+    let again = lab
+        .run(
+            "home",
+            &[path(&porta), "--state", path(&state), "enroll", &invitation],
+        )
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let now = devices(&lab);
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_eq!(now[0]["id"], enrolled[0]["id"]);
+    assert_eq!(now[0]["addresses"], enrolled[0]["addresses"]);
+    assert!(state.join("device.toml").exists());
+    assert!(!state.join("enrolling.toml").exists());
+    let actions: Vec<Value> = town.export(&lab, "admin");
+    assert!(
+        actions
+            .iter()
+            .any(|a| a["action"] == "device.enroll_retried"),
+        "{actions:?}"
+    );
+
+    // Its new credential works: asked once more, the controller still
+    // accepts this computer's enrollment (it checks the credential).
+    let once_more = lab
+        .run(
+            "home",
+            &[path(&porta), "--state", path(&state), "enroll", &invitation],
+        )
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&once_more.stderr).contains("the controller still accepts it"),
+        "{}",
+        String::from_utf8_lossy(&once_more.stderr)
+    );
+
+    // Anyone else presenting the spent invitation is still refused.
+    let other = lab
+        .run(
+            "home",
+            &[
+                path(&porta),
+                "--state",
+                path(&dir.join("someone-else")),
+                "enroll",
+                &invitation,
+            ],
+        )
+        .unwrap();
+    assert!(!other.status.success());
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("already used"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+}

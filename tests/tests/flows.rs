@@ -239,6 +239,7 @@ async fn enroll_watch_route_change_and_revoke() {
             public_key: device.key.public_key().to_base64(),
             hostname: "laptop".into(),
             os: "linux".into(),
+            attempt: String::new(),
         })
         .await
         .unwrap_err();

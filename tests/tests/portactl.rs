@@ -1322,6 +1322,7 @@ async fn no_formula_runs_whatever_separator_a_spreadsheet_splits_a_csv_at() {
                 public_key: key.clone(),
                 hostname: hostname.into(),
                 os: os.into(),
+                attempt: String::new(),
             })
             .await
             .expect_err("a hostname or OS that splits a cell is refused");

@@ -14,6 +14,7 @@ fn request(token: &str, key: PublicKey) -> pb::EnrollRequest {
         public_key: key.to_base64(),
         hostname: "pc".into(),
         os: "linux".into(),
+        attempt: String::new(),
     }
 }
 

@@ -494,11 +494,13 @@ impl local::tunnel_server::Tunnel for TunnelService {
             }
         }
         tracing::info!(uid = ?caller.uid, user = %caller.name, controller = %invitation.controller, "enrolling this computer");
-        let granted = enrollment::request(invitation).await.map_err(|error| {
-            let status = enroll_status(&error);
-            inner.note_error(format!("enrollment failed: {}", status.message()));
-            status
-        })?;
+        let granted = enrollment::request(&inner.dir, invitation)
+            .await
+            .map_err(|error| {
+                let status = enroll_status(&error);
+                inner.note_error(format!("enrollment failed: {}", status.message()));
+                status
+            })?;
         // Saved under the tunnel's lock, and only if nothing changed
         // while the controller was asked.
         let live = inner.live.lock().await;

@@ -3,7 +3,7 @@
 
 use super::{auth, now};
 use crate::error::Error;
-use crate::state::Controller;
+use crate::state::{Controller, DeviceEnrollment};
 use crate::validate;
 use porta_proto::PublicKey;
 use porta_proto::pb::{self, enrollment_server::Enrollment};
@@ -29,10 +29,15 @@ impl Enrollment for EnrollmentApi {
             .map_err(|e| Error::invalid(format!("public_key: {e}")))?;
         let hostname = validate::hostname(&r.hostname)?;
         let os = validate::device_text("os", &r.os)?;
-        let enrolled = self
-            .0
-            .enroll(&r.token, key, &hostname, &os, &address, now())
-            .await;
+        let attempt = validate::enrollment_attempt(&r.attempt)?;
+        let request = DeviceEnrollment {
+            token: &r.token,
+            public_key: key,
+            hostname: &hostname,
+            os: &os,
+            attempt,
+        };
+        let enrolled = self.0.enroll(&request, &address, now()).await;
         let (device, credential) =
             auth::note_outcome(&self.0, source, &r.token, "invitation", enrolled)?;
         let config = self.0.device_config(&device.id)?;

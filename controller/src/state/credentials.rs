@@ -45,6 +45,7 @@ impl Controller {
                     created_by: actor.name.clone(),
                     redeemed_at: None,
                     email: None,
+                    redeemed_by: None,
                 };
                 t.put_credential(&credential)?;
                 t.insert_invite(&invite)?;

@@ -7,7 +7,7 @@ use crate::ipam;
 use crate::logs::Actor;
 use crate::logs::append::log_admin;
 use crate::names;
-use crate::secret::{self, IssuedSecret, PresentedSecret};
+use crate::secret::{self, IssuedSecret, PresentedSecret, SecretHash};
 use crate::settings::Settings;
 use crate::store::records::*;
 use crate::store::{TxError, Txn};
@@ -58,6 +58,7 @@ impl Controller {
                     created_by: actor.name.clone(),
                     redeemed_at: None,
                     email: None,
+                    redeemed_by: None,
                 };
                 t.claim_name(names::Kind::Device, device_name, |t, holder| {
                     t.device_name_taken(holder, now)
@@ -124,15 +125,25 @@ impl Controller {
     /// Redeems a device enrollment token: in one transaction the token is
     /// consumed, the device recorded, its address leased and its credential
     /// created. Returns the device and its credential (shown once).
+    ///
+    /// A spent token presented again with the same key and attempt, before
+    /// it would have expired, is the same device asking again because the
+    /// answer was lost: it gets that device with a new credential (the
+    /// first one, never received, stops working). Anyone else is refused
+    /// as before.
     pub async fn enroll(
         &self,
-        token: &str,
-        public_key: PublicKey,
-        hostname: &str,
-        os: &str,
+        request: &DeviceEnrollment<'_>,
         address: &str,
         now: u64,
     ) -> Result<(DeviceRecord, String)> {
+        let DeviceEnrollment {
+            token,
+            public_key,
+            hostname,
+            os,
+            attempt,
+        } = *request;
         let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
         if self
             .list_gateways()?
@@ -146,7 +157,15 @@ impl Controller {
         let settings = &self.settings;
         let (device, credential) = self
             .write(|t| {
-                let invite = redeemable_invite(t, &presented, now)?;
+                let invite = match redeemable_invite(t, &presented, now) {
+                    Ok(invite) => invite,
+                    Err(refused) => {
+                        return match retried_device(t, &presented, &public_key, attempt, now)? {
+                            Some(device) => reissue_credential(t, device, hostname, address, now),
+                            None => Err(refused),
+                        };
+                    }
+                };
                 let InvitePurpose::Device { user, device_name, gateway } = &invite.purpose else {
                     return Err(Error::invalid(
                         "this is a login invitation, not a device invitation: use `portactl login`",
@@ -191,6 +210,13 @@ impl Controller {
                         device_id: Some(device_id.clone()),
                     },
                 )?;
+                let invite = InviteRecord {
+                    redeemed_by: attempt.map(|attempt| Redemption {
+                        device_id: device_id.clone(),
+                        attempt: SecretHash::of(attempt),
+                    }),
+                    ..invite.clone()
+                };
                 t.spend_invite(&invite, now)?;
                 let actor = Actor { name: format!("enrollment token {}", invite.id), address: address.to_owned() };
                 log_admin(t, &actor, "device.enroll", device_name, None, json(&device), now)?;
@@ -248,6 +274,88 @@ impl Controller {
         })
         .await
     }
+}
+
+/// What a device sends to enroll.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceEnrollment<'a> {
+    /// The invitation's token.
+    pub token: &'a str,
+    /// The key the device made.
+    pub public_key: PublicKey,
+    /// Its host name, as it says.
+    pub hostname: &'a str,
+    /// Its operating system, as it says.
+    pub os: &'a str,
+    /// Its random attempt id, if it sent one (see `EnrollRequest.attempt`).
+    pub attempt: Option<&'a str>,
+}
+
+/// The live device a spent device token enrolled, if `presented` is that
+/// token, `public_key` that device's key and `attempt` the one it was
+/// redeemed with, before the token would have expired.
+fn retried_device(
+    t: &Txn<'_>,
+    presented: &PresentedSecret<'_>,
+    public_key: &PublicKey,
+    attempt: Option<&str>,
+    now: u64,
+) -> Result<Option<DeviceRecord>, TxError> {
+    let (Some(attempt), Some(invite)) = (attempt, t.invite(presented.id)?) else {
+        return Ok(None);
+    };
+    let Some(redemption) = &invite.redeemed_by else {
+        return Ok(None);
+    };
+    if !presented.matches(&invite.hash)
+        || !redemption.attempt.matches(attempt)
+        || invite.expires_at <= now
+    {
+        return Ok(None);
+    }
+    Ok(t.device(&redemption.device_id)?
+        .filter(|device| device.revoked_at.is_none() && device.public_key == *public_key))
+}
+
+/// A new credential for `device` (the one issued before never reached it).
+fn reissue_credential(
+    t: &Txn<'_>,
+    mut device: DeviceRecord,
+    hostname: &str,
+    address: &str,
+    now: u64,
+) -> Result<(DeviceRecord, String), TxError> {
+    t.revoke_credential(&device.credential_id, now)?;
+    let credential = secret::issue();
+    t.put_credential(&CredentialRecord {
+        id: credential.id.clone(),
+        name: device.name.clone(),
+        role: Role::Device,
+        hash: Some(credential.hash),
+        created_at: now,
+        created_by: "enrollment retried (the first answer was lost)".into(),
+        revoked_at: None,
+        client_name: hostname.to_owned(),
+        device_id: Some(device.id.clone()),
+    })?;
+    let before = json(&device);
+    device.credential_id = credential.id.clone();
+    t.put_device(&device)?;
+    let actor = Actor {
+        name: format!("device {}", device.name),
+        address: address.to_owned(),
+    };
+    log_admin(
+        t,
+        &actor,
+        "device.enroll_retried",
+        &device.name,
+        before,
+        json(&device),
+        now,
+    )?;
+    tracing::warn!(device = %device.name, "an enrollment was asked again with the same key and attempt (its answer was lost); same device, new credential");
+    Ok((device, credential.text))
 }
 
 fn invalid_invitation() -> Error {

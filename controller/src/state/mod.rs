@@ -35,6 +35,7 @@ use crate::settings::Settings;
 use crate::store::records::*;
 use crate::store::{Store, TxError, Txn, meta};
 pub use devices::Owners;
+pub use enrollment::DeviceEnrollment;
 pub use porta_gateway::peer::GatewayPeer;
 use porta_proto::{CertFingerprint, Invitation, pb};
 use std::collections::{BTreeSet, HashMap};

@@ -115,6 +115,20 @@ pub struct InviteRecord {
     /// The last e-mailing of this invitation, if it was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailRecord>,
+    /// The device a device invitation enrolled, and the hash of the
+    /// attempt it was redeemed with: a retry of that attempt (the answer
+    /// was lost) finds the device again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redeemed_by: Option<Redemption>,
+}
+
+/// Who redeemed a device invitation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redemption {
+    /// The device it enrolled.
+    pub device_id: String,
+    /// SHA-256 of the device's attempt (see `EnrollRequest.attempt`).
+    pub attempt: crate::secret::SecretHash,
 }
 
 /// An invitation's e-mail delivery.
