@@ -56,18 +56,16 @@ pub fn start_shell(
 
 /// A gateway's open sessions on disk (`open-sessions.json` in its data
 /// directory), so that a gateway that was killed ends them at its next
-/// start. Rewritten when the set of sessions changes, and otherwise at most
-/// every [`SessionFile::EVERY`] while they carry traffic.
+/// start with their last activity and bytes. Rewritten whenever they
+/// changed, which the gateway looks at once a second: a kill loses at
+/// most that second (a small file, replaced atomically; a busy gateway
+/// writes it every second).
 pub struct SessionFile {
     path: std::path::PathBuf,
     saved: Vec<sessions::SavedSession>,
-    at: Option<std::time::Instant>,
 }
 
 impl SessionFile {
-    /// How often a changing (not a new) set of sessions is saved.
-    pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
     /// The file in `data`, and the `session_end` events (reason
     /// `gateway_restart`) for what the last run left open; the file is
     /// emptied only once the caller has kept those events.
@@ -92,30 +90,18 @@ impl SessionFile {
             Self {
                 path,
                 saved: left_open,
-                at: None,
             },
             events,
         ))
     }
 
-    /// Saves `open` if it differs from what is saved (a new or ended
-    /// session at once; new byte counts or activity at most every
-    /// [`Self::EVERY`]).
+    /// Saves `open` if it differs from what is saved.
     pub fn save(&mut self, open: Vec<sessions::SavedSession>) -> anyhow::Result<()> {
         if open == self.saved {
             return Ok(());
         }
-        let same_sessions = open.len() == self.saved.len()
-            && open
-                .iter()
-                .zip(&self.saved)
-                .all(|(a, b)| a.device_id == b.device_id && a.started == b.started);
-        if same_sessions && self.at.is_some_and(|at| at.elapsed() < Self::EVERY) {
-            return Ok(());
-        }
         porta_proto::files::replace_private(&self.path, &serde_json::to_vec(&open)?)?;
         self.saved = open;
-        self.at = Some(std::time::Instant::now());
         Ok(())
     }
 }

@@ -1225,15 +1225,24 @@ fn every_burst_is_inside_its_own_session_and_a_killed_gateway_ends_its_sessions(
         assert_eq!(end["reason"], "idle");
     }
 
-    // A burst, then the controller (and its gateway) is killed mid-session.
-    lab.exec("home", &["ping", "-c", "2", addr::SERVER])
+    // Pings five times a second, and 8 s into the session the controller
+    // (and its gateway) is killed.
+    let pinging = lab
+        .spawn(
+            "home",
+            &["ping", "-i", "0.2", "-s", "1000", addr::SERVER],
+            &town.dir.path().join("ping-until-kill.log"),
+        )
         .unwrap();
     wait_until("the session to start", Duration::from_secs(10), || {
         town.admin(&lab, &["logs", "sessions"])
             .as_array()
             .is_some_and(|s| !s.is_empty())
     });
+    std::thread::sleep(Duration::from_secs(8));
+    let killed_at = unix_now();
     lab.kill(town.serve).unwrap();
+    lab.kill(pinging).unwrap();
     town.start_again(&mut lab);
     wait_until(
         "the left-open session to end",
@@ -1249,7 +1258,14 @@ fn every_burst_is_inside_its_own_session_and_a_killed_gateway_ends_its_sessions(
         .iter()
         .find(|r| r["reason"] == "gateway_restart")
         .unwrap();
-    assert!(restart["rx_bytes"].as_u64().unwrap() > 0, "{restart}");
+    // What was saved a second before the kill: the end is within two
+    // seconds of it, and the bytes are the session's (at least 6 of its
+    // 8 s of 1,000-byte pings).
+    assert!(unix_of(&restart["at"]) + 2 >= killed_at, "{restart}");
+    assert!(
+        restart["rx_bytes"].as_u64().unwrap() >= 30 * 1_000,
+        "{restart}"
+    );
     let open = town.admin(&lab, &["logs", "sessions"]);
     assert_eq!(open.as_array().map(Vec::len), Some(0), "{open}");
     let verified = town.admin(&lab, &["logs", "verify"]);
