@@ -180,6 +180,46 @@ impl InstalledPeers {
         }
     }
 
+    /// The devices whose tunnel is live (a handshake within
+    /// [`crate::live_tunnels::LIVE_FOR`]) and where they are, by device.
+    pub fn live_tunnels(&self, node: &Node) -> Vec<crate::live_tunnels::LiveTunnel> {
+        let now = std::time::Instant::now();
+        let mut live: Vec<_> = self
+            .by_device
+            .iter()
+            .filter_map(|(device_id, (id, _))| {
+                let stats = node.stats(*id)?;
+                let live = now.saturating_duration_since(stats.last_handshake?)
+                    < crate::live_tunnels::LIVE_FOR;
+                live.then_some(crate::live_tunnels::LiveTunnel {
+                    device_id: device_id.clone(),
+                    endpoint: stats.endpoint?,
+                })
+            })
+            .collect();
+        live.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+        live
+    }
+
+    /// Points the installed peers among `tunnels` at their last known
+    /// addresses, for the handshakes the gateway then starts itself
+    /// (`Shell::initiate_handshakes`). Returns how many.
+    pub fn reach(&self, node: &mut Node, tunnels: &[crate::live_tunnels::LiveTunnel]) -> usize {
+        let mut reached = 0;
+        for tunnel in tunnels {
+            let Some((id, _)) = self.by_device.get(&tunnel.device_id) else {
+                continue;
+            };
+            let Some(mut config) = node.peer_config(*id).cloned() else {
+                continue;
+            };
+            config.endpoint = Some(tunnel.endpoint);
+            node.upsert_peer(config);
+            reached += 1;
+        }
+        reached
+    }
+
     /// The installed peers.
     pub fn peers(&self) -> impl Iterator<Item = &GatewayPeer> {
         self.by_device.values().map(|(_, peer)| peer)

@@ -23,6 +23,8 @@
 //! * [`event`]: connection events, typed ([`event::EventKind`],
 //!   [`event::EndReason`]), and their wire codec.
 //! * [`outbox`]: events not yet delivered, on disk (sled, flushed).
+//! * [`live_tunnels`]: where the devices with a live tunnel were, so a
+//!   restarted gateway starts their handshakes itself.
 //! * [`metrics`]: the gateway's Prometheus series and the `/metrics`
 //!   endpoint (the controller serves its own registry through it too).
 //! * [`remote`]: the remote gateway's runner — enrollment, following the
@@ -39,6 +41,7 @@
 pub mod destination;
 pub mod event;
 pub mod installed;
+pub mod live_tunnels;
 pub mod metrics;
 pub mod options;
 pub mod outbox;

@@ -32,6 +32,7 @@ mod saved_peers;
 
 use crate::event::GatewayEvent;
 use crate::installed::{InstalledPeers, OBSERVE_EVERY, SessionFile, start_shell};
+use crate::live_tunnels::LiveTunnelFile;
 use crate::outbox::EventOutbox;
 use crate::peer::Update;
 use anyhow::{Context, Result, bail};
@@ -136,6 +137,17 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
         }
         None => (0, 0),
     };
+    // The devices whose tunnel was live when it stopped: handshakes now,
+    // rather than 15 s from now when each laptop gives up on its session.
+    let (tunnels, live) = LiveTunnelFile::open(data, unix_now());
+    let reached = installed.reach(&mut shell.node(), &live);
+    if reached > 0 {
+        tracing::info!(
+            devices = reached,
+            "starting handshakes with the devices that had a live tunnel"
+        );
+        shell.initiate_handshakes();
+    }
     let outbox = EventOutbox::open(&data.join("events"))
         .context("the gateway cannot start until it can open its event outbox")?;
     let (sessions, left_open) = SessionFile::open(data)?;
@@ -164,6 +176,7 @@ pub async fn run(options: RemoteOptions, shutdown: impl Future<Output = ()>) -> 
             revision,
             history,
             sessions,
+            tunnels,
             saved,
             unsaved: Vec::new(),
         }),
@@ -269,6 +282,7 @@ struct State {
     /// The controller's history mark for `revision`.
     history: u64,
     sessions: SessionFile,
+    tunnels: LiveTunnelFile,
     /// The peer set on disk.
     saved: SavedPeers,
     /// Updates applied since the last completed revision.
@@ -431,11 +445,19 @@ impl Gateway {
     /// Saves the open sessions (after their events are kept); true while
     /// any write to the data directory fails.
     fn save_sessions(&self) -> bool {
-        let saved = {
+        let (saved, tunnels) = {
             let mut state = self.lock();
-            let open = state.installed.open_sessions(&self.shell.node());
-            state.sessions.save(open)
+            let node = self.shell.node();
+            let open = state.installed.open_sessions(&node);
+            let live = state.installed.live_tunnels(&node);
+            drop(node);
+            (
+                state.sessions.save(open),
+                state.tunnels.save(live, unix_now()),
+            )
         };
+        self.data_writes
+            .note("live tunnels", tunnels.map_err(|e| format!("{e:#}")));
         self.data_writes
             .note("open sessions", saved.map_err(|e| format!("{e:#}")))
     }
