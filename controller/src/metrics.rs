@@ -51,6 +51,7 @@ pub struct ControllerMetrics {
     revocation_confirm_seconds: Histogram,
     revocations_unconfirmed: Counter,
     auth_failures: Family<Labels<1>, Counter>,
+    clock_corrected: Family<Labels<1>, Counter>,
     retention_runs: Family<Labels<1>, Counter>,
     config_watchers: Gauge,
 }
@@ -65,6 +66,7 @@ impl Default for ControllerMetrics {
             revocation_confirm_seconds: latency_buckets(),
             revocations_unconfirmed: Counter::default(),
             auth_failures: Family::default(),
+            clock_corrected: Family::default(),
             retention_runs: Family::default(),
             config_watchers: Gauge::default(),
         }
@@ -105,6 +107,16 @@ impl ControllerMetrics {
         self.auth_failures
             .get_or_create(&[("secret", what.to_owned())])
             .inc();
+    }
+
+    /// `events` from `gateway` were recorded at the controller's time: the
+    /// gateway's clock was ahead.
+    pub fn clock_corrected(&self, gateway: &str, events: u32) {
+        if events > 0 {
+            self.clock_corrected
+                .get_or_create(&[("gateway", gateway.to_owned())])
+                .inc_by(u64::from(events));
+        }
     }
 
     /// A retention run ended.
@@ -156,6 +168,11 @@ impl ControllerMetrics {
             "auth_failures",
             "Refused credentials and invitations, by kind of secret",
             self.auth_failures.clone(),
+        );
+        r.register(
+            "clock_corrected_events",
+            "Connection events recorded at the controller's time because the gateway's clock was ahead (its own time is kept in the record's reason)",
+            self.clock_corrected.clone(),
         );
         r.register(
             "retention_runs",

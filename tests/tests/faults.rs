@@ -592,3 +592,117 @@ fn an_enrollment_whose_answer_was_lost_gets_the_same_device_when_asked_again() {
         String::from_utf8_lossy(&other.stderr)
     );
 }
+
+#[test]
+fn a_gateway_whose_clock_runs_ahead_loses_no_session_from_the_log() {
+    let mut lab = Lab::new().unwrap();
+    lab.add_branch().unwrap();
+    let town = Town::start(&mut lab, true);
+    let endpoint = format!("{}:51820", addr::BRANCH_PUBLIC);
+    let added = town.admin(&lab, &["gateways", "add", "annex", "--endpoint", &endpoint]);
+    let dir = town.dir.path().to_owned();
+    let gateway_if = lab.iface("rgw");
+    // The annex's wall clock runs ten minutes fast (libfaketime).
+    lab.spawn(
+        "branch",
+        &[
+            "faketime",
+            "-f",
+            "+600s",
+            path(&binary("porta-gateway")),
+            "--data",
+            path(&dir.join("annex")),
+            "--interface",
+            &gateway_if,
+            "--session-idle",
+            "3s",
+            "--controller",
+            added["invitation"].as_str().unwrap(),
+        ],
+        &dir.join("annex.log"),
+    )
+    .unwrap();
+    wait_until("the annex to follow", Duration::from_secs(20), || {
+        annex_listed(&town, &lab)["last_seen_at"].is_string()
+    });
+    town.admin(&lab, &["groups", "add", "annex-staff"]);
+    town.admin(&lab, &["groups", "allow", "annex-staff", "172.31.4.0/24"]);
+    let state = town.enroll_through(&lab, "pau", "pau-laptop", "annex-staff", Some("annex"));
+    let tunnel = lab.iface("c2");
+    lab.owns_socket(&tunnel);
+    let laptop = lab
+        .spawn(
+            "home",
+            &[
+                path(&binary("porta")),
+                "--state",
+                path(&state),
+                "--interface",
+                &tunnel,
+                "up",
+                "--foreground",
+            ],
+            &dir.join("laptop.log"),
+        )
+        .unwrap();
+    wait_until("the branch server", Duration::from_secs(15), || {
+        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::BRANCH_SERVER])
+            .unwrap()
+            .status
+            .success()
+    });
+    lab.kill(laptop).unwrap();
+
+    // Both ends of the session are in the log, at the controller's time,
+    // each saying what the gateway's clock said.
+    let mut records = Vec::new();
+    wait_until(
+        "the session's start and end",
+        Duration::from_secs(30),
+        || {
+            records = town.sessions_of(&lab, "pau-laptop");
+            records.iter().any(|r| r["kind"] == "session_end")
+        },
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for record in &records {
+        let reason = record["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("clock: the gateway said")
+                && reason.contains("s ahead of the controller's"),
+            "{record}"
+        );
+        let at = humantime::parse_rfc3339(record["at"].as_str().unwrap())
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(at <= now + 5, "recorded at the controller's time: {record}");
+    }
+    assert!(
+        records.iter().any(|r| r["kind"] == "session_end"
+            && r["reason"].as_str().unwrap().starts_with("idle; clock:")),
+        "{records:?}"
+    );
+    assert_eq!(
+        town.admin(&lab, &["logs", "sessions"])
+            .as_array()
+            .map(Vec::len),
+        Some(0),
+        "nothing left open"
+    );
+    assert!(
+        town.log()
+            .contains("the gateway's clock is ahead of the controller's"),
+        "{}",
+        town.log()
+    );
+    let verified = town.admin(&lab, &["logs", "verify"]);
+    assert!(
+        verified.as_array().unwrap().iter().all(|l| l["ok"] == true),
+        "{verified}"
+    );
+}

@@ -105,6 +105,9 @@ impl Gateway for GatewayApi {
             .into());
         }
         let report = logs::record_events(self.0.store(), &gateway, &events, now()).await?;
+        self.0
+            .metrics()
+            .clock_corrected(&gateway.name, report.clock_corrected);
         tracing::debug!(gateway = %gateway.name, sent = events.len(), accepted = report.accepted, refused = report.refused.len(), "connection events");
         Ok(Response::new(pb::ReportEventsResponse {
             accepted: report.accepted,

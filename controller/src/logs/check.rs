@@ -9,6 +9,11 @@
 //! gateway and the clock — and either says which session it belongs to or
 //! why it is refused. Refused events never enter the hash chain; the caller
 //! logs and counts them and tells the gateway.
+//!
+//! A gateway whose clock runs ahead is a fault, not an attack on the log:
+//! its events are kept, at the controller's time, with what the gateway
+//! said ([`Admitted::gateway_said`]) — a session must never vanish from the
+//! log because a box's clock drifted.
 
 use super::OpenSession;
 use crate::store::records::{DeviceRecord, GatewayRecord};
@@ -28,6 +33,11 @@ pub const MAX_BYTES_PER_SECOND: u64 = 25_000_000_000 / 8;
 pub struct Admitted {
     /// Unix seconds the session it belongs to started.
     pub session_start: u64,
+    /// Unix seconds to record it at: the event's own, or the controller's
+    /// when the gateway's clock was more than [`CLOCK_SKEW`] ahead.
+    pub at: u64,
+    /// The time the gateway gave, when it was replaced by the controller's.
+    pub gateway_said: Option<u64>,
 }
 
 /// Checks `event` from `gateway` about `device` (None: unknown id), whose
@@ -42,13 +52,12 @@ pub fn check(
     let Some(device) = device else {
         return Err("no such device".into());
     };
-    if event.at > now + CLOCK_SKEW {
-        return Err(format!(
-            "its time is {} s ahead of the controller's clock",
-            event.at - now
-        ));
-    }
-    if event.at + CLOCK_SKEW < device.enrolled_at {
+    let (at, gateway_said) = if event.at > now + CLOCK_SKEW {
+        (now, Some(event.at))
+    } else {
+        (event.at, None)
+    };
+    if at + CLOCK_SKEW < device.enrolled_at {
         return Err("its time is before the device was enrolled".into());
     }
     parse_address("public_address", &event.public_address, false)?;
@@ -66,11 +75,11 @@ pub fn check(
             ));
         }
         if let Some(revoked) = device.revoked_at
-            && event.at > revoked
+            && at > revoked
         {
             return Err("a session cannot start after the device was revoked".into());
         }
-        event.at
+        at
     } else {
         // Ends and moves belong to a session this gateway opened: after a
         // reassignment the old gateway still ends its own session, and no
@@ -81,7 +90,7 @@ pub fn check(
                 device.name, gateway.name
             ));
         };
-        if event.at + CLOCK_SKEW < session.since {
+        if at + CLOCK_SKEW < session.since {
             return Err("its time is before its session started".into());
         }
         // A restart's end carries the bytes the gateway last saved, which
@@ -95,17 +104,21 @@ pub fn check(
         }
         session.since
     };
-    let seconds = event.at.saturating_sub(session_start) + CLOCK_SKEW;
+    let seconds = at.saturating_sub(session_start) + CLOCK_SKEW;
     let most = seconds.saturating_mul(MAX_BYTES_PER_SECOND);
     if event.rx_bytes > most || event.tx_bytes > most {
         return Err(format!(
             "its byte counts ({} received, {} sent) exceed what any link carries in the {} s since its session started",
             event.rx_bytes,
             event.tx_bytes,
-            event.at.saturating_sub(session_start)
+            at.saturating_sub(session_start)
         ));
     }
-    Ok(Admitted { session_start })
+    Ok(Admitted {
+        session_start,
+        at,
+        gateway_said,
+    })
 }
 
 /// Whether `device` connects through `gateway`.
@@ -194,7 +207,9 @@ mod tests {
         assert_eq!(
             start,
             Ok(Admitted {
-                session_start: NOW - 50
+                session_start: NOW - 50,
+                at: NOW - 50,
+                gateway_said: None,
             })
         );
         let open = open_on("annex", NOW - 50);
@@ -208,9 +223,40 @@ mod tests {
         assert_eq!(
             end,
             Ok(Admitted {
-                session_start: NOW - 50
+                session_start: NOW - 50,
+                at: NOW,
+                gateway_said: None,
             })
         );
+    }
+
+    #[test]
+    fn a_gateway_clock_ahead_is_corrected_not_refused() {
+        let annex = gateway("annex", false);
+        let start = check(
+            &event("session_start", NOW + 600),
+            Some(&device()),
+            None,
+            &annex,
+            NOW,
+        );
+        assert_eq!(
+            start,
+            Ok(Admitted {
+                session_start: NOW,
+                at: NOW,
+                gateway_said: Some(NOW + 600),
+            })
+        );
+        // Within the tolerance, its own time stands.
+        let close = check(
+            &event("session_start", NOW + 60),
+            Some(&device()),
+            None,
+            &annex,
+            NOW,
+        );
+        assert_eq!(close.map(|a| (a.at, a.gateway_said)), Ok((NOW + 60, None)));
     }
 
     #[test]
@@ -225,9 +271,8 @@ mod tests {
         // Another gateway's device, from a remote gateway and the embedded one.
         assert!(refused(&event("session_start", NOW), None, &other).contains("not assigned"));
         assert!(refused(&event("session_start", NOW), None, &embedded).contains("not assigned"));
-        // 2001, and the future.
+        // 2001.
         assert!(refused(&event("session_start", 978_307_200), None, &annex).contains("before"));
-        assert!(refused(&event("session_start", NOW + 3_600), None, &annex).contains("ahead"));
         // 10^15 bytes in a minute.
         let mut huge = event("session_start", NOW - 60);
         huge.rx_bytes = 1_000_000_000_000_000;

@@ -11,6 +11,31 @@ pub struct EventReport {
     pub accepted: u32,
     /// Events refused (never recorded): event id and why.
     pub refused: Vec<(String, String)>,
+    /// Events recorded at the controller's time because the gateway's
+    /// clock was ahead, and by how many seconds at most.
+    pub clock_corrected: u32,
+    /// The largest lead of the gateway's clock seen in them.
+    pub clock_ahead_secs: u64,
+}
+
+/// The record's reason: the end reason, and — when the gateway's clock was
+/// ahead — both clocks, so that an auditor sees what happened and when.
+fn reason_noting_clock(event: &GatewayEvent, admitted: &check::Admitted) -> String {
+    let reason = event.reason.map(|r| r.as_str()).unwrap_or_default();
+    let Some(said) = admitted.gateway_said else {
+        return reason.to_owned();
+    };
+    let clocks = format!(
+        "clock: the gateway said {}, {} s ahead of the controller's {}",
+        iso(said),
+        said - admitted.at,
+        iso(admitted.at)
+    );
+    if reason.is_empty() {
+        clocks
+    } else {
+        format!("{reason}; {clocks}")
+    }
 }
 
 /// Records `events` from `gateway` in one transaction: each event id once,
@@ -70,7 +95,7 @@ pub async fn record_events(
                         sequence: 0,
                         event_id: event.event_id.clone(),
                         kind: event.kind.as_str().to_owned(),
-                        at: event.at,
+                        at: admitted.at,
                         user: device.user.clone(),
                         device: device.name.clone(),
                         tunnel_address: device.ipv4.to_string(),
@@ -80,15 +105,16 @@ pub async fn record_events(
                         session_start: admitted.session_start,
                         rx_bytes: event.rx_bytes.max(so_far.0),
                         tx_bytes: event.tx_bytes.max(so_far.1),
-                        reason: event
-                            .reason
-                            .map(|r| r.as_str().to_owned())
-                            .unwrap_or_default(),
+                        reason: reason_noting_clock(event, &admitted),
                         previous_hash: String::new(),
                         hash: String::new(),
                     },
                 )?;
                 report.accepted += 1;
+                if let Some(said) = admitted.gateway_said {
+                    report.clock_corrected += 1;
+                    report.clock_ahead_secs = report.clock_ahead_secs.max(said - admitted.at);
+                }
             }
             if !report.refused.is_empty()
                 && let Some(mut record) =
@@ -100,6 +126,15 @@ pub async fn record_events(
             Ok(report)
         })
         .await?;
+    if report.clock_corrected > 0 {
+        tracing::warn!(
+            gateway = %gateway.name,
+            events = report.clock_corrected,
+            ahead_secs = report.clock_ahead_secs,
+            "the gateway's clock is ahead of the controller's: its events are recorded at the \
+             controller's time, with the gateway's in their reason; set its clock right (NTP)"
+        );
+    }
     for (event_id, reason) in &report.refused {
         tracing::warn!(gateway = %gateway.name, event_id = %crate::validate::quoted(event_id), %reason, "connection event refused");
     }
