@@ -75,6 +75,7 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         None => controller,
     };
     tokio::spawn(controller.clone().run_peer_journal());
+    tokio::spawn(watch_the_clock(controller.clone()));
     if let Some(retention) = settings.retention {
         tokio::spawn(enforce_retention(controller.clone(), retention));
     }
@@ -244,6 +245,39 @@ fn peer_of(request: &tonic::codegen::http::Request<()>) -> Option<SocketAddr> {
         .extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
         .and_then(|info| info.get_ref().remote_addr())
+}
+
+/// Watches the wall clock against the monotonic one every few seconds:
+/// a step is logged, and invitations made while the clock ran ahead get
+/// their validity counted from now (at start, after every step, and once a
+/// minute — a restart after a step is seen the same way).
+async fn watch_the_clock(ctl: Controller) {
+    const LOOK_EVERY: Duration = Duration::from_secs(2);
+    const REBASE_EVERY: u32 = 30;
+    let mut watch = crate::clock::ClockWatch::new(crate::clock::now(), std::time::Instant::now());
+    let mut every = tokio::time::interval(LOOK_EVERY);
+    let mut shutdown = ctl.shutdown_signal();
+    let mut looks = 0u32;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = crate::clock::now();
+        let stepped = watch.step(now, std::time::Instant::now());
+        if let Some(step) = stepped {
+            tracing::warn!(
+                step_secs = step,
+                "the controller's wall clock stepped; what it dated meanwhile is checked"
+            );
+        }
+        if (stepped.is_some() || looks.is_multiple_of(REBASE_EVERY))
+            && let Err(error) = ctl.rebase_invitations(now).await
+        {
+            tracing::warn!(%error, "could not check the invitations' validity against the clock");
+        }
+        looks = looks.wrapping_add(1);
+    }
 }
 
 /// Prunes both logs now and every hour until shutdown.

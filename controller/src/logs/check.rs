@@ -10,10 +10,12 @@
 //! why it is refused. Refused events never enter the hash chain; the caller
 //! logs and counts them and tells the gateway.
 //!
-//! A gateway whose clock runs ahead is a fault, not an attack on the log:
-//! its events are kept, at the controller's time, with what the gateway
-//! said ([`Admitted::gateway_said`]) — a session must never vanish from the
-//! log because a box's clock drifted.
+//! A clock that runs ahead, or steps back, is a fault, not an attack on the
+//! log: an event from a gateway whose clock is ahead is kept at the
+//! controller's time, and the end (or move) of a session that a clock step
+//! put after it at its session's start, each with what the gateway said
+//! ([`Admitted::gateway_said`]) — a session must never vanish from the log,
+//! or stay open in it for ever, because a clock drifted.
 
 use super::OpenSession;
 use crate::store::records::{DeviceRecord, GatewayRecord};
@@ -33,8 +35,9 @@ pub const MAX_BYTES_PER_SECOND: u64 = 25_000_000_000 / 8;
 pub struct Admitted {
     /// Unix seconds the session it belongs to started.
     pub session_start: u64,
-    /// Unix seconds to record it at: the event's own, or the controller's
-    /// when the gateway's clock was more than [`CLOCK_SKEW`] ahead.
+    /// Unix seconds to record it at: the event's own; the controller's
+    /// when the gateway's clock was more than [`CLOCK_SKEW`] ahead; its
+    /// session's start for an end or move dated before it.
     pub at: u64,
     /// The time the gateway gave, when it was replaced by the controller's.
     pub gateway_said: Option<u64>,
@@ -52,7 +55,7 @@ pub fn check(
     let Some(device) = device else {
         return Err("no such device".into());
     };
-    let (at, gateway_said) = if event.at > now + CLOCK_SKEW {
+    let (mut at, mut gateway_said) = if event.at > now + CLOCK_SKEW {
         (now, Some(event.at))
     } else {
         (event.at, None)
@@ -91,7 +94,10 @@ pub fn check(
             ));
         };
         if at + CLOCK_SKEW < session.since {
-            return Err("its time is before its session started".into());
+            // The clock stepped back since the session started (its start
+            // is on record with the clock as it was).
+            gateway_said = Some(event.at);
+            at = session.since;
         }
         // A restart's end carries the bytes the gateway last saved, which
         // may predate its last report: the recorded end keeps the larger.
@@ -257,6 +263,20 @@ mod tests {
             NOW,
         );
         assert_eq!(close.map(|a| (a.at, a.gateway_said)), Ok((NOW + 60, None)));
+        // A session started while the clock was an hour ahead ends after it
+        // was set back: ended (at its start), not left open.
+        let open = open_on("annex", NOW + 3_600);
+        let end = check(
+            &event("session_end", NOW + 10),
+            Some(&device()),
+            Some(&open),
+            &annex,
+            NOW + 10,
+        );
+        assert_eq!(
+            end.map(|a| (a.at, a.gateway_said)),
+            Ok((NOW + 3_600, Some(NOW + 10)))
+        );
     }
 
     #[test]

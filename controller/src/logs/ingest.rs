@@ -11,8 +11,8 @@ pub struct EventReport {
     pub accepted: u32,
     /// Events refused (never recorded): event id and why.
     pub refused: Vec<(String, String)>,
-    /// Events recorded at the controller's time because the gateway's
-    /// clock was ahead, and by how many seconds at most.
+    /// Events recorded at another time than the gateway gave: its clock
+    /// was ahead, or a step back put an end before its session's start.
     pub clock_corrected: u32,
     /// The largest lead of the gateway's clock seen in them.
     pub clock_ahead_secs: u64,
@@ -26,9 +26,8 @@ fn reason_noting_clock(event: &GatewayEvent, admitted: &check::Admitted) -> Stri
         return reason.to_owned();
     };
     let clocks = format!(
-        "clock: the gateway said {}, {} s ahead of the controller's {}",
+        "clock: the gateway said {}, recorded at {}",
         iso(said),
-        said - admitted.at,
         iso(admitted.at)
     );
     if reason.is_empty() {
@@ -113,7 +112,9 @@ pub async fn record_events(
                 report.accepted += 1;
                 if let Some(said) = admitted.gateway_said {
                     report.clock_corrected += 1;
-                    report.clock_ahead_secs = report.clock_ahead_secs.max(said - admitted.at);
+                    report.clock_ahead_secs = report
+                        .clock_ahead_secs
+                        .max(said.saturating_sub(admitted.at));
                 }
             }
             if !report.refused.is_empty()
@@ -131,8 +132,8 @@ pub async fn record_events(
             gateway = %gateway.name,
             events = report.clock_corrected,
             ahead_secs = report.clock_ahead_secs,
-            "the gateway's clock is ahead of the controller's: its events are recorded at the \
-             controller's time, with the gateway's in their reason; set its clock right (NTP)"
+            "the gateway's clock is ahead of the controller's, or stepped back: its events are \
+             recorded at another time, with the gateway's in their reason; set its clock right (NTP)"
         );
     }
     for (event_id, reason) in &report.refused {

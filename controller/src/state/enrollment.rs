@@ -228,6 +228,62 @@ impl Controller {
         Ok((device, credential))
     }
 
+    /// Invitations made while the clock ran ahead (made "in the future" of
+    /// the clock now): their validity counts again from `now`, so a
+    /// one-hour invitation made while the clock was four days ahead lasts
+    /// an hour, not four days and an hour. Returns how many; one admin
+    /// record says so.
+    pub async fn rebase_invitations(&self, now: u64) -> Result<usize> {
+        let ahead = |invite: &InviteRecord| {
+            invite.redeemed_at.is_none() && invite.created_at > now + crate::logs::check::CLOCK_SKEW
+        };
+        let candidates: Vec<String> = self
+            .store
+            .invites()?
+            .into_iter()
+            .filter(ahead)
+            .map(|invite| invite.id)
+            .collect();
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        let rebased = self
+            .store
+            .append(|t| {
+                let mut rebased = 0usize;
+                for id in &candidates {
+                    let Some(invite) = t.invite(id)?.filter(ahead) else {
+                        continue;
+                    };
+                    let valid_for = invite.expires_at.saturating_sub(invite.created_at);
+                    t.put_invite(&InviteRecord {
+                        created_at: now,
+                        expires_at: now + valid_for,
+                        ..invite
+                    })?;
+                    rebased += 1;
+                }
+                if rebased > 0 {
+                    log_admin(
+                        t,
+                        &Actor::system("controller"),
+                        "clock.invitations_rebased",
+                        "invitations",
+                        None,
+                        Some(serde_json::json!({ "invitations": rebased, "now": now })),
+                        now,
+                    )?;
+                }
+                Ok(rebased)
+            })
+            .await?;
+        tracing::warn!(
+            invitations = rebased,
+            "invitations made while the clock ran ahead now count their validity from now"
+        );
+        Ok(rebased)
+    }
+
     /// Redeems a login token: activates its pending credential and returns
     /// it with its secret (shown once).
     pub async fn login(
