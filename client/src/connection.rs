@@ -20,6 +20,7 @@ use crate::state::{DeviceState, SavedConfig, StateDir};
 use crate::uapi;
 use anyhow::{Context, Result};
 use ipnet::IpNet;
+use porta_proto::clock::ClockWatch;
 use porta_proto::connect::{Bearer, connect};
 use porta_proto::pb;
 use porta_tunnel::keys::PublicKey;
@@ -60,6 +61,9 @@ pub enum Event {
     ControllerReached,
     /// The controller sent a new configuration, applied and saved.
     ConfigUpdated(SavedConfig),
+    /// The controller's clock minus this computer's, in seconds, as its
+    /// last configuration said.
+    ClockOffset(i64),
     /// The computer has no network address outside the tunnel.
     NoNetwork,
     /// The computer woke up or changed network; the tunnel was renewed.
@@ -253,7 +257,10 @@ async fn watch_gateway(
 }
 
 /// Renews the tunnel (a handshake now, a new controller connection) when
-/// the computer wakes up or changes network (see [`crate::network`]).
+/// the computer wakes up or changes network (see [`crate::network`]), and
+/// its sessions when the wall clock was stepped (see
+/// [`porta_tunnel::shell::Shell::renew_sessions`]: a laptop whose clock
+/// was behind gets through once it is set right).
 async fn watch_network(
     shell: Arc<Mutex<Shell>>,
     tunnel_addresses: Vec<IpAddr>,
@@ -271,9 +278,18 @@ async fn watch_network(
     let clocks = crate::platform::clocks;
     let (boot, mono) = clocks();
     let mut watch = NetworkWatch::new(boot, mono, addresses());
+    let mut clock = ClockWatch::new(porta_proto::clock::now(), std::time::Instant::now());
     let mut every = tokio::time::interval(NETWORK_CHECK);
     loop {
         every.tick().await;
+        if let Some(step) = clock.step(porta_proto::clock::now(), std::time::Instant::now()) {
+            tracing::warn!(
+                step_secs = step,
+                "this computer's clock was stepped; renewing the tunnel's sessions"
+            );
+            lock(&shell).renew_sessions();
+            renew.notify_one();
+        }
         let (boot, mono) = clocks();
         let changes = watch.observe(boot, mono, addresses());
         if changes.is_empty() {
@@ -410,6 +426,11 @@ async fn watch_once(
                 continue;
             }
         };
+        if config.controller_time != 0 {
+            let offset = i64::try_from(config.controller_time).unwrap_or(i64::MAX)
+                - i64::try_from(porta_proto::clock::now()).unwrap_or(i64::MAX);
+            let _ = events.send(Event::ClockOffset(offset));
+        }
         let config = SavedConfig::from(config);
         if config != state.config {
             if let Err(error) = apply(shell, state, &config) {

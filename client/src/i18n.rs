@@ -278,6 +278,13 @@ catalogue! {
         es: "La pasarela del ayuntamiento no responde. Compruebe su conexión a internet; Porta sigue intentándolo.",
         it: "Il gateway del comune non risponde. Verificate la connessione a internet; Porta continua a provare."
     }
+    /// Problem: the gateway does not answer and this computer's clock is wrong.
+    ClockWrong {
+        en: "This computer's date and time are wrong (more than 5 minutes away from the town hall's), so the town hall's gateway does not answer it. Set the date and time automatically; Porta reconnects by itself within a minute.",
+        ca: "La data i l'hora d'aquest ordinador no són correctes (a més de 5 minuts de les de l'ajuntament) i per això la passarel·la de l'ajuntament no li respon. Configureu la data i l'hora automàtiques; Porta es tornarà a connectar sol en menys d'un minut.",
+        es: "La fecha y la hora de este equipo no son correctas (a más de 5 minutos de las del ayuntamiento) y por eso la pasarela del ayuntamiento no le responde. Configure la fecha y la hora automáticas; Porta se volverá a conectar solo en menos de un minuto.",
+        it: "La data e l'ora di questo computer non sono corrette (a più di 5 minuti da quelle del comune), perciò il gateway del comune non gli risponde. Impostate data e ora automatiche; Porta si ricollegherà da solo entro un minuto."
+    }
     /// Problem: no network.
     NoNetwork {
         en: "This computer has no network connection. Porta reconnects by itself when it has one again.",

@@ -312,6 +312,7 @@ pub(crate) fn print_status(status: &local::Status, json: bool) -> Result<()> {
             "routes": status.routes,
             "dns_servers": status.dns_servers,
             "problems": problems,
+            "clock_offset_secs": status.clock_offset_secs,
         });
         println!("{value}");
         return Ok(());
@@ -343,6 +344,14 @@ pub(crate) fn print_status(status: &local::Status, json: bool) -> Result<()> {
     println!("  routes: {}", status.routes.len());
     for problem in problems {
         println!("  problem: {}", problem.replace('_', " "));
+    }
+    if status.clock_offset_secs.unsigned_abs() > 300 {
+        let offset = status.clock_offset_secs;
+        println!(
+            "  clock: this computer's is {} {} the town hall's; set the date and time automatically",
+            porta_proto::terminal::duration(std::time::Duration::from_secs(offset.unsigned_abs())),
+            if offset > 0 { "behind" } else { "ahead of" }
+        );
     }
     Ok(())
 }

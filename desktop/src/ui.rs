@@ -216,6 +216,7 @@ fn tunnel(ui: &mut egui::Ui, model: &Model, now: u64, actions: &mut Vec<Action>)
         let msg = match problem {
             Problem::ControllerUnreachable => Msg::ControllerUnreachable,
             Problem::GatewayUnreachable => Msg::GatewayUnreachable,
+            Problem::ClockWrong => Msg::ClockWrong,
             Problem::NoNetwork => Msg::NoNetwork,
             Problem::None => continue,
         };

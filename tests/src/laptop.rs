@@ -28,6 +28,12 @@ impl TunnelService {
     /// Starts `porta daemon` in `home` for the town's laptop, tunnel on
     /// the lab's interface `tunnel`.
     pub fn start(lab: &mut Lab, town: &Town, tunnel: &str) -> Self {
+        Self::start_under(lab, town, tunnel, &[])
+    }
+
+    /// Like [`TunnelService::start`], the command run by `wrapper` (e.g.
+    /// `env LD_PRELOAD=…` for a clock of its own).
+    pub fn start_under(lab: &mut Lab, town: &Town, tunnel: &str, wrapper: &[&str]) -> Self {
         let run_dir = tempfile::Builder::new()
             .prefix("porta-run")
             .tempdir()
@@ -37,19 +43,22 @@ impl TunnelService {
         let state = town.dir.path().join("service-state");
         let log = town.dir.path().join("daemon.log");
         lab.owns_socket(tunnel);
-        let command: Vec<String> = [
-            path(&binary("porta")),
-            "--socket",
-            path(&socket),
-            "--state",
-            path(&state),
-            "--interface",
-            tunnel,
-            "-v",
-            "daemon",
-        ]
-        .map(str::to_owned)
-        .to_vec();
+        let command: Vec<String> = wrapper
+            .iter()
+            .copied()
+            .chain([
+                path(&binary("porta")),
+                "--socket",
+                path(&socket),
+                "--state",
+                path(&state),
+                "--interface",
+                tunnel,
+                "-v",
+                "daemon",
+            ])
+            .map(str::to_owned)
+            .collect();
         let mut service = Self {
             socket,
             state,

@@ -722,29 +722,59 @@ fn unix_now() -> u64 {
         .as_secs()
 }
 
+/// A wall clock of a process's own: libfaketime, shifted by the offset a
+/// file holds (read at every call, so it can be stepped while the process
+/// runs); the monotonic clock stays true.
+struct FakeClock {
+    dir: tempfile::TempDir,
+}
+
+impl FakeClock {
+    fn new() -> Self {
+        let clock = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        clock.set("+0");
+        clock
+    }
+
+    fn file(&self) -> std::path::PathBuf {
+        self.dir.path().join("offset")
+    }
+
+    /// Shifts the clock: "+3600", "-172800" (seconds).
+    fn set(&self, offset: &str) {
+        std::fs::write(self.file(), offset).unwrap();
+    }
+
+    /// The command prefix that runs a program on this clock.
+    fn wrapper(&self) -> Vec<String> {
+        vec![
+            "env".into(),
+            "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1".into(),
+            format!("FAKETIME_TIMESTAMP_FILE={}", self.file().display()),
+            "FAKETIME_NO_CACHE=1".into(),
+            "FAKETIME_DONT_FAKE_MONOTONIC=1".into(),
+        ]
+    }
+}
+
 #[test]
 fn the_controllers_clock_stepped_both_ways_leaves_no_ghost_session_and_no_long_invitation() {
-    // The controller's wall clock, shifted by what a file says (libfaketime
-    // reads it at every call); its monotonic clock stays true.
-    let clock_dir = tempfile::tempdir().unwrap();
-    let clock = clock_dir.path().join("offset");
-    let set_clock = |offset: &str| std::fs::write(&clock, offset).unwrap();
-    set_clock("+0");
-    let timestamp_file = format!("FAKETIME_TIMESTAMP_FILE={}", clock.display());
+    let clock = FakeClock::new();
     let mut lab = Lab::new().unwrap();
     let town = Town::start_under(
         &mut lab,
         true,
         &[],
         &["--session-idle", "3s"],
-        &[
-            "env",
-            "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-            &timestamp_file,
-            "FAKETIME_NO_CACHE=1",
-            "FAKETIME_DONT_FAKE_MONOTONIC=1",
-        ],
+        &clock
+            .wrapper()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     );
+    let set_clock = |offset: &str| clock.set(offset);
     town.admin(&lab, &["groups", "add", "lan"]);
     town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
     let state = town.enroll(&lab, "anna", "anna-laptop", "lan");
@@ -845,4 +875,83 @@ fn the_controllers_clock_stepped_both_ways_leaves_no_ghost_session_and_no_long_i
         "{actions:?}"
     );
     assert!(town.log().contains("the controller's wall clock stepped"));
+}
+
+#[test]
+fn a_laptop_whose_clock_went_back_is_told_so_and_reconnects_once_it_is_right() {
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, true);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
+    let invitation = town.admin(
+        &lab,
+        &[
+            "enroll", "--user", "anna", "--device", "anna-pc", "--groups", "lan",
+        ],
+    )["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let clock = FakeClock::new();
+    let tunnel = lab.iface("m");
+    let wrapper = clock.wrapper();
+    let mut service = porta_tests::laptop::TunnelService::start_under(
+        &mut lab,
+        &town,
+        &tunnel,
+        &wrapper.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let porta = binary("porta");
+    let socket = service.socket.clone();
+    let porta_says = |lab: &Lab, args: &[&str]| {
+        let mut all = vec![path(&porta), "--socket", path(&socket)];
+        all.extend_from_slice(args);
+        lab.run("home", &all).unwrap()
+    };
+    assert!(
+        porta_says(&lab, &["enroll", "--yes", &invitation])
+            .status
+            .success()
+    );
+    assert!(porta_says(&lab, &["up"]).status.success());
+    let reachable = |lab: &Lab| porta_tests::laptop::town_server_reachable(lab);
+    wait_until("the town server", Duration::from_secs(30), || {
+        reachable(&lab)
+    });
+
+    // The laptop restarts with its clock two days behind: the gateway
+    // refuses handshakes stamped before the ones it saw, and the laptop
+    // says why instead of "the gateway does not answer".
+    assert_eq!(lab.stop(service.handle).unwrap(), Some(0));
+    clock.set("-172800");
+    service.start_again(&mut lab);
+    let status = |lab: &Lab| {
+        serde_json::from_slice::<Value>(&porta_says(lab, &["status", "--json"]).stdout)
+            .unwrap_or(Value::Null)
+    };
+    wait_until(
+        "the laptop to say its clock is wrong",
+        Duration::from_secs(60),
+        || status(&lab)["problems"] == serde_json::json!(["clock_wrong"]),
+    );
+    assert!(!reachable(&lab));
+    let offset = status(&lab)["clock_offset_secs"].as_i64().unwrap();
+    assert!((172_700..172_900).contains(&offset), "{offset}");
+
+    // The clock is set right: within a minute the laptop is back, by
+    // itself, and says nothing is wrong.
+    clock.set("+0");
+    wait_until(
+        "the laptop back with its clock right",
+        Duration::from_secs(60),
+        || reachable(&lab),
+    );
+    wait_until("no problem said", Duration::from_secs(30), || {
+        status(&lab)["problems"] == serde_json::json!([])
+    });
+    assert!(
+        service.log().contains("this computer's clock was stepped"),
+        "{}",
+        service.log()
+    );
 }

@@ -624,6 +624,19 @@ impl Node {
         outcome
     }
 
+    /// Drops every peer's session state, to be made again at the next
+    /// handshake. boringtun stamps handshakes with the wall clock as it
+    /// was when a session was made (plus the time since): after the wall
+    /// clock was set right, only new sessions stamp with the right time —
+    /// and a gateway refuses a stamp older than one it has seen, so a
+    /// laptop whose clock was behind gets through only then. Follow with
+    /// [`Node::initiate_handshakes`].
+    pub fn renew_sessions(&mut self) {
+        for peer in self.peers.values_mut() {
+            peer.tunn = None;
+        }
+    }
+
     /// Starts a handshake with every peer that has a known endpoint, so a
     /// tunnel is up before the first packet needs it (as WireGuard does
     /// for peers with a persistent keepalive).

@@ -53,11 +53,23 @@ impl Drop for Live {
 }
 
 /// What the connection's events told about it.
+/// A clock this far from the controller's is wrong (WireGuard refuses a
+/// handshake stamped before one it has seen, so a laptop whose clock went
+/// back cannot connect; TLS and the logs suffer too).
+const CLOCK_WRONG_AFTER_SECS: u64 = 300;
+
+fn clock_wrong(offset_secs: i64) -> bool {
+    offset_secs.unsigned_abs() > CLOCK_WRONG_AFTER_SECS
+}
+
 #[derive(Default)]
 struct Health {
     controller_unreachable: bool,
     gateway_unreachable: bool,
     no_network: bool,
+    /// The controller's clock minus this computer's (seconds), as last
+    /// seen.
+    clock_offset_secs: i64,
     /// Recent errors, newest last, with their Unix time.
     errors: VecDeque<(u64, String)>,
 }
@@ -186,8 +198,13 @@ impl Inner {
             problems.push(Problem::NoNetwork);
         }
         if health.gateway_unreachable {
-            problems.push(Problem::GatewayUnreachable);
+            problems.push(if clock_wrong(health.clock_offset_secs) {
+                Problem::ClockWrong
+            } else {
+                Problem::GatewayUnreachable
+            });
         }
+        status.clock_offset_secs = health.clock_offset_secs;
         if health.controller_unreachable {
             problems.push(Problem::ControllerUnreachable);
         }
@@ -289,6 +306,15 @@ impl Inner {
                         health.error("cannot reach the gateway".into());
                     }
                     Event::GatewayReached => health.gateway_unreachable = false,
+                    Event::ClockOffset(offset) => {
+                        if clock_wrong(*offset) && !clock_wrong(health.clock_offset_secs) {
+                            tracing::warn!(
+                                offset_secs = offset,
+                                "this computer's clock differs from the controller's"
+                            );
+                        }
+                        health.clock_offset_secs = *offset;
+                    }
                     Event::ControllerUnreachable(why) => {
                         if !health.controller_unreachable {
                             health.error(format!("cannot reach the controller: {why}"));

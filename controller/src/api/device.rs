@@ -106,9 +106,9 @@ fn config_stream(
             return None;
         }
         if let Some(first) = watch.first.take() {
-            return Some((Ok(first), watch));
+            return Some((Ok(stamped(first)), watch));
         }
-        let item = watch.next_change().await?;
+        let item = watch.next_change().await?.map(stamped);
         watch.ended = item.is_err();
         Some((item, watch))
     })
@@ -151,6 +151,15 @@ impl Watch {
 fn without_revision(config: &pb::DeviceConfig) -> pb::DeviceConfig {
     pb::DeviceConfig {
         revision: 0,
+        controller_time: 0,
         ..config.clone()
+    }
+}
+
+/// `config` with the controller's clock as it is sent.
+fn stamped(config: pb::DeviceConfig) -> pb::DeviceConfig {
+    pb::DeviceConfig {
+        controller_time: now(),
+        ..config
     }
 }

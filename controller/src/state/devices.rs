@@ -215,6 +215,7 @@ impl Controller {
             persistent_keepalive: u32::from(self.settings.keepalive_secs),
             mtu: u32::from(self.settings.mtu),
             revision,
+            controller_time: 0,
         })
     }
 

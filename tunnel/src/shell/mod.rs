@@ -222,6 +222,14 @@ impl Shell {
         self.handshake_wanted.store(true, Ordering::Relaxed);
     }
 
+    /// New sessions with every peer (see [`Node::renew_sessions`]), their
+    /// handshakes started within one timer tick: after the wall clock was
+    /// stepped.
+    pub fn renew_sessions(&self) {
+        lock(&self.node).renew_sessions();
+        self.initiate_handshakes();
+    }
+
     /// The UDP address the tunnel listens on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         match &self.engine {
