@@ -6,7 +6,7 @@ use crate::binary;
 use crate::netns::{Lab, addr};
 use crate::town::{Town, path};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The running tunnel service.
@@ -99,4 +99,25 @@ pub fn town_server_reachable(lab: &Lab) -> bool {
         .unwrap()
         .status
         .success()
+}
+
+/// Starts `porta up --foreground` in `home` on the state directory
+/// `state` as interface `tunnel` (which the lab removes at the end), its
+/// output in `log`; returns the lab's handle.
+pub fn up_in_foreground(lab: &mut Lab, state: &Path, tunnel: &str, log: &Path) -> usize {
+    lab.owns_socket(tunnel);
+    lab.spawn(
+        "home",
+        &[
+            path(&binary("porta")),
+            "--state",
+            path(state),
+            "--interface",
+            tunnel,
+            "up",
+            "--foreground",
+        ],
+        log,
+    )
+    .unwrap()
 }

@@ -40,6 +40,33 @@ fn annex_metric(lab: &Lab, name: &str) -> Option<f64> {
         })
 }
 
+/// Enrolls `pau-laptop` through the annex (group `annex-staff`, allowed
+/// the branch's network), connects it with `porta up --foreground` and
+/// waits until it reaches the branch server; returns its handle.
+fn laptop_through_annex(lab: &mut Lab, town: &Town) -> usize {
+    town.admin(lab, &["groups", "add", "annex-staff"]);
+    town.admin(lab, &["groups", "allow", "annex-staff", "172.31.4.0/24"]);
+    let state = town.enroll_through(lab, "pau", "pau-laptop", "annex-staff", Some("annex"));
+    let tunnel = lab.iface("c2");
+    let laptop = porta_tests::laptop::up_in_foreground(
+        lab,
+        &state,
+        &tunnel,
+        &town.dir.path().join("laptop.log"),
+    );
+    wait_until(
+        "the branch server through the annex",
+        Duration::from_secs(15),
+        || {
+            lab.run("home", &["ping", "-c", "1", "-W", "1", addr::BRANCH_SERVER])
+                .unwrap()
+                .status
+                .success()
+        },
+    );
+    laptop
+}
+
 #[test]
 fn a_gateway_whose_disk_fills_says_so_once_keeps_its_events_and_always_starts_again() {
     let mut lab = Lab::new().unwrap();
@@ -82,36 +109,7 @@ fn a_gateway_whose_disk_fills_says_so_once_keeps_its_events_and_always_starts_ag
     });
 
     // A laptop through the annex opens a session.
-    town.admin(&lab, &["groups", "add", "annex-staff"]);
-    town.admin(&lab, &["groups", "allow", "annex-staff", "172.31.4.0/24"]);
-    let state = town.enroll_through(&lab, "pau", "pau-laptop", "annex-staff", Some("annex"));
-    let tunnel = lab.iface("c2");
-    lab.owns_socket(&tunnel);
-    let laptop = lab
-        .spawn(
-            "home",
-            &[
-                path(&binary("porta")),
-                "--state",
-                path(&state),
-                "--interface",
-                &tunnel,
-                "up",
-                "--foreground",
-            ],
-            &logs.join("laptop.log"),
-        )
-        .unwrap();
-    wait_until(
-        "the branch server through the annex",
-        Duration::from_secs(15),
-        || {
-            lab.run("home", &["ping", "-c", "1", "-W", "1", addr::BRANCH_SERVER])
-                .unwrap()
-                .status
-                .success()
-        },
-    );
+    let laptop = laptop_through_annex(&mut lab, &town);
     wait_until(
         "the session start in the log",
         Duration::from_secs(15),
@@ -625,32 +623,7 @@ fn a_gateway_whose_clock_runs_ahead_loses_no_session_from_the_log() {
     wait_until("the annex to follow", Duration::from_secs(20), || {
         annex_listed(&town, &lab)["last_seen_at"].is_string()
     });
-    town.admin(&lab, &["groups", "add", "annex-staff"]);
-    town.admin(&lab, &["groups", "allow", "annex-staff", "172.31.4.0/24"]);
-    let state = town.enroll_through(&lab, "pau", "pau-laptop", "annex-staff", Some("annex"));
-    let tunnel = lab.iface("c2");
-    lab.owns_socket(&tunnel);
-    let laptop = lab
-        .spawn(
-            "home",
-            &[
-                path(&binary("porta")),
-                "--state",
-                path(&state),
-                "--interface",
-                &tunnel,
-                "up",
-                "--foreground",
-            ],
-            &dir.join("laptop.log"),
-        )
-        .unwrap();
-    wait_until("the branch server", Duration::from_secs(15), || {
-        lab.run("home", &["ping", "-c", "1", "-W", "1", addr::BRANCH_SERVER])
-            .unwrap()
-            .status
-            .success()
-    });
+    let laptop = laptop_through_annex(&mut lab, &town);
     lab.kill(laptop).unwrap();
 
     // Both ends of the session are in the log, at the controller's time,
@@ -779,21 +752,12 @@ fn the_controllers_clock_stepped_both_ways_leaves_no_ghost_session_and_no_long_i
     town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
     let state = town.enroll(&lab, "anna", "anna-laptop", "lan");
     let tunnel = lab.iface("c1");
-    lab.owns_socket(&tunnel);
-    lab.spawn(
-        "home",
-        &[
-            path(&binary("porta")),
-            "--state",
-            path(&state),
-            "--interface",
-            &tunnel,
-            "up",
-            "--foreground",
-        ],
+    porta_tests::laptop::up_in_foreground(
+        &mut lab,
+        &state,
+        &tunnel,
         &town.dir.path().join("laptop.log"),
-    )
-    .unwrap();
+    );
     let ping = |lab: &Lab| {
         lab.run("home", &["ping", "-c", "1", "-W", "1", addr::SERVER])
             .unwrap()
