@@ -1437,3 +1437,55 @@ async fn no_formula_runs_whatever_separator_a_spreadsheet_splits_a_csv_at() {
         "{again}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verifying_while_admins_write_never_reports_tampering() {
+    let (_ctl, dir, cli) = logged_in().await;
+    // A log long enough that a walk takes a while: 300 enrollments.
+    cli.json(&["groups", "add", "staff"]).await;
+    let staff = dir.path().join("staff.csv");
+    let rows: String = (0..300)
+        .map(|n| format!("user{n},user{n}-pc,staff,,\n"))
+        .collect();
+    std::fs::write(
+        &staff,
+        format!("user,device,groups,display_name,email\n{rows}"),
+    )
+    .unwrap();
+    let out = dir.path().join("invitations.csv");
+    let enrolled = cli
+        .run(&[
+            "enroll",
+            "--csv",
+            staff.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .await;
+    assert!(enrolled.status.success(), "{enrolled:?}");
+
+    // Another admin keeps changing things while the auditor verifies.
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = tokio::spawn({
+        let (writing, admin) = (writing.clone(), Portactl::new(dir.path()));
+        async move {
+            let mut n = 0;
+            while writing.load(std::sync::atomic::Ordering::Relaxed) {
+                admin.json(&["groups", "add", &format!("g{n}")]).await;
+                n += 1;
+            }
+            n
+        }
+    });
+    for run in 0..30 {
+        let verified = cli.run(&["logs", "verify"]).await;
+        assert!(
+            verified.status.success(),
+            "run {run}: {}{}",
+            String::from_utf8_lossy(&verified.stdout),
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+    writing.store(false, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.await.unwrap() > 10, "the admin wrote meanwhile");
+}
