@@ -7,9 +7,14 @@
 //! gateway.key    its WireGuard private key, made here, never sent (0600)
 //! gateway.toml   controller address, pinned certificate fingerprint, its
 //!                gateway credential, and its tunnel settings (0600)
-//! peers.pb       the last peer set it applied, with its revision
-//!                (a `porta.v1.PeerUpdate` snapshot, replaced atomically)
+//! peers.pb       the last peer set it applied, with its revision and the
+//!                controller's history mark for it (a `porta.v1.PeerUpdate`
+//!                snapshot, replaced atomically; later revisions in peers.log)
 //! events/        connection events not yet delivered (sled)
+//! open-sessions.json  sessions open now, ended by the next start if this
+//!                one is killed
+//! live-tunnels.json   devices with a live tunnel and where they were, for
+//!                the next start's handshakes
 //! ```
 //!
 //! The first start redeems the gateway invitation (`Enrollment.Login`),
