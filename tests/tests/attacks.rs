@@ -54,7 +54,6 @@ async fn a_gateway_cannot_forge_connection_history() {
         event("embedded-device", "session_start", now, &embedded),
         event("revoked", "session_start", now + 60, &revoked),
         event("in-2001", "session_start", 978_307_200, &ours),
-        event("next-year", "session_start", now + 365 * 86_400, &ours),
         huge,
         formula,
         event("end-theirs", "session_end", now, &theirs),
@@ -64,13 +63,19 @@ async fn a_gateway_cannot_forge_connection_history() {
         .report_events(pb::ReportEventsRequest {
             events: forgeries
                 .into_iter()
-                .chain([event("honest", "session_start", now, &ours)])
+                .chain([
+                    event("honest", "session_start", now, &ours),
+                    // Dated next year: a clock that far ahead cannot put a
+                    // session in the future; it is recorded now, with what
+                    // the gateway said kept in its reason.
+                    event("next-year", "session_end", now + 365 * 86_400, &ours),
+                ])
                 .collect(),
         })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(report.accepted, 1, "only the honest event: {report:?}");
+    assert_eq!(report.accepted, 2, "only the honest events: {report:?}");
     assert_eq!(report.refused.len(), attempted, "{report:?}");
     let reasons: Vec<_> = report.refused.iter().map(|r| r.reason.as_str()).collect();
     assert!(reasons.iter().all(|r| !r.is_empty()), "{reasons:?}");
@@ -89,7 +94,17 @@ async fn a_gateway_cannot_forge_connection_history() {
     while let Some(page) = futures::StreamExt::next(&mut records).await {
         for record in page.unwrap().records {
             assert!(record.at + 3_600 > now, "a back-dated record: {record:?}");
+            assert!(
+                record.at <= unix_now() + 5,
+                "a record in the future: {record:?}"
+            );
             assert!(record.rx_bytes < 1_000_000_000, "{record:?}");
+            if record.event_id == "next-year" {
+                assert!(
+                    record.reason.contains("clock: the gateway said"),
+                    "{record:?}"
+                );
+            }
             ids.push((record.device, record.gateway));
         }
     }
@@ -97,6 +112,7 @@ async fn a_gateway_cannot_forge_connection_history() {
         ids,
         [
             ("bernat-pc".to_owned(), "branch".to_owned()),
+            ("anna-laptop".to_owned(), "annex".to_owned()),
             ("anna-laptop".to_owned(), "annex".to_owned())
         ]
     );
