@@ -33,6 +33,30 @@ pub fn iperf3_through_tunnel(lab: &mut Lab, log: &Path) {
     });
 }
 
+/// Runs an iperf3 client in `ns` against `server` and returns its JSON
+/// report. iperf3's server runs one test at a time and, for a moment after
+/// a test ends, still answers the next client "the server is busy running
+/// a test"; that answer is retried (a few times), any other error fails the
+/// test with iperf3's own words.
+pub fn iperf3_report(lab: &Lab, ns: &str, server: &str, extra: &[&str]) -> Value {
+    let mut command = vec!["iperf3", "-c", server, "--connect-timeout", "2000", "-J"];
+    command.extend_from_slice(extra);
+    let mut attempts = 0;
+    loop {
+        let report = json(lab.run(ns, &command).unwrap());
+        let Some(error) = report.get("error").and_then(Value::as_str) else {
+            return report;
+        };
+        attempts += 1;
+        assert!(
+            error.contains("busy") && attempts < 10,
+            "{}: {error}",
+            command.join(" ")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 pub fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }

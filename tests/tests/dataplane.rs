@@ -9,7 +9,7 @@
 //! top to bottom as a story; splitting a scenario would hide its order.
 
 use porta_tests::netns::{Lab, addr};
-use porta_tests::town::{Town, iperf3_through_tunnel, json, path, wait_until};
+use porta_tests::town::{Town, iperf3_report, iperf3_through_tunnel, json, path, wait_until};
 use porta_tests::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -123,31 +123,12 @@ fn the_porta_client_reaches_the_town_server_through_a_wireguard_go_gateway() {
     lab.exec("home", &["ping", "-c", "3", "-W", "2", addr::SERVER])
         .unwrap();
     iperf3_through_tunnel(&mut lab, &town.dir.path().join("iperf.log"));
-    let tcp = json(
-        lab.exec("home", &["iperf3", "-c", addr::SERVER, "-t", "1", "-J"])
-            .unwrap(),
-    );
+    let tcp = iperf3_report(&lab, "home", addr::SERVER, &["-t", "1"]);
     assert!(
         tcp["end"]["sum_received"]["bytes"].as_u64().unwrap() > 100_000,
         "TCP moved data"
     );
-    let udp = json(
-        lab.exec(
-            "home",
-            &[
-                "iperf3",
-                "-c",
-                addr::SERVER,
-                "-u",
-                "-b",
-                "20M",
-                "-t",
-                "1",
-                "-J",
-            ],
-        )
-        .unwrap(),
-    );
+    let udp = iperf3_report(&lab, "home", addr::SERVER, &["-u", "-b", "20M", "-t", "1"]);
     assert!(
         udp["end"]["sum"]["bytes"].as_u64().unwrap() > 100_000,
         "UDP moved data"

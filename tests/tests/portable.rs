@@ -4,7 +4,7 @@
 //! meets in production.
 
 use porta_tests::netns::{Lab, addr};
-use porta_tests::town::{Town, iperf3_through_tunnel, json, path, wait_until};
+use porta_tests::town::{Town, iperf3_report, iperf3_through_tunnel, path, wait_until};
 use porta_tests::*;
 use std::time::Duration;
 
@@ -66,9 +66,9 @@ fn the_portable_data_path_carries_full_size_packets_and_bulk_tcp_both_ways() {
     // Bulk TCP, the laptop sending and receiving.
     iperf3_through_tunnel(&mut lab, &town.dir.path().join("iperf.log"));
     for direction in [&[][..], &["-R"][..]] {
-        let mut command = vec!["iperf3", "-c", addr::SERVER, "-t", "2", "-J"];
-        command.extend_from_slice(direction);
-        let result = json(lab.exec("home", &command).unwrap());
+        let mut extra = vec!["-t", "2"];
+        extra.extend_from_slice(direction);
+        let result = iperf3_report(&lab, "home", addr::SERVER, &extra);
         let received = result["end"]["sum_received"]["bytes"].as_u64().unwrap();
         assert!(
             received > 1_000_000,
