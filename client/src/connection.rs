@@ -23,6 +23,7 @@ use ipnet::IpNet;
 use porta_proto::clock::ClockWatch;
 use porta_proto::connect::{Bearer, connect};
 use porta_proto::pb;
+use porta_proto::refusal::Refusal;
 use porta_tunnel::keys::PublicKey;
 use porta_tunnel::shell::{Datapath, Shell, ShellConfig};
 use porta_tunnel::{Node, PeerConfig};
@@ -68,11 +69,12 @@ pub enum Event {
     NoNetwork,
     /// The computer woke up or changed network; the tunnel was renewed.
     NetworkChanged(String),
-    /// The controller refused this device (revoked, or no longer
-    /// accepted): the tunnel must come down. The message is for people.
+    /// The controller refused this device (revoked, its person paused, or
+    /// no longer known): the tunnel must come down. The message is for
+    /// people.
     Refused {
-        /// True when the device was revoked.
-        revoked: bool,
+        /// Which refusal, when the controller named it.
+        kind: Option<Refusal>,
         /// The controller's words.
         message: String,
     },
@@ -355,9 +357,8 @@ async fn watch_controller(
                     Code::PermissionDenied | Code::Unauthenticated
                 ) =>
             {
-                let revoked = status.message().contains("revoked");
                 let _ = events.send(Event::Refused {
-                    revoked,
+                    kind: Refusal::of(&status),
                     message: status.message().to_owned(),
                 });
                 return;

@@ -120,6 +120,7 @@ fn state_word(state: State) -> &'static str {
         State::Connecting => "connecting",
         State::Connected => "connected",
         State::Revoked => "revoked by IT",
+        State::Paused => "paused: the person's account is disabled or suspended",
     }
 }
 

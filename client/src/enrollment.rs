@@ -11,6 +11,7 @@ use crate::state::{DeviceState, StateDir};
 use anyhow::{Context, Result, bail};
 use porta_proto::connect::connect;
 use porta_proto::pb;
+use porta_proto::refusal::Refusal;
 use porta_proto::{Invitation, pb::InvitationKind};
 use porta_tunnel::keys::PrivateKey;
 use std::time::Duration;
@@ -181,33 +182,69 @@ async fn replaceable(previous: &DeviceState, invitation: &Invitation) -> Result<
     if previous.fingerprint != invitation.fingerprint.to_string() {
         return Ok("with another controller");
     }
-    let still_valid = within_timeout(&previous.controller, async {
-        let channel = connect(&previous.controller, invitation.fingerprint).await?;
+    match ask(previous).await {
+        Verdict::Accepted => Err(StillEnrolled {
+            device_name: previous.config.device_name.clone(),
+        }
+        .into()),
+        Verdict::Refused { .. } => Ok("revoked or no longer accepted by the controller"),
+        Verdict::Unknown(error) => Err(CannotAsk {
+            device_name: previous.config.device_name.clone(),
+            source: error.into(),
+        }
+        .into()),
+    }
+}
+
+/// What the controller says of the enrollment this computer holds.
+#[derive(Debug)]
+pub enum Verdict {
+    /// It accepts it: the computer may connect.
+    Accepted,
+    /// It refuses it (the kind, when the controller names it; its words).
+    Refused {
+        /// Which refusal, if named.
+        kind: Option<Refusal>,
+        /// The controller's words.
+        message: String,
+    },
+    /// It could not be asked (unreachable, silent, or another failure).
+    Unknown(anyhow::Error),
+}
+
+/// Asks the controller, with this computer's credential and at most
+/// [`CONTROLLER_TIMEOUT`], whether it still accepts this computer.
+pub async fn ask(state: &DeviceState) -> Verdict {
+    let answer = within_timeout(&state.controller, async {
+        let pinned = state
+            .fingerprint
+            .parse()
+            .context("the saved certificate fingerprint is damaged")?;
+        let channel = connect(&state.controller, pinned).await?;
         pb::session_client::SessionClient::with_interceptor(
             channel,
-            porta_proto::connect::Bearer::new(&previous.credential),
+            porta_proto::connect::Bearer::new(&state.credential),
         )
         .who_am_i(pb::WhoAmIRequest {})
         .await?;
         anyhow::Ok(())
-    });
-    match still_valid.await {
-        Ok(()) => Err(StillEnrolled {
-            device_name: previous.config.device_name.clone(),
-        }
-        .into()),
-        Err(error) => match error
-            .downcast_ref::<tonic::Status>()
-            .map(tonic::Status::code)
-        {
-            Some(tonic::Code::PermissionDenied | tonic::Code::Unauthenticated) => {
-                Ok("revoked or no longer accepted by the controller")
+    })
+    .await;
+    match answer {
+        Ok(()) => Verdict::Accepted,
+        Err(error) => match error.downcast_ref::<tonic::Status>() {
+            Some(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::PermissionDenied | tonic::Code::Unauthenticated
+                ) =>
+            {
+                Verdict::Refused {
+                    kind: Refusal::of(status),
+                    message: status.message().to_owned(),
+                }
             }
-            _ => Err(CannotAsk {
-                device_name: previous.config.device_name.clone(),
-                source: error.into(),
-            }
-            .into()),
+            _ => Verdict::Unknown(error),
         },
     }
 }

@@ -156,7 +156,11 @@ pub async fn up(socket: &Path) -> Result<()> {
              or run the tunnel in this terminal: `sudo porta up --foreground`"
         );
     };
-    let status = local::answer(local::ANSWER_WITHIN, client.up(api::UpRequest {})).await?;
+    let status = local::answer(
+        local::ENROLLMENT_ANSWER_WITHIN,
+        client.up(api::UpRequest {}),
+    )
+    .await?;
     println!(
         "Connected {} ({}) as {} through {}; routes: {}",
         status.device_name,

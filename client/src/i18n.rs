@@ -292,12 +292,19 @@ catalogue! {
         es: "Este equipo no tiene conexión de red. Porta se volverá a conectar solo cuando vuelva a tenerla.",
         it: "Questo computer non ha una connessione di rete. Porta si ricollegherà da solo quando tornerà disponibile."
     }
-    /// Revoked.
+    /// Revoked: the computer's access was withdrawn for good.
     Revoked {
-        en: "This computer was disconnected by your IT unit. Contact them if this is a mistake.",
-        ca: "El servei d'informàtica ha desconnectat aquest ordinador. Poseu-vos-hi en contacte si és un error.",
-        es: "El servicio de informática ha desconectado este equipo. Póngase en contacto con ellos si se trata de un error.",
-        it: "I servizi informatici hanno scollegato questo computer. Contattateli se si tratta di un errore."
+        en: "Your IT unit withdrew this computer's access to the town hall's network. To connect it again you need a new invitation from them; contact them if this is a mistake.",
+        ca: "El servei d'informàtica ha retirat l'accés d'aquest ordinador a la xarxa de l'ajuntament. Per tornar-lo a connectar us cal una invitació nova; poseu-vos-hi en contacte si és un error.",
+        es: "El servicio de informática ha retirado el acceso de este equipo a la red del ayuntamiento. Para volver a conectarlo necesita una invitación nueva; póngase en contacto con ellos si se trata de un error.",
+        it: "I servizi informatici hanno revocato l'accesso di questo computer alla rete del comune. Per ricollegarlo serve un nuovo invito; in caso di errore, occorre contattarli."
+    }
+    /// Paused: the person's account is disabled or suspended for now.
+    Paused {
+        en: "Your account is paused by your IT unit, so this computer cannot connect for now. Nothing needs to be done here: when IT reactivates your account, Porta connects again by itself.",
+        ca: "El servei d'informàtica ha suspès temporalment el vostre compte i, de moment, aquest ordinador no es pot connectar. No cal fer res aquí: quan informàtica reactivi el compte, Porta es tornarà a connectar sol.",
+        es: "El servicio de informática ha suspendido temporalmente su cuenta y, por ahora, este equipo no puede conectarse. No hace falta hacer nada aquí: cuando informática reactive su cuenta, Porta volverá a conectarse solo.",
+        it: "L'account è stato sospeso temporaneamente dai servizi informatici, perciò per ora questo computer non può collegarsi. Non occorre fare nulla: quando l'account sarà riattivato, Porta si ricollegherà da sé."
     }
     /// Revoked: enroll with a new invitation.
     NewInvitation {
@@ -319,6 +326,48 @@ catalogue! {
         ca: "Aquesta invitació ja s'ha fet servir o ha caducat. Demaneu-ne una de nova al servei d'informàtica.",
         es: "Esta invitación ya se ha usado o ha caducado. Pida una nueva al servicio de informática.",
         it: "Questo invito è già stato usato o è scaduto. Chiedetene uno nuovo ai servizi informatici."
+    }
+    /// The invitation was used already.
+    InvitationUsed {
+        en: "This invitation was already used: each one works once. Ask your IT unit for a new one.",
+        ca: "Aquesta invitació ja s'ha fet servir, i cada invitació només serveix una vegada. Demaneu-ne una de nova al servei d'informàtica.",
+        es: "Esta invitación ya se ha usado, y cada invitación solo sirve una vez. Pida una nueva al servicio de informática.",
+        it: "Questo invito è già stato usato e ogni invito vale una volta sola. Occorre chiederne uno nuovo ai servizi informatici."
+    }
+    /// The invitation expired.
+    InvitationExpired {
+        en: "This invitation has expired. Ask your IT unit for a new one.",
+        ca: "Aquesta invitació ha caducat. Demaneu-ne una de nova al servei d'informàtica.",
+        es: "Esta invitación ha caducado. Pida una nueva al servicio de informática.",
+        it: "Questo invito è scaduto. Occorre chiederne uno nuovo ai servizi informatici."
+    }
+    /// The controller knows no such invitation.
+    InvitationUnknown {
+        en: "The town hall does not recognise this invitation: it was copied with a mistake, or IT withdrew it. Copy it again from the e-mail, or ask your IT unit for a new one.",
+        ca: "L'ajuntament no reconeix aquesta invitació: s'ha copiat malament o informàtica l'ha retirada. Torneu-la a copiar del correu o demaneu-ne una de nova al servei d'informàtica.",
+        es: "El ayuntamiento no reconoce esta invitación: se ha copiado mal o informática la ha retirado. Vuelva a copiarla del correo o pida una nueva al servicio de informática.",
+        it: "Il comune non riconosce questo invito: è stato copiato male oppure i servizi informatici lo hanno ritirato. Occorre copiarlo di nuovo dall'e-mail o chiederne uno nuovo ai servizi informatici."
+    }
+    /// The invitation is for a person whose account is paused.
+    InvitationPaused {
+        en: "This invitation is for an account your IT unit has paused. Ask them to reactivate it; then this same invitation works, as long as it has not expired.",
+        ca: "Aquesta invitació és per a un compte que el servei d'informàtica ha suspès temporalment. Demaneu-los que el reactivin; llavors aquesta mateixa invitació funcionarà, mentre no hagi caducat.",
+        es: "Esta invitación es para una cuenta que el servicio de informática ha suspendido temporalmente. Pídales que la reactiven; entonces esta misma invitación funcionará, mientras no haya caducado.",
+        it: "Questo invito è per un account sospeso temporaneamente dai servizi informatici. Occorre chiedere di riattivarlo; allora questo stesso invito funzionerà, purché non sia scaduto."
+    }
+    /// Another device has the name the invitation gives.
+    DeviceNameTaken {
+        en: "Another computer already has the name this invitation gives. Ask your IT unit for a new invitation, or to remove the old computer.",
+        ca: "Un altre ordinador ja té el nom que dona aquesta invitació. Demaneu al servei d'informàtica una invitació nova o que doni de baixa l'ordinador antic.",
+        es: "Otro equipo ya tiene el nombre que da esta invitación. Pida al servicio de informática una invitación nueva o que dé de baja el equipo antiguo.",
+        it: "Un altro computer ha già il nome indicato da questo invito. Occorre chiedere ai servizi informatici un nuovo invito o di rimuovere il computer vecchio."
+    }
+    /// The key made for this computer is known already.
+    KeyInUse {
+        en: "The town hall already knows the key Porta made for this computer. Try again; if it happens again, copy the diagnostics for your IT unit.",
+        ca: "L'ajuntament ja coneix la clau que Porta ha generat per a aquest ordinador. Torneu-ho a provar; si torna a passar, copieu el diagnòstic per al servei d'informàtica.",
+        es: "El ayuntamiento ya conoce la clave que Porta ha generado para este equipo. Vuelva a intentarlo; si vuelve a ocurrir, copie el diagnóstico para el servicio de informática.",
+        it: "Il comune conosce già la chiave che Porta ha generato per questo computer. Occorre riprovare; se succede di nuovo, copiare la diagnostica per i servizi informatici."
     }
     /// Only an administrator of this computer may do what was asked.
     NeedsAdministrator {

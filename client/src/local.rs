@@ -45,7 +45,8 @@ pub enum Unreachable {
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// The longest any call waits (an enrollment: the service's two calls to
-/// the controller, each bounded by [`crate::enrollment::CONTROLLER_TIMEOUT`]).
+/// the controller, each bounded by [`crate::enrollment::CONTROLLER_TIMEOUT`];
+/// an Up after a refusal: the service asks the controller again first).
 pub const ENROLLMENT_ANSWER_WITHIN: Duration = Duration::from_secs(45);
 
 /// The service took too long to answer.

@@ -15,6 +15,7 @@ use crate::uapi;
 use anyhow::Context;
 use anyhow::{Result, bail};
 use porta_proto::local::{self, status::Problem, status::State};
+use porta_proto::refusal::Refusal;
 #[cfg(unix)]
 use porta_tunnel::keys::PublicKey;
 use serde_json::json;
@@ -106,9 +107,21 @@ pub(crate) async fn up_foreground(dir: &StateDir, interface: &str) -> Result<()>
                 eprintln!("porta: cannot reach the gateway at {gateway}, still trying");
             }
             Some(Event::GatewayReached) => println!("Reached the gateway at {gateway} again."),
-            Some(Event::Refused { revoked: true, .. }) => {
+            Some(Event::Refused {
+                kind: Some(Refusal::DeviceRevoked),
+                ..
+            }) => {
                 break Err(anyhow::anyhow!(
                     "This device was revoked by your IT administrator. The tunnel is down."
+                ));
+            }
+            Some(Event::Refused {
+                kind: Some(Refusal::UserDisabled | Refusal::UserSuspended),
+                message,
+            }) => {
+                break Err(anyhow::anyhow!(
+                    "Your account is paused by your IT administrator ({message}). The tunnel is down; \
+                     once they let you back, connect again without a new invitation."
                 ));
             }
             Some(Event::Refused { message, .. }) => {
@@ -269,6 +282,7 @@ pub(crate) fn print_status(status: &local::Status, json: bool) -> Result<()> {
                     "dns_servers": status.dns_servers,
                     "search_domains": status.search_domains,
                     "last_error": status.last_error,
+                    "refusal": status.refusal,
                 })
             );
         } else {
@@ -276,6 +290,7 @@ pub(crate) fn print_status(status: &local::Status, json: bool) -> Result<()> {
             println!("{}", Msg::NotConnected.text(lang));
             match state {
                 State::Revoked => println!("  {}", Msg::Revoked.text(lang)),
+                State::Paused => println!("  {}", Msg::Paused.text(lang)),
                 State::NotEnrolled => {
                     println!("  This computer is not enrolled: porta enroll <invitation>")
                 }
@@ -364,5 +379,6 @@ fn state_name(state: State) -> &'static str {
         State::Connecting => "connecting",
         State::Connected => "connected",
         State::Revoked => "revoked",
+        State::Paused => "paused",
     }
 }

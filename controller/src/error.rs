@@ -5,6 +5,7 @@
 //! (store, I/O) reach callers only as "internal error" and are logged in
 //! full on the server.
 
+use porta_proto::refusal::Refusal;
 use tonic::{Code, Status};
 
 /// Everything that can go wrong in a controller operation.
@@ -33,6 +34,16 @@ pub enum Error {
     /// A known caller whose role does not allow this, or who was revoked.
     #[error("{0}")]
     PermissionDenied(String),
+    /// A device or an invitation refused for a reason the client names to
+    /// its person (see [`porta_proto::refusal`]); the message is for
+    /// people, the kind travels as metadata.
+    #[error("{message}")]
+    Refused {
+        /// Which refusal.
+        kind: Refusal,
+        /// In words.
+        message: String,
+    },
     /// The VPN prefix has no address left.
     #[error("{0}")]
     AddressesExhausted(String),
@@ -89,6 +100,14 @@ impl Error {
         Self::InvalidArgument(message.into())
     }
 
+    /// Shorthand for [`Error::Refused`].
+    pub fn refused(kind: Refusal, message: impl Into<String>) -> Self {
+        Self::Refused {
+            kind,
+            message: message.into(),
+        }
+    }
+
     /// Shorthand for [`Error::NotFound`].
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
         Self::NotFound {
@@ -113,6 +132,15 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            // The codes older clients already acted on, kept.
+            Error::Refused { kind, .. } => match kind {
+                Refusal::DeviceRevoked | Refusal::UserDisabled | Refusal::UserSuspended => {
+                    Code::PermissionDenied
+                }
+                Refusal::CredentialUnknown | Refusal::InvitationUnknown => Code::Unauthenticated,
+                Refusal::InvitationUsed | Refusal::InvitationExpired => Code::FailedPrecondition,
+                Refusal::DeviceNameTaken | Refusal::KeyInUse => Code::AlreadyExists,
+            },
             Error::AddressesExhausted(_) => Code::ResourceExhausted,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::Throttled { .. } | Error::DiskFull { .. } => Code::ResourceExhausted,
@@ -122,6 +150,10 @@ impl From<Error> for Status {
                 return Status::internal("internal error; the controller's log has the details");
             }
         };
-        Status::new(code, error.to_string())
+        let mut status = Status::new(code, error.to_string());
+        if let Error::Refused { kind, .. } = &error {
+            kind.mark(&mut status);
+        }
+        status
     }
 }

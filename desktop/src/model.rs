@@ -7,6 +7,7 @@
 use crate::settings::DesktopSettings;
 use porta_client::i18n::{Lang, Msg};
 use porta_proto::local::{self, status::State};
+use porta_proto::refusal::Refusal;
 
 /// Why the service cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +55,9 @@ pub struct Failure {
     /// The service refused because only an administrator of this computer
     /// may do it (local.proto: PERMISSION_DENIED marked so).
     pub needs_administrator: bool,
+    /// The controller's refusal, when it named one (local.proto:
+    /// `porta-refusal`).
+    pub refusal: Option<Refusal>,
 }
 
 impl Failure {
@@ -63,6 +67,7 @@ impl Failure {
             code,
             message: message.into(),
             needs_administrator: false,
+            refusal: None,
         }
     }
 }
@@ -75,6 +80,7 @@ impl From<tonic::Status> for Failure {
             needs_administrator: status
                 .metadata()
                 .contains_key(porta_client::daemon::NEEDS_ADMINISTRATOR),
+            refusal: Refusal::of(&status),
         }
     }
 }
@@ -194,6 +200,8 @@ pub enum Screen {
     Tunnel,
     /// Revoked by IT.
     Revoked,
+    /// The person's account is paused.
+    Paused,
     /// The app's settings.
     Settings,
 }
@@ -271,6 +279,7 @@ impl Model {
             (_, Some(State::NotEnrolled)) => Screen::Invitation,
             (_, Some(State::Revoked)) if self.new_invitation => Screen::Invitation,
             (_, Some(State::Revoked)) => Screen::Revoked,
+            (_, Some(State::Paused)) => Screen::Paused,
             _ => Screen::Tunnel,
         }
     }
@@ -422,6 +431,7 @@ impl Model {
         match (before, now) {
             (_, State::Connected) => effects.push(Effect::Notify(Msg::NotifyConnected)),
             (_, State::Revoked) => effects.push(Effect::Notify(Msg::Revoked)),
+            (_, State::Paused) => effects.push(Effect::Notify(Msg::Paused)),
             (Some(State::Connected), State::Connecting) => {
                 effects.push(Effect::Notify(Msg::NotifyDropped));
             }
@@ -436,6 +446,17 @@ fn enroll_notice(failure: &Failure) -> Notice {
     if failure.needs_administrator {
         return Notice::new(Msg::NeedsAdministrator);
     }
+    if let Some(refusal) = failure.refusal {
+        return Notice::new(match refusal {
+            Refusal::InvitationUsed => Msg::InvitationUsed,
+            Refusal::InvitationExpired => Msg::InvitationExpired,
+            Refusal::InvitationUnknown => Msg::InvitationUnknown,
+            Refusal::UserDisabled | Refusal::UserSuspended => Msg::InvitationPaused,
+            Refusal::DeviceNameTaken => Msg::DeviceNameTaken,
+            Refusal::KeyInUse => Msg::KeyInUse,
+            Refusal::DeviceRevoked | Refusal::CredentialUnknown => Msg::Revoked,
+        });
+    }
     match failure.code {
         tonic::Code::InvalidArgument => Notice::new(Msg::InvitationDamaged),
         tonic::Code::PermissionDenied => Notice::new(Msg::InvitationRefused),
@@ -446,6 +467,13 @@ fn enroll_notice(failure: &Failure) -> Notice {
 
 /// Any other failure in plain words.
 fn failure_notice(failure: &Failure) -> Notice {
+    if let Some(refusal) = failure.refusal {
+        return Notice::new(if refusal.is_pause() {
+            Msg::Paused
+        } else {
+            Msg::Revoked
+        });
+    }
     match failure.code {
         tonic::Code::Unauthenticated => {
             Notice::with(Msg::NotInGroup, "user", porta_client::local::user_name())
@@ -574,6 +602,56 @@ mod tests {
             model.notice.as_ref().map(|n| n.msg),
             Some(Msg::ServiceSilent)
         );
+    }
+
+    #[test]
+    fn every_refusal_the_controller_names_has_its_own_words() {
+        let mut model = model();
+        model.apply(Event::Service(Ok(status(State::NotEnrolled))));
+        let mut said = std::collections::HashSet::new();
+        for refusal in [
+            Refusal::InvitationUsed,
+            Refusal::InvitationExpired,
+            Refusal::InvitationUnknown,
+            Refusal::UserDisabled,
+            Refusal::DeviceNameTaken,
+            Refusal::KeyInUse,
+        ] {
+            let mut status = tonic::Status::permission_denied("the controller's English words");
+            refusal.mark(&mut status);
+            model.busy = true;
+            model.apply(Event::Enrolled(Err(Failure::from(status))));
+            let msg = model.notice.as_ref().map(|n| n.msg).expect("a notice");
+            assert_ne!(msg, Msg::Failed, "{refusal}: no raw text in a sentence");
+            assert!(said.insert(msg), "{refusal} shares {msg:?}");
+        }
+        // A suspended person's invitation reads like a disabled one's.
+        let mut status = tonic::Status::permission_denied("suspended");
+        Refusal::UserSuspended.mark(&mut status);
+        model.apply(Event::Enrolled(Err(Failure::from(status))));
+        assert_eq!(
+            model.notice.as_ref().map(|n| n.msg),
+            Some(Msg::InvitationPaused)
+        );
+    }
+
+    #[test]
+    fn a_paused_account_is_told_apart_from_a_revoked_computer() {
+        let mut model = model();
+        model.apply(Event::Service(Ok(status(State::Connected))));
+        assert_eq!(
+            model.apply(Event::Service(Ok(status(State::Paused)))),
+            vec![Effect::Notify(Msg::Paused)]
+        );
+        assert_eq!(model.screen(), Screen::Paused);
+        // Connect asks again; still paused is said as such.
+        assert_eq!(model.act(Action::Connect), vec![Effect::Send(Request::Up)]);
+        let mut refused = tonic::Status::failed_precondition("Your account is paused");
+        Refusal::UserDisabled.mark(&mut refused);
+        model.apply(Event::Switched(Err(Failure::from(refused))));
+        assert_eq!(model.notice.as_ref().map(|n| n.msg), Some(Msg::Paused));
+        model.apply(Event::Service(Ok(status(State::Revoked))));
+        assert_eq!(model.screen(), Screen::Revoked);
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub fn show(ui: &mut egui::Ui, model: &Model, now: u64) -> Vec<Action> {
                 Screen::Preview => preview(ui, model, &mut actions),
                 Screen::Tunnel => tunnel(ui, model, now, &mut actions),
                 Screen::Revoked => revoked(ui, model, &mut actions),
+                Screen::Paused => paused(ui, model, &mut actions),
                 Screen::Settings => settings(ui, model, &mut actions),
             }
             if let Some(notice) = &model.notice {
@@ -288,6 +289,27 @@ fn revoked(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
     ui.add_space(10.0);
     if ui.button(Msg::NewInvitation.text(lang)).clicked() {
         actions.push(Action::NewInvitation);
+    }
+    ui.add_space(12.0);
+    diagnostics_button(ui, model, actions);
+}
+
+/// The person's account is paused: nothing to do here but wait (the
+/// service asks again by itself), or ask again now.
+fn paused(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
+    let lang = model.lang();
+    let colour = warning_colour(ui);
+    ui.label(
+        RichText::new(Msg::Paused.text(lang))
+            .size(18.0)
+            .color(colour),
+    );
+    ui.add_space(10.0);
+    if ui
+        .add_enabled(!model.busy, egui::Button::new(Msg::Connect.text(lang)))
+        .clicked()
+    {
+        actions.push(Action::Connect);
     }
     ui.add_space(12.0);
     diagnostics_button(ui, model, actions);

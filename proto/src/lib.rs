@@ -11,6 +11,9 @@
 //! * [`fingerprint`]: SHA-256 certificate fingerprints, how clients pin the
 //!   controller without any PKI.
 //! * [`keys`]: WireGuard public keys as they travel in messages (base64).
+//! * [`refusal`]: why the controller refused a device or an invitation,
+//!   one word beside the message, so front ends say it in the person's
+//!   language.
 //! * [`clock`]: the one reading of the wall clock in Unix seconds; each
 //!   program reads it at its entry points and passes `now` down.
 //! * [`files`]: the one owner-only, atomic and durable file writer every
@@ -30,6 +33,7 @@ pub mod files;
 pub mod fingerprint;
 pub mod invitation;
 pub mod keys;
+pub mod refusal;
 
 #[cfg(feature = "client")]
 pub mod connect;

@@ -47,6 +47,7 @@ async fn main() {
             public_key: key,
             hostname: "pc".into(),
             os: "linux".into(),
+            ..Default::default()
         };
         client.enroll(request).await.unwrap().into_inner()
     };

@@ -208,6 +208,7 @@ async fn main() {
                         public_key: PrivateKey::generate().public_key().to_base64(),
                         hostname: "pc".into(),
                         os: "linux".into(),
+                        ..Default::default()
                     })
                     .await
                     .unwrap()

@@ -26,4 +26,5 @@ mod roles;
 mod scale;
 mod service;
 mod systemd;
+mod truth;
 mod windows;

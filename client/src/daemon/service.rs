@@ -3,11 +3,12 @@
 //! [`local::Status`] on a watch channel, which `WatchStatus` streams.
 
 use super::LocalCaller;
-use super::settings::{Refusal, Remembered};
+use super::settings::{Remembered, SavedRefusal};
 use crate::connection::{Connection, Event};
-use crate::enrollment;
+use crate::enrollment::{self, Verdict};
 use crate::state::StateDir;
 use porta_proto::local::{self, status::Problem, status::State};
+use porta_proto::refusal::Refusal;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,11 @@ use tonic::{Request, Response, Status};
 
 /// While connected, the status (counters, handshake) is refreshed this often.
 const REFRESH: Duration = Duration::from_secs(2);
+
+/// After a refusal the controller is asked again after this long, then
+/// ever less often, up to [`ASK_AGAIN_AT_MOST_EVERY`].
+const ASK_AGAIN_FIRST: Duration = Duration::from_secs(10);
+const ASK_AGAIN_AT_MOST_EVERY: Duration = Duration::from_secs(600);
 
 /// How many recent errors diagnostics show.
 const ERRORS_KEPT: usize = 10;
@@ -37,6 +43,9 @@ struct Inner {
     /// Held by the one enrollment in progress (across its calls to the
     /// controller); another waits for nothing and is refused.
     enrolling: tokio::sync::Mutex<()>,
+    /// Asks the controller again after a refusal (see
+    /// [`Inner::ask_again_later`]); at most one.
+    asking_again: Mutex<Option<tokio::task::JoinHandle<()>>>,
     health: Mutex<Health>,
     status: watch::Sender<local::Status>,
 }
@@ -93,6 +102,7 @@ impl TunnelService {
                 interface,
                 live: tokio::sync::Mutex::new(None),
                 enrolling: tokio::sync::Mutex::new(()),
+                asking_again: Mutex::new(None),
                 health: Mutex::new(Health::default()),
                 status,
             }),
@@ -101,13 +111,19 @@ impl TunnelService {
         service
     }
 
-    /// Connects if the remembered settings say so (at service start).
+    /// Connects if the remembered settings say so (at service start). A
+    /// remembered refusal is no verdict: the controller is asked again
+    /// later, and the tunnel comes up once it accepts this computer.
     pub async fn resume(&self) {
         let remembered = self.inner.remembered();
-        if remembered.connect_at_start
-            && remembered.refused.is_none()
-            && self.inner.dir.is_enrolled()
-        {
+        if !self.inner.dir.is_enrolled() {
+            return;
+        }
+        if remembered.refused.is_some() {
+            self.inner.ask_again_later();
+            return;
+        }
+        if remembered.connect_at_start {
             match self.inner.up().await {
                 Ok(_) => tracing::info!("connected at start, as last left"),
                 Err(status) => {
@@ -120,6 +136,9 @@ impl TunnelService {
     /// Takes the tunnel down (the service is stopping). The remembered
     /// "connect at start" stays as it is.
     pub async fn shut_down(&self) {
+        if let Some(task) = self.inner.asking().take() {
+            task.abort();
+        }
         drop(self.inner.live.lock().await.take());
     }
 }
@@ -178,11 +197,17 @@ impl Inner {
         status.dns_servers = config.dns_servers;
         status.search_domains = config.search_domains;
         let Some(live) = live else {
-            status.state = match self.remembered().refused {
+            let refused = self.remembered().refused;
+            status.state = match &refused {
+                Some(refusal) if refusal.is_pause() => State::Paused,
                 Some(_) => State::Revoked,
                 None => State::Disconnected,
             }
             .into();
+            status.refusal = refused
+                .and_then(|r| r.kind())
+                .map(|k| k.word().to_owned())
+                .unwrap_or_default();
             return status;
         };
         let counters = live.connection.counters();
@@ -220,6 +245,38 @@ impl Inner {
     }
 
     async fn up(self: &Arc<Self>) -> Result<local::Status, Status> {
+        // A refusal is asked about again now (without holding the tunnel:
+        // a silent controller must not freeze the others).
+        if self.remembered().refused.is_some() && self.live.lock().await.is_none() {
+            match self.ask_again().await {
+                Verdict::Accepted => {}
+                Verdict::Refused { .. } => {
+                    let refusal = self.remembered().refused;
+                    return Err(refusal.as_ref().map_or_else(
+                        || Status::aborted("the enrollment changed meanwhile; try again"),
+                        refused_status,
+                    ));
+                }
+                Verdict::Unknown(error) => {
+                    let refused = self.remembered().refused;
+                    let Some(refusal) = refused else {
+                        return Err(Status::aborted(
+                            "the enrollment changed meanwhile; try again",
+                        ));
+                    };
+                    let said = refused_status(&refusal);
+                    let mut status = Status::failed_precondition(format!(
+                        "{} (the controller could not be asked again: {})",
+                        said.message(),
+                        porta_proto::describe_chain(error.chain())
+                    ));
+                    if let Some(kind) = refusal.kind() {
+                        kind.mark(&mut status);
+                    }
+                    return Err(status);
+                }
+            }
+        }
         let mut live = self.live.lock().await;
         if live.is_none() {
             if !self.dir.is_enrolled() {
@@ -228,7 +285,7 @@ impl Inner {
                 ));
             }
             if let Some(refusal) = self.remembered().refused {
-                return Err(Status::failed_precondition(refused_words(&refusal)));
+                return Err(refused_status(&refusal));
             }
             {
                 // A new tunnel starts healthy; the error history stays.
@@ -330,10 +387,10 @@ impl Inner {
                     }
                 }
             }
-            if let Event::Refused { revoked, message } = event {
+            if let Event::Refused { kind, message } = event {
                 // Dropping the tunnel aborts this task: do it from another.
                 let inner = self.clone();
-                tokio::spawn(async move { inner.refused(Refusal { revoked, message }).await });
+                tokio::spawn(async move { inner.refused(SavedRefusal::new(kind, message)).await });
                 return;
             }
             self.publish_current().await;
@@ -345,14 +402,90 @@ impl Inner {
         self.publish(live.as_ref());
     }
 
-    async fn refused(&self, refusal: Refusal) {
+    async fn refused(self: &Arc<Self>, refusal: SavedRefusal) {
         let mut live = self.live.lock().await;
-        tracing::warn!(revoked = refusal.revoked, message = %refusal.message, "the controller refused this device; the tunnel is down");
+        tracing::warn!(refusal = refusal.kind.as_deref().unwrap_or("unnamed"), message = %refusal.message, "the controller refused this device; the tunnel is down");
         drop(live.take());
         if let Err(status) = self.remember(|r| r.refused = Some(refusal)) {
             tracing::warn!(error = %status.message(), "could not remember the refusal");
         }
         self.publish(None);
+        drop(live);
+        self.ask_again_later();
+    }
+
+    fn asking(&self) -> std::sync::MutexGuard<'_, Option<tokio::task::JoinHandle<()>>> {
+        self.asking_again.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Asks the controller whether it accepts this computer again, and
+    /// keeps what it says: accepted forgets the refusal, refused keeps its
+    /// newest kind (a paused person's computer may be revoked since).
+    async fn ask_again(&self) -> Verdict {
+        let Ok(state) = self.dir.load() else {
+            return Verdict::Unknown(anyhow::anyhow!("this computer is not enrolled"));
+        };
+        let verdict = enrollment::ask(&state).await;
+        let kept = match &verdict {
+            Verdict::Accepted => {
+                tracing::info!(device = %state.config.device_name, "the controller accepts this computer again");
+                self.remember(|r| r.refused = None)
+            }
+            Verdict::Refused { kind, message } => {
+                tracing::info!(
+                    refusal = kind.map_or("unnamed", Refusal::word),
+                    "the controller still refuses this computer"
+                );
+                let refusal = SavedRefusal::new(*kind, message.clone());
+                self.remember(|r| {
+                    if r.refused.is_some() {
+                        r.refused = Some(refusal);
+                    }
+                })
+            }
+            Verdict::Unknown(error) => {
+                tracing::info!(error = %porta_proto::describe_chain(error.chain()), "could not ask the controller again");
+                Ok(())
+            }
+        };
+        if let Err(status) = kept {
+            tracing::warn!(error = %status.message(), "could not save what the controller said");
+        }
+        self.publish_current().await;
+        verdict
+    }
+
+    /// Starts (or restarts) asking the controller again, ever less often,
+    /// while a refusal is remembered. Once it accepts this computer the
+    /// refusal is forgotten and, if the person last left the tunnel
+    /// connected, it comes up: a paused person is back without a new
+    /// invitation and without touching the computer.
+    fn ask_again_later(self: &Arc<Self>) {
+        let inner = self.clone();
+        let task = tokio::spawn(async move {
+            let mut backoff =
+                porta_proto::connect::Backoff::new(ASK_AGAIN_FIRST, ASK_AGAIN_AT_MOST_EVERY);
+            loop {
+                tokio::time::sleep(backoff.next_delay()).await;
+                if inner.remembered().refused.is_none() {
+                    return;
+                }
+                if let Verdict::Accepted = inner.ask_again().await {
+                    if inner.remembered().connect_at_start {
+                        match inner.up().await {
+                            Ok(_) => tracing::info!("connected again, as last left"),
+                            Err(status) => {
+                                tracing::warn!(error = %status.message(), "could not connect again")
+                            }
+                        }
+                    }
+                    return;
+                }
+            }
+        });
+        if let Some(previous) = self.asking().replace(task) {
+            previous.abort();
+        }
     }
 }
 
@@ -377,16 +510,23 @@ fn held_valid(error: &anyhow::Error) -> bool {
     error.is::<enrollment::StillEnrolled>() || error.is::<enrollment::CannotAsk>()
 }
 
-/// The refusal in the words the front ends show when there is no catalogue.
-fn refused_words(refusal: &Refusal) -> String {
-    if refusal.revoked {
-        crate::i18n::Msg::Revoked.text(crate::i18n::Lang::En).into()
-    } else {
-        format!(
+/// The refusal of Up, in the words front ends show when they have no
+/// catalogue, marked with its kind for those that do.
+fn refused_status(refusal: &SavedRefusal) -> Status {
+    use crate::i18n::{Lang, Msg};
+    let words = match refusal.kind() {
+        Some(Refusal::DeviceRevoked) => Msg::Revoked.text(Lang::En).to_owned(),
+        Some(kind) if kind.is_pause() => Msg::Paused.text(Lang::En).to_owned(),
+        _ => format!(
             "the controller no longer accepts this computer: {}",
             refusal.message
-        )
+        ),
+    };
+    let mut status = Status::failed_precondition(words);
+    if let Some(kind) = refusal.kind() {
+        kind.mark(&mut status);
     }
+    status
 }
 
 fn unix(at: SystemTime) -> u64 {
@@ -422,11 +562,16 @@ fn enroll_status(error: &anyhow::Error) -> Status {
     {
         return Status::unavailable(text);
     }
-    match error
+    let answered = error
         .chain()
-        .find_map(|c| c.downcast_ref::<tonic::Status>())
-        .map(Status::code)
-    {
+        .find_map(|c| c.downcast_ref::<tonic::Status>());
+    // Every refusal the controller names is the invitation's refusal.
+    if let Some(kind) = answered.and_then(Refusal::of) {
+        let mut status = Status::permission_denied(text);
+        kind.mark(&mut status);
+        return status;
+    }
+    match answered.map(Status::code) {
         Some(
             tonic::Code::PermissionDenied | tonic::Code::Unauthenticated | tonic::Code::NotFound,
         ) => Status::permission_denied(text),

@@ -5,6 +5,7 @@
 
 use crate::state::StateDir;
 use anyhow::{Context, Result};
+use porta_proto::refusal::Refusal;
 use serde::{Deserialize, Serialize};
 
 const FILE: &str = "service.toml";
@@ -15,18 +16,48 @@ const FILE: &str = "service.toml";
 pub struct Remembered {
     /// Bring the tunnel up when the service starts.
     pub connect_at_start: bool,
-    /// The controller refused this device (its words), until it is
+    /// The controller's last refusal of this device, until it accepts it
+    /// again (the service asks again now and then) or the computer is
     /// enrolled again.
-    pub refused: Option<Refusal>,
+    pub refused: Option<SavedRefusal>,
 }
 
 /// Why the controller refused this device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Refusal {
-    /// Revoked by IT (rather than otherwise no longer accepted).
+pub struct SavedRefusal {
+    /// Revoked by IT (also read from files written before `kind`).
+    #[serde(default)]
     pub revoked: bool,
     /// The controller's message.
     pub message: String,
+    /// The controller's word for it (`porta_proto::refusal`), if it named
+    /// one.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+impl SavedRefusal {
+    /// A refusal of `kind` (if the controller named one) in `message`.
+    pub fn new(kind: Option<Refusal>, message: String) -> Self {
+        Self {
+            revoked: kind == Some(Refusal::DeviceRevoked),
+            message,
+            kind: kind.map(|k| k.word().to_owned()),
+        }
+    }
+
+    /// Which refusal, as far as known.
+    pub fn kind(&self) -> Option<Refusal> {
+        self.kind
+            .as_deref()
+            .and_then(Refusal::from_word)
+            .or(self.revoked.then_some(Refusal::DeviceRevoked))
+    }
+
+    /// Whether the person is only paused (see [`Refusal::is_pause`]).
+    pub fn is_pause(&self) -> bool {
+        self.kind().is_some_and(Refusal::is_pause)
+    }
 }
 
 impl Remembered {
@@ -74,15 +105,32 @@ mod tests {
         );
         let settings = Remembered {
             connect_at_start: true,
-            refused: Some(Refusal {
-                revoked: true,
-                message: "device revoked".into(),
-            }),
+            refused: Some(SavedRefusal::new(
+                Some(Refusal::UserDisabled),
+                "the user \"anna\" is disabled".into(),
+            )),
         };
         settings.save(&dir).expect("save");
         assert_eq!(Remembered::load(&dir).expect("load"), settings);
         Remembered::forget(&dir).expect("forget");
         assert_eq!(Remembered::load(&dir).expect("gone"), Remembered::default());
+    }
+
+    #[test]
+    fn a_refusal_saved_before_kinds_were_named_still_reads() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let dir = StateDir(temp.path().to_owned());
+        std::fs::write(
+            temp.path().join(FILE),
+            "connect_at_start = true\n[refused]\nrevoked = true\nmessage = \"this device was revoked\"\n",
+        )
+        .expect("write");
+        let refused = Remembered::load(&dir)
+            .expect("load")
+            .refused
+            .expect("refused");
+        assert_eq!(refused.kind(), Some(Refusal::DeviceRevoked));
+        assert!(!refused.is_pause());
     }
 
     #[test]

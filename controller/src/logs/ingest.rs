@@ -2,7 +2,9 @@
 //! the open sessions kept in step.
 
 use super::*;
+use crate::store::records::UserRecord;
 use append::log_connection;
+use porta_gateway::event::EndReason;
 
 /// What became of a batch of events.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,23 +20,53 @@ pub struct EventReport {
     pub clock_ahead_secs: u64,
 }
 
+/// Why the controller took a device's peer away, in the log's words. The
+/// gateway only knows that the peer was removed ([`EndReason::Revoked`]);
+/// the controller removes one only when the device was revoked or its
+/// person disabled (by an admin, or suspended by the directory), and the
+/// event arrives within moments of the removal, so the records at hand
+/// say which. `removed` is left for a peer removed with neither true any
+/// more (its person enabled again before the gateway's event arrived).
+fn removal_reason(t: &Txn<'_>, device: &DeviceRecord) -> Result<&'static str, TxError> {
+    if device.revoked_at.is_some() {
+        return Ok("revoked");
+    }
+    let user: Option<UserRecord> = t.get(T::Users, device.user.as_bytes())?;
+    Ok(match user {
+        Some(user) if user.disabled && user.directory.as_ref().is_some_and(|d| d.suspended) => {
+            "user suspended"
+        }
+        Some(user) if user.disabled => "user disabled",
+        _ => "removed",
+    })
+}
+
 /// The record's reason: the end reason, and — when the gateway's clock was
 /// ahead — both clocks, so that an auditor sees what happened and when.
-fn reason_noting_clock(event: &GatewayEvent, admitted: &check::Admitted) -> String {
-    let reason = event.reason.map(|r| r.as_str()).unwrap_or_default();
+fn reason_noting_clock(
+    t: &Txn<'_>,
+    device: &DeviceRecord,
+    event: &GatewayEvent,
+    admitted: &check::Admitted,
+) -> Result<String, TxError> {
+    let reason = match event.reason {
+        Some(EndReason::Revoked) => removal_reason(t, device)?,
+        Some(other) => other.as_str(),
+        None => "",
+    };
     let Some(said) = admitted.gateway_said else {
-        return reason.to_owned();
+        return Ok(reason.to_owned());
     };
     let clocks = format!(
         "clock: the gateway said {}, recorded at {}",
         iso(said),
         iso(admitted.at)
     );
-    if reason.is_empty() {
+    Ok(if reason.is_empty() {
         clocks
     } else {
         format!("{reason}; {clocks}")
-    }
+    })
 }
 
 /// Records `events` from `gateway` in one transaction: each event id once,
@@ -104,7 +136,7 @@ pub async fn record_events(
                         session_start: admitted.session_start,
                         rx_bytes: event.rx_bytes.max(so_far.0),
                         tx_bytes: event.tx_bytes.max(so_far.1),
-                        reason: reason_noting_clock(event, &admitted),
+                        reason: reason_noting_clock(t, &device, event, &admitted)?,
                         previous_hash: String::new(),
                         hash: String::new(),
                     },

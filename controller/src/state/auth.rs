@@ -4,6 +4,7 @@ use super::{Caller, Controller};
 use crate::error::{Error, Result};
 use crate::secret;
 use crate::store::records::{DeviceRecord, UserRecord};
+use porta_proto::refusal::Refusal;
 
 impl Controller {
     /// Checks a presented credential and returns who it belongs to.
@@ -12,8 +13,12 @@ impl Controller {
     pub fn authenticate(&self, presented: &str) -> Result<Caller> {
         let secret = secret::parse(presented)
             .ok_or_else(|| Error::Unauthenticated("the credential is malformed".into()))?;
-        let unknown =
-            || Error::Unauthenticated("the credential is not valid (unknown or revoked)".into());
+        let unknown = || {
+            Error::refused(
+                Refusal::CredentialUnknown,
+                "the credential is not valid (unknown or revoked)",
+            )
+        };
         let credential = self.store.credential(secret.id)?.ok_or_else(unknown)?;
         let hash = credential.hash.as_ref().ok_or_else(unknown)?;
         if !secret.matches(hash) || credential.revoked_at.is_some() {
@@ -36,16 +41,14 @@ impl Controller {
     /// revoked, and its user not disabled.
     pub(super) fn check_device_allowed(&self, device: &DeviceRecord) -> Result<UserRecord> {
         if device.revoked_at.is_some() {
-            return Err(Error::PermissionDenied(
-                "this device was revoked by your IT administrator".into(),
+            return Err(Error::refused(
+                Refusal::DeviceRevoked,
+                "this device was revoked by your IT administrator",
             ));
         }
         let user = self.user(&device.user)?;
         if user.disabled {
-            return Err(Error::PermissionDenied(format!(
-                "the user {:?} is disabled; ask your IT administrator",
-                user.name
-            )));
+            return Err(user_paused(&user));
         }
         Ok(user)
     }
@@ -58,5 +61,28 @@ impl Controller {
                 "the credential is not valid (unknown or revoked)".into(),
             )),
         }
+    }
+}
+
+/// The refusal of a disabled user: suspended by the town's directory, or
+/// disabled by an administrator. Either is a pause: enabled again, the
+/// person's computers connect without a new invitation.
+pub(super) fn user_paused(user: &UserRecord) -> Error {
+    if user.directory.as_ref().is_some_and(|d| d.suspended) {
+        Error::refused(
+            Refusal::UserSuspended,
+            format!(
+                "the user {:?} is suspended by the town's directory; ask your IT administrator",
+                user.name
+            ),
+        )
+    } else {
+        Error::refused(
+            Refusal::UserDisabled,
+            format!(
+                "the user {:?} is disabled; ask your IT administrator",
+                user.name
+            ),
+        )
     }
 }

@@ -11,6 +11,7 @@ use crate::secret::{self, IssuedSecret, PresentedSecret, SecretHash};
 use crate::settings::Settings;
 use crate::store::records::*;
 use crate::store::{TxError, Txn};
+use porta_proto::refusal::Refusal;
 use porta_proto::{PublicKey, pb};
 use std::net::Ipv4Addr;
 
@@ -174,14 +175,19 @@ impl Controller {
                 };
                 let owner = t.require_user(user)?;
                 if owner.disabled {
-                    return Err(Error::PermissionDenied(format!("the user {user:?} is disabled")).into());
+                    return Err(super::auth::user_paused(&owner).into());
                 }
                 if t.live_device_named(device_name)? {
-                    return Err(Error::AlreadyExists(format!("a device named {device_name:?} exists already")).into());
+                    return Err(Error::refused(
+                        Refusal::DeviceNameTaken,
+                        format!("a device named {device_name:?} exists already"),
+                    )
+                    .into());
                 }
                 if t.device_key_known(&public_key)? {
-                    return Err(Error::AlreadyExists(
-                        "this WireGuard public key is already in use (or was revoked); generate a new key".into(),
+                    return Err(Error::refused(
+                        Refusal::KeyInUse,
+                        "this WireGuard public key is already in use (or was revoked); generate a new key",
                     )
                     .into());
                 }
@@ -415,8 +421,9 @@ fn reissue_credential(
 }
 
 fn invalid_invitation() -> Error {
-    Error::Unauthenticated(
-        "this invitation is not valid (mistyped, or deleted by an administrator)".into(),
+    Error::refused(
+        Refusal::InvitationUnknown,
+        "this invitation is not valid (mistyped, or deleted by an administrator)",
     )
 }
 
@@ -433,18 +440,22 @@ fn redeemable_invite(
         return Err(invalid_invitation().into());
     }
     if invite.redeemed_at.is_some() {
-        return Err(Error::FailedPrecondition(
-            "this invitation was already used; ask your IT administrator for a new one".into(),
+        return Err(Error::refused(
+            Refusal::InvitationUsed,
+            "this invitation was already used; ask your IT administrator for a new one",
         )
         .into());
     }
     if invite.expires_at <= now {
-        return Err(Error::FailedPrecondition(format!(
-            "this invitation expired at {}; ask your IT administrator for a new one",
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(invite.expires_at)
-            )
-        ))
+        return Err(Error::refused(
+            Refusal::InvitationExpired,
+            format!(
+                "this invitation expired at {}; ask your IT administrator for a new one",
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(invite.expires_at)
+                )
+            ),
+        )
         .into());
     }
     Ok(invite)

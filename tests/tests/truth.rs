@@ -1,0 +1,122 @@
+//! What staff are told when something breaks, against real processes: the
+//! tunnel service (`porta daemon`) on a laptop in `home`, the controller
+//! with its embedded gateway in `town`.
+
+use porta_tests::binary;
+use porta_tests::laptop::{TunnelService, town_server_reachable};
+use porta_tests::netns::{Lab, addr};
+use porta_tests::town::{Town, path, wait_until};
+use serde_json::Value;
+use std::time::Duration;
+
+/// `porta` against the service's socket, in English.
+fn porta(lab: &Lab, service: &TunnelService, args: &[&str]) -> std::process::Output {
+    let porta = binary("porta");
+    let mut all = vec![
+        "env",
+        "LANG=C",
+        path(&porta),
+        "--socket",
+        path(&service.socket),
+    ];
+    all.extend_from_slice(args);
+    lab.run("home", &all).unwrap()
+}
+
+fn status(lab: &Lab, service: &TunnelService) -> Value {
+    serde_json::from_slice(&porta(lab, service, &["status", "--json"]).stdout)
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_paused_person_is_told_so_and_comes_back_without_a_new_invitation() {
+    let mut lab = Lab::new().unwrap();
+    let town = Town::start(&mut lab, true);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(
+        &lab,
+        &["groups", "allow", "lan", &format!("{}/32", addr::SERVER)],
+    );
+    let invitation = town.admin(
+        &lab,
+        &[
+            "enroll", "--user", "anna", "--device", "anna-pc", "--groups", "lan",
+        ],
+    )["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tunnel = lab.iface("t");
+    let mut service = TunnelService::start(&mut lab, &town, &tunnel);
+    assert!(
+        porta(&lab, &service, &["enroll", "--yes", &invitation])
+            .status
+            .success()
+    );
+    assert!(porta(&lab, &service, &["up"]).status.success());
+    wait_until("the town server", Duration::from_secs(30), || {
+        town_server_reachable(&lab)
+    });
+
+    // IT pauses Anna's account: her laptop says so (not "revoked"), and
+    // the auditor reads why her session ended.
+    town.admin(&lab, &["users", "disable", "anna"]);
+    wait_until(
+        "the laptop to say it is paused",
+        Duration::from_secs(30),
+        || status(&lab, &service)["state"] == "paused",
+    );
+    assert_eq!(status(&lab, &service)["refusal"], "user-disabled");
+    let said = String::from_utf8_lossy(&porta(&lab, &service, &["status"]).stdout).into_owned();
+    assert!(said.contains("Your account is paused"), "{said}");
+    let up = porta(&lab, &service, &["up"]);
+    assert!(!up.status.success());
+    let refused = String::from_utf8_lossy(&up.stderr).into_owned();
+    assert!(refused.contains("Your account is paused"), "{refused}");
+    let mut sessions = Vec::new();
+    wait_until("anna's session end", Duration::from_secs(15), || {
+        sessions = town.sessions_of(&lab, "anna-pc");
+        sessions.iter().any(|r| r["kind"] == "session_end")
+    });
+    let end = sessions
+        .iter()
+        .find(|r| r["kind"] == "session_end")
+        .unwrap();
+    assert_eq!(end["reason"], "user disabled", "{end}");
+
+    // A restart of the service keeps the pause, and asks again.
+    assert_eq!(lab.stop(service.handle).unwrap(), Some(0));
+    service.start_again(&mut lab);
+    assert_eq!(status(&lab, &service)["state"], "paused");
+
+    // IT lets her back: the laptop reconnects by itself, as it was left,
+    // with the same enrollment (no new invitation, nobody at the laptop).
+    town.admin(&lab, &["users", "enable", "anna"]);
+    wait_until(
+        "the laptop back on its own",
+        Duration::from_secs(120),
+        || town_server_reachable(&lab),
+    );
+    assert_eq!(status(&lab, &service)["state"], "connected");
+    assert!(
+        service
+            .log()
+            .contains("the controller accepts this computer again")
+    );
+
+    // Revoked is another thing, and said so.
+    town.admin(&lab, &["devices", "revoke", "anna-pc"]);
+    wait_until(
+        "the laptop to say it is revoked",
+        Duration::from_secs(30),
+        || status(&lab, &service)["state"] == "revoked",
+    );
+    assert_eq!(status(&lab, &service)["refusal"], "device-revoked");
+    let said = String::from_utf8_lossy(&porta(&lab, &service, &["status"]).stdout).into_owned();
+    assert!(said.contains("withdrew this computer's access"), "{said}");
+    wait_until("the revoked session's end", Duration::from_secs(15), || {
+        town.sessions_of(&lab, "anna-pc")
+            .iter()
+            .any(|r| r["kind"] == "session_end" && r["reason"] == "revoked")
+    });
+}
