@@ -397,6 +397,13 @@ catalogue! {
         es: "El servicio Porta no se está ejecutando en este equipo. Pida al servicio de informática que ejecute: sudo systemctl enable --now porta",
         it: "Il servizio Porta non è in esecuzione su questo computer. Chiedete ai servizi informatici di eseguire: sudo systemctl enable --now porta"
     }
+    /// The service stopped while the app watched it.
+    ServiceStopped {
+        en: "The Porta service on this computer stopped (an update restarts it, for instance). Porta connects to it again by itself as soon as it is back.",
+        ca: "El servei Porta d'aquest ordinador s'ha aturat (per exemple, perquè una actualització el reinicia). Porta s'hi tornarà a connectar sol tan bon punt torni a funcionar.",
+        es: "El servicio Porta de este equipo se ha detenido (por ejemplo, porque una actualización lo reinicia). Porta volverá a conectarse a él solo en cuanto vuelva a funcionar.",
+        it: "Il servizio Porta di questo computer si è fermato (per esempio perché un aggiornamento lo riavvia). Porta si ricollegherà da sé appena sarà di nuovo attivo."
+    }
     /// The user is not in the porta group.
     NotInGroup {
         en: "Your user account ({user}) may not connect this computer yet. Ask your IT unit to run: sudo adduser {user} porta — then log out and in again.",

@@ -108,6 +108,20 @@ impl Error {
         }
     }
 
+    /// Why a presented secret was refused (unknown, wrong, or revoked),
+    /// when this error is that refusal: what counts as a failed attempt
+    /// against the source (see `crate::guard`).
+    pub fn refused_secret(&self) -> Option<&str> {
+        match self {
+            Error::Unauthenticated(reason) => Some(reason),
+            Error::Refused {
+                kind: Refusal::CredentialUnknown | Refusal::InvitationUnknown,
+                message,
+            } => Some(message),
+            _ => None,
+        }
+    }
+
     /// Shorthand for [`Error::NotFound`].
     pub fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
         Self::NotFound {

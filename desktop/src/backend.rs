@@ -118,12 +118,16 @@ async fn follow(
                     return Ok(());
                 }
             }
-            Err(ServiceProblem::NotRunning)
+            // The service ends the stream when it stops.
+            Err(ServiceProblem::Stopped)
         }
         .await;
         match outcome {
             Ok(()) => return,
             Err(problem) if last_problem.as_ref() == Some(&problem) => {}
+            // Stopped, and not back yet: still what is true.
+            Err(ServiceProblem::NotRunning)
+                if last_problem.as_ref() == Some(&ServiceProblem::Stopped) => {}
             Err(problem) => {
                 last_problem = Some(problem.clone());
                 if !tell(Event::Service(Err(problem))) {

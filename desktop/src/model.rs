@@ -14,6 +14,9 @@ use porta_proto::refusal::Refusal;
 pub enum ServiceProblem {
     /// Nothing listens on the socket.
     NotRunning,
+    /// The service was running and stopped (restarted by an update, or
+    /// stopped by IT); the app looks for it again until it is back.
+    Stopped,
     /// This user is not in the `porta` group.
     NotAllowed {
         /// The user's name.
@@ -290,6 +293,7 @@ impl Model {
             Service::Problem(ServiceProblem::NotRunning) => {
                 Some(Notice::new(Msg::ServiceNotRunning))
             }
+            Service::Problem(ServiceProblem::Stopped) => Some(Notice::new(Msg::ServiceStopped)),
             Service::Problem(ServiceProblem::NotAllowed { user }) => {
                 Some(Notice::with(Msg::NotInGroup, "user", user.clone()))
             }

@@ -27,7 +27,7 @@ fn the_demo_runs_and_shows_enroll_reach_revoke_and_the_log() {
     );
     for expected in [
         "you are inside the town network",
-        "This computer was disconnected by your IT unit",
+        "withdrew this computer's access",
         "The town server is unreachable",
         "session_end",
         "connections log: OK",

@@ -83,8 +83,9 @@ fn click(app: &mut App, label: &str) {
 }
 
 /// The screens captured, each in every language.
-const SCREENS: [&str; 7] = [
+const SCREENS: [&str; 8] = [
     "service-stopped",
+    "paused",
     "invitation",
     "preview",
     "connected",
@@ -231,7 +232,7 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     town.admin(&lab, &["groups", "add", "lan"]);
     town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
     let tunnel = lab.iface("d");
-    let service = TunnelService::start(&mut lab, &town, &tunnel);
+    let mut service = TunnelService::start(&mut lab, &town, &tunnel);
     let socket = service.socket.clone();
     let config = town.dir.path().join("config");
     let shots_temp = tempfile::tempdir().unwrap();
@@ -313,13 +314,14 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     town.admin(&lab, &["devices", "revoke", "anna-home"]);
     wait_for_text(
         &mut app,
-        "This computer was disconnected by your IT unit. Contact them if this is a mistake.",
+        "Your IT unit withdrew this computer's access to the town hall's network. To connect \
+         it again you need a new invitation from them",
         Duration::from_secs(30),
     );
     assert!(!town_server_reachable(&lab));
     // The app on the desktop said so, each time.
     wait_until("the notifications", Duration::from_secs(10), || {
-        notified.shown().contains("disconnected by your IT unit")
+        notified.shown().contains("withdrew this computer's access")
     });
     let shown = notified.shown();
     assert_eq!(
@@ -334,7 +336,7 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
         "Disconnect was asked for (in the other window): {shown}"
     );
     assert_eq!(
-        shown.matches("disconnected by your IT unit").count(),
+        shown.matches("withdrew this computer's access").count(),
         1,
         "{shown}"
     );
@@ -368,6 +370,41 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     wait_until("the town server again", Duration::from_secs(20), || {
         town_server_reachable(&lab)
     });
+
+    // IT pauses Anna's account: the app says it is a pause (not a
+    // revocation), and the laptop is back by itself when she is enabled.
+    town.admin(&lab, &["users", "disable", "anna"]);
+    wait_for_text(
+        &mut app,
+        "Your account is paused by your IT unit",
+        Duration::from_secs(30),
+    );
+    screenshots("paused", &socket, &[], &shots);
+    town.admin(&lab, &["users", "enable", "anna"]);
+    wait_for_text(
+        &mut app,
+        "Connected to the town hall's network",
+        Duration::from_secs(120),
+    );
+
+    // The service stops (an upgrade restarts it) while the app watches:
+    // it stops at once, cleanly, the app says so and finds it again.
+    assert_eq!(
+        lab.stop(service.handle).unwrap(),
+        Some(0),
+        "the service stopped by itself, with the app open"
+    );
+    wait_for_text(
+        &mut app,
+        "The Porta service on this computer stopped",
+        Duration::from_secs(10),
+    );
+    service.start_again(&mut lab);
+    wait_for_text(
+        &mut app,
+        "Connected to the town hall's network",
+        Duration::from_secs(30),
+    );
     click(&mut app, "Disconnect");
     wait_for_text(&mut app, "Not connected", Duration::from_secs(10));
 

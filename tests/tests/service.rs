@@ -367,14 +367,14 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
     let status = porta_as(&lab, &anna, &socket, &["status"]);
     assert_eq!(status.status.code(), Some(3));
     assert!(
-        text(&status).contains("disconnected by your IT unit"),
+        text(&status).contains("withdrew this computer's access"),
         "{}",
         text(&status)
     );
     let again = porta_as(&lab, &anna, &socket, &["up"]);
     assert!(!again.status.success());
     assert!(
-        text(&again).contains("disconnected by your IT unit"),
+        text(&again).contains("withdrew this computer's access"),
         "{}",
         text(&again)
     );

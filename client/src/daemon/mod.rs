@@ -81,6 +81,10 @@ pub struct Options {
     pub interface: String,
 }
 
+/// How long calls in progress may take to finish once the service is
+/// asked to stop.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs the service until SIGTERM or SIGINT (Ctrl-C, or the console
 /// closing, on Windows).
 pub async fn run(options: Options) -> Result<()> {
@@ -101,13 +105,34 @@ pub async fn run_until(options: Options, stop: impl Future<Output = ()>) -> Resu
     service.resume().await;
     tracing::info!(socket = %options.socket.display(), "tunnel service ready");
     crate::platform::notify_ready("tunnel service");
-    let outcome = tonic::transport::Server::builder()
+    let (stopped, mut stop_seen) = tokio::sync::watch::channel(false);
+    let stop = {
+        let service = service.clone();
+        async move {
+            stop.await;
+            tracing::info!("stopping: the status streams end, calls in progress may finish");
+            service.end_streams();
+            stopped.send_replace(true);
+        }
+    };
+    let serving = tonic::transport::Server::builder()
         .add_service(TunnelServer::with_interceptor(
             service.clone(),
             local_api::authorise,
         ))
-        .serve_with_incoming_shutdown(incoming, stop)
-        .await;
+        .serve_with_incoming_shutdown(incoming, stop);
+    let outcome = tokio::select! {
+        outcome = serving => outcome,
+        // A call that does not finish (an enrollment waiting on a silent
+        // controller) gets this long; systemd would wait 90 s and kill.
+        () = async {
+            let _ = stop_seen.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {
+            tracing::warn!(grace_secs = STOP_GRACE.as_secs(), "calls still in progress at the stop; stopping anyway");
+            Ok(())
+        }
+    };
     service.shut_down().await;
     local_api::remove(&options.socket);
     outcome.context("serving the local API")

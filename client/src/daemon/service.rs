@@ -48,6 +48,9 @@ struct Inner {
     asking_again: Mutex<Option<tokio::task::JoinHandle<()>>>,
     health: Mutex<Health>,
     status: watch::Sender<local::Status>,
+    /// Set when the service stops: every status stream ends then, so that
+    /// no front end holds the service open.
+    stopping: watch::Sender<bool>,
 }
 
 struct Live {
@@ -105,6 +108,7 @@ impl TunnelService {
                 asking_again: Mutex::new(None),
                 health: Mutex::new(Health::default()),
                 status,
+                stopping: watch::channel(false).0,
             }),
         };
         service.inner.publish(None);
@@ -131,6 +135,14 @@ impl TunnelService {
                 }
             }
         }
+    }
+
+    /// Ends every status stream (the service is stopping): a front end
+    /// that watches (the app, all day) must not keep the service from
+    /// stopping. Front ends see the stream end and look for the service
+    /// again.
+    pub fn end_streams(&self) {
+        self.inner.stopping.send_replace(true);
     }
 
     /// Takes the tunnel down (the service is stopping). The remembered
@@ -726,8 +738,13 @@ impl local::tunnel_server::Tunnel for TunnelService {
     ) -> Result<Response<StatusStream>, Status> {
         self.inner.publish_current().await;
         let stream = tokio_stream::wrappers::WatchStream::new(self.inner.status.subscribe());
-        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
-            stream, Ok,
+        let mut stopping = self.inner.stopping.subscribe();
+        let stopped = async move {
+            let _ = stopping.wait_for(|stopping| *stopping).await;
+        };
+        Ok(Response::new(Box::pin(futures::StreamExt::take_until(
+            tokio_stream::StreamExt::map(stream, Ok),
+            Box::pin(stopped),
         ))))
     }
 

@@ -54,7 +54,10 @@ pub(crate) fn note_outcome<T>(
     what: &'static str,
     outcome: Result<T>,
 ) -> Result<T> {
-    if let (Err(Error::Unauthenticated(reason)), Some(source)) = (&outcome, source) {
+    if let (Some(reason), Some(source)) = (
+        outcome.as_ref().err().and_then(Error::refused_secret),
+        source,
+    ) {
         let ip = source.ip();
         let id = crate::secret::parse(presented).map(|s| s.id).unwrap_or("-");
         let failure = ctl.auth_failures().fail(ip, Instant::now());

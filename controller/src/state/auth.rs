@@ -21,8 +21,19 @@ impl Controller {
         };
         let credential = self.store.credential(secret.id)?.ok_or_else(unknown)?;
         let hash = credential.hash.as_ref().ok_or_else(unknown)?;
-        if !secret.matches(hash) || credential.revoked_at.is_some() {
+        if !secret.matches(hash) {
             return Err(unknown());
+        }
+        if credential.revoked_at.is_some() {
+            // Only the holder of the real secret learns why: a revoked
+            // device's laptop is told it was revoked.
+            return Err(match &credential.device_id {
+                Some(device_id) => match self.device_by_id(device_id) {
+                    Ok(device) if device.revoked_at.is_some() => revoked_device(),
+                    _ => unknown(),
+                },
+                None => unknown(),
+            });
         }
         if let Some(device_id) = &credential.device_id {
             let device = self.device_by_id(device_id)?;
@@ -41,10 +52,7 @@ impl Controller {
     /// revoked, and its user not disabled.
     pub(super) fn check_device_allowed(&self, device: &DeviceRecord) -> Result<UserRecord> {
         if device.revoked_at.is_some() {
-            return Err(Error::refused(
-                Refusal::DeviceRevoked,
-                "this device was revoked by your IT administrator",
-            ));
+            return Err(revoked_device());
         }
         let user = self.user(&device.user)?;
         if user.disabled {
@@ -62,6 +70,13 @@ impl Controller {
             )),
         }
     }
+}
+
+fn revoked_device() -> Error {
+    Error::refused(
+        Refusal::DeviceRevoked,
+        "this device was revoked by your IT administrator",
+    )
 }
 
 /// The refusal of a disabled user: suspended by the town's directory, or
