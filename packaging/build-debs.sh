@@ -5,22 +5,34 @@
 # units, example configuration, man pages, shell completions, docs, and the
 # staff app's menu entry and icons.
 #
-# Usage: packaging/build-debs.sh [--profile release|debug] [--out DIR]
-#   --profile debug packages the test build (used by the packaging test).
+# Usage: packaging/build-debs.sh [--profile release|debug] [--no-build] [--out DIR]
+#   --profile debug packages the test build (used by the packaging test);
+#                   it is never built here.
+#   --no-build      packages the binaries already built (a release build
+#                   made by CI or by hand), without calling cargo.
+# The binaries are read from $CARGO_TARGET_DIR/<profile> (default target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PROFILE=release OUT=target/debian
+PROFILE=release OUT=target/debian BUILD=yes
+PROGRAMS=(porta-controller porta-gateway porta porta-desktop portactl)
 while [ $# -gt 0 ]; do
     case "$1" in
         --profile) PROFILE=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
-        *) echo "usage: $0 [--profile release|debug] [--out DIR]" >&2; exit 2 ;;
+        --no-build) BUILD=no; shift ;;
+        *) echo "usage: $0 [--profile release|debug] [--no-build] [--out DIR]" >&2; exit 2 ;;
     esac
 done
-if [ "$PROFILE" = release ]; then
-    cargo build --release --locked --bin porta-controller --bin porta-gateway --bin porta --bin porta-desktop --bin portactl
+BIN=${CARGO_TARGET_DIR:-target}/$PROFILE
+if [ "$PROFILE" = release ] && [ "$BUILD" = yes ]; then
+    cargo build --release --locked "${PROGRAMS[@]/#/--bin=}"
 fi
-BIN=target/$PROFILE
+for program in "${PROGRAMS[@]}"; do
+    if [ ! -x "$BIN/$program" ]; then
+        echo "build-debs.sh: $BIN/$program is missing: build it first (cargo build --$PROFILE --locked), or leave out --no-build" >&2
+        exit 1
+    fi
+done
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 ARCH=$(dpkg --print-architecture)
 mkdir -p "$OUT"

@@ -133,8 +133,9 @@ pub(crate) fn poll_process(
     }
 }
 
-/// Builds the three Debian packages from this build's binaries
-/// (`packaging/build-debs.sh --profile <this profile>`) into `out`.
+/// Builds the Debian packages from this build's binaries, as they are
+/// (`packaging/build-debs.sh --profile <this profile> --no-build`), into
+/// `out`.
 pub fn build_debs(out: &Path) -> Vec<PathBuf> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let profile = binary("porta")
@@ -144,7 +145,7 @@ pub fn build_debs(out: &Path) -> Vec<PathBuf> {
         .expect("profile directory")
         .to_owned();
     let output = std::process::Command::new(repo.join("packaging/build-debs.sh"))
-        .args(["--profile", &profile, "--out"])
+        .args(["--profile", &profile, "--no-build", "--out"])
         .arg(out)
         .output()
         .expect("packaging/build-debs.sh");

@@ -314,3 +314,28 @@ fn the_packages_install_run_and_keep_their_data_across_removal() {
         "purging keeps the data too"
     );
 }
+
+#[test]
+fn packaging_what_is_built_names_what_is_missing_and_builds_nothing() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let empty = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(repo.join("packaging/build-debs.sh"))
+        .args(["--profile", "release", "--no-build", "--out"])
+        .arg(out.path())
+        .env("CARGO_TARGET_DIR", empty.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("release/porta-controller is missing: build it first"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(empty.path()).unwrap().count(),
+        0,
+        "nothing was built"
+    );
+}
