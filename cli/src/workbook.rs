@@ -90,7 +90,8 @@ impl LogWorkbook {
             path: path.to_owned(),
             columns,
             next_row: 1,
-            time_format: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss"),
+            // True date-times, shown with their zone named.
+            time_format: Format::new().set_num_format("yyyy-mm-dd hh:mm:ss \"UTC\""),
         })
     }
 

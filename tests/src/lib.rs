@@ -158,6 +158,25 @@ pub fn build_debs(out: &Path) -> Vec<PathBuf> {
     debs
 }
 
+/// Headless LibreOffice converting `files` into `out_dir` with `args`
+/// (its profile kept in `out_dir`).
+pub fn soffice(files: &[&Path], args: &[&str], out_dir: &Path) -> std::process::Output {
+    let output = std::process::Command::new("soffice")
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            out_dir.join("lo-profile").display()
+        ))
+        .arg("--headless")
+        .args(args)
+        .arg("--outdir")
+        .arg(out_dir)
+        .args(files)
+        .output()
+        .expect("soffice (Debian's libreoffice-calc-nogui; .ci/run installs it)");
+    assert!(output.status.success(), "{output:?}");
+    output
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -932,25 +932,6 @@ async fn csv_files_as_spreadsheets_save_them_enroll_with_the_right_lines() {
     }
 }
 
-/// Headless LibreOffice converting `files` into `out_dir` with `args`
-/// (its profile kept in `out_dir`).
-fn soffice(files: &[&Path], args: &[&str], out_dir: &Path) -> Output {
-    let output = std::process::Command::new("soffice")
-        .arg(format!(
-            "-env:UserInstallation=file://{}",
-            out_dir.join("lo-profile").display()
-        ))
-        .arg("--headless")
-        .args(args)
-        .arg("--outdir")
-        .arg(out_dir)
-        .args(files)
-        .output()
-        .expect("soffice (Debian's libreoffice-calc-nogui; .ci/run installs it)");
-    assert!(output.status.success(), "{output:?}");
-    output
-}
-
 /// Opens `file` in headless LibreOffice and saves it as `format` into
 /// `out_dir` (what an auditor does with "Save as"); returns the new file.
 fn libreoffice_resave(file: &Path, format: &str, out_dir: &Path) -> PathBuf {

@@ -119,4 +119,52 @@ fn a_paused_person_is_told_so_and_comes_back_without_a_new_invitation() {
             .iter()
             .any(|r| r["kind"] == "session_end" && r["reason"] == "revoked")
     });
+
+    // The auditor opens the connection log in a spreadsheet: the tunnel
+    // address reads as it is (no stray apostrophe), times name their zone.
+    let tunnel_address = end["tunnel_address"].as_str().unwrap().to_owned();
+    let export = |format: &str| {
+        let out = town
+            .dir
+            .path()
+            .join(format!("connections-{format}.{format}"));
+        lab.exec(
+            "town",
+            &[
+                path(&binary("portactl")),
+                "--config",
+                path(&town.profiles()),
+                "logs",
+                "export",
+                "--kind",
+                "connections",
+                "--format",
+                format,
+                "--out",
+                path(&out),
+            ],
+        )
+        .unwrap();
+        out
+    };
+    let shown = town.dir.path().join("shown");
+    let as_shown = |file: &std::path::Path, infilter: &[&str]| {
+        let mut args = infilter.to_vec();
+        args.extend(["--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1"]);
+        porta_tests::soffice(&[file], &args, &shown);
+        std::fs::read_to_string(shown.join(file.with_extension("csv").file_name().unwrap()))
+            .unwrap()
+    };
+    let csv = as_shown(&export("csv"), &["--infilter=CSV:44,34,76,1"]);
+    assert!(
+        csv.contains(&format!(",\"{tunnel_address}\",")),
+        "{csv}"
+    );
+    assert!(!csv.contains(&format!("'{tunnel_address}")), "{csv}");
+    let xlsx = as_shown(&export("xlsx"), &[]);
+    let session_end = xlsx
+        .lines()
+        .find(|line| line.contains("session_end") && line.contains("user disabled"))
+        .unwrap_or_else(|| panic!("{xlsx}"));
+    assert!(session_end.contains(" UTC,"), "{session_end}");
 }

@@ -102,19 +102,58 @@ impl Writer {
 /// A CSV cell a spreadsheet opens and saves back unchanged: formulas are
 /// neutralised (`porta_proto::audit::neutralise`), and so is text that it
 /// would read as a number and rewrite ("00123" → "123", "1e5" → "100000"),
-/// with the same leading `'`, which LibreOffice and Excel keep as text and
-/// verification removes.
+/// with the same leading `'`, which verification removes. LibreOffice
+/// shows that `'` in the cell, so only text a spreadsheet really reads as a
+/// number gets it ([`reads_as_number`]): a tunnel address such as
+/// 10.160.64.2 is shown as it is.
 fn spreadsheet_safe<'a>(column: &str, cell: &'a str) -> Cow<'a, str> {
-    let numeric = !cell.is_empty()
-        && cell.bytes().any(|b| b.is_ascii_digit())
-        && cell
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b',' | b'e' | b'E'));
-    if numeric && crate::workbook::cell_kind(column) == crate::workbook::CellKind::Text {
+    if reads_as_number(cell)
+        && crate::workbook::cell_kind(column) == crate::workbook::CellKind::Text
+    {
         format!("'{cell}").into()
     } else {
         audit::neutralise(cell)
     }
+}
+
+/// Whether a spreadsheet, in some locale, reads `cell` as a number: digits
+/// ("00123"), with a decimal part after `.` or `,` ("1.5", "1,5"), with
+/// thousands grouped in threes by the other separator ("1.234,5",
+/// "1,234.5", "1.234.567"), and an exponent ("1e5"). A dotted address
+/// whose groups are not all threes (10.160.64.2) is none of these and
+/// LibreOffice keeps it as text; 10.160.164.200 is grouped in threes and
+/// Calc in Spanish reads it as 10160164200, so it counts as a number.
+fn reads_as_number(cell: &str) -> bool {
+    let (mantissa, exponent) = match cell.find(['e', 'E']) {
+        Some(at) => (&cell[..at], Some(&cell[at + 1..])),
+        None => (cell, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if exponent.is_some_and(|e| !digits(e)) {
+        return false;
+    }
+    // Digits grouped in threes by `separator` (or not grouped at all).
+    let grouped = |part: &str, separator: char| {
+        let mut groups = part.split(separator);
+        let first = groups.next().unwrap_or_default();
+        digits(first)
+            && (first.len() <= 3 || !part.contains(separator))
+            && groups.all(|group| group.len() == 3 && digits(group))
+    };
+    if grouped(mantissa, '.') || grouped(mantissa, ',') {
+        return true;
+    }
+    // The last separator starts the decimal part; the other may group.
+    let Some(at) = mantissa.rfind(['.', ',']) else {
+        return false;
+    };
+    let (whole, fraction) = (&mantissa[..at], &mantissa[at + 1..]);
+    let grouping = if mantissa[at..].starts_with('.') {
+        ','
+    } else {
+        '.'
+    };
+    digits(fraction) && grouped(whole, grouping)
 }
 
 /// Numbers stay numbers in JSON lines; everything else is text.
@@ -212,4 +251,36 @@ async fn copy<P, R>(
         progress.inc(page.len() as u64);
     }
     Ok((count, last_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reads_as_number;
+
+    #[test]
+    fn numbers_in_any_locale_are_told_from_addresses_and_names() {
+        for number in [
+            "00123",
+            "1.5",
+            "1,5",
+            "1e5",
+            "1.234.567",
+            "1,234.5",
+            "1.234,5",
+            "10.160.164.200",
+        ] {
+            assert!(reads_as_number(number), "{number}");
+        }
+        for text in [
+            "10.160.64.2",
+            "172.31.1.2:51820",
+            "pc-12",
+            "e5",
+            "1.2.3",
+            "",
+            "12,34,5",
+        ] {
+            assert!(!reads_as_number(text), "{text}");
+        }
+    }
 }
