@@ -4,7 +4,8 @@
 //! first data packet from a device that was idle (or new) — handshakes and
 //! keepalives alone start nothing, and do not keep a session open — moves
 //! when the device's datagrams come from another address (roaming), and
-//! ends when no data came from the device for the idle threshold, when its
+//! ends when no data came from the device for the idle threshold (stamped
+//! at its last data: the timer only decides that it ended), when its
 //! peer is removed (revoked, or its user disabled) or when the gateway
 //! shuts down. Byte counts are exactly the session's: the node's counters
 //! at its last data packet minus their value just before its first.
@@ -136,20 +137,44 @@ impl SessionTracker {
                         );
                     }
                 }
+                // The idle timer only decides that the session ended; it
+                // ended at its last data.
                 Event::Idle {
                     peer,
                     rx_bytes,
                     tx_bytes,
-                } => self.end(peer, (rx_bytes, tx_bytes), EndReason::Idle, now),
+                } => {
+                    let at = self
+                        .open
+                        .get(&peer)
+                        .map_or(now, |s| Self::last_data(peer, s, node, now));
+                    self.end(peer, (rx_bytes, tx_bytes), EndReason::Idle, at);
+                }
             }
         }
         // Note when each open session last carried data.
-        for (&peer, session) in &mut self.open {
-            let last_data = node.stats(peer).and_then(|s| s.last_data);
-            if last_data.is_some() && last_data != session.last_data_seen {
-                session.last_data_seen = last_data;
-                session.last_activity = now;
+        let noted: Vec<(PeerId, u64)> = self
+            .open
+            .iter()
+            .map(|(&peer, session)| (peer, Self::last_data(peer, session, node, now)))
+            .collect();
+        for (peer, at) in noted {
+            if let Some(session) = self.open.get_mut(&peer) {
+                session.last_data_seen = node.stats(peer).and_then(|s| s.last_data);
+                session.last_activity = at;
             }
+        }
+    }
+
+    /// Unix seconds of `session`'s last data: what was noted, or — if data
+    /// came since it was last looked at — when the node saw it (its
+    /// monotonic clock, measured back from `now`).
+    fn last_data(peer: PeerId, session: &Session, node: &Node, now: u64) -> u64 {
+        match node.stats(peer).and_then(|s| s.last_data) {
+            Some(last) if Some(last) != session.last_data_seen => now
+                .saturating_sub(last.elapsed().as_secs())
+                .max(session.last_activity),
+            _ => session.last_activity,
         }
     }
 

@@ -1211,6 +1211,11 @@ fn every_burst_is_inside_its_own_session_and_a_killed_gateway_ends_its_sessions(
             started <= from + 2 && ended + 1 >= *to,
             "burst {from}..{to} outside its session {started}..{ended}: {records:?}"
         );
+        // Ended at its last traffic, not when the idle timer (3 s) fired.
+        assert!(
+            ended <= to + 1,
+            "burst {from}..{to} ended at {ended}: {records:?}"
+        );
         // Exactly its own bytes: three 1,000-byte pings and their framing,
         // no handshakes or keepalives from the idle time around it.
         let rx = end["rx_bytes"].as_u64().unwrap();

@@ -156,10 +156,7 @@ fn a_paused_person_is_told_so_and_comes_back_without_a_new_invitation() {
             .unwrap()
     };
     let csv = as_shown(&export("csv"), &["--infilter=CSV:44,34,76,1"]);
-    assert!(
-        csv.contains(&format!(",\"{tunnel_address}\",")),
-        "{csv}"
-    );
+    assert!(csv.contains(&format!(",\"{tunnel_address}\",")), "{csv}");
     assert!(!csv.contains(&format!("'{tunnel_address}")), "{csv}");
     let xlsx = as_shown(&export("xlsx"), &[]);
     let session_end = xlsx
