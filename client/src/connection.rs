@@ -52,8 +52,14 @@ const NETWORK_CHECK: Duration = Duration::from_secs(2);
 /// What happens to a connected tunnel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// No handshake with the gateway gets through (yet, or any more).
-    GatewayUnreachable,
+    /// The gateway does not answer (no handshake gets through, or data
+    /// sent to it goes unanswered); said again when what the internet
+    /// answers changes.
+    GatewayUnreachable {
+        /// Whether the rest of the internet (the controller's host, outside
+        /// the tunnel) answers this computer.
+        internet: bool,
+    },
     /// A handshake got through after [`Event::GatewayUnreachable`].
     GatewayReached,
     /// The controller cannot be reached (why); the tunnel keeps running.
@@ -176,6 +182,7 @@ impl Connection {
             .iter()
             .map(IpNet::addr)
             .collect();
+        let controller = state.controller.clone();
         let tasks = vec![
             tokio::spawn(watch_controller(
                 StateDir(dir.0.clone()),
@@ -184,7 +191,12 @@ impl Connection {
                 events.clone(),
                 renew.clone(),
             )),
-            tokio::spawn(watch_gateway(shell.clone(), keepalive, events.clone())),
+            tokio::spawn(watch_gateway(
+                shell.clone(),
+                keepalive,
+                controller,
+                events.clone(),
+            )),
             tokio::spawn(watch_network(
                 shell.clone(),
                 tunnel_addresses,
@@ -236,25 +248,70 @@ fn lock(shell: &Mutex<Shell>) -> std::sync::MutexGuard<'_, Shell> {
 }
 
 /// Tells when the gateway stops or starts answering (see
-/// [`crate::reachability`]).
+/// [`crate::reachability`]), and — while it does not — whether the rest of
+/// the internet answers this computer, asking the controller's address
+/// (outside the tunnel) every [`ASK_INTERNET_EVERY`].
 async fn watch_gateway(
     shell: Arc<Mutex<Shell>>,
     keepalive: bool,
+    controller: String,
     events: mpsc::UnboundedSender<Event>,
 ) {
     use crate::reachability::{GatewayWatch, Notice};
     let mut watch = GatewayWatch::new(Instant::now(), keepalive);
     let mut every = tokio::time::interval(Duration::from_secs(1));
+    // While unreachable: what the internet said, and when it was asked.
+    let mut unreachable: Option<(bool, Instant)> = None;
     loop {
         every.tick().await;
-        let event = match watch.observe(Instant::now(), last_handshake(&shell)) {
-            Some(Notice::Unreachable) => Event::GatewayUnreachable,
-            Some(Notice::Reached) => Event::GatewayReached,
-            None => continue,
+        let (handshake, unanswered) = gateway_silence(&shell);
+        let event = match watch.observe(Instant::now(), handshake, unanswered) {
+            Some(Notice::Unreachable) => {
+                let internet = internet_answers(&controller).await;
+                unreachable = Some((internet, Instant::now()));
+                Event::GatewayUnreachable { internet }
+            }
+            Some(Notice::Reached) => {
+                unreachable = None;
+                Event::GatewayReached
+            }
+            None => match unreachable {
+                Some((said, asked)) if asked.elapsed() >= ASK_INTERNET_EVERY => {
+                    let internet = internet_answers(&controller).await;
+                    unreachable = Some((internet, Instant::now()));
+                    if internet == said {
+                        continue;
+                    }
+                    Event::GatewayUnreachable { internet }
+                }
+                _ => continue,
+            },
         };
         if events.send(event).is_err() {
             return;
         }
+    }
+}
+
+/// How often, while the gateway does not answer, the internet is asked
+/// again.
+const ASK_INTERNET_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether the internet answers this computer: the controller's host
+/// (outside the tunnel) accepts or refuses a TCP connection within 3 s. A
+/// refusal is an answer too — the town's host is reachable, only Porta is
+/// not running there — so "nothing answers" means this computer's
+/// internet (or the town's) is down.
+async fn internet_answers(controller: &str) -> bool {
+    let attempt = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::net::TcpStream::connect(controller),
+    )
+    .await;
+    match attempt {
+        Ok(Ok(_)) => true,
+        Ok(Err(error)) => error.kind() == std::io::ErrorKind::ConnectionRefused,
+        Err(_) => false,
     }
 }
 
@@ -452,6 +509,18 @@ async fn watch_once(
 }
 
 /// When the tunnel last completed a handshake with the gateway.
+/// The gateway's last handshake, and since when data sent to it has gone
+/// unanswered.
+fn gateway_silence(shell: &Mutex<Shell>) -> (Option<Instant>, Option<Instant>) {
+    let shell = lock(shell);
+    let node = shell.node();
+    let stats: Vec<_> = node.peer_ids().filter_map(|id| node.stats(id)).collect();
+    (
+        stats.iter().filter_map(|s| s.last_handshake).max(),
+        stats.iter().filter_map(|s| s.unanswered_since).min(),
+    )
+}
+
 fn last_handshake(shell: &Mutex<Shell>) -> Option<Instant> {
     let shell = lock(shell);
     let node = shell.node();

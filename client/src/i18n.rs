@@ -273,10 +273,17 @@ catalogue! {
     }
     /// Problem: gateway unreachable.
     GatewayUnreachable {
-        en: "The town hall's gateway does not answer. Check your internet connection; Porta keeps trying.",
-        ca: "La passarel·la de l'ajuntament no respon. Comproveu la connexió a internet; Porta continua intentant-ho.",
-        es: "La pasarela del ayuntamiento no responde. Compruebe su conexión a internet; Porta sigue intentándolo.",
-        it: "Il gateway del comune non risponde. Verificate la connessione a internet; Porta continua a provare."
+        en: "The town hall's gateway does not answer, although your internet connection works: the problem is at the town hall. Porta keeps trying; if it lasts, tell your IT unit.",
+        ca: "La passarel·la de l'ajuntament no respon, tot i que la connexió a internet funciona: el problema és a l'ajuntament. Porta continua intentant-ho; si dura, aviseu el servei d'informàtica.",
+        es: "La pasarela del ayuntamiento no responde, aunque su conexión a internet funciona: el problema está en el ayuntamiento. Porta sigue intentándolo; si dura, avise al servicio de informática.",
+        it: "Il gateway del comune non risponde, anche se la connessione a internet funziona: il problema è in comune. Porta continua a provare; se dura, occorre avvisare i servizi informatici."
+    }
+    /// Problem: nothing answers, not even the controller's host.
+    Offline {
+        en: "Nothing on the internet answers this computer, not even the town hall's server: check your internet connection (Wi-Fi, cable, router). Porta reconnects by itself.",
+        ca: "Res d'internet no respon a aquest ordinador, ni tan sols el servidor de l'ajuntament: comproveu la connexió a internet (wifi, cable, encaminador). Porta es tornarà a connectar sol.",
+        es: "Nada en internet responde a este equipo, ni siquiera el servidor del ayuntamiento: compruebe su conexión a internet (wifi, cable, router). Porta volverá a conectarse solo.",
+        it: "Niente su internet risponde a questo computer, nemmeno il server del comune: occorre verificare la connessione a internet (Wi-Fi, cavo, router). Porta si ricollegherà da sé."
     }
     /// Problem: the gateway does not answer and this computer's clock is wrong.
     ClockWrong {
@@ -479,6 +486,19 @@ catalogue! {
     }
     /// CLI: not connected.
     NotConnected { en: "not connected", ca: "no connectat", es: "no conectado", it: "non collegato" }
+}
+
+/// The words for a problem the service reports (none for `NONE`).
+pub fn problem_words(problem: porta_proto::local::status::Problem) -> Option<Msg> {
+    use porta_proto::local::status::Problem;
+    Some(match problem {
+        Problem::ControllerUnreachable => Msg::ControllerUnreachable,
+        Problem::GatewayUnreachable => Msg::GatewayUnreachable,
+        Problem::Offline => Msg::Offline,
+        Problem::ClockWrong => Msg::ClockWrong,
+        Problem::NoNetwork => Msg::NoNetwork,
+        Problem::None => return None,
+    })
 }
 
 #[cfg(test)]

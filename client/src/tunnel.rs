@@ -103,8 +103,15 @@ pub(crate) async fn up_foreground(dir: &StateDir, interface: &str) -> Result<()>
             event = received.recv() => event,
         };
         match event {
-            Some(Event::GatewayUnreachable) => {
-                eprintln!("porta: cannot reach the gateway at {gateway}, still trying");
+            Some(Event::GatewayUnreachable { internet: true }) => {
+                eprintln!(
+                    "porta: cannot reach the gateway at {gateway} (the internet answers: the trouble is at the town hall), still trying"
+                );
+            }
+            Some(Event::GatewayUnreachable { internet: false }) => {
+                eprintln!(
+                    "porta: cannot reach the gateway at {gateway}: nothing answers this computer, not even the town's server (check the internet connection), still trying"
+                );
             }
             Some(Event::GatewayReached) => println!("Reached the gateway at {gateway} again."),
             Some(Event::Refused {
@@ -304,10 +311,13 @@ pub(crate) fn print_status(status: &local::Status, json: bool) -> Result<()> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs().saturating_sub(handshake))
         .unwrap_or(0);
-    let problems: Vec<String> = status
+    let known_problems: Vec<Problem> = status
         .problems
         .iter()
         .filter_map(|p| Problem::try_from(*p).ok())
+        .collect();
+    let problems: Vec<String> = known_problems
+        .iter()
         .map(|p| p.as_str_name().to_ascii_lowercase())
         .collect();
     if json {
@@ -357,8 +367,11 @@ pub(crate) fn print_status(status: &local::Status, json: bool) -> Result<()> {
         status.rx_bytes, status.tx_bytes
     );
     println!("  routes: {}", status.routes.len());
-    for problem in problems {
-        println!("  problem: {}", problem.replace('_', " "));
+    let lang = Lang::from_environment();
+    for problem in known_problems {
+        if let Some(msg) = crate::i18n::problem_words(problem) {
+            println!("  problem: {}", msg.text(lang));
+        }
     }
     if status.clock_offset_secs.unsigned_abs() > 300 {
         let offset = status.clock_offset_secs;

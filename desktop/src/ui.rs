@@ -11,7 +11,7 @@ use crate::model::{Action, Model, Notice, Screen};
 use crate::settings::DesktopSettings;
 use eframe::egui::{self, Align, Button, Color32, Layout, RichText, ScrollArea, TextEdit};
 use porta_client::i18n::{Lang, Msg};
-use porta_proto::local::{self, status::Problem, status::State};
+use porta_proto::local::{self, status::State};
 
 /// The big Connect/Disconnect button's size, in points.
 const BIG_BUTTON: egui::Vec2 = egui::vec2(240.0, 56.0);
@@ -214,12 +214,8 @@ fn tunnel(ui: &mut egui::Ui, model: &Model, now: u64, actions: &mut Vec<Action>)
     }
     ui.add_space(8.0);
     for problem in status.problems() {
-        let msg = match problem {
-            Problem::ControllerUnreachable => Msg::ControllerUnreachable,
-            Problem::GatewayUnreachable => Msg::GatewayUnreachable,
-            Problem::ClockWrong => Msg::ClockWrong,
-            Problem::NoNetwork => Msg::NoNetwork,
-            Problem::None => continue,
+        let Some(msg) = porta_client::i18n::problem_words(problem) else {
+            continue;
         };
         let colour = warning_colour(ui);
         ui.label(RichText::new(msg.text(lang)).color(colour));

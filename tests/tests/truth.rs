@@ -165,3 +165,75 @@ fn a_paused_person_is_told_so_and_comes_back_without_a_new_invitation() {
         .unwrap_or_else(|| panic!("{xlsx}"));
     assert!(session_end.contains(" UTC,"), "{session_end}");
 }
+
+#[test]
+fn a_laptop_is_told_soon_whether_the_town_or_its_own_internet_does_not_answer() {
+    let mut lab = Lab::new().unwrap();
+    let mut town = Town::start(&mut lab, true);
+    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(
+        &lab,
+        &["groups", "allow", "lan", &format!("{}/32", addr::SERVER)],
+    );
+    let invitation = town.admin(
+        &lab,
+        &[
+            "enroll", "--user", "anna", "--device", "anna-pc", "--groups", "lan",
+        ],
+    )["invitation"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tunnel = lab.iface("t");
+    let service = TunnelService::start(&mut lab, &town, &tunnel);
+    assert!(
+        porta(&lab, &service, &["enroll", "--yes", &invitation])
+            .status
+            .success()
+    );
+    assert!(porta(&lab, &service, &["up"]).status.success());
+    wait_until("the town server", Duration::from_secs(30), || {
+        town_server_reachable(&lab)
+    });
+    // Anna works: her computer keeps sending to the town server.
+    lab.spawn(
+        "home",
+        &["ping", "-i", "0.5", addr::SERVER],
+        &town.dir.path().join("ping.log"),
+    )
+    .unwrap();
+    let told = |lab: &Lab, problem: &str| {
+        let status = status(lab, &service);
+        status["state"] == "connecting" && status["problems"] == serde_json::json!([problem])
+    };
+
+    // The town box stops (controller and embedded gateway); its host still
+    // answers. Before, the laptop said "connected" for minutes.
+    town.stop(&mut lab);
+    wait_until(
+        "the town's gateway does not answer",
+        Duration::from_secs(30),
+        || told(&lab, "gateway_unreachable"),
+    );
+    town.start_again(&mut lab);
+    wait_until("connected again", Duration::from_secs(60), || {
+        let status = status(&lab, &service);
+        status["state"] == "connected" && status["problems"] == serde_json::json!([])
+    });
+
+    // Now the home's internet goes: nothing answers, not even the town's
+    // host, and the laptop says it is the connection, not the town.
+    let uplink = lab.iface("townhome");
+    lab.exec("town", &["ip", "link", "set", &uplink, "down"])
+        .unwrap();
+    wait_until("nothing answers", Duration::from_secs(40), || {
+        told(&lab, "offline")
+    });
+    let said = String::from_utf8_lossy(&porta(&lab, &service, &["status"]).stdout).into_owned();
+    assert!(said.contains("Nothing on the internet answers"), "{said}");
+    lab.exec("town", &["ip", "link", "set", &uplink, "up"])
+        .unwrap();
+    wait_until("back once the internet is", Duration::from_secs(60), || {
+        status(&lab, &service)["state"] == "connected"
+    });
+}

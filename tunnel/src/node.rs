@@ -70,6 +70,12 @@ pub struct PeerStats {
     /// When data (not keepalives or handshakes) last came from it, while
     /// active.
     pub last_data: Option<Instant>,
+    /// Since when data sent to it has gone unanswered: set by the first
+    /// data packet sent (or queued) after the last datagram it sent that
+    /// authenticated, cleared by the next one. A live WireGuard peer that
+    /// receives data answers within 10 s (with data, or its passive
+    /// keepalive), so an old time here means it does not answer.
+    pub unanswered_since: Option<Instant>,
     /// Packets dropped: destination not allowed by its filter.
     pub dropped_filtered: u64,
     /// Packets dropped: source address not one of its allowed IPs.
@@ -234,6 +240,9 @@ pub struct Node {
     events: VecDeque<Event>,
     idle_after: Duration,
     last_rate_reset: Option<Instant>,
+    /// The time the shell last gave (timers and datagrams come with one;
+    /// packets from the TUN device do not).
+    last_now: Option<Instant>,
     throttle: crate::throttle::HandshakeThrottle,
     scratch: Box<[u8]>,
     counters: NodeCounters,
@@ -287,6 +296,7 @@ impl Node {
             events: VecDeque::new(),
             idle_after,
             last_rate_reset: None,
+            last_now: None,
             throttle: crate::throttle::HandshakeThrottle::default(),
             scratch: vec![0u8; MAX_PACKET].into_boxed_slice(),
             counters: NodeCounters::default(),
@@ -431,12 +441,14 @@ impl Node {
         let dst = Tunn::dst_address(packet).ok_or(Drop::Malformed)?;
         let id = *self.routes.longest_match(dst).ok_or(Drop::NoRoute)?.1;
         let peer = self.peers.get_mut(&id).ok_or(Drop::NoRoute)?;
+        let now = self.last_now.unwrap_or_else(Instant::now);
         match peer
             .session(&self.private, &self.rate_limiter, id)
             .encapsulate(packet, &mut self.scratch)
         {
             TunnResult::WriteToNetwork(datagram) => {
                 let to = peer.stats.endpoint.ok_or(Drop::NoEndpoint)?;
+                peer.stats.unanswered_since.get_or_insert(now);
                 peer.stats.tx_bytes += datagram.len() as u64;
                 sink.send_datagram(to, datagram);
                 // Data to an active peer belongs to its activity (its bytes
@@ -446,7 +458,11 @@ impl Node {
                 }
                 Ok(())
             }
-            TunnResult::Done => Ok(()), // queued until the handshake completes
+            TunnResult::Done => {
+                // Queued until the handshake completes.
+                peer.stats.unanswered_since.get_or_insert(now);
+                Ok(())
+            }
             TunnResult::Err(_) => Err(Drop::Rejected),
             TunnResult::WriteToTunnelV4(..) | TunnResult::WriteToTunnelV6(..) => Ok(()),
         }
@@ -461,6 +477,7 @@ impl Node {
         now: Instant,
         sink: &mut impl Sink,
     ) -> Result<(), Drop> {
+        self.last_now = Some(now);
         let mut counted = CountingSink::new(sink);
         let outcome = self.receive(from, datagram, now, &mut counted);
         self.counters.datagrams_received += 1;
@@ -569,6 +586,7 @@ impl Node {
             }
         }
         if authenticated {
+            peer.stats.unanswered_since = None;
             let before = (peer.stats.rx_bytes, peer.stats.tx_bytes);
             peer.stats.rx_bytes += datagram.len() as u64;
             if carried_data {
@@ -661,6 +679,7 @@ impl Node {
     /// idle detection and the handshake rate limiter (ours). Call at least
     /// every 250 ms.
     pub fn handle_timeout(&mut self, now: Instant, sink: &mut impl Sink) {
+        self.last_now = Some(now);
         let mut sink = CountingSink::new(sink);
         if self
             .last_rate_reset

@@ -603,3 +603,33 @@ fn under_load_a_laptop_answers_the_cookie_at_once_and_connects() {
     assert!(counters.cookie_replies_sent >= 1, "{counters:?}");
     assert_eq!(counters.handshakes_completed, 1);
 }
+
+#[test]
+fn data_a_gateway_never_answers_is_marked_and_an_answer_clears_it() {
+    let (mut lab, gateway, laptop) = town();
+    let now = Instant::now();
+    // A session, then the gateway goes away: what the laptop sends is lost.
+    lab.send(laptop, &tcp(CLIENT, SERVER, 443)).unwrap();
+    lab.run(now, |a| a);
+    lab.send(gateway, &tcp(SERVER, CLIENT, 40000)).unwrap();
+    lab.run(now, |a| a);
+    assert_eq!(lab.node(laptop).stats(1).unwrap().unanswered_since, None);
+    let away = lab.nodes.remove(&gateway).unwrap();
+    lab.send(laptop, &tcp(CLIENT, SERVER, 445)).unwrap();
+    let first = lab.node(laptop).stats(1).unwrap().unanswered_since;
+    assert!(first.is_some(), "sent and not answered");
+    lab.send(laptop, &tcp(CLIENT, SERVER, 443)).unwrap();
+    lab.run(now, |a| a);
+    assert_eq!(
+        lab.node(laptop).stats(1).unwrap().unanswered_since,
+        first,
+        "since the first unanswered packet"
+    );
+    // The gateway is back and answers (here with data): cleared.
+    lab.nodes.insert(gateway, away);
+    lab.send(laptop, &tcp(CLIENT, SERVER, 443)).unwrap();
+    lab.run(now, |a| a);
+    lab.send(gateway, &tcp(SERVER, CLIENT, 40000)).unwrap();
+    lab.run(now, |a| a);
+    assert_eq!(lab.node(laptop).stats(1).unwrap().unanswered_since, None);
+}

@@ -78,6 +78,9 @@ fn clock_wrong(offset_secs: i64) -> bool {
 struct Health {
     controller_unreachable: bool,
     gateway_unreachable: bool,
+    /// While the gateway does not answer: nothing else on the internet
+    /// answers either.
+    offline: bool,
     no_network: bool,
     /// The controller's clock minus this computer's (seconds), as last
     /// seen.
@@ -237,12 +240,16 @@ impl Inner {
         if health.gateway_unreachable {
             problems.push(if clock_wrong(health.clock_offset_secs) {
                 Problem::ClockWrong
+            } else if health.offline {
+                Problem::Offline
             } else {
                 Problem::GatewayUnreachable
             });
         }
         status.clock_offset_secs = health.clock_offset_secs;
-        if health.controller_unreachable {
+        // "The server cannot be reached, the tunnel works" is only true
+        // while the gateway answers.
+        if health.controller_unreachable && !health.gateway_unreachable {
             problems.push(Problem::ControllerUnreachable);
         }
         status.problems = problems.into_iter().map(Into::into).collect();
@@ -370,11 +377,19 @@ impl Inner {
             {
                 let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
                 match &event {
-                    Event::GatewayUnreachable => {
+                    Event::GatewayUnreachable { internet } => {
                         health.gateway_unreachable = true;
-                        health.error("cannot reach the gateway".into());
+                        health.offline = !internet;
+                        health.error(if *internet {
+                            "the gateway does not answer (the internet does)".into()
+                        } else {
+                            "nothing answers this computer, not even the controller's host".into()
+                        });
                     }
-                    Event::GatewayReached => health.gateway_unreachable = false,
+                    Event::GatewayReached => {
+                        health.gateway_unreachable = false;
+                        health.offline = false;
+                    }
                     Event::ClockOffset(offset) => {
                         if clock_wrong(*offset) && !clock_wrong(health.clock_offset_secs) {
                             tracing::warn!(
