@@ -428,13 +428,13 @@ async fn csv_enrollment_reports_bad_rows_and_resumes() {
     let out = dir.path().join("invitations.csv");
     std::fs::write(
         &staff,
-        "user,device,groups,display_name,email\n\
-         anna,anna-laptop,gis,Anna Ferrer,anna@calonge.cat\n\
-         núria.puig,núria-laptop,gis,\"Núria Puig i Solà\",nuria@calonge.cat\n\
-         jordi,jordi-pc,nonexistent,Jordi Roca,\n\
-         anna,anna-laptop,gis,Anna Ferrer,anna@calonge.cat\n\
-         pau,pau-pc,,\"Pau, \"\"el del GIS\"\"\",\n\
-         anna,anna-desktop,,Anna Ferrer,anna@calonge.cat\n",
+        "user,device,groups,display_name,email,language\n\
+         anna,anna-laptop,gis,Anna Ferrer,anna@calonge.cat,\n\
+         núria.puig,núria-laptop,gis,\"Núria Puig i Solà\",nuria@calonge.cat,ca\n\
+         jordi,jordi-pc,nonexistent,Jordi Roca,,\n\
+         anna,anna-laptop,gis,Anna Ferrer,anna@calonge.cat,\n\
+         pau,pau-pc,,\"Pau, \"\"el del GIS\"\"\",,es\n\
+         anna,anna-desktop,,Anna Ferrer,anna@calonge.cat,\n",
     )
     .unwrap();
     let args = [
@@ -489,12 +489,20 @@ async fn csv_enrollment_reports_bad_rows_and_resumes() {
         5
     );
 
-    // The invitations in the file work.
+    // The invitations in the file work, and each ready-to-send message
+    // greets its person by name, in their language.
     for row in read_out(&out) {
         assert!(
             row[4].contains(&row[2]),
             "the ready-to-send message carries the invitation"
         );
+        let greeting = match row[1].as_str() {
+            "núria-laptop" => "Hola Núria Puig i Solà: per connectar l'ordinador «núria-laptop»",
+            "pau-pc" => "Hola Pau, \"el del GIS\": para conectar el ordenador «pau-pc»",
+            "anna-laptop" => "Hello Anna Ferrer: to connect the computer \"anna-laptop\"",
+            _ => "Hello ",
+        };
+        assert!(row[4].starts_with(greeting), "{}", row[4]);
         enroll(&mut ctl.enrollment().await, &row[2]).await.unwrap();
     }
 }

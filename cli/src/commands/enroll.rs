@@ -60,13 +60,13 @@ async fn single(ctx: &Ctx, row: Row, ttl: u64, qr: bool, email: bool) -> Result<
     let mut admin = ctx.admin().await?;
     ensure_user(&mut admin, &row, None).await?;
     let created = create_token(&mut admin, &row, ttl, email).await?;
-    let token = created.token.unwrap_or_default();
+    let token = created.token.clone().unwrap_or_default();
     let expires = crate::output::time(token.expires_at);
     let delivery = created.email.clone();
     if ctx.json {
         let mut value = json!({"user": user, "device": device, "token_id": token.id, "expires_at": expires,
                "link": format!("{}:{}", porta_proto::invitation::LINK_SCHEME, created.invitation),
-               "invitation": created.invitation});
+               "invitation": created.invitation, "ready_to_send": ready_to_send(&created, user)});
         if let Some(d) = &delivery {
             value["email"] = json!({"to": d.to, "sent": d.sent, "error": d.error});
         }
@@ -84,7 +84,7 @@ async fn single(ctx: &Ctx, row: Row, ttl: u64, qr: bool, email: bool) -> Result<
     print_invitation(&created.invitation, qr)?;
     eprintln!();
     eprintln!("Ready to send:");
-    println!("{}", ready_to_send(user, &created.invitation));
+    println!("{}", ready_to_send(&created, user));
     not_emailed(device, delivery.as_ref())
 }
 
@@ -101,10 +101,16 @@ fn not_emailed(device: &str, delivery: Option<&pb::EmailDelivery>) -> Result<()>
     }
 }
 
-/// The one line an admin pastes into a mail or chat to the staff member:
-/// the `porta:` link opens the Porta app with the invitation filled in.
-fn ready_to_send(user: &str, invitation: &str) -> String {
+/// The one line an admin pastes into a mail or chat to the staff member
+/// (the `porta:` link opens the Porta app with the invitation filled in):
+/// the controller's, in the person's language and name; an older
+/// controller sends none, and gets this English one.
+fn ready_to_send(created: &pb::CreateEnrollmentTokenResponse, user: &str) -> String {
     use porta_proto::invitation::LINK_SCHEME;
+    if !created.ready_to_send.is_empty() {
+        return created.ready_to_send.clone();
+    }
+    let invitation = &created.invitation;
     format!(
         "Hello {user}: to connect your computer, open this link with the Porta app: \
          {LINK_SCHEME}:{invitation}  (or paste it into the app, or run: porta enroll {invitation})"
@@ -303,7 +309,7 @@ async fn bulk(
         }
         match outcome {
             Ok(created) => {
-                let token = created.token.unwrap_or_default();
+                let token = created.token.clone().unwrap_or_default();
                 // The file is opened in spreadsheets for mail merges: no
                 // cell (a display name like `=HYPERLINK(…)`) may run.
                 out.write_record(
@@ -312,7 +318,7 @@ async fn bulk(
                         row.device.as_str(),
                         created.invitation.as_str(),
                         crate::output::time(token.expires_at).as_str(),
-                        ready_to_send(&row.user, &created.invitation).as_str(),
+                        ready_to_send(&created, &row.user).as_str(),
                         row.display_name.as_str(),
                         row.email.as_str(),
                     ]

@@ -216,10 +216,12 @@ impl Admin for AdminApi {
         } else {
             None
         };
+        let ready_to_send = self.0.ready_to_send(&token, &invitation)?;
         Ok(Response::new(pb::CreateEnrollmentTokenResponse {
             token: Some(pb::EnrollmentToken::from(token)),
             invitation,
             email,
+            ready_to_send,
         }))
     }
 

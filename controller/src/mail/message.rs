@@ -33,6 +33,9 @@ struct Wording {
     steps: [&'static str; 3],
     by_hand: &'static str,
     ignore: &'static str,
+    /// The one message an admin pastes into a chat: `{link}` and
+    /// `{invitation}` are filled in too.
+    chat: &'static str,
 }
 
 const CA: Wording = Wording {
@@ -48,6 +51,7 @@ const CA: Wording = Wording {
     ],
     by_hand: "O bé, en un terminal: porta enroll INVITACIÓ",
     ignore: "Si no esperaves aquest missatge, no facis res i avisa el servei d'informàtica.",
+    chat: "per connectar l'ordinador «{device}» a {org}, obre aquest enllaç amb l'aplicació Porta: {link} (o enganxa'l a l'aplicació, o executa: porta enroll {invitation}). Funciona una sola vegada, fins al {until}.",
 };
 
 const ES: Wording = Wording {
@@ -63,6 +67,7 @@ const ES: Wording = Wording {
     ],
     by_hand: "O bien, en un terminal: porta enroll INVITACIÓN",
     ignore: "Si no esperabas este mensaje, no hagas nada y avisa al servicio de informática.",
+    chat: "para conectar el ordenador «{device}» a {org}, abre este enlace con la aplicación Porta: {link} (o pégalo en la aplicación, o ejecuta: porta enroll {invitation}). Funciona una sola vez, hasta el {until}.",
 };
 
 const IT: Wording = Wording {
@@ -78,6 +83,7 @@ const IT: Wording = Wording {
     ],
     by_hand: "Oppure, in un terminale: porta enroll INVITO",
     ignore: "Se non aspettavi questo messaggio, non fare nulla e avvisa il servizio informatico.",
+    chat: "per collegare il computer «{device}» a {org}, apri questo link con l'applicazione Porta: {link} (oppure incollalo nell'applicazione, o esegui: porta enroll {invitation}). Funziona una sola volta, fino al {until}.",
 };
 
 const EN: Wording = Wording {
@@ -93,6 +99,7 @@ const EN: Wording = Wording {
     ],
     by_hand: "Or, in a terminal: porta enroll INVITATION",
     ignore: "If you did not expect this message, do nothing and tell your IT unit.",
+    chat: "to connect the computer \"{device}\" to {org}, open this link with the Porta app: {link} (or paste it into the app, or run: porta enroll {invitation}). It works once, until {until}.",
 };
 
 fn wording(language: &str) -> &'static Wording {
@@ -117,10 +124,9 @@ fn until(expires_at: u64) -> String {
     )
 }
 
-/// The text parts, filled in: (subject, plain text, HTML).
-pub fn render(mail: &InvitationMail<'_>) -> (String, String, String) {
-    let w = wording(mail.language);
-    let org = if mail.organization.is_empty() {
+/// The town hall's name, or a word for it in the mail's language.
+fn organization<'a>(mail: &InvitationMail<'a>) -> &'a str {
+    if mail.organization.is_empty() {
         match mail.language {
             "ca" => "l'Ajuntament",
             "es" => "el Ayuntamiento",
@@ -129,7 +135,38 @@ pub fn render(mail: &InvitationMail<'_>) -> (String, String, String) {
         }
     } else {
         mail.organization
+    }
+}
+
+/// The one message an admin pastes into a mail or chat instead of
+/// e-mailing: the same words as the e-mail's, in one line
+/// ("Hola Núria Puig: per connectar l'ordinador …").
+pub fn ready_to_send(mail: &InvitationMail<'_>) -> String {
+    let w = wording(mail.language);
+    let link = format!(
+        "{}:{}",
+        porta_proto::invitation::LINK_SCHEME,
+        mail.invitation
+    );
+    let hello = if mail.name.is_empty() {
+        w.hello.to_owned()
+    } else {
+        format!("{} {}", w.hello, mail.name)
     };
+    let body = w
+        .chat
+        .replace("{org}", organization(mail))
+        .replace("{device}", mail.device)
+        .replace("{until}", &until(mail.expires_at))
+        .replace("{link}", &link)
+        .replace("{invitation}", mail.invitation);
+    format!("{hello}: {body}")
+}
+
+/// The text parts, filled in: (subject, plain text, HTML).
+pub fn render(mail: &InvitationMail<'_>) -> (String, String, String) {
+    let w = wording(mail.language);
+    let org = organization(mail);
     let fill = |text: &str| {
         text.replace("{org}", org)
             .replace("{device}", mail.device)

@@ -29,6 +29,39 @@ impl Controller {
         Ok(())
     }
 
+    /// The language `person` is written to in: theirs, or the town's
+    /// default (the mail settings'), or English.
+    fn language_of(&self, person: &UserRecord) -> String {
+        if !person.language.is_empty() {
+            return person.language.clone();
+        }
+        self.mailer
+            .as_ref()
+            .map_or_else(|| "en".into(), |m| m.smtp().default_language.clone())
+    }
+
+    /// The ready-to-send message for `invitation` (the text of `token`),
+    /// in its person's language, greeting them by name.
+    pub fn ready_to_send(&self, token: &InviteRecord, invitation: &str) -> Result<String> {
+        let InvitePurpose::Device {
+            user, device_name, ..
+        } = &token.purpose
+        else {
+            return Err(Error::invalid("only device invitations are sent to people"));
+        };
+        let person: UserRecord = self.user(user)?;
+        let language = self.language_of(&person);
+        Ok(crate::mail::message::ready_to_send(&InvitationMail {
+            name: &person.display_name,
+            email: person.email.trim(),
+            language: &language,
+            organization: &self.settings.organization,
+            device: device_name,
+            invitation,
+            expires_at: token.expires_at,
+        }))
+    }
+
     /// E-mails `invitation` (the text of `token`) to its user, and records
     /// the outcome on the token and in the admin log. A failed delivery is
     /// an `Ok` with `sent = false`: the invitation stays valid.
@@ -48,11 +81,7 @@ impl Controller {
         self.check_can_email(user)?;
         let mailer = self.mailer.clone().expect("checked above");
         let person: UserRecord = self.user(user)?;
-        let language = if person.language.is_empty() {
-            mailer.smtp().default_language.clone()
-        } else {
-            person.language.clone()
-        };
+        let language = self.language_of(&person);
         let mail = InvitationMail {
             name: &person.display_name,
             email: person.email.trim(),
