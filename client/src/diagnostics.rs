@@ -11,11 +11,45 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// How long the controller probe waits.
 const PROBE: Duration = Duration::from_secs(3);
 
-/// The report. `service_running` is false when the front end could not
-/// reach the service (then `status` is what it could gather itself).
+/// What the front end saw of the service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceSeen {
+    /// It answered (the report is its own).
+    Running,
+    /// Nothing listens on its socket.
+    NotRunning,
+    /// It runs, but this user may not ask it (not in group `porta`).
+    NotAllowed {
+        /// The user.
+        user: String,
+    },
+    /// It could not be reached, for this reason.
+    Unreachable(String),
+}
+
+impl ServiceSeen {
+    fn line(&self) -> String {
+        match self {
+            ServiceSeen::Running => "running".into(),
+            ServiceSeen::NotRunning => {
+                "not running (start it: sudo systemctl enable --now porta; on Windows, the \"Porta\" service)".into()
+            }
+            ServiceSeen::NotAllowed { user } => format!(
+                "running, but {user} may not ask it: not in group porta (IT adds them: \
+                 sudo adduser {user} porta; then log out and in)"
+            ),
+            ServiceSeen::Unreachable(why) => format!("could not be reached: {why}"),
+        }
+    }
+}
+
+/// The report. `status` is the service's, or what this process could
+/// read itself without it (`None` when it could read nothing: the
+/// enrollment is the service's, readable by root only); `errors` are the
+/// service's recent errors, with their Unix times.
 pub async fn report(
-    status: &local::Status,
-    service_running: bool,
+    status: Option<&local::Status>,
+    service: &ServiceSeen,
     errors: &[(u64, String)],
 ) -> String {
     let mut out = String::new();
@@ -29,15 +63,14 @@ pub async fn report(
         std::env::consts::ARCH
     );
     let _ = writeln!(out, "kernel: {}", kernel());
-    let _ = writeln!(
-        out,
-        "service: {}",
-        if service_running {
-            "running"
-        } else {
-            "not running"
-        }
-    );
+    let _ = writeln!(out, "service: {}", service.line());
+    let Some(status) = status else {
+        let _ = writeln!(
+            out,
+            "state: unknown (only the service, or root, can read this computer's enrollment)"
+        );
+        return out;
+    };
     let state = State::try_from(status.state).unwrap_or(State::NotEnrolled);
     let _ = writeln!(out, "state: {}", state_word(state));
     if state != State::NotEnrolled {
@@ -102,7 +135,9 @@ pub async fn report(
     for line in resolvers().lines() {
         let _ = writeln!(out, "  {line}");
     }
-    if errors.is_empty() {
+    if *service != ServiceSeen::Running {
+        let _ = writeln!(out, "recent errors: known only to the service");
+    } else if errors.is_empty() {
         let _ = writeln!(out, "recent errors: none");
     } else {
         let _ = writeln!(out, "recent errors:");

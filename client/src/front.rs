@@ -188,7 +188,9 @@ pub async fn down(socket: &Path, dir: &StateDir, interface: &str) -> Result<()> 
     }
 }
 
-/// `porta status`.
+/// `porta status`. Without the service only root can read the
+/// enrollment; anyone else is told that the service does not run, and
+/// that nothing more can be known without it.
 pub async fn status(socket: &Path, dir: &StateDir, interface: &str, json: bool) -> Result<()> {
     let status = match service(socket).await? {
         Some(mut client) => {
@@ -198,14 +200,32 @@ pub async fn status(socket: &Path, dir: &StateDir, interface: &str, json: bool) 
             )
             .await?
         }
-        None => tunnel::status_without_service(dir, interface),
+        None if crate::platform::is_administrator() => {
+            tunnel::status_without_service(dir, interface)
+        }
+        None => {
+            let not_running = not_running(socket);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"up": false, "state": "unknown", "service": "not running"})
+                );
+            } else {
+                println!("{not_running}");
+                println!(
+                    "  Whether this computer is enrolled is known only to the service (or root)."
+                );
+            }
+            return Err(tunnel::NotConnected { answered: true }.into());
+        }
     };
     tunnel::print_status(&status, json)
 }
 
 /// `porta diagnostics`: the service's report, or what this process can
-/// gather when the service cannot be asked.
+/// gather when the service cannot be asked — and why it could not.
 pub async fn diagnostics(socket: &Path, dir: &StateDir, interface: &str) -> Result<()> {
+    use crate::diagnostics::{ServiceSeen, report};
     let text = match local::connect(socket).await {
         Ok(mut client) => {
             client
@@ -215,9 +235,15 @@ pub async fn diagnostics(socket: &Path, dir: &StateDir, interface: &str) -> Resu
                 .text
         }
         Err(why) => {
-            let status = tunnel::status_without_service(dir, interface);
-            let error = [(0, why.to_string())];
-            crate::diagnostics::report(&status, false, &error).await
+            let seen = match why {
+                Unreachable::NotRunning { .. } => ServiceSeen::NotRunning,
+                Unreachable::NotAllowed { user } => ServiceSeen::NotAllowed { user },
+                other => ServiceSeen::Unreachable(other.to_string()),
+            };
+            // Only root reads the enrollment without the service.
+            let status = crate::platform::is_administrator()
+                .then(|| tunnel::status_without_service(dir, interface));
+            report(status.as_ref(), &seen, &[]).await
         }
     };
     print!("{text}");

@@ -279,6 +279,17 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
         "{}",
         text(&refused)
     );
+    // …and his diagnostics say what is known (the service runs, he may not
+    // ask it) and why the rest is not — no false "not running".
+    let report = text(&porta_as(&lab, &bob, &socket, &["diagnostics"]));
+    assert!(
+        report.contains(&format!("service: running, but {bob} may not ask it"))
+            && report.contains(&format!("sudo adduser {bob} porta"))
+            && report.contains("state: unknown")
+            && !report.contains("not running")
+            && !report.contains("1970"),
+        "{report}"
+    );
     // …and by the service itself when the socket is opened to everyone
     // by mistake.
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
@@ -332,6 +343,16 @@ fn a_group_member_connects_without_root_and_others_are_refused() {
     // Stopped and started again (a reboot), the service connects by itself.
     assert_eq!(lab.stop(service.handle).unwrap(), Some(0));
     assert!(!reachable(&lab), "the tunnel went with the service");
+    // Meanwhile anna is told the service does not run — not that this
+    // computer is not enrolled, which she cannot know without it.
+    let stopped = porta_as(&lab, &anna, &socket, &["status"]);
+    assert_eq!(stopped.status.code(), Some(3));
+    assert!(
+        text(&stopped).contains("The Porta service is not running")
+            && !text(&stopped).contains("not enrolled"),
+        "{}",
+        text(&stopped)
+    );
     service.start_again(&mut lab);
     wait_until(
         "the tunnel after the restart",

@@ -830,9 +830,12 @@ impl local::tunnel_server::Tunnel for TunnelService {
             .unwrap_or_else(|p| p.into_inner())
             .errors
             .clone();
-        let text =
-            crate::diagnostics::report(&status, true, &errors.into_iter().collect::<Vec<_>>())
-                .await;
+        let text = crate::diagnostics::report(
+            Some(&status),
+            &crate::diagnostics::ServiceSeen::Running,
+            &errors.into_iter().collect::<Vec<_>>(),
+        )
+        .await;
         Ok(Response::new(local::DiagnosticsResponse { text }))
     }
 }
