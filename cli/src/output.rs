@@ -160,6 +160,11 @@ pub fn device_json(d: &pb::DeviceInfo) -> Value {
         "revoked": d.revoked, "revoked_at": time_json(d.revoked_at), "revoked_by": d.revoked_by,
         "client_version": d.client_version, "gateway": d.gateway,
         "last_handshake_at": time_json(d.last_handshake_at),
+        "reach": d.reach.iter().map(|r| json!({
+            "destination": r.destination.as_ref().map(destination).unwrap_or_default(),
+            "because": r.because,
+            "covered_by": (!r.covered_by.is_empty()).then_some(&r.covered_by),
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -105,6 +105,44 @@ pub struct InitReport {
     pub admin_invitation: String,
     /// When that invitation expires (RFC 3339).
     pub admin_invitation_expires: String,
+    /// Prefixes every device reaches, whatever its groups.
+    pub routes: Vec<String>,
+    /// What the admin should know before enrolling anyone.
+    pub warnings: Vec<String>,
+}
+
+/// A warning when staff at home cannot reach `endpoint` (`what`): its host
+/// is a private, shared, loopback or link-local address. Invitations and
+/// device configurations carry it.
+pub fn unreachable_from_home(what: &str, endpoint: &str) -> Option<String> {
+    let host = split_host(endpoint)
+        .0
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let ip: IpAddr = host.parse().ok()?;
+    let inside = match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                // Shared address space (carrier-grade NAT), RFC 6598.
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    inside.then(|| {
+        format!(
+            "the {what} endpoint {endpoint} is a private or local address: staff at home \
+             cannot reach it, and every invitation and device configuration carries it. \
+             Before enrolling anyone, give the town's public name: stop the controller, move \
+             the data directory aside and run `porta-controller init --endpoint <public \
+             name>` again (a test on this network may ignore this)"
+        )
+    })
 }
 
 /// Creates and fills a new data directory. Refuses to touch one that
@@ -180,6 +218,22 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
         )
         .await?;
 
+    let mut warnings: Vec<String> = [("WireGuard", &wg_endpoint), ("API", &api_endpoint)]
+        .into_iter()
+        .filter_map(|(what, endpoint)| unreachable_from_home(what, endpoint))
+        .collect();
+    if !settings.routes.is_empty() {
+        warnings.push(format!(
+            "--route {} is reached by every device, whatever its groups; for who may reach \
+             what, allow destinations per group instead (`portactl groups allow`)",
+            settings
+                .routes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     let mut vpn_prefixes = vec![settings.vpn_prefix_v4.to_string()];
     vpn_prefixes.extend(settings.vpn_prefix_v6.map(|p| p.to_string()));
     Ok(InitReport {
@@ -190,6 +244,8 @@ pub async fn init(options: InitOptions, now: u64) -> Result<InitReport> {
         gateway_public_key,
         vpn_prefixes,
         admin_invitation,
+        routes: settings.routes.iter().map(ToString::to_string).collect(),
+        warnings,
         admin_invitation_expires: humantime::format_rfc3339_seconds(
             std::time::UNIX_EPOCH + std::time::Duration::from_secs(now + admin_ttl),
         )

@@ -134,6 +134,13 @@ fn print_init_report(report: &InitReport, json: bool) -> Result<()> {
     println!("  VPN prefixes:        {}", report.vpn_prefixes.join(", "));
     println!("  Certificate SHA-256: {}", report.certificate_sha256);
     println!("  Gateway public key:  {}", report.gateway_public_key);
+    if !report.routes.is_empty() {
+        println!("  Town-wide routes:    {}", report.routes.join(", "));
+    }
+    for warning in &report.warnings {
+        println!();
+        println!("WARNING: {warning}");
+    }
     println!();
     println!(
         "First admin invitation (shown only now; valid until {}):",

@@ -14,18 +14,54 @@ pub fn destinations<'a>(
     settings: &Settings,
     groups: impl IntoIterator<Item = &'a GroupRecord>,
 ) -> Vec<Destination> {
-    let everyone = settings.routes.iter().map(|&cidr| Destination {
-        cidr,
-        protocol: Protocol::Any,
-        ports: Vec::new(),
+    explained(settings, groups)
+        .into_iter()
+        .map(|(destination, _)| destination)
+        .collect()
+}
+
+/// Why a device may reach a destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Because {
+    /// A town-wide route (`init --route`): every device, whatever its
+    /// groups.
+    Everyone,
+    /// This group of its person's.
+    Group(String),
+}
+
+/// [`destinations`], each with why.
+pub fn explained<'a>(
+    settings: &Settings,
+    groups: impl IntoIterator<Item = &'a GroupRecord>,
+) -> Vec<(Destination, Because)> {
+    let everyone = settings.routes.iter().map(|&cidr| {
+        (
+            Destination {
+                cidr,
+                protocol: Protocol::Any,
+                ports: Vec::new(),
+            },
+            Because::Everyone,
+        )
     });
     everyone
-        .chain(
-            groups
-                .into_iter()
-                .flat_map(|g| g.destinations.iter().cloned()),
-        )
+        .chain(groups.into_iter().flat_map(|g| {
+            g.destinations
+                .iter()
+                .map(|d| (d.clone(), Because::Group(g.name.clone())))
+        }))
         .collect()
+}
+
+/// The town-wide route that already lets every device reach all of
+/// `cidr`, if one does: a group rule for it then restricts nothing.
+pub fn covering_route(settings: &Settings, cidr: &ipnet::IpNet) -> Option<ipnet::IpNet> {
+    settings
+        .routes
+        .iter()
+        .copied()
+        .find(|route| route.contains(cidr))
 }
 
 #[cfg(test)]

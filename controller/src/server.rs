@@ -116,6 +116,14 @@ pub async fn serve(settings: &ServeSettings, shutdown: impl Future<Output = ()>)
         certificate_sha256 = %fingerprint,
         "listening"
     );
+    for (what, endpoint) in [
+        ("WireGuard", &controller.settings().wg_endpoint),
+        ("API", &controller.settings().api_endpoint),
+    ] {
+        if let Some(warning) = crate::init::unreachable_from_home(what, endpoint) {
+            tracing::warn!(endpoint = %endpoint, "{warning}");
+        }
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in [

@@ -237,3 +237,92 @@ fn a_laptop_is_told_soon_whether_the_town_or_its_own_internet_does_not_answer() 
         status(&lab, &service)["state"] == "connected"
     });
 }
+
+#[test]
+fn an_admin_is_told_what_restricts_nothing_and_what_a_device_may_reach() {
+    let mut lab = Lab::new().unwrap();
+    let lan = "172.31.2.0/24";
+    let town = Town::start_with(&mut lab, true, &["--route", lan]);
+    // init said it: the endpoint is private (staff at home cannot reach
+    // it), and a town-wide route is open to every device.
+    let warnings = town.init["warnings"].to_string();
+    assert!(
+        warnings.contains(&format!(
+            "endpoint {}:51820 is a private",
+            addr::TOWN_PUBLIC
+        )),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(&format!("--route {lan} is reached by every device")),
+        "{warnings}"
+    );
+    assert!(town.log().contains("is a private or local address"));
+
+    // A group rule inside that route restricts nothing: said when it is
+    // made, and in the device's own explanation.
+    town.admin(&lab, &["groups", "add", "gis"]);
+    let allow = lab
+        .run(
+            "town",
+            &[
+                path(&binary("portactl")),
+                "--config",
+                path(&town.profiles()),
+                "groups",
+                "allow",
+                "gis",
+                &format!("{}/32", addr::SERVER),
+                "--proto",
+                "tcp",
+                "--ports",
+                "443",
+            ],
+        )
+        .unwrap();
+    assert!(allow.status.success());
+    let warned = String::from_utf8_lossy(&allow.stderr).into_owned();
+    assert!(
+        warned.contains(&format!("inside {lan}, a town-wide route"))
+            && warned.contains("restricts nothing"),
+        "{warned}"
+    );
+    town.enroll(&lab, "carla", "carla-pc", "gis");
+    let shown = town.admin(&lab, &["devices", "show", "carla-pc"]);
+    let reach = shown["reach"].as_array().unwrap();
+    assert!(
+        reach
+            .iter()
+            .any(|r| r["destination"].as_str().unwrap().starts_with(lan)
+                && r["because"] == "everyone"),
+        "{shown}"
+    );
+    assert!(
+        reach
+            .iter()
+            .any(|r| r["because"] == "gis" && r["covered_by"] == lan),
+        "{shown}"
+    );
+    let text = lab
+        .exec(
+            "town",
+            &[
+                path(&binary("portactl")),
+                "--config",
+                path(&town.profiles()),
+                "devices",
+                "show",
+                "carla-pc",
+            ],
+        )
+        .unwrap();
+    let said = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        said.contains("may reach:")
+            && said.contains("town-wide route: every device")
+            && said.contains(&format!(
+                "group gis; restricts nothing: the town-wide route {lan}"
+            )),
+        "{said}"
+    );
+}

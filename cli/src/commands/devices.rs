@@ -215,6 +215,29 @@ fn client_summary(d: &pb::DeviceInfo) -> String {
 }
 
 fn describe(d: &pb::DeviceInfo) -> String {
+    let mut text = identity(d);
+    if !d.reach.is_empty() {
+        text += "\n  may reach:";
+        for reach in &d.reach {
+            let what = reach
+                .destination
+                .as_ref()
+                .map(output::destination)
+                .unwrap_or_default();
+            text += &match (reach.because.as_str(), reach.covered_by.as_str()) {
+                ("everyone", _) => format!("\n    {what}  (town-wide route: every device)"),
+                (group, "") => format!("\n    {what}  (group {group})"),
+                (group, route) => format!(
+                    "\n    {what}  (group {group}; restricts nothing: the town-wide route {route} \
+                     already opens it to every device)"
+                ),
+            };
+        }
+    }
+    text
+}
+
+fn identity(d: &pb::DeviceInfo) -> String {
     format!(
         "device: {}\n  id: {}\n  user: {}\n  public key: {}\n  addresses: {}\n  hostname: {}\n  os: {}\n  \
          client: {}\n  enrolled: {}\n  last seen: {}\n  last handshake: {}\n  state: {}",

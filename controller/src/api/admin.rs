@@ -139,7 +139,15 @@ impl Admin for AdminApi {
         let caller = authorize(&self.0, &request, "change what groups may reach", ADMIN)?;
         let r = request.into_inner();
         let destination = validate::destination(r.destination.as_ref())?;
-        let warnings = self.0.own_addresses_in(&destination.cidr)?;
+        let mut warnings = self.0.own_addresses_in(&destination.cidr)?;
+        if let Some(route) = crate::policy::covering_route(self.0.settings(), &destination.cidr) {
+            warnings.push(format!(
+                "{} is inside {route}, a town-wide route (init --route) that every device \
+                 reaches whatever its groups: this rule restricts nothing. To restrict it, \
+                 drop that route at init and allow it per group",
+                destination.cidr
+            ));
+        }
         self.0
             .allow_destination(&Actor::from(&caller), &r.group, destination, now())
             .await?;
@@ -296,9 +304,12 @@ impl Admin for AdminApi {
 
     async fn get_device(&self, request: Request<pb::GetDeviceRequest>) -> Reply<pb::DeviceInfo> {
         authorize(&self.0, &request, "look up devices", AUDIT)?;
-        Ok(Response::new(pb::DeviceInfo::from(
-            self.0.find_device(&request.into_inner().name)?,
-        )))
+        let device = self.0.find_device(&request.into_inner().name)?;
+        let reach = self.0.device_reach(&device)?;
+        Ok(Response::new(pb::DeviceInfo {
+            reach,
+            ..pb::DeviceInfo::from(device)
+        }))
     }
 
     async fn rename_device(

@@ -219,6 +219,36 @@ impl Controller {
         })
     }
 
+    /// What `device` may reach and why, for people (`devices show`):
+    /// nothing when it is revoked or its person disabled.
+    pub fn device_reach(&self, device: &DeviceRecord) -> Result<Vec<pb::Reach>> {
+        if device.revoked_at.is_some() {
+            return Ok(Vec::new());
+        }
+        let user = self.user(&device.user)?;
+        if user.disabled {
+            return Ok(Vec::new());
+        }
+        let groups = self.groups_of(&user)?;
+        Ok(crate::policy::explained(&self.settings, &groups)
+            .into_iter()
+            .map(|(destination, because)| {
+                let (because, covered_by) = match because {
+                    crate::policy::Because::Everyone => ("everyone".to_owned(), None),
+                    crate::policy::Because::Group(group) => (
+                        group,
+                        crate::policy::covering_route(&self.settings, &destination.cidr),
+                    ),
+                };
+                pb::Reach {
+                    destination: Some(destination.into()),
+                    because,
+                    covered_by: covered_by.map(|r| r.to_string()).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
     pub(super) fn groups_of(&self, user: &UserRecord) -> Result<Vec<GroupRecord>> {
         let mut groups = Vec::with_capacity(user.groups.len());
         for name in &user.groups {

@@ -80,6 +80,8 @@ impl From<DeviceRecord> for pb::DeviceInfo {
             client_version: d.client_version,
             gateway: d.gateway.unwrap_or_default(),
             last_handshake_at: d.last_handshake_at,
+            // Filled in by GetDevice only (it reads the groups).
+            reach: Vec::new(),
         }
     }
 }
