@@ -171,6 +171,22 @@ pub async fn request(dir: &StateDir, invitation: Invitation) -> Result<Granted> 
     })
 }
 
+/// What the controller says `invitation` is for (the person, the device,
+/// the expiry), without redeeming it; a refusal (used, expired, unknown,
+/// paused) is an error carrying the controller's kind.
+pub async fn preview(invitation: &Invitation) -> Result<pb::PreviewInvitationResponse> {
+    within_timeout(&invitation.controller, async {
+        let channel = connect(&invitation.controller, invitation.fingerprint).await?;
+        Ok(pb::enrollment_client::EnrollmentClient::new(channel)
+            .preview_invitation(pb::PreviewInvitationRequest {
+                token: invitation.token.clone(),
+            })
+            .await?
+            .into_inner())
+    })
+    .await
+}
+
 /// Enrolls with `invitation`: a new key, the controller's answer saved.
 pub async fn enroll(dir: &StateDir, invitation: Invitation) -> Result<DeviceState> {
     request(dir, invitation).await?.save(dir)

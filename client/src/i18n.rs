@@ -149,16 +149,30 @@ catalogue! {
     /// Preview: heading.
     PreviewTitle {
         en: "Enroll this computer",
-        ca: "Registrar aquest ordinador",
-        es: "Registrar este equipo",
+        ca: "Donar d'alta aquest ordinador",
+        es: "Dar de alta este equipo",
         it: "Registrare questo computer"
     }
-    /// Preview: the town hall's name.
-    PreviewOrganization {
-        en: "Town hall: {organization}",
-        ca: "Ajuntament: {organization}",
-        es: "Ayuntamiento: {organization}",
-        it: "Comune: {organization}"
+    /// Preview: whom the invitation is for.
+    PreviewFor {
+        en: "This invitation is for {person}'s computer \"{device}\", valid until {until}.",
+        ca: "Aquesta invitació és per a l'ordinador «{device}» de {person}, vàlida fins al {until}.",
+        es: "Esta invitación es para el equipo «{device}» de {person}, válida hasta el {until}.",
+        it: "Questo invito è per il computer «{device}» di {person}, valido fino al {until}."
+    }
+    /// Preview: the controller could not be asked whom it is for.
+    PreviewUnconfirmed {
+        en: "The town hall's server could not be asked whom this invitation is for. Enroll only an invitation IT sent to you.",
+        ca: "No s'ha pogut preguntar al servidor de l'ajuntament per a qui és aquesta invitació. Doneu d'alta només una invitació que informàtica us hagi enviat a vós.",
+        es: "No se ha podido preguntar al servidor del ayuntamiento para quién es esta invitación. Dé de alta solo una invitación que informática le haya enviado a usted.",
+        it: "Non è stato possibile chiedere al server del comune per chi è questo invito. Registrare solo un invito che i servizi informatici hanno mandato a sé."
+    }
+    /// Preview: the fold with what IT may ask about.
+    PreviewDetails {
+        en: "Details for IT",
+        ca: "Detalls per a informàtica",
+        es: "Detalles para informática",
+        it: "Dettagli per i servizi informatici"
     }
     /// Preview: the town hall's server.
     PreviewController {
@@ -169,15 +183,15 @@ catalogue! {
     }
     /// Preview: its identity.
     PreviewFingerprint {
-        en: "Its certificate: {fingerprint}",
-        ca: "El seu certificat: {fingerprint}",
-        es: "Su certificado: {fingerprint}",
-        it: "Il suo certificato: {fingerprint}"
+        en: "Server certificate: {fingerprint}",
+        ca: "Certificat del servidor: {fingerprint}",
+        es: "Certificado del servidor: {fingerprint}",
+        it: "Certificato del server: {fingerprint}"
     }
     /// Preview: what will happen.
     PreviewWhat {
         en: "A key is created on this computer and never leaves it. The town hall registers this computer with it; then you can connect to the town hall's network from here.",
-        ca: "Es crea una clau en aquest ordinador, que no en surt mai. L'ajuntament hi registra aquest ordinador; després us hi podreu connectar a la xarxa de l'ajuntament des d'aquí.",
+        ca: "Es crea una clau en aquest ordinador, que no en surt mai. L'ajuntament registra aquest ordinador amb aquesta clau; després us podreu connectar a la xarxa de l'ajuntament des d'aquí.",
         es: "Se crea una clave en este equipo, que nunca sale de él. El ayuntamiento registra este equipo con ella; después podrá conectarse desde aquí a la red del ayuntamiento.",
         it: "Su questo computer viene creata una chiave che non lo lascia mai. Il comune registra questo computer con essa; poi potrete collegarvi da qui alla rete del comune."
     }
@@ -189,12 +203,12 @@ catalogue! {
         it: "Questo computer è registrato come {device}; questo invito sostituisce quella registrazione."
     }
     /// Button: enroll.
-    Enroll { en: "Enroll", ca: "Registra", es: "Registrar", it: "Registra" }
+    Enroll { en: "Enroll", ca: "Dona d'alta", es: "Dar de alta", it: "Registra" }
     /// Enroll again after a confirmation.
     EnrollAgain {
         en: "Enroll again with a new key",
-        ca: "Registra'l de nou amb una clau nova",
-        es: "Registrarlo de nuevo con una clave nueva",
+        ca: "Torna'l a donar d'alta amb una clau nova",
+        es: "Darlo de alta de nuevo con una clave nueva",
         it: "Registralo di nuovo con una nuova chiave"
     }
     /// While a request runs.

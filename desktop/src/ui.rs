@@ -130,19 +130,31 @@ fn preview(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
     ui.label(RichText::new(Msg::PreviewTitle.text(lang)).size(18.0));
     ui.add_space(6.0);
     if !preview.organization.is_empty() {
+        ui.label(RichText::new(&preview.organization).strong());
+    }
+    // Whom it is for, as the town hall's server says: a clerk sees at
+    // once an invitation meant for a colleague.
+    if !preview.device_name.is_empty() {
+        let person = if preview.display_name.is_empty() {
+            &preview.user
+        } else {
+            &preview.display_name
+        };
         ui.label(
-            RichText::new(
-                Msg::PreviewOrganization.fill(lang, &[("organization", &preview.organization)]),
-            )
+            RichText::new(Msg::PreviewFor.fill(
+                lang,
+                &[
+                    ("person", person),
+                    ("device", &preview.device_name),
+                    ("until", &until(preview.expires_at)),
+                ],
+            ))
             .strong(),
         );
+    } else if !preview.unconfirmed.is_empty() {
+        let colour = warning_colour(ui);
+        ui.label(RichText::new(Msg::PreviewUnconfirmed.text(lang)).color(colour));
     }
-    ui.label(Msg::PreviewController.fill(lang, &[("controller", &preview.controller)]));
-    ui.label(
-        RichText::new(Msg::PreviewFingerprint.fill(lang, &[("fingerprint", &preview.fingerprint)]))
-            .small()
-            .monospace(),
-    );
     ui.add_space(6.0);
     ui.label(Msg::PreviewWhat.text(lang));
     if !preview.enrolled_as.is_empty() {
@@ -174,6 +186,26 @@ fn preview(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
             actions.push(Action::Back);
         }
     });
+    ui.add_space(10.0);
+    egui::CollapsingHeader::new(Msg::PreviewDetails.text(lang))
+        .id_salt("preview-details")
+        .show(ui, |ui| {
+            ui.label(Msg::PreviewController.fill(lang, &[("controller", &preview.controller)]));
+            ui.label(
+                RichText::new(
+                    Msg::PreviewFingerprint.fill(lang, &[("fingerprint", &preview.fingerprint)]),
+                )
+                .small()
+                .monospace(),
+            );
+        });
+}
+
+/// An expiry as staff read it, in UTC: "2026-12-15 10:00 UTC".
+fn until(unix: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    format!("{} UTC", text.replace('T', " ").get(..16).unwrap_or(&text))
 }
 
 fn tunnel(ui: &mut egui::Ui, model: &Model, now: u64, actions: &mut Vec<Action>) {

@@ -101,16 +101,20 @@ fn every_screen(lang: Lang) -> Vec<(&'static str, Model, Vec<Msg>)> {
                     controller: "vpn.example:7443".into(),
                     fingerprint: "ab:cd".into(),
                     organization: "Ajuntament de Calonge".into(),
-                    enrolled_as: String::new(),
+                    user: "anna".into(),
+                    display_name: "Anna Puig".into(),
+                    device_name: "anna-home".into(),
+                    expires_at: 1_800_000_000,
+                    ..Default::default()
                 })),
             ]),
             vec![
                 Msg::PreviewTitle,
-                Msg::PreviewOrganization,
-                Msg::PreviewController,
+                Msg::PreviewFor,
                 Msg::PreviewWhat,
                 Msg::Enroll,
                 Msg::Back,
+                Msg::PreviewDetails,
             ],
         ),
         (
@@ -140,6 +144,16 @@ fn every_screen(lang: Lang) -> Vec<(&'static str, Model, Vec<Msg>)> {
             "revoked",
             with(vec![Event::Service(Ok(status(State::Revoked)))]),
             vec![Msg::Revoked, Msg::NewInvitation, Msg::CopyDiagnostics],
+        ),
+        (
+            "paused",
+            with(vec![Event::Service(Ok(status(State::Paused)))]),
+            vec![Msg::Paused, Msg::Connect, Msg::CopyDiagnostics],
+        ),
+        (
+            "service stopped",
+            with(vec![Event::Service(Err(ServiceProblem::Stopped))]),
+            vec![Msg::ServiceStopped, Msg::Retry],
         ),
         (
             "settings",

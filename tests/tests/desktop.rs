@@ -264,13 +264,22 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     field.type_text(&wrapped);
     app.step();
     click(&mut app, "Continue");
-    // What will happen, and with whom.
+    // What will happen, with whom, and for whom: the town hall's server
+    // says whose computer the invitation is for, and until when.
     wait_for_text(&mut app, "Enroll this computer", Duration::from_secs(10));
+    wait_for_text(&mut app, "Ajuntament de Calonge", Duration::from_secs(1));
     wait_for_text(
         &mut app,
-        "Town hall: Ajuntament de Calonge",
+        "This invitation is for anna's computer \"anna-home\", valid until 20",
         Duration::from_secs(1),
     );
+    // The server's address and certificate are folded away for IT.
+    assert!(
+        app.query_all_by_label_contains(&format!("{}:7443", addr::TOWN_PUBLIC))
+            .next()
+            .is_none()
+    );
+    click(&mut app, "Details for IT");
     wait_for_text(
         &mut app,
         &format!("{}:7443", addr::TOWN_PUBLIC),
@@ -360,7 +369,7 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
         Duration::from_secs(15),
     );
     click(&mut app, "Enroll again with a new key");
-    wait_for_text(&mut app, "anna-home-2", Duration::from_secs(15));
+    wait_for_text(&mut app, "anna-home-2 · anna", Duration::from_secs(15));
     click(&mut app, "Connect");
     wait_for_text(
         &mut app,

@@ -628,11 +628,33 @@ impl local::tunnel_server::Tunnel for TunnelService {
             .load()
             .map(|s| s.config.device_name)
             .unwrap_or_default();
+        // Asked without any lock: a silent controller holds only this call.
+        let mut preview = local::PreviewResponse::default();
+        match enrollment::preview(&invitation).await {
+            Ok(answer) => {
+                preview.user = answer.user;
+                preview.display_name = answer.display_name;
+                preview.device_name = answer.device_name;
+                preview.expires_at = answer.expires_at;
+            }
+            Err(error) => {
+                let older = error
+                    .chain()
+                    .filter_map(|c| c.downcast_ref::<Status>())
+                    .any(|s| s.code() == tonic::Code::Unimplemented);
+                let status = enroll_status(&error);
+                if status.code() != tonic::Code::Unavailable && !older {
+                    return Err(status);
+                }
+                preview.unconfirmed = status.message().to_owned();
+            }
+        }
         Ok(Response::new(local::PreviewResponse {
             controller: invitation.controller,
             fingerprint: invitation.fingerprint.to_string(),
             organization: invitation.organization,
             enrolled_as,
+            ..preview
         }))
     }
 

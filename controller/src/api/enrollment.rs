@@ -48,6 +48,29 @@ impl Enrollment for EnrollmentApi {
     }
 
     #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
+    async fn preview_invitation(
+        &self,
+        request: Request<pb::PreviewInvitationRequest>,
+    ) -> Result<Response<pb::PreviewInvitationResponse>, Status> {
+        let source = request.remote_addr();
+        auth::admit(&self.0, source)?;
+        let token = request.into_inner().token;
+        let previewed = self.0.preview_invitation(&token, now());
+        let (invite, person) =
+            auth::note_outcome(&self.0, source, &token, "invitation", previewed)?;
+        let crate::store::records::InvitePurpose::Device { device_name, .. } = invite.purpose
+        else {
+            return Err(Error::invalid("not a device invitation").into());
+        };
+        Ok(Response::new(pb::PreviewInvitationResponse {
+            user: person.name,
+            display_name: person.display_name,
+            device_name,
+            expires_at: invite.expires_at,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(peer = ?request.remote_addr()))]
     async fn login(
         &self,
         request: Request<pb::LoginRequest>,

@@ -434,17 +434,26 @@ fn redeemable_invite(
     presented: &PresentedSecret<'_>,
     now: u64,
 ) -> Result<InviteRecord, TxError> {
-    let invite = t.invite(presented.id)?.ok_or_else(invalid_invitation)?;
+    Ok(redeemable(t.invite(presented.id)?, presented, now)?)
+}
+
+/// `invite` (the record `presented` names, if any), if its secret matches
+/// and it is unspent and unexpired.
+fn redeemable(
+    invite: Option<InviteRecord>,
+    presented: &PresentedSecret<'_>,
+    now: u64,
+) -> Result<InviteRecord> {
+    let invite = invite.ok_or_else(invalid_invitation)?;
     // Only a holder of the real secret learns whether it was used or expired.
     if !presented.matches(&invite.hash) {
-        return Err(invalid_invitation().into());
+        return Err(invalid_invitation());
     }
     if invite.redeemed_at.is_some() {
         return Err(Error::refused(
             Refusal::InvitationUsed,
             "this invitation was already used; ask your IT administrator for a new one",
-        )
-        .into());
+        ));
     }
     if invite.expires_at <= now {
         return Err(Error::refused(
@@ -455,10 +464,32 @@ fn redeemable_invite(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(invite.expires_at)
                 )
             ),
-        )
-        .into());
+        ));
     }
     Ok(invite)
+}
+
+impl Controller {
+    /// What a device invitation is for, before it is redeemed (its holder
+    /// asks; nothing changes): the person and the device name. Refused as
+    /// enrolling would be (used, expired, unknown, its person paused).
+    pub fn preview_invitation(&self, token: &str, now: u64) -> Result<(InviteRecord, UserRecord)> {
+        let presented = secret::parse(token).ok_or_else(invalid_invitation)?;
+        let invite: Option<InviteRecord> = self
+            .store
+            .get(crate::store::T::Invites, presented.id.as_bytes())?;
+        let invite = redeemable(invite, &presented, now)?;
+        let InvitePurpose::Device { user, .. } = &invite.purpose else {
+            return Err(Error::invalid(
+                "this is a login invitation, not a device invitation: use `portactl login`",
+            ));
+        };
+        let person = self.user(user)?;
+        if person.disabled {
+            return Err(super::auth::user_paused(&person));
+        }
+        Ok((invite, person))
+    }
 }
 
 /// Leases the next free IPv4 address: unleased, or released longer ago than
