@@ -246,7 +246,7 @@ catalogue! {
         it: "Non collegato"
     }
     /// Status: since when.
-    ConnectedSince { en: "Connected for", ca: "Connectat des de fa", es: "Conectado desde hace", it: "Collegato da" }
+    ConnectedSince { en: "Time connected", ca: "Temps connectat", es: "Tiempo conectado", it: "Durata del collegamento" }
     /// Status: the gateway.
     Gateway { en: "Through", ca: "A través de", es: "A través de", it: "Tramite" }
     /// Status: traffic.
@@ -259,7 +259,7 @@ catalogue! {
         it: "{received} ricevuti, {sent} inviati"
     }
     /// Status: last handshake.
-    LastHandshake { en: "Last handshake", ca: "Última negociació", es: "Última negociación", it: "Ultimo handshake" }
+    LastHandshake { en: "Last contact with the town hall", ca: "Últim contacte amb l'ajuntament", es: "Último contacto con el ayuntamiento", it: "Ultimo contatto con il comune" }
     /// Status: seconds ago.
     SecondsAgo {
         en: "{seconds} s ago",
@@ -336,10 +336,10 @@ catalogue! {
     }
     /// The invitation is damaged.
     InvitationDamaged {
-        en: "This is not a complete Porta invitation. Copy it again, whole, from the e-mail IT sent you.",
-        ca: "Això no és una invitació de Porta completa. Torneu-la a copiar, sencera, del correu que us ha enviat informàtica.",
-        es: "Esto no es una invitación de Porta completa. Vuelva a copiarla, entera, del correo que le ha enviado informática.",
-        it: "Questo non è un invito di Porta completo. Copiatelo di nuovo, per intero, dall'e-mail dei servizi informatici."
+        en: "This Porta invitation is incomplete. Copy it again, whole, from the e-mail IT sent you.",
+        ca: "La invitació de Porta està incompleta. Torneu-la a copiar, sencera, del correu que us ha enviat informàtica.",
+        es: "La invitación de Porta está incompleta. Vuelva a copiarla, entera, del correo que le ha enviado informática.",
+        it: "L'invito di Porta è incompleto. Occorre copiarlo di nuovo, per intero, dall'e-mail dei servizi informatici."
     }
     /// The invitation was used or expired.
     InvitationRefused {
@@ -417,6 +417,13 @@ catalogue! {
         ca: "El servei Porta no s'està executant en aquest ordinador. Demaneu al servei d'informàtica que executi: sudo systemctl enable --now porta",
         es: "El servicio Porta no se está ejecutando en este equipo. Pida al servicio de informática que ejecute: sudo systemctl enable --now porta",
         it: "Il servizio Porta non è in esecuzione su questo computer. Chiedete ai servizi informatici di eseguire: sudo systemctl enable --now porta"
+    }
+    /// Copy the command an error names.
+    CopyCommand {
+        en: "Copy the command for IT",
+        ca: "Copia l'ordre per a informàtica",
+        es: "Copiar la orden para informática",
+        it: "Copia il comando per i servizi informatici"
     }
     /// The service stopped while the app watched it.
     ServiceStopped {

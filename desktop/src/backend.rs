@@ -156,6 +156,18 @@ fn status_problem(status: tonic::Status) -> ServiceProblem {
 async fn answer(socket: &std::path::Path, request: Request) -> Option<Event> {
     let mut client = match local::connect(socket).await {
         Ok(client) => client,
+        // Diagnostics without the service: what this computer shows, and
+        // why the service could not be asked (the help desk needs that
+        // most when the service is the problem).
+        Err(unreachable) if request == Request::Diagnostics => {
+            use porta_client::diagnostics::{ServiceSeen, report};
+            let seen = match unreachable {
+                Unreachable::NotRunning { .. } => ServiceSeen::NotRunning,
+                Unreachable::NotAllowed { user } => ServiceSeen::NotAllowed { user },
+                other => ServiceSeen::Unreachable(other.to_string()),
+            };
+            return Some(Event::Diagnostics(Ok(report(None, &seen, &[]).await)));
+        }
         Err(unreachable) => {
             let failure = Failure::new(
                 match unreachable {

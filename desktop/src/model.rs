@@ -123,6 +123,8 @@ pub enum Action {
     Disconnect,
     /// Copy the diagnostics.
     CopyDiagnostics,
+    /// Copy the command the service problem's words name (for IT).
+    CopyCommand,
     /// Open or close the settings.
     ToggleSettings,
     /// A revoked computer gets a new invitation.
@@ -287,6 +289,19 @@ impl Model {
         }
     }
 
+    /// The command the service problem's words ask IT to run, if any.
+    pub fn service_command(&self) -> Option<String> {
+        match &self.service {
+            Service::Problem(ServiceProblem::NotRunning) => {
+                Some("sudo systemctl enable --now porta".into())
+            }
+            Service::Problem(ServiceProblem::NotAllowed { user }) => {
+                Some(format!("sudo adduser {user} porta"))
+            }
+            _ => None,
+        }
+    }
+
     /// The service's problem in plain words.
     pub fn service_problem(&self) -> Option<Notice> {
         match &self.service {
@@ -329,6 +344,13 @@ impl Model {
                 self.copied = false;
                 vec![Effect::Send(Request::Diagnostics)]
             }
+            Action::CopyCommand => match self.service_command() {
+                Some(command) => {
+                    self.copied = true;
+                    vec![Effect::Copy(command)]
+                }
+                None => vec![],
+            },
             Action::ToggleSettings => {
                 self.settings_open = !self.settings_open;
                 vec![]
@@ -637,6 +659,26 @@ mod tests {
             model.notice.as_ref().map(|n| n.msg),
             Some(Msg::InvitationPaused)
         );
+    }
+
+    #[test]
+    fn an_error_that_names_a_command_copies_it_for_it() {
+        let mut model = model();
+        model.apply(Event::Service(Err(ServiceProblem::NotAllowed {
+            user: "anna".into(),
+        })));
+        assert_eq!(
+            model.act(Action::CopyCommand),
+            vec![Effect::Copy("sudo adduser anna porta".into())]
+        );
+        assert!(model.copied);
+        model.apply(Event::Service(Err(ServiceProblem::NotRunning)));
+        assert_eq!(
+            model.act(Action::CopyCommand),
+            vec![Effect::Copy("sudo systemctl enable --now porta".into())]
+        );
+        model.apply(Event::Service(Err(ServiceProblem::Stopped)));
+        assert_eq!(model.act(Action::CopyCommand), vec![]);
     }
 
     #[test]

@@ -90,6 +90,11 @@ fn service_problem(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) 
     if ui.button(Msg::Retry.text(lang)).clicked() {
         actions.push(Action::Retry);
     }
+    ui.add_space(12.0);
+    if model.service_command().is_some() && ui.button(Msg::CopyCommand.text(lang)).clicked() {
+        actions.push(Action::CopyCommand);
+    }
+    diagnostics_button(ui, model, actions);
 }
 
 fn invitation(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
@@ -211,6 +216,12 @@ fn until(unix: u64) -> String {
 fn tunnel(ui: &mut egui::Ui, model: &Model, now: u64, actions: &mut Vec<Action>) {
     let lang = model.lang();
     let Some(status) = model.status() else { return };
+    if status.connected_since != 0 {
+        // The time connected counts on by itself, with nobody moving the
+        // mouse (the service sends news only when something changes).
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs(1));
+    }
     ui.label(
         RichText::new(Msg::EnrolledAs.fill(
             lang,

@@ -79,7 +79,12 @@ fn every_screen(lang: Lang) -> Vec<(&'static str, Model, Vec<Msg>)> {
         (
             "not running",
             with(vec![Event::Service(Err(ServiceProblem::NotRunning))]),
-            vec![Msg::ServiceNotRunning, Msg::Retry],
+            vec![
+                Msg::ServiceNotRunning,
+                Msg::Retry,
+                Msg::CopyCommand,
+                Msg::CopyDiagnostics,
+            ],
         ),
         (
             "not in group",
@@ -153,7 +158,7 @@ fn every_screen(lang: Lang) -> Vec<(&'static str, Model, Vec<Msg>)> {
         (
             "service stopped",
             with(vec![Event::Service(Err(ServiceProblem::Stopped))]),
-            vec![Msg::ServiceStopped, Msg::Retry],
+            vec![Msg::ServiceStopped, Msg::Retry, Msg::CopyDiagnostics],
         ),
         (
             "settings",
@@ -258,4 +263,22 @@ fn nothing_is_cut_off_at_200_percent() {
             assert!(checked > 2, "{name}: only {checked} labelled widgets");
         }
     }
+}
+
+#[test]
+fn the_time_connected_counts_on_without_anyone_touching_the_window() {
+    let screens = every_screen(Lang::En);
+    let shown = |name: &str| {
+        let model = screens
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .unwrap()
+            .1
+            .clone();
+        let mut harness = harness(model);
+        harness.step();
+        harness.ctx.has_requested_repaint()
+    };
+    assert!(shown("connected"), "a connected window repaints by itself");
+    assert!(!shown("disconnected"), "an idle one does not");
 }

@@ -301,7 +301,11 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
         Duration::from_secs(20),
         || town_server_reachable(&lab),
     );
-    wait_for_text(&mut app, "Last handshake", Duration::from_secs(1));
+    wait_for_text(
+        &mut app,
+        "Last contact with the town hall",
+        Duration::from_secs(1),
+    );
     screenshots("connected", &socket, &[], &shots);
 
     // Diagnostics for the help desk, on the clipboard.
