@@ -107,29 +107,10 @@ pub fn role(role: i32) -> &'static str {
 
 /// A destination as people write it: `10.1.20.0/24 tcp 443,3389`.
 pub fn destination(d: &pb::Destination) -> String {
-    let protocol = match pb::Protocol::try_from(d.protocol) {
-        Ok(pb::Protocol::Tcp) => " tcp",
-        Ok(pb::Protocol::Udp) => " udp",
-        Ok(pb::Protocol::Icmp) => " icmp",
-        _ => "",
-    };
-    let ports: Vec<String> = d
-        .ports
-        .iter()
-        .map(|p| {
-            if p.first == p.last {
-                p.first.to_string()
-            } else {
-                format!("{}-{}", p.first, p.last)
-            }
-        })
-        .collect();
-    let ports = if ports.is_empty() {
-        String::new()
-    } else {
-        format!(" {}", ports.join(","))
-    };
-    format!("{}{protocol}{ports}", d.cidr)
+    match d.protocol_and_ports() {
+        what if what.is_empty() => d.cidr.clone(),
+        what => format!("{} {what}", d.cidr),
+    }
 }
 
 /// JSON for a user.

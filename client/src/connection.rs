@@ -67,7 +67,7 @@ pub enum Event {
     /// The controller's configuration stream is open.
     ControllerReached,
     /// The controller sent a new configuration, applied and saved.
-    ConfigUpdated(SavedConfig),
+    ConfigUpdated(Box<SavedConfig>),
     /// The controller's clock minus this computer's, in seconds, as its
     /// last configuration said.
     ClockOffset(i64),
@@ -500,7 +500,7 @@ async fn watch_once(
                 tracing::warn!(error = %porta_proto::describe_chain(error.chain()), "could not save the new configuration");
             }
             tracing::info!(routes = ?state.config.routes, "configuration updated");
-            let _ = events.send(Event::ConfigUpdated(state.config.clone()));
+            let _ = events.send(Event::ConfigUpdated(Box::new(state.config.clone())));
         }
     }
     Err(tonic::Status::unavailable(

@@ -418,6 +418,13 @@ catalogue! {
         es: "El servicio Porta no se está ejecutando en este equipo. Pida al servicio de informática que ejecute: sudo systemctl enable --now porta",
         it: "Il servizio Porta non è in esecuzione su questo computer. Chiedete ai servizi informatici di eseguire: sudo systemctl enable --now porta"
     }
+    /// Reach: what every device reaches (town-wide routes).
+    ReachEveryone {
+        en: "The town hall's shared services",
+        ca: "Els serveis comuns de l'ajuntament",
+        es: "Los servicios comunes del ayuntamiento",
+        it: "I servizi comuni del comune"
+    }
     /// Copy the command an error names.
     CopyCommand {
         en: "Copy the command for IT",

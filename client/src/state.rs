@@ -51,6 +51,24 @@ pub struct SavedConfig {
     pub persistent_keepalive: u32,
     /// MTU.
     pub mtu: u32,
+    /// The routes for people (older controllers send none).
+    #[serde(default)]
+    pub reach: Vec<SavedReach>,
+    /// The town hall's name (may be empty).
+    #[serde(default)]
+    pub organization: String,
+}
+
+/// One destination as people read it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedReach {
+    /// The group's description, else its name; empty for what every
+    /// device reaches.
+    pub name: String,
+    /// "tcp 443,8080-8090"; empty for everything.
+    pub ports: String,
+    /// The prefix.
+    pub cidr: String,
 }
 
 /// A gateway as saved.
@@ -85,6 +103,23 @@ impl From<pb::DeviceConfig> for SavedConfig {
             search_domains: c.search_domains,
             persistent_keepalive: c.persistent_keepalive,
             mtu: c.mtu,
+            reach: c
+                .reach
+                .into_iter()
+                .map(|r| {
+                    let destination = r.destination.unwrap_or_default();
+                    SavedReach {
+                        name: match (r.because.as_str(), r.description.is_empty()) {
+                            ("everyone", _) => String::new(),
+                            (group, true) => group.to_owned(),
+                            (_, false) => r.description,
+                        },
+                        ports: destination.protocol_and_ports(),
+                        cidr: destination.cidr,
+                    }
+                })
+                .collect(),
+            organization: c.organization,
         }
     }
 }

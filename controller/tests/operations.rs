@@ -14,6 +14,7 @@ use porta_controller::store::records::{
 };
 use porta_gateway::peer::{PeerChange, Update};
 use porta_proto::PublicKey;
+use porta_proto::refusal::Refusal;
 
 /// Unix seconds the tests start at.
 const T0: u64 = 1_790_000_000;
@@ -77,7 +78,7 @@ async fn an_invitation_works_once_and_never_after_it_expires() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&expired, Error::FailedPrecondition(m) if m.contains("expired")),
+        matches!(&expired, Error::Refused { kind: Refusal::InvitationExpired, message } if message.contains("expired")),
         "{expired}"
     );
     let (_, token) = ctl
@@ -94,7 +95,7 @@ async fn an_invitation_works_once_and_never_after_it_expires() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&again, Error::FailedPrecondition(m) if m.contains("already used")),
+        matches!(&again, Error::Refused { kind: Refusal::InvitationUsed, message } if message.contains("already used")),
         "{again}"
     );
     // A mistyped token says nothing about which tokens exist.
@@ -102,7 +103,16 @@ async fn an_invitation_works_once_and_never_after_it_expires() {
         .enroll(&laptop("0123456789abcdef.guess", key(), "laptop"), "", T0)
         .await
         .unwrap_err();
-    assert!(matches!(guessed, Error::Unauthenticated(_)), "{guessed}");
+    assert!(
+        matches!(
+            guessed,
+            Error::Refused {
+                kind: Refusal::InvitationUnknown,
+                ..
+            }
+        ),
+        "{guessed}"
+    );
 }
 
 #[tokio::test]
@@ -133,7 +143,16 @@ async fn a_revoked_key_never_returns_and_its_address_waits_out_the_quarantine() 
         )
         .await
         .unwrap_err();
-    assert!(matches!(reused, Error::AlreadyExists(_)), "{reused}");
+    assert!(
+        matches!(
+            reused,
+            Error::Refused {
+                kind: Refusal::KeyInUse,
+                ..
+            }
+        ),
+        "{reused}"
+    );
     // The invitation was not spent by the refusal; a new key gets an
     // address other than the one still in quarantine.
     let (new, _) = ctl
@@ -207,7 +226,7 @@ async fn each_credential_speaks_for_its_role_until_revoked_and_a_device_until_it
         secret_of(&pending),
     ] {
         assert!(
-            matches!(role(&wrong), Err(Error::Unauthenticated(_))),
+            matches!(role(&wrong), Err(e) if e.refused_secret().is_some()),
             "{wrong}"
         );
     }
@@ -215,7 +234,10 @@ async fn each_credential_speaks_for_its_role_until_revoked_and_a_device_until_it
     ctl.set_user_disabled(&admin(), "anna", true, T0 + 3)
         .await
         .unwrap();
-    assert!(matches!(role(&device), Err(Error::PermissionDenied(m)) if m.contains("disabled")));
+    assert!(matches!(
+        role(&device),
+        Err(Error::Refused { kind: Refusal::UserDisabled, message }) if message.contains("disabled")
+    ));
     ctl.set_user_disabled(&admin(), "anna", false, T0 + 4)
         .await
         .unwrap();
@@ -223,14 +245,23 @@ async fn each_credential_speaks_for_its_role_until_revoked_and_a_device_until_it
     ctl.revoke_device(&admin(), "anna-pc", T0 + 5)
         .await
         .unwrap();
-    assert!(role(&device).is_err(), "a revoked device's credential");
+    assert!(
+        matches!(
+            role(&device),
+            Err(Error::Refused {
+                kind: Refusal::DeviceRevoked,
+                ..
+            })
+        ),
+        "a revoked device's credential says it was revoked"
+    );
 
     ctl.revoke_api_credential(&admin(), "audit-2026", T0 + 6)
         .await
         .unwrap();
-    assert!(matches!(role(&auditor), Err(Error::Unauthenticated(_))));
+    assert!(matches!(role(&auditor), Err(e) if e.refused_secret().is_some()));
     ctl.remove_gateway(&admin(), "annex", T0 + 7).await.unwrap();
-    assert!(matches!(role(&gateway), Err(Error::Unauthenticated(_))));
+    assert!(matches!(role(&gateway), Err(e) if e.refused_secret().is_some()));
 }
 
 /// What `gateway` holds after the store's latest change, as the journal
@@ -372,8 +403,15 @@ async fn a_spent_invitation_answers_again_only_the_same_key_and_attempt_while_it
     assert_ne!(credential, first_credential, "a new credential");
     assert_eq!(ctl.list_devices(None, false).unwrap().len(), 1);
     // Not another attempt, not another key, not without an attempt.
-    let already_used =
-        |e: &Error| matches!(e, Error::FailedPrecondition(m) if m.contains("already used"));
+    let already_used = |e: &Error| {
+        matches!(
+            e,
+            Error::Refused {
+                kind: Refusal::InvitationUsed,
+                ..
+            }
+        )
+    };
     for (public_key, attempt) in [
         (laptop_key, Some("ffffffffffffffffffffffffffffffff")),
         (key(), Some(attempt)),

@@ -268,11 +268,52 @@ fn tunnel(ui: &mut egui::Ui, model: &Model, now: u64, actions: &mut Vec<Action>)
     }
     ui.add_space(8.0);
     ui.label(RichText::new(Msg::Reach.text(lang)).strong());
-    for route in &status.routes {
-        ui.label(RichText::new(route).monospace());
-    }
+    reach(ui, status, lang);
     ui.add_space(12.0);
     diagnostics_button(ui, model, actions);
+}
+
+/// What the town lets this computer reach, named as IT named it (the
+/// groups' descriptions) with the ports; the prefixes folded away for IT.
+fn reach(ui: &mut egui::Ui, status: &local::Status, lang: Lang) {
+    if status.reach.is_empty() {
+        // An older controller names nothing: the prefixes it is.
+        for route in &status.routes {
+            ui.label(RichText::new(route).monospace());
+        }
+        return;
+    }
+    let mut named: Vec<String> = Vec::new();
+    for reach in &status.reach {
+        let name = if reach.name.is_empty() {
+            Msg::ReachEveryone.text(lang).to_owned()
+        } else {
+            reach.name.clone()
+        };
+        let line = if reach.ports.is_empty() {
+            name
+        } else {
+            format!("{name} ({})", reach.ports)
+        };
+        if !named.contains(&line) {
+            named.push(line);
+        }
+    }
+    for line in named {
+        ui.label(format!("• {line}"));
+    }
+    egui::CollapsingHeader::new(Msg::PreviewDetails.text(lang))
+        .id_salt("reach-details")
+        .show(ui, |ui| {
+            for reach in &status.reach {
+                let ports = if reach.ports.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", reach.ports)
+                };
+                ui.label(RichText::new(format!("{}{ports}", reach.cidr)).monospace());
+            }
+        });
 }
 
 fn details(ui: &mut egui::Ui, status: &local::Status, lang: Lang, now: u64) {
@@ -289,11 +330,14 @@ fn details(ui: &mut egui::Ui, status: &local::Status, lang: Lang, now: u64) {
         Msg::ConnectedSince,
         elapsed(now.saturating_sub(status.connected_since)),
     );
-    row(
-        ui,
-        Msg::Gateway,
-        format!("{} ({})", status.gateway_name, status.gateway_endpoint),
-    );
+    // Through the town hall, by name; the gateway's own name only when
+    // the town has none (or for a branch's gateway).
+    let through = if status.organization.is_empty() || status.gateway_name != "embedded" {
+        status.gateway_name.clone()
+    } else {
+        status.organization.clone()
+    };
+    row(ui, Msg::Gateway, through);
     row(
         ui,
         Msg::Traffic,

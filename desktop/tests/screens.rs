@@ -42,13 +42,26 @@ fn connected() -> local::Status {
         state: State::Connected.into(),
         device_name: "anna-home".into(),
         user: "anna".into(),
-        gateway_name: "town".into(),
         gateway_endpoint: "203.0.113.1:51820".into(),
         connected_since: 1_000_000,
         last_handshake: 1_000_090,
         rx_bytes: 123_456,
         tx_bytes: 7_890,
-        routes: vec!["10.20.0.0/16".into()],
+        routes: vec!["10.20.0.0/16".into(), "10.20.5.0/24".into()],
+        reach: vec![
+            local::Reach {
+                name: String::new(),
+                ports: String::new(),
+                cidr: "10.20.0.0/16".into(),
+            },
+            local::Reach {
+                name: "GIS i cadastre".into(),
+                ports: "tcp 443".into(),
+                cidr: "10.20.5.0/24".into(),
+            },
+        ],
+        organization: "Ajuntament de Calonge".into(),
+        gateway_name: "embedded".into(),
         dns_servers: vec!["10.20.0.53".into()],
         problems: vec![Problem::ControllerUnreachable.into()],
         ..Default::default()
@@ -143,6 +156,7 @@ fn every_screen(lang: Lang) -> Vec<(&'static str, Model, Vec<Msg>)> {
                 Msg::LastHandshake,
                 Msg::TownDns,
                 Msg::ControllerUnreachable,
+                Msg::ReachEveryone,
             ],
         ),
         (
@@ -263,6 +277,34 @@ fn nothing_is_cut_off_at_200_percent() {
             assert!(checked > 2, "{name}: only {checked} labelled widgets");
         }
     }
+}
+
+#[test]
+fn what_a_computer_reaches_is_named_as_it_named_it_and_the_town_by_its_name() {
+    let model = every_screen(Lang::Ca)
+        .into_iter()
+        .find(|(name, _, _)| *name == "connected")
+        .unwrap()
+        .1;
+    let mut harness = harness(model);
+    harness.run();
+    for shown in [
+        "• GIS i cadastre (tcp 443)",
+        "• Els serveis comuns de l'ajuntament",
+        "Ajuntament de Calonge",
+    ] {
+        assert!(
+            harness.query_all_by_label_contains(shown).next().is_some(),
+            "{shown}"
+        );
+    }
+    assert!(
+        harness
+            .query_all_by_label_contains("10.20.5.0/24")
+            .next()
+            .is_none(),
+        "prefixes are folded away for IT"
+    );
 }
 
 #[test]

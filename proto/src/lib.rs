@@ -53,6 +53,34 @@ pub mod pb {
     /// The encoded `FileDescriptorSet` of the contract, for gRPC reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/porta_descriptor.bin"));
+
+    impl Destination {
+        /// Its protocol and ports as people and `wg`-style output write
+        /// them: "tcp 443,8080-8090", "icmp", or "" for everything.
+        pub fn protocol_and_ports(&self) -> String {
+            let protocol = match Protocol::try_from(self.protocol) {
+                Ok(Protocol::Tcp) => "tcp",
+                Ok(Protocol::Udp) => "udp",
+                Ok(Protocol::Icmp) => "icmp",
+                _ => "",
+            };
+            let ports: Vec<String> = self
+                .ports
+                .iter()
+                .map(|p| {
+                    if p.first == p.last {
+                        p.first.to_string()
+                    } else {
+                        format!("{}-{}", p.first, p.last)
+                    }
+                })
+                .collect();
+            match (protocol, ports.is_empty()) {
+                (protocol, true) => protocol.to_owned(),
+                (protocol, false) => format!("{protocol} {}", ports.join(",")),
+            }
+        }
+    }
 }
 
 /// Generated messages and gRPC stubs for package `porta.local.v1`: the

@@ -229,7 +229,16 @@ fn invite(town: &Town, lab: &Lab, device: &str) -> String {
 fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     let mut lab = Lab::new().unwrap();
     let town = Town::start_with(&mut lab, true, &["--organization", "Ajuntament de Calonge"]);
-    town.admin(&lab, &["groups", "add", "lan"]);
+    town.admin(
+        &lab,
+        &[
+            "groups",
+            "add",
+            "lan",
+            "--description",
+            "Servidor de fitxers",
+        ],
+    );
     town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
     let tunnel = lab.iface("d");
     let mut service = TunnelService::start(&mut lab, &town, &tunnel);
@@ -287,7 +296,7 @@ fn a_staff_member_enrolls_connects_and_disconnects_from_the_app() {
     );
     click(&mut app, "Enroll");
     wait_for_text(&mut app, "Connect", Duration::from_secs(15));
-    wait_for_text(&mut app, "172.31.2.2/32", Duration::from_secs(1));
+    wait_for_text(&mut app, "• Servidor de fitxers", Duration::from_secs(1));
     let notified = NotifiedApp::start(&socket);
     std::thread::sleep(Duration::from_secs(3));
     click(&mut app, "Connect");

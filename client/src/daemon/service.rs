@@ -209,6 +209,16 @@ impl Inner {
             status.gateway_public_key = gateway.public_key.clone();
         }
         status.routes = config.routes;
+        status.reach = config
+            .reach
+            .into_iter()
+            .map(|r| local::Reach {
+                name: r.name,
+                ports: r.ports,
+                cidr: r.cidr,
+            })
+            .collect();
+        status.organization = config.organization;
         status.dns_servers = config.dns_servers;
         status.search_domains = config.search_domains;
         let Some(live) = live else {

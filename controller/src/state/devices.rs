@@ -178,9 +178,29 @@ impl Controller {
         let device = self.device_by_id(device_id)?;
         let user = self.check_device_allowed(&device)?;
         let groups = self.groups_of(&user)?;
-        let routes: BTreeSet<ipnet::IpNet> = crate::policy::destinations(&self.settings, &groups)
+        let explained = crate::policy::explained(&self.settings, &groups);
+        let routes: BTreeSet<ipnet::IpNet> = explained.iter().map(|(d, _)| d.cidr).collect();
+        let reach = explained
             .into_iter()
-            .map(|d| d.cidr)
+            .map(|(destination, because)| {
+                let (because, description) = match because {
+                    crate::policy::Because::Everyone => ("everyone".to_owned(), String::new()),
+                    crate::policy::Because::Group(name) => {
+                        let description = groups
+                            .iter()
+                            .find(|g| g.name == name)
+                            .map(|g| g.description.clone())
+                            .unwrap_or_default();
+                        (name, description)
+                    }
+                };
+                pb::Reach {
+                    destination: Some(destination.into()),
+                    because,
+                    description,
+                    covered_by: String::new(),
+                }
+            })
             .collect();
         let mut addresses = vec![format!("{}/32", device.ipv4)];
         addresses.extend(device.ipv6.map(|a| format!("{a}/128")));
@@ -216,6 +236,8 @@ impl Controller {
             mtu: u32::from(self.settings.mtu),
             revision,
             controller_time: 0,
+            reach,
+            organization: self.settings.organization.clone(),
         })
     }
 
@@ -244,6 +266,7 @@ impl Controller {
                     destination: Some(destination.into()),
                     because,
                     covered_by: covered_by.map(|r| r.to_string()).unwrap_or_default(),
+                    description: String::new(),
                 }
             })
             .collect())
