@@ -91,6 +91,33 @@ impl TunnelService {
     pub fn log(&self) -> String {
         crate::read_log(&self.log)
     }
+
+    /// `porta` (as root, in English) against this service, in `home`.
+    pub fn porta(&self, lab: &Lab, args: &[&str]) -> std::process::Output {
+        let porta = binary("porta");
+        let mut all = vec![
+            "env",
+            "LANG=C",
+            path(&porta),
+            "--socket",
+            path(&self.socket),
+        ];
+        all.extend_from_slice(args);
+        lab.run("home", &all).unwrap()
+    }
+
+    /// Enrolls this computer with `invitation` and connects, as a person
+    /// would (`porta enroll --yes`, `porta up`), until the town server
+    /// answers through the tunnel.
+    pub fn enroll_and_connect(&self, lab: &Lab, invitation: &str) {
+        let enrolled = self.porta(lab, &["enroll", "--yes", invitation]);
+        assert!(enrolled.status.success(), "{enrolled:?}");
+        let up = self.porta(lab, &["up"]);
+        assert!(up.status.success(), "{up:?}");
+        crate::town::wait_until("the town server", Duration::from_secs(30), || {
+            town_server_reachable(lab)
+        });
+    }
 }
 
 /// Whether the town's server answers a ping from home.

@@ -276,6 +276,23 @@ impl Town {
     }
 
     /// Enrolls a laptop in `home` with `porta enroll`; returns its state dir.
+    /// A group `lan` that reaches the town server, and an invitation for
+    /// `user`'s `device` in it.
+    pub fn invite_to_lan(&self, lab: &Lab, user: &str, device: &str) -> String {
+        self.admin(lab, &["groups", "add", "lan"]);
+        let server = format!("{}/32", addr::SERVER);
+        self.admin(lab, &["groups", "allow", "lan", &server]);
+        self.admin(
+            lab,
+            &[
+                "enroll", "--user", user, "--device", device, "--groups", "lan",
+            ],
+        )["invitation"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub fn enroll(&self, lab: &Lab, user: &str, device: &str, groups: &str) -> std::path::PathBuf {
         self.enroll_through(lab, user, device, groups, None)
     }

@@ -845,17 +845,7 @@ fn the_controllers_clock_stepped_both_ways_leaves_no_ghost_session_and_no_long_i
 fn a_laptop_whose_clock_went_back_is_told_so_and_reconnects_once_it_is_right() {
     let mut lab = Lab::new().unwrap();
     let town = Town::start(&mut lab, true);
-    town.admin(&lab, &["groups", "add", "lan"]);
-    town.admin(&lab, &["groups", "allow", "lan", "172.31.2.2/32"]);
-    let invitation = town.admin(
-        &lab,
-        &[
-            "enroll", "--user", "anna", "--device", "anna-pc", "--groups", "lan",
-        ],
-    )["invitation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let invitation = town.invite_to_lan(&lab, "anna", "anna-pc");
     let clock = FakeClock::new();
     let tunnel = lab.iface("m");
     let wrapper = clock.wrapper();
@@ -872,16 +862,8 @@ fn a_laptop_whose_clock_went_back_is_told_so_and_reconnects_once_it_is_right() {
         all.extend_from_slice(args);
         lab.run("home", &all).unwrap()
     };
-    assert!(
-        porta_says(&lab, &["enroll", "--yes", &invitation])
-            .status
-            .success()
-    );
-    assert!(porta_says(&lab, &["up"]).status.success());
+    service.enroll_and_connect(&lab, &invitation);
     let reachable = |lab: &Lab| porta_tests::laptop::town_server_reachable(lab);
-    wait_until("the town server", Duration::from_secs(30), || {
-        reachable(&lab)
-    });
 
     // The laptop restarts with its clock two days behind: the gateway
     // refuses handshakes stamped before the ones it saw, and the laptop

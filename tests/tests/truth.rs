@@ -11,16 +11,7 @@ use std::time::Duration;
 
 /// `porta` against the service's socket, in English.
 fn porta(lab: &Lab, service: &TunnelService, args: &[&str]) -> std::process::Output {
-    let porta = binary("porta");
-    let mut all = vec![
-        "env",
-        "LANG=C",
-        path(&porta),
-        "--socket",
-        path(&service.socket),
-    ];
-    all.extend_from_slice(args);
-    lab.run("home", &all).unwrap()
+    service.porta(lab, args)
 }
 
 fn status(lab: &Lab, service: &TunnelService) -> Value {
@@ -32,31 +23,10 @@ fn status(lab: &Lab, service: &TunnelService) -> Value {
 fn a_paused_person_is_told_so_and_comes_back_without_a_new_invitation() {
     let mut lab = Lab::new().unwrap();
     let town = Town::start(&mut lab, true);
-    town.admin(&lab, &["groups", "add", "lan"]);
-    town.admin(
-        &lab,
-        &["groups", "allow", "lan", &format!("{}/32", addr::SERVER)],
-    );
-    let invitation = town.admin(
-        &lab,
-        &[
-            "enroll", "--user", "anna", "--device", "anna-pc", "--groups", "lan",
-        ],
-    )["invitation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let invitation = town.invite_to_lan(&lab, "anna", "anna-pc");
     let tunnel = lab.iface("t");
     let mut service = TunnelService::start(&mut lab, &town, &tunnel);
-    assert!(
-        porta(&lab, &service, &["enroll", "--yes", &invitation])
-            .status
-            .success()
-    );
-    assert!(porta(&lab, &service, &["up"]).status.success());
-    wait_until("the town server", Duration::from_secs(30), || {
-        town_server_reachable(&lab)
-    });
+    service.enroll_and_connect(&lab, &invitation);
 
     // IT pauses Anna's account: her laptop says so (not "revoked"), and
     // the auditor reads why her session ended.
@@ -170,31 +140,10 @@ fn a_paused_person_is_told_so_and_comes_back_without_a_new_invitation() {
 fn a_laptop_is_told_soon_whether_the_town_or_its_own_internet_does_not_answer() {
     let mut lab = Lab::new().unwrap();
     let mut town = Town::start(&mut lab, true);
-    town.admin(&lab, &["groups", "add", "lan"]);
-    town.admin(
-        &lab,
-        &["groups", "allow", "lan", &format!("{}/32", addr::SERVER)],
-    );
-    let invitation = town.admin(
-        &lab,
-        &[
-            "enroll", "--user", "anna", "--device", "anna-pc", "--groups", "lan",
-        ],
-    )["invitation"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let invitation = town.invite_to_lan(&lab, "anna", "anna-pc");
     let tunnel = lab.iface("t");
     let service = TunnelService::start(&mut lab, &town, &tunnel);
-    assert!(
-        porta(&lab, &service, &["enroll", "--yes", &invitation])
-            .status
-            .success()
-    );
-    assert!(porta(&lab, &service, &["up"]).status.success());
-    wait_until("the town server", Duration::from_secs(30), || {
-        town_server_reachable(&lab)
-    });
+    service.enroll_and_connect(&lab, &invitation);
     // Anna works: her computer keeps sending to the town server.
     lab.spawn(
         "home",

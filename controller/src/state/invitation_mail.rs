@@ -43,6 +43,17 @@ impl Controller {
     /// The ready-to-send message for `invitation` (the text of `token`),
     /// in its person's language, greeting them by name.
     pub fn ready_to_send(&self, token: &InviteRecord, invitation: &str) -> Result<String> {
+        let to = self.addressee(token)?;
+        Ok(crate::mail::message::ready_to_send(&to.mail(
+            &self.settings.organization,
+            invitation,
+            token.expires_at,
+        )))
+    }
+
+    /// Whom a device invitation goes to: its person, in their language,
+    /// and the device it enrolls.
+    fn addressee(&self, token: &InviteRecord) -> Result<Addressee> {
         let InvitePurpose::Device {
             user, device_name, ..
         } = &token.purpose
@@ -50,16 +61,11 @@ impl Controller {
             return Err(Error::invalid("only device invitations are sent to people"));
         };
         let person: UserRecord = self.user(user)?;
-        let language = self.language_of(&person);
-        Ok(crate::mail::message::ready_to_send(&InvitationMail {
-            name: &person.display_name,
-            email: person.email.trim(),
-            language: &language,
-            organization: &self.settings.organization,
-            device: device_name,
-            invitation,
-            expires_at: token.expires_at,
-        }))
+        Ok(Addressee {
+            language: self.language_of(&person),
+            person,
+            device: device_name.clone(),
+        })
     }
 
     /// E-mails `invitation` (the text of `token`) to its user, and records
@@ -72,25 +78,10 @@ impl Controller {
         invitation: &str,
         now: u64,
     ) -> Result<pb::EmailDelivery> {
-        let InvitePurpose::Device {
-            user, device_name, ..
-        } = &token.purpose
-        else {
-            return Err(Error::invalid("only device invitations are e-mailed"));
-        };
-        self.check_can_email(user)?;
+        let to = self.addressee(token)?;
+        self.check_can_email(&to.person.name)?;
         let mailer = self.mailer.clone().expect("checked above");
-        let person: UserRecord = self.user(user)?;
-        let language = self.language_of(&person);
-        let mail = InvitationMail {
-            name: &person.display_name,
-            email: person.email.trim(),
-            language: &language,
-            organization: &self.settings.organization,
-            device: device_name,
-            invitation,
-            expires_at: token.expires_at,
-        };
+        let mail = to.mail(&self.settings.organization, invitation, token.expires_at);
         let smtp = mailer.smtp();
         let outcome = match compose(&mail, &smtp.from, smtp.reply_to.as_ref()) {
             Ok(message) => mailer.send(message).await,
@@ -107,10 +98,10 @@ impl Controller {
         };
         match &outcome {
             Ok(()) => {
-                tracing::info!(device = %device_name, language = %language, "invitation e-mailed")
+                tracing::info!(device = %to.device, language = %to.language, "invitation e-mailed")
             }
             Err(error) => {
-                tracing::warn!(device = %device_name, %error, "invitation not e-mailed; it stays valid")
+                tracing::warn!(device = %to.device, %error, "invitation not e-mailed; it stays valid")
             }
         }
         let record = EmailRecord {
@@ -133,7 +124,7 @@ impl Controller {
                 t,
                 actor,
                 action,
-                device_name,
+                &to.device,
                 None,
                 Some(serde_json::json!({ "to": record.to, "error": record.error })),
                 now,
@@ -216,5 +207,32 @@ impl Controller {
             reissued,
             self.invitation(&issued.text, pb::InvitationKind::Device),
         ))
+    }
+}
+
+/// A device invitation's person, their language and the device.
+struct Addressee {
+    person: UserRecord,
+    language: String,
+    device: String,
+}
+
+impl Addressee {
+    /// The invitation message to them.
+    fn mail<'a>(
+        &'a self,
+        organization: &'a str,
+        invitation: &'a str,
+        expires_at: u64,
+    ) -> InvitationMail<'a> {
+        InvitationMail {
+            name: &self.person.display_name,
+            email: self.person.email.trim(),
+            language: &self.language,
+            organization,
+            device: &self.device,
+            invitation,
+            expires_at,
+        }
     }
 }
