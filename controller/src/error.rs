@@ -148,10 +148,11 @@ impl From<Error> for Status {
             Error::PermissionDenied(_) => Code::PermissionDenied,
             // The codes older clients already acted on, kept.
             Error::Refused { kind, .. } => match kind {
-                Refusal::DeviceRevoked | Refusal::UserDisabled | Refusal::UserSuspended => {
-                    Code::PermissionDenied
-                }
-                Refusal::CredentialUnknown | Refusal::InvitationUnknown => Code::Unauthenticated,
+                Refusal::UserDisabled | Refusal::UserSuspended => Code::PermissionDenied,
+                // A revoked device's credential is no credential any more.
+                Refusal::DeviceRevoked
+                | Refusal::CredentialUnknown
+                | Refusal::InvitationUnknown => Code::Unauthenticated,
                 Refusal::InvitationUsed | Refusal::InvitationExpired => Code::FailedPrecondition,
                 Refusal::DeviceNameTaken | Refusal::KeyInUse => Code::AlreadyExists,
             },

@@ -197,7 +197,11 @@ fn a_leaver_loses_the_tunnel_within_one_sync_and_returns_without_re_enrolling() 
         lab.exited(up).unwrap().is_some()
     });
     let said = std::fs::read_to_string(dir.path().join("marta.log")).unwrap();
-    assert!(said.contains("disabled"), "{said}");
+    assert!(
+        said.contains("Your account is paused")
+            && said.contains("suspended by the town's directory"),
+        "{said}"
+    );
     let users = town.admin(&lab, &["users", "list"]);
     let marta = user(&users, "marta").unwrap();
     assert_eq!(marta["disabled"], true);

@@ -199,7 +199,11 @@ async fn enroll_watch_route_change_and_revoke() {
         .unwrap();
     assert!(revoked.into_inner().device.unwrap().revoked);
     let end = next(&mut stream).await.unwrap_err();
-    assert_eq!(end.code(), Code::PermissionDenied);
+    assert_eq!(
+        porta_proto::refusal::Refusal::of(&end),
+        Some(porta_proto::refusal::Refusal::DeviceRevoked),
+        "{end:?}"
+    );
     assert!(
         end.message().contains("revoked by your IT administrator"),
         "{end:?}"
@@ -289,6 +293,11 @@ async fn a_disabled_user_is_refused_until_enabled() {
         .unwrap();
     let end = next(&mut stream).await.unwrap_err();
     assert_eq!(end.code(), Code::PermissionDenied);
+    assert_eq!(
+        porta_proto::refusal::Refusal::of(&end),
+        Some(porta_proto::refusal::Refusal::UserDisabled),
+        "{end:?}"
+    );
     assert!(end.message().contains("disabled"), "{end:?}");
     assert_eq!(
         device_api
